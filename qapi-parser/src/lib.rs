@@ -1,0 +1,49 @@
+//! QAPI front end: reads QEMU's QAPI schema language exactly as QEMU 10.0.2's
+//! `scripts/qapi` does and produces a checked, QAPI-faithful [`Schema`].
+//!
+//! ```no_run
+//! let schema = qapi_parser::load("qapi/qapi-schema.json", &qapi_parser::Options::default())?;
+//! for cmd in schema.commands() {
+//!     println!("{}", cmd.name);
+//! }
+//! # Ok::<(), qapi_parser::Error>(())
+//! ```
+
+mod diagnostic;
+mod model;
+
+pub use diagnostic::{Error, Location, Warning};
+pub use model::*;
+
+/// How strictly schemas are read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Options {
+    /// Which QEMU release's rules apply.
+    pub compat: Compat,
+}
+
+/// The rule set a schema is checked against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Compat {
+    /// QEMU 10.0.2's rules, exactly (the default).
+    #[default]
+    Qemu10,
+    /// QEMU 10.0.2's rules, with the documentation conventions that changed since
+    /// QEMU 7.2 relaxed into warnings, so that older schemas load.
+    Legacy,
+}
+
+mod ast;
+mod parser;
+mod schema;
+
+/// Loads, parses and checks the schema at `path` and everything it includes.
+///
+/// Returns the first error QEMU's front end would report, rendered by `Display`
+/// exactly as QEMU prints it.
+pub fn load(path: impl AsRef<std::path::Path>, options: &Options) -> Result<Schema, Error> {
+    let parsed = parser::parse(path.as_ref(), options)?;
+    schema::build(parsed, options)
+}
