@@ -1,17 +1,50 @@
 //! The traits the generated API implements and the transport executes.
+//!
+//! They are deliberately non-generic over serde's `Serializer`/`Deserializer`: the
+//! generated impls call serde_json inside this crate, so a user's crate that executes
+//! a typed command instantiates no serde code of its own (fast rebuilds).
 
-/// A QMP command: its wire name, its arguments (the implementing value) and its typed return.
-///
-/// Implemented by every generated command type; the transport executes any `Command`.
-pub trait Command: serde::Serialize {
+/// A QMP (or guest agent) command: its wire name, its arguments (the implementing
+/// value) and its typed return. Every generated command type implements it; the
+/// transport executes any `Command`.
+pub trait Command {
     /// The wire name, e.g. `query-status`.
     const NAME: &'static str;
     /// Whether the command takes arguments; when false the request has no `arguments` member.
-    const HAS_ARGUMENTS: bool = true;
+    const HAS_ARGUMENTS: bool;
     /// `allow-oob: true`: the command may be executed out-of-band (`exec-oob`).
-    const ALLOW_OOB: bool = false;
+    const ALLOW_OOB: bool;
     /// `success-response: false` makes this false: the server sends no reply on success.
-    const SUCCESS_RESPONSE: bool = true;
+    const SUCCESS_RESPONSE: bool;
     /// The typed value of the `return` member of a successful reply.
-    type Returns: serde::de::DeserializeOwned;
+    type Returns;
+
+    /// Appends the compact JSON `arguments` object to `out` (writes nothing when
+    /// [`Command::HAS_ARGUMENTS`] is false).
+    fn write_arguments(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error>;
+
+    /// Decodes the JSON text of the reply's `return` member.
+    fn decode_return(json: &str) -> Result<Self::Returns, serde_json::Error>;
+}
+
+/// The time QEMU attached to an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Timestamp {
+    /// Seconds since the Unix epoch.
+    pub seconds: i64,
+    /// Microseconds within the second.
+    pub microseconds: i64,
+}
+
+/// A typed event set (the generated `Event` enum of a schema) that the transport can
+/// decode received events into.
+pub trait EventSet: Sized {
+    /// Decodes an event from its wire name, the JSON text of its `data` member (`None`
+    /// when absent) and its timestamp. Unknown names must decode (to a catch-all
+    /// variant), never fail.
+    fn decode_event(
+        name: &str,
+        data: Option<&str>,
+        timestamp: Timestamp,
+    ) -> Result<Self, serde_json::Error>;
 }

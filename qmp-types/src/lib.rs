@@ -4,4 +4,4 @@
 
 mod command;
 
-pub use command::Command;
+pub use command::{Command, EventSet, Timestamp};
