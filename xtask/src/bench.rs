@@ -1,0 +1,227 @@
+//! `cargo xtask bench [NAME] [OPTIONS]`: benchmarks, always measured in a release build.
+//!
+//! Each benchmark is a module under `bench/` with `pub(crate) fn run(args: &[String]) -> Result`
+//! and one row in [`BENCHES`]; this module holds what they share: timing statistics, peak memory
+//! of a child process, and the target-versus-measured lines.
+//! Benchmarks print numbers and say whether each target is met; they are never timed tests.
+
+mod parser;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{self, cargo};
+use crate::Result;
+
+/// One benchmark.
+struct Bench {
+    /// Its name on the command line.
+    name: &'static str,
+    /// One line saying what it measures.
+    about: &'static str,
+    /// Its entry point, given the arguments after its name.
+    run: fn(&[String]) -> Result,
+}
+
+/// Every benchmark, in the order `cargo xtask bench` (with no name) runs them.
+const BENCHES: &[Bench] = &[Bench {
+    name: "parser",
+    about: "load + check of the three QEMU 10.0.2 schemas; peak memory of `qapi check`",
+    run: parser::run,
+}];
+
+/// Argument by which the release build measures a child's peak memory (see [`peak_rss`]).
+const PEAK_RSS_WRAPPER: &str = "--peak-rss-of";
+
+/// Runs the benchmark named first in `args` (all of them when there is none).
+pub(crate) fn run(args: &[String]) -> Result {
+    if cfg!(debug_assertions) {
+        // `cargo xtask` is a debug build; numbers only mean something from a release build.
+        return util::run(
+            cargo()
+                .args(["run", "--release", "--quiet", "--package", "xtask", "--"])
+                .arg("bench")
+                .args(args),
+        );
+    }
+    let Some(name) = args.first() else {
+        for bench in BENCHES {
+            println!("\n### bench {}", bench.name);
+            (bench.run)(&[])?;
+        }
+        return Ok(());
+    };
+    match name.as_str() {
+        PEAK_RSS_WRAPPER => return peak_rss_wrapper(&args[1..]),
+        "help" | "-h" | "--help" => {
+            println!("usage: cargo xtask bench [NAME [OPTIONS]]  (no name: all of them)\n");
+            for bench in BENCHES {
+                println!("  {:<12} {}", bench.name, bench.about);
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
+    let bench = BENCHES
+        .iter()
+        .find(|bench| bench.name == name)
+        .ok_or_else(|| format!("no benchmark `{name}` (`cargo xtask bench help` lists them)"))?;
+    (bench.run)(&args[1..])
+}
+
+/// How long to measure something.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Budget {
+    /// Run at least this many iterations...
+    pub min_iterations: usize,
+    /// ...and keep going until this much time has passed...
+    pub min_time: Duration,
+    /// ...but never more than this many.
+    pub max_iterations: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            min_iterations: 20,
+            min_time: Duration::from_secs(2),
+            max_iterations: 2000,
+        }
+    }
+}
+
+/// Timing statistics of repeated runs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stats {
+    /// How many runs were timed (after one untimed warm-up run).
+    pub iterations: usize,
+    /// The median run.
+    pub median: Duration,
+    /// The fastest run.
+    pub min: Duration,
+}
+
+impl Stats {
+    /// Throughput in MB/s (10^6 bytes) of `bytes` processed in the median time.
+    pub(crate) fn mb_per_s(&self, bytes: u64) -> f64 {
+        bytes as f64 / 1e6 / self.median.as_secs_f64().max(1e-12)
+    }
+}
+
+/// Times `f` repeatedly within `budget`, after one warm-up call.
+pub(crate) fn measure<T>(budget: Budget, mut f: impl FnMut() -> T) -> Stats {
+    std::hint::black_box(f());
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < budget.max_iterations
+        && (times.len() < budget.min_iterations || start.elapsed() < budget.min_time)
+    {
+        let t = Instant::now();
+        std::hint::black_box(f());
+        times.push(t.elapsed());
+    }
+    times.sort();
+    Stats {
+        iterations: times.len(),
+        median: times[times.len() / 2],
+        min: times[0],
+    }
+}
+
+/// Prints one "target versus measured" line; returns whether the target is met.
+pub(crate) fn verdict(what: &str, target: &str, measured: &str, met: bool) -> bool {
+    let outcome = if met { "met" } else { "MISSED" };
+    println!("  {what:<44} target {target:>9}   measured {measured:>9}   {outcome}");
+    met
+}
+
+/// Formats a byte count in MB (10^6 bytes), or KB below one MB.
+pub(crate) fn fmt_bytes(bytes: u64) -> String {
+    if bytes >= 1_000_000 {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    } else {
+        format!("{:.0} KB", bytes as f64 / 1e3)
+    }
+}
+
+/// Runs `cmd` to completion (stdout discarded) and returns its exit status code and its peak
+/// resident memory in bytes (`ru_maxrss` from `wait4`).
+///
+/// The child is started by a fresh copy of this program, not by us: Linux starts a child's
+/// `ru_maxrss` at its parent's high-water mark when the child is spawned with `vfork` (as std
+/// does), so a parent that has loaded schemas a thousand times would inflate the number.
+/// The fresh copy's own high-water mark (a few MB) is printed as the floor of the measurement.
+pub(crate) fn peak_rss(cmd: &Command) -> Result<(i32, u64)> {
+    let mut wrapper = Command::new(std::env::current_exe()?);
+    wrapper.args(["bench", PEAK_RSS_WRAPPER]);
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapper.arg(format!("--cwd={}", dir.display()));
+    }
+    wrapper
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .stderr(Stdio::inherit());
+    let output = wrapper.output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let fields: Vec<i64> = text
+        .split_whitespace()
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    match fields[..] {
+        [code, rss_kb, floor_kb] if output.status.success() => {
+            println!(
+                "    ({} exited {code}; peak RSS {}, measurement floor {})",
+                util::display(cmd),
+                fmt_bytes(rss_kb as u64 * 1024),
+                fmt_bytes(floor_kb as u64 * 1024)
+            );
+            Ok((code as i32, rss_kb as u64 * 1024))
+        }
+        _ => Err(format!("peak-RSS wrapper failed ({}): {text}", output.status).into()),
+    }
+}
+
+/// The wrapper side of [`peak_rss`]: runs `[--cwd=DIR] -- PROGRAM ARGS...` and prints its exit
+/// code, its `ru_maxrss` in KiB and our own high-water mark in KiB before spawning it.
+fn peak_rss_wrapper(args: &[String]) -> Result {
+    let mut args = args.iter();
+    let mut cwd = None;
+    for arg in args.by_ref() {
+        if arg == "--" {
+            break;
+        }
+        cwd = Some(arg.strip_prefix("--cwd=").ok_or("bad wrapper argument")?);
+    }
+    let program = args.next().ok_or("no program")?;
+    let mut cmd = Command::new(program);
+    cmd.args(args).stdout(Stdio::null());
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let floor_kb = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .unwrap_or(0);
+    let child = cmd.spawn()?;
+    let pid = libc::pid_t::try_from(child.id())?;
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our child, not yet reaped (`child` is never waited on through std),
+    // and both pointers are to live locals of the right types.
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if reaped != pid {
+        return Err(format!("wait4 failed: {}", std::io::Error::last_os_error()).into());
+    }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    println!("{code} {} {floor_kb}", usage.ru_maxrss);
+    Ok(())
+}

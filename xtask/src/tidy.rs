@@ -1,0 +1,242 @@
+//! The repository's invariants, checked as tests (`cargo test -p xtask`) and by `cargo xtask tidy`.
+//!
+//! - every `.rs` file starts with a `//!` line saying what it is for (generated files,
+//!   whose first line carries `@generated`, are exempt);
+//! - no file of QEMU's reference material (`../shared/qemu`) is in the repository, byte for byte;
+//! - every crate of the workspace inherits the workspace's lints.
+//!
+//! "In the repository" means tracked or not ignored by git (`git ls-files --cached --others
+//! --exclude-standard`), so the imported schema in `schema/upstream/` does not count.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::util::{repo_root, shared_qemu_dir};
+use crate::Result;
+
+/// Files this small are too generic to be copies (QEMU has empty `.out` files, for instance).
+const MIN_COPY_SIZE: u64 = 32;
+
+/// `cargo xtask tidy`: runs every check and lists the problems.
+pub(crate) fn run(args: &[String]) -> Result {
+    if let Some(arg) = args.first() {
+        return Err(format!("unexpected argument `{arg}`").into());
+    }
+    let files = repo_files()?;
+    let mut problems = Vec::new();
+    problems.extend(module_docs(&files));
+    problems.extend(qemu_copies(&files)?);
+    problems.extend(lints(&files));
+    if problems.is_empty() {
+        println!("tidy: {} files, no problems", files.len());
+        Ok(())
+    } else {
+        for problem in &problems {
+            println!("{problem}");
+        }
+        Err(format!("{} problem(s)", problems.len()).into())
+    }
+}
+
+/// The repository's files (relative paths, sorted) that exist in the working tree.
+fn repo_files() -> Result<Vec<PathBuf>> {
+    let root = repo_root();
+    let output = std::process::Command::new("git")
+        .current_dir(&root)
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
+        .output();
+    let mut files: Vec<PathBuf> = match output {
+        Ok(output) if output.status.success() => output
+            .stdout
+            .split(|&byte| byte == 0)
+            .filter(|name| !name.is_empty())
+            .map(|name| PathBuf::from(String::from_utf8_lossy(name).into_owned()))
+            .collect(),
+        // No git (an unpacked archive): walk the tree, skipping what .gitignore lists.
+        _ => {
+            let mut files = Vec::new();
+            walk(&root, Path::new(""), &mut files)?;
+            files
+        }
+    };
+    files.retain(|file| root.join(file).is_file());
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+/// Folders never part of the repository (build output and imports; see `.gitignore`).
+fn ignored_dir(rel: &Path) -> bool {
+    let name = rel.file_name().and_then(|name| name.to_str()).unwrap_or("");
+    name == ".git"
+        || name == "target"
+        || rel == Path::new("schema/upstream")
+        || rel.starts_with("fuzz/corpus")
+        || rel.starts_with("fuzz/artifacts")
+}
+
+fn walk(root: &Path, rel: &Path, files: &mut Vec<PathBuf>) -> Result {
+    for entry in std::fs::read_dir(root.join(rel))? {
+        let entry = entry?;
+        let rel = rel.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            if !ignored_dir(&rel) {
+                walk(root, &rel, files)?;
+            }
+        } else if kind.is_file() {
+            files.push(rel);
+        }
+    }
+    Ok(())
+}
+
+/// Every `.rs` file starts with a `//!` line (or is marked `@generated` on its first line).
+fn module_docs(files: &[PathBuf]) -> Vec<String> {
+    let root = repo_root();
+    files
+        .iter()
+        .filter(|file| file.extension().is_some_and(|ext| ext == "rs"))
+        .filter_map(|file| {
+            let text = std::fs::read_to_string(root.join(file)).unwrap_or_default();
+            let first = text.lines().next().unwrap_or("");
+            if first.starts_with("//!") || first.contains("@generated") {
+                None
+            } else {
+                Some(format!(
+                    "{}: the first line must be a `//!` comment saying what the file is for",
+                    file.display()
+                ))
+            }
+        })
+        .collect()
+}
+
+/// No file of the repository has exactly the content of a file of QEMU's reference material.
+fn qemu_copies(files: &[PathBuf]) -> Result<Vec<String>> {
+    let shared = shared_qemu_dir();
+    if !shared.is_dir() {
+        return Err(format!(
+            "QEMU reference material not found at {} (set QAPI_SHARED_DIR)",
+            shared.display()
+        )
+        .into());
+    }
+    let mut by_size: BTreeMap<u64, Vec<PathBuf>> = BTreeMap::new();
+    let mut originals = Vec::new();
+    walk(&shared, Path::new(""), &mut originals)?;
+    for original in originals {
+        let path = shared.join(original);
+        let size = std::fs::metadata(&path)?.len();
+        if size >= MIN_COPY_SIZE {
+            by_size.entry(size).or_default().push(path);
+        }
+    }
+    let root = repo_root();
+    let mut problems = Vec::new();
+    for file in files {
+        let path = root.join(file);
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        let Some(candidates) = by_size.get(&meta.len()) else {
+            continue;
+        };
+        let content = std::fs::read(&path)?;
+        for candidate in candidates {
+            if std::fs::read(candidate)? == content {
+                problems.push(format!(
+                    "{}: a copy of QEMU's {}; QEMU's files are read from ../shared/qemu, never committed",
+                    file.display(),
+                    candidate.strip_prefix(&shared).unwrap_or(candidate).display()
+                ));
+            }
+        }
+    }
+    Ok(problems)
+}
+
+/// Every crate's `Cargo.toml` inherits the workspace lints (`[lints] workspace = true`).
+///
+/// The fuzz crate is its own workspace (it needs nightly-only flags and libFuzzer, which CI
+/// does not build), so it cannot inherit them and is exempt.
+fn lints(files: &[PathBuf]) -> Vec<String> {
+    let root = repo_root();
+    let mut problems = Vec::new();
+    for file in files {
+        if file.file_name().is_none_or(|name| name != "Cargo.toml") || file.starts_with("fuzz") {
+            continue;
+        }
+        let text = std::fs::read_to_string(root.join(file)).unwrap_or_default();
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .collect();
+        let ok = if file == Path::new("Cargo.toml") {
+            lines
+                .iter()
+                .any(|line| line.starts_with("[workspace.lints"))
+        } else {
+            lines
+                .windows(2)
+                .any(|pair| pair[0] == "[lints]" && pair[1].replace(' ', "") == "workspace=true")
+        };
+        if !ok {
+            problems.push(format!(
+                "{}: must inherit the workspace lints (`[lints]` then `workspace = true`)",
+                file.display()
+            ));
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_none(problems: Vec<String>) {
+        assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
+    }
+
+    #[test]
+    fn every_rs_file_starts_with_a_module_doc() {
+        assert_none(module_docs(&repo_files().unwrap()));
+    }
+
+    #[test]
+    fn no_qemu_file_is_committed() {
+        assert_none(qemu_copies(&repo_files().unwrap()).unwrap());
+    }
+
+    #[test]
+    fn every_crate_inherits_the_workspace_lints() {
+        assert_none(lints(&repo_files().unwrap()));
+    }
+
+    #[test]
+    fn checks_catch_what_they_should() {
+        let root = repo_root();
+        let rel = PathBuf::from(format!("target/tidy-selftest-{}", std::process::id()));
+        let dir = root.join(&rel);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("no_doc.rs"), "fn main() {}\n").unwrap();
+        std::fs::write(dir.join("Cargo.toml"), "[package]\nname = \"x\"\n").unwrap();
+        let shared = shared_qemu_dir().join("10.0.2/qga/qapi-schema.json");
+        std::fs::copy(&shared, dir.join("copy.json")).unwrap();
+        let files: Vec<PathBuf> = ["no_doc.rs", "Cargo.toml", "copy.json"]
+            .map(|name| rel.join(name))
+            .to_vec();
+        assert_eq!(module_docs(&files).len(), 1);
+        assert_eq!(lints(&files).len(), 1);
+        assert_eq!(qemu_copies(&files).unwrap().len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
