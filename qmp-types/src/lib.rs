@@ -2,6 +2,7 @@
 
 #![deny(missing_docs)]
 
+pub mod client;
 mod command;
 
 pub use command::{Command, EventSet, Timestamp};

@@ -1,0 +1,308 @@
+//! Splits the byte stream from QEMU or the guest agent into complete JSON objects.
+//!
+//! Framing is on objects, not lines: a scanner tracks brace depth and string/escape
+//! state, so pretty-printed (multi-line) messages, `\r\n` split across reads and
+//! several messages in one read all work. The guest agent's 0xFF sync byte is reported
+//! wherever it appears (it is never valid in server output) and resets the scanner.
+//! Memory is bounded: an object longer than the limit is reported once and skipped.
+
+use std::io;
+
+/// Bytes read from the socket at a time (and the minimum free space kept).
+const CHUNK: usize = 64 * 1024;
+
+/// What the scanner found next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Frame {
+    /// A complete JSON object at this byte range of [`Framer::bytes`].
+    Object(usize, usize),
+    /// The 0xFF byte (guest agent sync delimiter).
+    Sentinel,
+}
+
+/// Something in the stream that cannot be framed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FrameError {
+    /// Bytes outside any object that are not whitespace (the excerpt is kept).
+    Garbage(Vec<u8>),
+    /// An object grew beyond the limit; its remainder is being skipped.
+    TooLarge,
+}
+
+/// A growable read buffer plus the scanner state.
+#[derive(Debug)]
+pub(crate) struct Framer {
+    buf: Vec<u8>,
+    /// Bytes of `buf` that hold data.
+    filled: usize,
+    /// First byte not yet handed out or skipped.
+    start: usize,
+    /// Next byte to scan.
+    pos: usize,
+    /// Brace/bracket depth; > 0 while inside an object.
+    depth: u32,
+    in_str: bool,
+    /// The byte after a backslash inside a string is pending.
+    escape: bool,
+    /// Start of the object being scanned (valid while depth > 0).
+    obj_start: usize,
+    /// Skipping the rest of an oversized object.
+    discarding: bool,
+    max: usize,
+}
+
+impl Framer {
+    pub(crate) fn new(max: usize) -> Framer {
+        Framer {
+            buf: Vec::new(),
+            filled: 0,
+            start: 0,
+            pos: 0,
+            depth: 0,
+            in_str: false,
+            escape: false,
+            obj_start: 0,
+            discarding: false,
+            max: max.max(2),
+        }
+    }
+
+    /// The buffer that [`Frame::Object`] ranges index into.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf[..self.filled]
+    }
+
+    /// Whether bytes are buffered that were not handed out yet.
+    pub(crate) fn has_pending(&self) -> bool {
+        self.start < self.filled
+    }
+
+    fn abandon_object(&mut self) {
+        self.depth = 0;
+        self.in_str = false;
+        self.escape = false;
+        self.discarding = false;
+    }
+
+    /// Scans buffered bytes for the next frame; `Ok(None)` means more input is needed.
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        let buf = &self.buf[..self.filled];
+        let end = self.filled;
+        let mut i = self.pos;
+        loop {
+            if self.depth == 0 {
+                // Between messages: whitespace, the sentinel, or an object start.
+                while i < end && matches!(buf[i], b' ' | b'\n' | b'\r' | b'\t') {
+                    i += 1;
+                }
+                if i == end {
+                    self.pos = i;
+                    self.start = i;
+                    return Ok(None);
+                }
+                match buf[i] {
+                    b'{' => {
+                        self.depth = 1;
+                        self.obj_start = i;
+                        i += 1;
+                    }
+                    0xFF => {
+                        self.pos = i + 1;
+                        self.start = i + 1;
+                        return Ok(Some(Frame::Sentinel));
+                    }
+                    _ => {
+                        let from = i;
+                        while i < end && !matches!(buf[i], b'{' | 0xFF) {
+                            i += 1;
+                        }
+                        let excerpt = buf[from..i.min(from + 200)].to_vec();
+                        self.pos = i;
+                        self.start = i;
+                        return Err(FrameError::Garbage(excerpt));
+                    }
+                }
+            }
+            // Inside an object.
+            while i < end {
+                if self.in_str {
+                    if self.escape {
+                        self.escape = false;
+                        if buf[i] == 0xFF {
+                            break;
+                        }
+                        i += 1;
+                        continue;
+                    }
+                    // Tight loop over plain string bytes.
+                    while i < end && !matches!(buf[i], b'"' | b'\\' | 0xFF) {
+                        i += 1;
+                    }
+                    if i == end {
+                        break;
+                    }
+                    match buf[i] {
+                        b'"' => self.in_str = false,
+                        b'\\' => self.escape = true,
+                        _ => break, // 0xFF, handled below
+                    }
+                    i += 1;
+                    continue;
+                }
+                match buf[i] {
+                    b'"' => self.in_str = true,
+                    b'{' | b'[' => self.depth += 1,
+                    b'}' | b']' => {
+                        self.depth -= 1;
+                        if self.depth == 0 {
+                            i += 1;
+                            self.pos = i;
+                            self.start = i;
+                            if self.discarding {
+                                self.discarding = false;
+                                break;
+                            }
+                            if i - self.obj_start > self.max {
+                                return Err(FrameError::TooLarge);
+                            }
+                            return Ok(Some(Frame::Object(self.obj_start, i)));
+                        }
+                    }
+                    0xFF => break,
+                    _ => {}
+                }
+                i += 1;
+            }
+            if i < end && buf[i] == 0xFF {
+                // The sync byte cuts a stale partial object short.
+                self.abandon_object();
+                self.pos = i + 1;
+                self.start = i + 1;
+                return Ok(Some(Frame::Sentinel));
+            }
+            if self.depth == 0 {
+                // An oversized object just finished being skipped.
+                continue;
+            }
+            self.pos = i;
+            if !self.discarding && i - self.obj_start > self.max {
+                self.discarding = true;
+                self.start = i;
+                return Err(FrameError::TooLarge);
+            }
+            if self.discarding {
+                self.start = i;
+            }
+            return Ok(None);
+        }
+    }
+
+    /// Reads more bytes with `read` (which gets free space at the end of the buffer).
+    /// Returns the number of bytes read; 0 means end of stream.
+    pub(crate) fn fill(
+        &mut self,
+        read: impl FnOnce(&mut [u8]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        // Drop consumed bytes; keep the unscanned tail and any partial object.
+        let keep_from = if self.depth > 0 && !self.discarding {
+            self.obj_start.min(self.start)
+        } else {
+            self.start
+        };
+        if keep_from > 0 && (keep_from == self.filled || self.buf.len() - self.filled < CHUNK) {
+            self.buf.copy_within(keep_from..self.filled, 0);
+            self.filled -= keep_from;
+            self.start -= keep_from;
+            self.pos -= keep_from;
+            self.obj_start = self.obj_start.saturating_sub(keep_from);
+        }
+        if self.buf.len() - self.filled < CHUNK {
+            let want = (self.filled + CHUNK).max(self.buf.len() * 2).max(CHUNK);
+            self.buf.resize(want, 0);
+        }
+        let n = read(&mut self.buf[self.filled..])?;
+        self.filled += n.min(self.buf.len() - self.filled);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `chunks` one read at a time and renders every frame or error.
+    fn frames(max: usize, chunks: &[&[u8]]) -> Vec<String> {
+        let mut f = Framer::new(max);
+        let mut out = Vec::new();
+        for chunk in chunks {
+            f.fill(|b| {
+                b[..chunk.len()].copy_from_slice(chunk);
+                Ok(chunk.len())
+            })
+            .unwrap();
+            loop {
+                match f.next_frame() {
+                    Ok(None) => break,
+                    Ok(Some(Frame::Object(a, b))) => {
+                        out.push(String::from_utf8_lossy(&f.bytes()[a..b]).into_owned())
+                    }
+                    Ok(Some(Frame::Sentinel)) => out.push("<FF>".into()),
+                    Err(FrameError::Garbage(g)) => {
+                        out.push(format!("garbage {:?}", String::from_utf8_lossy(&g)))
+                    }
+                    Err(FrameError::TooLarge) => out.push("too large".into()),
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn several_per_read_and_split_crlf() {
+        assert_eq!(
+            frames(
+                100,
+                &[
+                    b"{\"a\":1}\r\n{\"b\":\"}\\\"{\"}\r",
+                    b"\n{\"c\"",
+                    b":[{}]}\r\n"
+                ]
+            ),
+            ["{\"a\":1}", "{\"b\":\"}\\\"{\"}", "{\"c\":[{}]}"]
+        );
+    }
+
+    #[test]
+    fn byte_by_byte_pretty() {
+        let msg = b"{\r\n    \"return\": {\r\n        \"x\": \"a\\\\\"\r\n    }\r\n}\r\n";
+        let chunks: Vec<&[u8]> = msg.chunks(1).collect();
+        assert_eq!(
+            frames(1000, &chunks),
+            ["{\r\n    \"return\": {\r\n        \"x\": \"a\\\\\"\r\n    }\r\n}"]
+        );
+    }
+
+    #[test]
+    fn sentinel_and_garbage() {
+        assert_eq!(
+            frames(
+                100,
+                &[b"{\"stale\":\"ab", b"\xff{\"return\":5}\nxyz{\"a\":1}"]
+            ),
+            ["<FF>", "{\"return\":5}", "garbage \"xyz\"", "{\"a\":1}"]
+        );
+    }
+
+    #[test]
+    fn oversize_is_reported_once_and_skipped() {
+        let big = format!("{{\"x\":\"{}\"}}", "a".repeat(300));
+        let chunks: Vec<&[u8]> = big.as_bytes().chunks(64).collect();
+        let mut all = chunks.clone();
+        all.push(b"{\"ok\":1}");
+        assert_eq!(frames(100, &all), ["too large", "{\"ok\":1}"]);
+        assert_eq!(
+            frames(100, &[big.as_bytes(), b"{\"ok\":1}"]),
+            ["too large", "{\"ok\":1}"]
+        );
+    }
+}

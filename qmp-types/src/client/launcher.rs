@@ -1,0 +1,433 @@
+//! Starts `qemu-system-x86_64`, `qemu-storage-daemon` or `qemu-ga` with a private
+//! socket in a fresh temporary directory, connects to it, and kills and reaps the
+//! process (and removes the directory) on drop. Usable from any integration test.
+
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::conn::Endpoint;
+use super::error::Error;
+use super::qga::Qga;
+use super::qmp::{Options, Qmp};
+
+/// How to install QEMU 10.0.2 on this project's machines (Debian bookworm).
+const INSTALL: &str = "Install QEMU 10.0.2 as root with:\n  \
+sed -i 's/^Suites: bookworm bookworm-updates$/Suites: bookworm bookworm-updates bookworm-backports/' /etc/apt/sources.list.d/debian.sources\n  \
+apt-get update && apt-get install -y --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils qemu-guest-agent\n\
+(do not install qemu-system-x86 from plain bookworm: that is QEMU 7.2).";
+
+/// Which program a [`Launcher`] starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Program {
+    /// `qemu-system-x86_64` (QMP).
+    Qemu,
+    /// `qemu-storage-daemon` (QMP).
+    StorageDaemon,
+    /// `qemu-ga`, the guest agent, listening on a Unix socket on the host.
+    GuestAgent,
+}
+
+impl Program {
+    /// The executable's name.
+    pub fn binary_name(self) -> &'static str {
+        match self {
+            Program::Qemu => "qemu-system-x86_64",
+            Program::StorageDaemon => "qemu-storage-daemon",
+            Program::GuestAgent => "qemu-ga",
+        }
+    }
+
+    /// The environment variable that overrides the executable's path.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            Program::Qemu => "QMP_TYPES_QEMU",
+            Program::StorageDaemon => "QMP_TYPES_STORAGE_DAEMON",
+            Program::GuestAgent => "QMP_TYPES_QEMU_GA",
+        }
+    }
+}
+
+/// Finds `name` on `PATH` (also in `/usr/sbin` and `/sbin`, where Debian puts
+/// `qemu-ga`), or fails with the install instructions.
+pub fn find_binary(name: &str) -> Result<PathBuf, Error> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let extra = [PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")];
+    for dir in std::env::split_paths(&path).chain(extra) {
+        let candidate = dir.join(name);
+        if is_executable(&candidate) {
+            return Ok(candidate);
+        }
+    }
+    Err(Error::MissingBinary {
+        program: name.to_owned(),
+        install: INSTALL.to_owned(),
+    })
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// A private temporary directory (mode 0700), removed on drop.
+#[derive(Debug)]
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> io::Result<TempDir> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let mut base = std::env::temp_dir();
+        // sun_path holds 107 bytes: fall back to /tmp for long TMPDIRs.
+        if base.as_os_str().len() > 60 {
+            base = PathBuf::from("/tmp");
+        }
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        for attempt in 0..100u32 {
+            let dir = base.join(format!(
+                "qmp-{}-{}-{:x}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed),
+                stamp.wrapping_add(attempt)
+            ));
+            match fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => return Ok(TempDir(dir)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "no free temp dir name",
+        ))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Configures and starts a QEMU process. See the [module docs](super) for an example.
+#[derive(Debug, Clone)]
+pub struct Launcher {
+    program: Program,
+    binary: Option<PathBuf>,
+    args: Vec<OsString>,
+    default_args: bool,
+    pretty: bool,
+    options: Options,
+    start_timeout: Duration,
+}
+
+impl Launcher {
+    fn new(program: Program) -> Launcher {
+        Launcher {
+            program,
+            binary: None,
+            args: Vec::new(),
+            default_args: true,
+            pretty: false,
+            options: Options::default(),
+            start_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// `qemu-system-x86_64`; by default with `-machine none -nodefaults -display none`
+    /// (`-machine`/`-M` or `-display` in the extra arguments replace those defaults).
+    pub fn qemu() -> Launcher {
+        Launcher::new(Program::Qemu)
+    }
+
+    /// `qemu-storage-daemon` with a QMP monitor.
+    pub fn storage_daemon() -> Launcher {
+        Launcher::new(Program::StorageDaemon)
+    }
+
+    /// `qemu-ga` listening on a Unix socket (`-m unix-listen`), state in the temp dir.
+    pub fn guest_agent() -> Launcher {
+        Launcher::new(Program::GuestAgent)
+    }
+
+    /// Uses this executable instead of searching the environment variable
+    /// ([`Program::env_var`]) and `PATH`.
+    pub fn binary(mut self, path: impl Into<PathBuf>) -> Launcher {
+        self.binary = Some(path.into());
+        self
+    }
+
+    /// Appends one argument.
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Launcher {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// Appends arguments.
+    pub fn args<I, S>(mut self, args: I) -> Launcher
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// Leaves out the default `-machine none -nodefaults -display none`.
+    pub fn no_default_args(mut self) -> Launcher {
+        self.default_args = false;
+        self
+    }
+
+    /// Makes the QMP monitor pretty-print (multi-line) its output.
+    pub fn pretty(mut self, yes: bool) -> Launcher {
+        self.pretty = yes;
+        self
+    }
+
+    /// Connection options for [`Instance::connect`].
+    pub fn options(mut self, options: Options) -> Launcher {
+        self.options = options;
+        self
+    }
+
+    /// How long to wait for the socket to accept connections (default 10 s).
+    pub fn start_timeout(mut self, t: Duration) -> Launcher {
+        self.start_timeout = t;
+        self
+    }
+
+    fn resolve_binary(&self) -> Result<PathBuf, Error> {
+        if let Some(b) = &self.binary {
+            return Ok(b.clone());
+        }
+        if let Some(b) = std::env::var_os(self.program.env_var()) {
+            return Ok(b.into());
+        }
+        find_binary(self.program.binary_name())
+    }
+
+    /// Starts the process and waits until its socket exists. The process is killed
+    /// when the returned [`Instance`] drops.
+    pub fn spawn(&self) -> Result<Instance, Error> {
+        let binary = self.resolve_binary()?;
+        let name = self.program.binary_name();
+        let launch_err = |reason: String| Error::Launch {
+            program: name.to_owned(),
+            reason,
+        };
+        let dir =
+            TempDir::new().map_err(|e| launch_err(format!("cannot create a temp dir: {e}")))?;
+        let socket = dir.0.join(if self.program == Program::GuestAgent {
+            "qga.sock"
+        } else {
+            "qmp.sock"
+        });
+        let sock = socket.display().to_string();
+        let pretty = if self.pretty { ",pretty=on" } else { "" };
+        let mut cmd = Process::new(&binary);
+        match self.program {
+            Program::Qemu => {
+                let has = |opts: &[&str]| self.args.iter().any(|a| opts.iter().any(|o| a == *o));
+                if self.default_args {
+                    if !has(&["-machine", "-M"]) {
+                        cmd.args(["-machine", "none"]);
+                    }
+                    cmd.arg("-nodefaults");
+                    if !has(&["-display", "-nographic"]) {
+                        cmd.args(["-display", "none"]);
+                    }
+                }
+                cmd.args([
+                    "-chardev",
+                    &format!("socket,id=qmp0,path={sock},server=on,wait=off"),
+                    "-mon",
+                    &format!("chardev=qmp0,mode=control{pretty}"),
+                ]);
+            }
+            Program::StorageDaemon => {
+                cmd.args([
+                    "--chardev",
+                    &format!("socket,id=qmp0,path={sock},server=on,wait=off"),
+                    "--monitor",
+                    &format!("chardev=qmp0{pretty}"),
+                ]);
+            }
+            Program::GuestAgent => {
+                let d = dir.0.display().to_string();
+                cmd.args(["-m", "unix-listen", "-p", &sock, "-t", &d]);
+                cmd.args(["-f", &format!("{d}/qga.pid")]);
+            }
+        }
+        cmd.args(&self.args);
+        let stderr_path = dir.0.join("stderr.log");
+        let stderr = fs::File::create(&stderr_path)
+            .map_err(|e| launch_err(format!("cannot create {}: {e}", stderr_path.display())))?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        let child = cmd.spawn().map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                Error::MissingBinary {
+                    program: binary.display().to_string(),
+                    install: INSTALL.to_owned(),
+                }
+            } else {
+                launch_err(format!("cannot start {}: {e}", binary.display()))
+            }
+        })?;
+        let mut inst = Instance {
+            child,
+            socket,
+            stderr_path,
+            program: self.program,
+            options: self.options.clone(),
+            start_timeout: self.start_timeout,
+            dir,
+        };
+        let deadline = Instant::now() + self.start_timeout;
+        while !inst.socket.exists() {
+            inst.check_alive()?;
+            if Instant::now() >= deadline {
+                return Err(launch_err(format!(
+                    "socket {} did not appear within {:?}; stderr: {}",
+                    inst.socket.display(),
+                    self.start_timeout,
+                    inst.stderr()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(inst)
+    }
+}
+
+/// A running QEMU process with its private socket. Killed (SIGKILL) and reaped on
+/// drop, and its temporary directory removed.
+#[derive(Debug)]
+pub struct Instance {
+    child: Child,
+    socket: PathBuf,
+    stderr_path: PathBuf,
+    program: Program,
+    options: Options,
+    start_timeout: Duration,
+    // Last: removed after the process is gone.
+    dir: TempDir,
+}
+
+impl Instance {
+    /// The monitor (or agent) socket path.
+    pub fn socket_path(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The private temporary directory (removed on drop); a place for test files.
+    pub fn dir(&self) -> &Path {
+        &self.dir.0
+    }
+
+    /// Which program runs.
+    pub fn program(&self) -> Program {
+        self.program
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Sends a signal (e.g. `libc::SIGSTOP`) to the process.
+    pub fn signal(&self, signal: i32) -> io::Result<()> {
+        // SAFETY: kill(2) with our own child's pid.
+        let r = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// Kills the process now and reaps it.
+    pub fn kill(&mut self) -> io::Result<()> {
+        let _ = self.child.kill();
+        self.child.wait().map(|_| ())
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself; returns whether it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> io::Result<bool> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.child.try_wait()?.is_some() {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn check_alive(&mut self) -> Result<(), Error> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Err(Error::Launch {
+                program: self.program.binary_name().to_owned(),
+                reason: format!("exited early ({status}); stderr: {}", self.stderr().trim()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Connects a QMP client with the launcher's options.
+    pub fn connect(&self) -> Result<Qmp, Error> {
+        self.connect_with(&self.options)
+    }
+
+    /// Connects a QMP client with these options.
+    pub fn connect_with(&self, options: &Options) -> Result<Qmp, Error> {
+        self.retry(|| Qmp::connect(Endpoint::Unix(self.socket.clone()), options))
+    }
+
+    /// Connects a guest agent client (for [`Launcher::guest_agent`]).
+    pub fn connect_qga(&self) -> Result<Qga, Error> {
+        self.retry(|| Qga::connect(Endpoint::Unix(self.socket.clone()), &self.options))
+    }
+
+    /// Retries while the socket exists but does not listen yet.
+    fn retry<T>(&self, mut f: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+        let deadline = Instant::now() + self.start_timeout;
+        loop {
+            match f() {
+                Err(Error::Connect { source, .. })
+                    if matches!(
+                        source.kind(),
+                        io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound
+                    ) && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

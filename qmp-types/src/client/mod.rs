@@ -1,0 +1,74 @@
+//! A thin, synchronous client for QMP (the QEMU Machine Protocol) and the guest agent,
+//! plus a launcher that starts QEMU on demand.
+//!
+//! No async runtime: one buffered reader per socket, integer ids on every request,
+//! deadlines on every call, events queued (bounded) while a command waits for its
+//! reply. The wire format is compact (QEMU parses requests a byte at a time).
+//!
+//! # Connecting and executing
+//!
+//! ```no_run
+//! use qmp_types::client::{Qmp, Options, Endpoint};
+//! # fn main() -> Result<(), qmp_types::client::Error> {
+//! let mut qmp = Qmp::connect(Endpoint::Unix("/run/qmp.sock".into()), &Options::new())?;
+//! println!("QEMU {}", qmp.greeting().unwrap().version);
+//! // By name with JSON arguments (typed commands work through `execute`).
+//! let status = qmp.execute_raw("query-status", None)?;
+//! println!("{}", status.get());
+//! # Ok(()) }
+//! ```
+//!
+//! # Events
+//!
+//! Events that arrive while a command waits are queued, never lost (up to
+//! [`Options::event_capacity`]; drops are counted). A filter armed before the command
+//! is written cannot miss the event the command causes:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use qmp_types::client::{EventFilter, Qmp};
+//! # fn main() -> Result<(), qmp_types::client::Error> {
+//! # let mut qmp = Qmp::connect_unix("/run/qmp.sock")?;
+//! let args = serde_json::value::to_raw_value(&serde_json::json!({"id": "disk0"})).unwrap();
+//! let deleted = EventFilter::name("DEVICE_DELETED")
+//!     .matching(|e| e.data_value()["device"] == "disk0");
+//! let (_, event) = qmp.execute_raw_and_wait("device_del", Some(&args), &deleted, Duration::from_secs(5))?;
+//! println!("{} at {:?}", event.name(), event.timestamp());
+//! while let Some(e) = qmp.poll_event()? {
+//!     println!("also got {}", e.name());
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Launching QEMU
+//!
+//! ```no_run
+//! use qmp_types::client::Launcher;
+//! # fn main() -> Result<(), qmp_types::client::Error> {
+//! let vm = Launcher::qemu().args(["-S"]).spawn()?; // killed and reaped on drop
+//! let mut qmp = vm.connect()?;
+//! qmp.execute_raw("cont", None)?;
+//! let ga = Launcher::guest_agent().spawn()?;
+//! let mut qga = ga.connect_qga()?;
+//! qga.execute_raw("guest-ping", None)?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Tracing
+//!
+//! Every message in and out is logged at `trace` level under the `log` target
+//! [`WIRE_TARGET`]; nothing is formatted unless that level is enabled.
+
+mod conn;
+mod error;
+mod fd;
+mod framing;
+mod launcher;
+mod qga;
+mod qmp;
+
+pub use conn::{Endpoint, Stats, WIRE_TARGET};
+pub use error::{Error, ErrorClass, QmpError};
+pub use launcher::{find_binary, Instance, Launcher, Program};
+pub use qga::Qga;
+pub use qmp::{AddFdInfo, Call, Event, EventFilter, Greeting, OobPolicy, Options, Qmp, Version};
