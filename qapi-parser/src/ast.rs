@@ -117,7 +117,8 @@ impl Infos {
 /// One top-level expression in flattened order (QEMU's `expr_elem`).
 #[derive(Debug, Clone)]
 pub(crate) struct ParsedExpr {
-    /// The object; for an include directive `{'include': <path as written>}`.
+    /// The object; for an include directive `{'include': <path joined to the includer's folder>}`
+    /// (QEMU's `os.path.join(dirname(includer), path)`, not normalised).
     pub expr: Dict,
     pub info: InfoId,
     /// Index into [`ParseOutput::docs`] of the definition doc block right before it.

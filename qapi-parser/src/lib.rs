@@ -36,6 +36,8 @@ pub enum Compat {
 }
 
 mod ast;
+mod doc;
+mod lexer;
 mod parser;
 mod schema;
 

@@ -1,0 +1,293 @@
+//! The lexer: `grammar.pest` turns a file into a flat token stream; helpers here
+//! decode files and reproduce QEMU's lexical error texts and column rule.
+
+use pest::Parser as _;
+
+/// The pest parser generated from `grammar.pest`, used as a lexer.
+#[derive(pest_derive::Parser)]
+#[grammar = "grammar.pest"]
+struct QapiLexer;
+
+/// The kind of a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokKind {
+    LBrace,
+    RBrace,
+    LBracket,
+    RBracket,
+    Colon,
+    Comma,
+    Str,
+    True,
+    False,
+    /// A `#` comment; the token text includes the `#`.
+    Comment,
+    /// End of input, positioned on the final newline (QEMU reports EOF there).
+    Eof,
+    /// Lexical error: a string that is not valid.
+    BadString,
+    /// Lexical error: a stray character run.
+    Stray,
+}
+
+/// A token: kind and byte range in the (normalised) file text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tok {
+    pub kind: TokKind,
+    pub start: u32,
+    pub end: u32,
+}
+
+/// Lexes a whole file. `src` must end with `\n` (see [`decode`]).
+///
+/// The stream always ends with an [`TokKind::Eof`] or an error token.
+pub(crate) fn lex(src: &str) -> Vec<Tok> {
+    let eof = Tok {
+        kind: TokKind::Eof,
+        start: src.len().saturating_sub(1) as u32,
+        end: src.len() as u32,
+    };
+    // Twelve bytes per token is about the density of real schemas.
+    let mut toks = Vec::with_capacity(src.len() / 12 + 1);
+    let pairs = match QapiLexer::parse(Rule::file, src) {
+        Ok(pairs) => pairs,
+        // The grammar accepts every input; should pest still fail, report a stray
+        // character at its position rather than panic.
+        Err(e) => {
+            let pos = match e.location {
+                pest::error::InputLocation::Pos(p) => p,
+                pest::error::InputLocation::Span((p, _)) => p,
+            };
+            toks.push(Tok {
+                kind: TokKind::Stray,
+                start: pos as u32,
+                end: pos as u32 + 1,
+            });
+            return toks;
+        }
+    };
+    for pair in pairs {
+        let span = pair.as_span();
+        let start = span.start() as u32;
+        let end = span.end() as u32;
+        let kind = match pair.as_rule() {
+            Rule::comment => TokKind::Comment,
+            Rule::string => TokKind::Str,
+            Rule::punct => match src.as_bytes()[start as usize] {
+                b'{' => TokKind::LBrace,
+                b'}' => TokKind::RBrace,
+                b'[' => TokKind::LBracket,
+                b']' => TokKind::RBracket,
+                b':' => TokKind::Colon,
+                _ => TokKind::Comma,
+            },
+            Rule::true_lit => TokKind::True,
+            Rule::false_lit => TokKind::False,
+            Rule::bad_string => TokKind::BadString,
+            Rule::stray => TokKind::Stray,
+            _ => continue,
+        };
+        toks.push(Tok { kind, start, end });
+        if matches!(kind, TokKind::BadString | TokKind::Stray) {
+            return toks;
+        }
+    }
+    toks.push(eof);
+    toks
+}
+
+/// Python's `str.isspace()`: Unicode `White_Space` plus U+001C..U+001F.
+pub(crate) fn is_py_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// Python's `str.rstrip()` (no arguments).
+pub(crate) fn py_rstrip(s: &str) -> &str {
+    s.trim_end_matches(is_py_space)
+}
+
+/// QEMU's error column for a token at byte `pos` on the line starting at `line_pos`.
+///
+/// Counts code points; a TAB maps `col` to `(col + 7) % 8 + 1`, which is not a tab
+/// stop (a quirk kept on purpose).
+pub(crate) fn column(src: &str, line_pos: usize, pos: usize) -> u32 {
+    let mut col: u32 = 1;
+    for ch in src.get(line_pos..pos).unwrap_or("").chars() {
+        col = if ch == '\t' {
+            (col + 7) % 8 + 1
+        } else {
+            col.saturating_add(1)
+        };
+    }
+    col
+}
+
+/// The message of a stray-character error at `pos`: the run up to the next
+/// structural, blank or quote character.
+pub(crate) fn stray_message(src: &str, pos: usize) -> String {
+    let rest = src.get(pos..).unwrap_or("");
+    let end = rest
+        .find(|c: char| "[]{}:,'".contains(c) || is_py_space(c))
+        .unwrap_or(rest.len());
+    format!("stray '{}'", &rest[..end])
+}
+
+/// The message QEMU gives for the string starting with the quote at `pos`, scanning
+/// it character by character as QEMU does. `None` if the string is valid.
+pub(crate) fn string_error(src: &str, pos: usize) -> Option<String> {
+    let mut chars = src.get(pos + 1..).unwrap_or("").chars();
+    let mut esc = false;
+    loop {
+        let Some(ch) = chars.next() else {
+            return Some("missing terminating \"'\"".to_owned());
+        };
+        if ch == '\n' {
+            return Some("missing terminating \"'\"".to_owned());
+        }
+        if esc {
+            if ch != '\\' {
+                return Some(format!("unknown escape \\{ch}"));
+            }
+            esc = false;
+        } else if ch == '\\' {
+            esc = true;
+            continue;
+        } else if ch == '\'' {
+            return None;
+        }
+        if !(' '..='~').contains(&ch) {
+            return Some("funny character in string".to_owned());
+        }
+    }
+}
+
+/// The value of a valid string token (quotes removed, `\\` unescaped), or `None` if
+/// it holds a character outside printable ASCII.
+pub(crate) fn string_value(text: &str) -> Option<String> {
+    let inner = text.get(1..text.len().saturating_sub(1)).unwrap_or("");
+    if !inner.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return None;
+    }
+    Some(if inner.contains('\\') {
+        inner.replace("\\\\", "\\")
+    } else {
+        inner.to_owned()
+    })
+}
+
+/// Why a file's bytes are not a schema text.
+pub(crate) struct DecodeError {
+    /// 1-based line of the problem.
+    pub line: u32,
+    /// QEMU-style column of the problem.
+    pub col: u32,
+    /// The message.
+    pub message: String,
+}
+
+/// Decodes a file as QEMU reads it: UTF-8 with universal newlines (`\r\n` and `\r`
+/// become `\n`), plus a final `\n` if it is empty or lacks one.
+///
+/// QEMU crashes on invalid UTF-8; we report where it is instead.
+pub(crate) fn decode(bytes: Vec<u8>) -> Result<String, DecodeError> {
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let bytes = e.as_bytes();
+            let prefix = normalise_newlines(String::from_utf8_lossy(&bytes[..valid]).into_owned());
+            let line = prefix.matches('\n').count() as u32 + 1;
+            let line_pos = prefix.rfind('\n').map_or(0, |i| i + 1);
+            return Err(DecodeError {
+                line,
+                col: column(&prefix, line_pos, prefix.len()),
+                message: format!("invalid UTF-8 (byte 0x{:02x})", bytes[valid]),
+            });
+        }
+    };
+    Ok(finish(text))
+}
+
+/// Normalises newlines and appends the final `\n` QEMU adds.
+pub(crate) fn finish(text: String) -> String {
+    let mut text = normalise_newlines(text);
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
+}
+
+/// Universal newlines: `\r\n` and lone `\r` become `\n`.
+fn normalise_newlines(text: String) -> String {
+    if !text.contains('\r') {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\r' {
+            if chars.peek() == Some(&'\n') {
+                chars.next();
+            }
+            out.push('\n');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(src: &str) -> Vec<TokKind> {
+        lex(src).into_iter().map(|t| t.kind).collect()
+    }
+
+    #[test]
+    fn tokens() {
+        use TokKind::*;
+        assert_eq!(
+            kinds("{ 'a': [true, false] } # c\n"),
+            [LBrace, Str, Colon, LBracket, True, Comma, False, RBracket, RBrace, Comment, Eof]
+        );
+        assert_eq!(kinds("trueX\n"), [True, Stray]);
+        assert_eq!(kinds("'a\\x'\n"), [BadString]);
+        assert_eq!(kinds("'a\\\\b'\u{a0}\u{1f}\n"), [Str, Eof]);
+    }
+
+    #[test]
+    fn columns() {
+        assert_eq!(column("\tx", 0, 1), 1);
+        assert_eq!(column("ab\tx", 0, 3), 3);
+        assert_eq!(column("é x", 0, 3), 3);
+    }
+
+    #[test]
+    fn strings() {
+        assert_eq!(
+            string_error("'a\\u'", 0).as_deref(),
+            Some("unknown escape \\u")
+        );
+        assert_eq!(
+            string_error("'a\n", 0).as_deref(),
+            Some("missing terminating \"'\"")
+        );
+        assert_eq!(
+            string_error("'é\\x'", 0).as_deref(),
+            Some("funny character in string")
+        );
+        assert_eq!(string_value("'a\\\\b'").as_deref(), Some("a\\b"));
+    }
+
+    #[test]
+    fn decoding() {
+        assert_eq!(
+            decode(b"a\r\nb\rc".to_vec()).ok().as_deref(),
+            Some("a\nb\nc\n")
+        );
+        let e = decode(b"ab\n\tc\xff".to_vec()).err().unwrap();
+        assert_eq!((e.line, e.col), (2, 2));
+    }
+}
