@@ -22,3 +22,384 @@ fn greeting_status_typed_and_raw() {
     let raw = qmp.execute_raw("query-status", None).unwrap();
     assert!(raw.get().contains("\"running\""));
 }
+
+#[test]
+fn events_interleaved_with_replies_and_typed() {
+    let vm = start(Launcher::qemu());
+    let mut qmp = vm.connect().unwrap();
+    // STOP arrives before stop's reply: it must be queued, not taken for the reply.
+    qmp.execute(&Stop).unwrap();
+    let ev = qmp.poll_event().unwrap().expect("STOP queued during stop");
+    assert_eq!(ev.name(), "STOP");
+    assert!(matches!(ev.decode::<Ev>().unwrap(), Ev::Stop(ts) if ts.seconds > 0));
+    assert!(qmp.poll_event().unwrap().is_none());
+    // Armed before cont is written: RESUME is caught even though it precedes the reply.
+    let (_, ev) = qmp
+        .execute_and_wait(&Cont, &EventFilter::name("RESUME"), Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(ev.decode::<Ev>().unwrap(), Ev::Resume);
+    assert_eq!(qmp.stats().dropped_events, 0);
+}
+
+#[test]
+fn bounded_event_queue_counts_drops() {
+    let vm = start(Launcher::qemu());
+    let mut qmp = vm.connect_with(&Options::new().event_capacity(2)).unwrap();
+    for _ in 0..3 {
+        qmp.execute(&Stop).unwrap();
+        qmp.execute(&Cont).unwrap();
+    }
+    assert_eq!(qmp.dropped_events(), 4);
+    let names: Vec<_> = qmp
+        .drain_events()
+        .iter()
+        .map(|e| e.name().to_owned())
+        .collect();
+    assert_eq!(names, ["STOP", "RESUME"]);
+    // wait_event leaves non-matching events queued.
+    qmp.execute(&Stop).unwrap();
+    qmp.execute(&Cont).unwrap();
+    let ev = qmp
+        .wait_event(&EventFilter::name("RESUME"), Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(ev.name(), "RESUME");
+    assert_eq!(qmp.poll_event().unwrap().unwrap().name(), "STOP");
+    // next_event times out cleanly.
+    assert!(qmp
+        .next_event(Some(Duration::from_millis(50)))
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn error_classes_keep_class_desc_and_command() {
+    let vm = start(Launcher::qemu());
+    let mut qmp = vm.connect().unwrap();
+    let e = qmp.execute_raw("no-such-command", None).unwrap_err();
+    let q = e.qmp().expect("error reply");
+    assert_eq!(q.class, ErrorClass::CommandNotFound);
+    assert_eq!(q.command, "no-such-command");
+    assert!(q.desc.contains("no-such-command"), "{}", q.desc);
+    let e = qmp.execute(&DeviceDel { id: "nope".into() }).unwrap_err();
+    assert_eq!(e.class(), Some(&ErrorClass::DeviceNotFound), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("device_del failed: DeviceNotFound: "),
+        "{e}"
+    );
+    let e = qmp
+        .execute_raw("query-status", Some(&args(serde_json::json!({"bogus": 1}))))
+        .unwrap_err();
+    assert_eq!(e.class(), Some(&ErrorClass::GenericError), "{e}");
+    // The connection is still fine.
+    assert!(qmp.execute(&QueryStatus).is_ok());
+}
+
+#[test]
+fn out_of_band_query_yank() {
+    let vm = start(Launcher::qemu());
+    let mut qmp = vm.connect().unwrap();
+    let yank = qmp.execute_with(&QueryYank, &Call::new().oob()).unwrap();
+    assert!(yank.iter().any(|i| i["type"] == "chardev"), "{yank:?}");
+    // QEMU refuses exec-oob for a command that does not allow it...
+    let e = qmp
+        .execute_raw_with("query-status", None, &Call::new().oob())
+        .unwrap_err();
+    assert_eq!(e.class(), Some(&ErrorClass::GenericError), "{e}");
+    // ...and the typed path refuses before sending.
+    let e = qmp
+        .execute_with(&QueryStatus, &Call::new().oob())
+        .unwrap_err();
+    assert!(matches!(e, Error::OobUnavailable { .. }), "{e}");
+    // Without negotiation: fails fast.
+    let vm2 = start(Launcher::qemu());
+    let mut plain = vm2
+        .connect_with(&Options::new().oob(OobPolicy::Never))
+        .unwrap();
+    assert!(!plain.oob_enabled());
+    let e = plain
+        .execute_with(&QueryYank, &Call::new().oob())
+        .unwrap_err();
+    assert!(matches!(e, Error::OobUnavailable { .. }), "{e}");
+    assert!(plain.execute_with(&QueryYank, &Call::new()).is_ok());
+}
+
+#[test]
+fn pretty_printed_monitor() {
+    let vm = start(Launcher::qemu().pretty(true));
+    let mut qmp = vm.connect().unwrap();
+    assert_eq!(qmp.greeting().unwrap().version.major, 10);
+    assert!(
+        qmp.greeting().unwrap().json.contains('\n'),
+        "greeting is multi-line"
+    );
+    qmp.execute(&Stop).unwrap();
+    assert_eq!(qmp.execute(&QueryStatus).unwrap().status, "paused");
+    assert_eq!(qmp.poll_event().unwrap().unwrap().name(), "STOP");
+    let schema = qmp.execute_raw("query-qmp-schema", None).unwrap();
+    assert!(schema.get().len() > 200_000);
+}
+
+#[test]
+fn oversize_reply_is_an_error_on_that_call_and_the_connection_survives() {
+    let vm = start(Launcher::qemu());
+    let mut qmp = vm
+        .connect_with(&Options::new().max_message(64 * 1024))
+        .unwrap();
+    let e = qmp.execute_raw("query-qmp-schema", None).unwrap_err();
+    assert!(matches!(e, Error::TooLarge { limit: 65536 }), "{e}");
+    assert_eq!(qmp.execute(&QueryStatus).unwrap().status, "running");
+    // The default 10 MiB limit reads the ~240 KB schema.
+    let mut qmp = {
+        drop(qmp);
+        vm.connect().unwrap()
+    };
+    assert!(
+        qmp.execute_raw("query-qmp-schema", None)
+            .unwrap()
+            .get()
+            .len()
+            > 200_000
+    );
+}
+
+#[test]
+fn fd_passing_getfd_and_add_fd_with_real_files() {
+    use std::os::fd::AsFd;
+    let vm = start(Launcher::qemu());
+    let mut qmp = vm.connect().unwrap();
+    // getfd, then use the fd: migrate the (empty) machine into it.
+    let mig = std::fs::File::create(vm.dir().join("migration.bin")).unwrap();
+    qmp.getfd("migfd", mig.as_fd()).unwrap();
+    drop(mig);
+    qmp.execute_raw(
+        "migrate",
+        Some(&args(serde_json::json!({"uri": "fd:migfd"}))),
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let st = qmp.execute_raw("query-migrate", None).unwrap();
+        let v: serde_json::Value = serde_json::from_str(st.get()).unwrap();
+        if v["status"] == "completed" {
+            break;
+        }
+        assert_ne!(v["status"], "failed", "{v}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "migration did not complete: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let written = std::fs::metadata(vm.dir().join("migration.bin"))
+        .unwrap()
+        .len();
+    assert!(
+        written > 0,
+        "QEMU wrote the migration stream into the passed fd"
+    );
+    // getfd without an fd is QEMU's GenericError.
+    let e = qmp
+        .execute_raw("getfd", Some(&args(serde_json::json!({"fdname": "x"}))))
+        .unwrap_err();
+    assert_eq!(e.class(), Some(&ErrorClass::GenericError), "{e}");
+
+    // add-fd, then open the fd set as a block node and check its size.
+    let path = vm.dir().join("disk.raw");
+    // QEMU matches the open flags: the fd must be read-write for a read-write node.
+    let disk = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    disk.set_len(1 << 20).unwrap();
+    let info = qmp.add_fd(None, Some("disk"), disk.as_fd()).unwrap();
+    drop(disk);
+    qmp.execute_raw(
+        "blockdev-add",
+        Some(&args(serde_json::json!({
+            "driver": "file", "node-name": "fdnode", "read-only": false,
+            "filename": format!("/dev/fdset/{}", info.fdset_id)
+        }))),
+    )
+    .unwrap();
+    let nodes = qmp.execute_raw("query-named-block-nodes", None).unwrap();
+    let nodes: serde_json::Value = serde_json::from_str(nodes.get()).unwrap();
+    let node = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node-name"] == "fdnode")
+        .expect("fdnode");
+    assert_eq!(node["image"]["virtual-size"], 1 << 20);
+}
+
+#[test]
+fn accept_mode_over_tcp_and_unix_and_no_fds_on_tcp() {
+    use std::os::fd::AsFd;
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let dir = std::env::temp_dir().join(format!("qmp-accept-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let upath = dir.join("listen.sock");
+    let _ = std::fs::remove_file(&upath);
+    let unix = std::os::unix::net::UnixListener::bind(&upath).unwrap();
+    let vm = start(Launcher::qemu().args([
+        "-qmp".to_owned(),
+        format!("tcp:127.0.0.1:{port},server=off"),
+        "-qmp".to_owned(),
+        format!("unix:{},server=off", upath.display()),
+    ]));
+    let mut t = Qmp::accept_tcp(&tcp, &Options::new()).unwrap();
+    let mut u = Qmp::accept(&unix, &Options::new()).unwrap();
+    assert_eq!(t.execute(&QueryStatus).unwrap().status, "running");
+    assert_eq!(u.execute(&QueryStatus).unwrap().status, "running");
+    let f = std::fs::File::open("/dev/null").unwrap();
+    let e = t.getfd("x", f.as_fd()).unwrap_err();
+    assert!(matches!(e, Error::FdPassingUnsupported { .. }), "{e}");
+    assert!(e.to_string().contains("TCP"), "{e}");
+    drop(vm);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn hmp_helper() {
+    let vm = start(Launcher::qemu());
+    let mut qmp = vm.connect().unwrap();
+    let out = qmp.hmp("info version").unwrap();
+    assert!(out.starts_with("10.0.2"), "{out:?}");
+    let out = qmp.hmp("info status").unwrap();
+    assert!(out.contains("running"), "{out:?}");
+}
+
+#[test]
+fn timeout_on_stopped_qemu_then_resync_discards_the_late_reply() {
+    let vm = start(Launcher::qemu());
+    let mut qmp = vm.connect().unwrap();
+    vm.signal(libc::SIGSTOP).unwrap();
+    let e = qmp
+        .execute_with(
+            &QueryStatus,
+            &Call::new().timeout(Some(Duration::from_millis(300))),
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::Timeout { .. }), "{e}");
+    assert!(e.outcome_unknown());
+    vm.signal(libc::SIGCONT).unwrap();
+    // The late reply to the timed-out call comes first and is discarded by id.
+    qmp.execute(&Stop).unwrap();
+    assert_eq!(qmp.execute(&QueryStatus).unwrap().status, "paused");
+    assert_eq!(qmp.stats().discarded_replies, 1);
+}
+
+#[test]
+fn qemu_killed_mid_command_is_outcome_unknown() {
+    let vm = start(Launcher::qemu());
+    let mut qmp = vm.connect().unwrap();
+    vm.signal(libc::SIGSTOP).unwrap();
+    let pid = vm.pid() as libc::pid_t;
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        // SAFETY: kill(2) on the test's own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    });
+    let e = qmp
+        .execute_with(
+            &QueryStatus,
+            &Call::new().timeout(Some(Duration::from_secs(10))),
+        )
+        .unwrap_err();
+    killer.join().unwrap();
+    assert!(
+        matches!(&e, Error::Disconnected { command: Some(c) } if c == "query-status"),
+        "{e}"
+    );
+    assert!(e.outcome_unknown());
+    assert!(e.to_string().contains("outcome unknown"), "{e}");
+}
+
+#[test]
+fn second_client_on_a_busy_monitor_times_out_then_gets_in() {
+    let vm = start(Launcher::qemu());
+    let first = vm.connect().unwrap();
+    let e = vm
+        .connect_with(&Options::new().connect_timeout(Duration::from_millis(300)))
+        .unwrap_err();
+    assert!(matches!(e, Error::Timeout { .. }), "{e}");
+    assert!(e.to_string().contains("another client"), "{e}");
+    drop(first);
+    let mut second = vm.connect().unwrap();
+    assert!(second.execute(&QueryStatus).is_ok());
+}
+
+#[test]
+fn device_del_waits_for_device_deleted() {
+    let vm = start(Launcher::qemu().args([
+        "-machine",
+        "q35",
+        "-S",
+        "-device",
+        "virtio-scsi-pci,id=scsi0",
+    ]));
+    let mut qmp = vm.connect().unwrap();
+    qmp.execute_raw(
+        "blockdev-add",
+        Some(&args(
+            serde_json::json!({"driver": "null-co", "node-name": "null0"}),
+        )),
+    )
+    .unwrap();
+    qmp.execute_raw(
+        "device_add",
+        Some(&args(serde_json::json!({"driver": "scsi-hd", "id": "disk0", "drive": "null0", "bus": "scsi0.0"}))),
+    )
+    .unwrap();
+    let filter =
+        EventFilter::name("DEVICE_DELETED").matching(|e| e.data_value()["device"] == "disk0");
+    let (_, ev) = qmp
+        .execute_and_wait(
+            &DeviceDel { id: "disk0".into() },
+            &filter,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    match ev.decode::<Ev>().unwrap() {
+        Ev::DeviceDeleted { device, path } => {
+            assert_eq!(device.as_deref(), Some("disk0"));
+            assert!(path.contains("disk0"), "{path}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn storage_daemon() {
+    let qsd = start(Launcher::storage_daemon());
+    let mut qmp = qsd.connect().unwrap();
+    assert_eq!(qmp.greeting().unwrap().version.major, 10);
+    qmp.execute_raw(
+        "blockdev-add",
+        Some(&args(
+            serde_json::json!({"driver": "null-co", "node-name": "n0", "size": 4096}),
+        )),
+    )
+    .unwrap();
+    let nodes = qmp.execute_raw("query-named-block-nodes", None).unwrap();
+    assert!(nodes.get().contains("\"n0\""));
+    // qemu-storage-daemon has no runstate: query-status is not there.
+    let e = qmp.execute(&QueryStatus).unwrap_err();
+    assert_eq!(e.class(), Some(&ErrorClass::CommandNotFound), "{e}");
+}
+
+#[test]
+fn missing_binary_says_how_to_install() {
+    let e = Launcher::qemu()
+        .binary("/nonexistent/qemu-system-x86_64")
+        .spawn()
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, Error::MissingBinary { .. }), "{msg}");
+    assert!(msg.contains("apt-get install -y --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils qemu-guest-agent"), "{msg}");
+}
