@@ -13,6 +13,7 @@ mod diagnostic;
 mod model;
 
 pub use diagnostic::{Error, Location, Warning};
+pub use dump::dump;
 pub use model::*;
 
 /// How strictly schemas are read.
@@ -37,6 +38,8 @@ pub enum Compat {
 
 mod ast;
 mod doc;
+mod dump;
+mod expr;
 mod lexer;
 mod parser;
 mod schema;

@@ -1,6 +1,77 @@
 //! The `qapi` command-line program: `qapi check FILE`, `qapi dump FILE`, `qapi gen FILE -o OUT.rs`.
+//!
+//! Arguments are parsed by hand so the program adds no dependency to the library
+//! crates that build scripts compile.
 
-fn main() {
-    eprintln!("qapi: not implemented yet");
-    std::process::exit(2);
+use std::io::Write as _;
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: qapi check [--legacy] FILE   check a schema; errors go to stderr
+       qapi dump [--legacy] FILE    print QEMU's test dump (.out format) of a schema
+       qapi gen FILE -o OUT.rs      generate Rust (not implemented yet)
+
+--legacy  accept QEMU 7.2-era documentation conventions (reported as warnings)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((cmd, rest)) = args.split_first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    match cmd.as_str() {
+        "check" | "dump" => check_or_dump(cmd == "dump", rest),
+        "gen" => {
+            eprintln!("qapi gen: not implemented");
+            ExitCode::from(2)
+        }
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        other => {
+            eprintln!("qapi: unknown command '{other}'\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn check_or_dump(dump: bool, args: &[String]) -> ExitCode {
+    let mut options = qapi_parser::Options::default();
+    let mut file = None;
+    for a in args {
+        match a.as_str() {
+            "--legacy" => options.compat = qapi_parser::Compat::Legacy,
+            s if s.starts_with('-') && s.len() > 1 => {
+                eprintln!("qapi: unknown option '{s}'\n{USAGE}");
+                return ExitCode::from(2);
+            }
+            s if file.is_none() => file = Some(s),
+            _ => {
+                eprintln!("qapi: exactly one FILE expected\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let Some(file) = file else {
+        eprintln!("qapi: FILE missing\n{USAGE}");
+        return ExitCode::from(2);
+    };
+    match qapi_parser::load(file, &options) {
+        Ok(schema) => {
+            for w in &schema.warnings {
+                eprintln!("{w}");
+            }
+            if dump {
+                let text = qapi_parser::dump(&schema);
+                // A closed pipe (e.g. `| head`) is not an error worth a panic.
+                let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
 }
