@@ -1,0 +1,382 @@
+//! Transport tests against a scripted fake server, only for what real QEMU cannot be
+//! made to send: garbage, oversize and invalid messages, frames split byte by byte,
+//! unknown events and members, id-less errors, stale guest agent output.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use common::*;
+use qmp_types::client::{Call, Endpoint, Error, ErrorClass, Options, Qga, Qmp};
+
+const GREETING: &[u8] = b"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 2, \"minor\": 0, \"major\": 10}, \"package\": \"fake\"}, \"capabilities\": [\"oob\"]}}\r\n";
+
+/// The server side of one connection.
+struct Peer {
+    s: UnixStream,
+}
+
+impl Peer {
+    fn send(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).unwrap();
+    }
+
+    fn send_byte_by_byte(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            // The client may hang up after the final `}` (before the CRLF).
+            if self.s.write_all(std::slice::from_ref(b)).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
+    /// Reads one request object (skipping control bytes between objects).
+    fn recv(&mut self) -> serde_json::Value {
+        let mut out = Vec::new();
+        let (mut depth, mut in_str, mut esc) = (0u32, false, false);
+        let mut b = [0u8];
+        loop {
+            if self.s.read(&mut b).unwrap() == 0 {
+                return serde_json::Value::Null;
+            }
+            let c = b[0];
+            if depth == 0 && c != b'{' {
+                continue;
+            }
+            out.push(c);
+            if in_str {
+                match (esc, c) {
+                    (true, _) => esc = false,
+                    (false, b'\\') => esc = true,
+                    (false, b'"') => in_str = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match c {
+                b'"' => in_str = true,
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return serde_json::from_slice(&out).unwrap();
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Greeting, then answers `qmp_capabilities`.
+    fn handshake(&mut self) {
+        self.send(GREETING);
+        let caps = self.recv();
+        assert_eq!(caps["execute"], "qmp_capabilities");
+        self.reply(&caps, "{}");
+    }
+
+    fn reply(&mut self, req: &serde_json::Value, ret: &str) {
+        let msg = format!("{{\"return\": {ret}, \"id\": {}}}\r\n", req["id"]);
+        self.send(msg.as_bytes());
+    }
+}
+
+/// Runs `script` as the server of one connection; returns the socket path.
+fn serve(script: impl FnOnce(&mut Peer) + Send + 'static) -> (PathBuf, JoinHandle<()>) {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "qmp-fake-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("s");
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).unwrap();
+    let h = std::thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        let mut peer = Peer { s };
+        script(&mut peer);
+        // Keep the socket open until the client hangs up.
+        let mut sink = [0u8; 256];
+        while matches!(peer.s.read(&mut sink), Ok(n) if n > 0) {}
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+    (path, h)
+}
+
+fn opts() -> Options {
+    Options::new()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Some(Duration::from_secs(5)))
+}
+
+fn connect(path: &std::path::Path) -> Qmp {
+    Qmp::connect(Endpoint::Unix(path.to_owned()), &opts()).unwrap()
+}
+
+#[test]
+fn frames_split_byte_by_byte_and_pretty() {
+    let (path, h) = serve(|p| {
+        let pretty_greeting = b"{\r\n    \"QMP\": {\r\n        \"version\": {\r\n            \"qemu\": {\"micro\": 2, \"minor\": 0, \"major\": 10},\r\n            \"package\": \"\"\r\n        },\r\n        \"capabilities\": []\r\n    }\r\n}\r\n";
+        p.send_byte_by_byte(pretty_greeting);
+        let caps = p.recv();
+        // Without "oob" offered the client must not ask for it.
+        assert!(caps.get("arguments").is_none(), "{caps}");
+        p.send_byte_by_byte(format!("{{\"return\": {{}}, \"id\": {}}}\r\n", caps["id"]).as_bytes());
+        let q = p.recv();
+        assert_eq!(q, serde_json::json!({"execute": "query-status", "id": 2}));
+        let ev = "{\"timestamp\": {\"seconds\": 1, \"microseconds\": 2}, \"event\": \"STOP\"}\r\n";
+        let rep = format!(
+            "{{\"return\": {{\"status\": \"paused\", \"running\": false, \"future\": [1]}}, \"id\": {}}}\r\n",
+            q["id"]
+        );
+        p.send_byte_by_byte(format!("{ev}{rep}").as_bytes());
+    });
+    let mut qmp = connect(&path);
+    assert!(!qmp.oob_enabled());
+    let st = qmp.execute(&QueryStatus).unwrap();
+    assert_eq!(
+        st,
+        StatusInfo {
+            running: false,
+            status: "paused".into()
+        }
+    );
+    let ev = qmp.poll_event().unwrap().unwrap();
+    assert_eq!(
+        ev.decode::<Ev>().unwrap(),
+        Ev::Stop(qmp_types::Timestamp {
+            seconds: 1,
+            microseconds: 2
+        })
+    );
+    drop(qmp);
+    h.join().unwrap();
+}
+
+#[test]
+fn compact_requests_without_empty_arguments() {
+    /// Reads the exact bytes of one request that contains `closing` `}` bytes.
+    fn exact(p: &mut Peer, closing: usize) -> String {
+        let mut raw = Vec::new();
+        let mut b = [0u8];
+        while raw.iter().filter(|&&c| c == b'}').count() < closing {
+            p.s.read_exact(&mut b).unwrap();
+            raw.push(b[0]);
+        }
+        String::from_utf8(raw).unwrap()
+    }
+    let (path, h) = serve(|p| {
+        p.handshake();
+        assert_eq!(exact(p, 1), "{\"execute\":\"query-status\",\"id\":2}");
+        p.send(b"{\"return\": {\"status\": \"running\", \"running\": true}, \"id\": 2}\r\n");
+        assert_eq!(
+            exact(p, 2),
+            "{\"execute\":\"device_del\",\"arguments\":{\"id\":\"d\"},\"id\":3}"
+        );
+        p.send(b"{\"return\": {}, \"id\": 3}\r\n");
+        // Empty arguments are left out entirely.
+        assert_eq!(exact(p, 1), "{\"execute\":\"query-status\",\"id\":4}");
+        p.send(b"{\"return\": {\"status\": \"running\", \"running\": true}, \"id\": 4}\r\n");
+    });
+    let mut qmp = connect(&path);
+    qmp.execute(&QueryStatus).unwrap();
+    qmp.execute(&DeviceDel { id: "d".into() }).unwrap();
+    qmp.execute_raw("query-status", Some(&args(serde_json::json!({}))))
+        .unwrap();
+    drop(qmp);
+    h.join().unwrap();
+}
+
+#[test]
+fn garbage_and_malformed_messages_are_errors_not_panics() {
+    let (path, h) = serve(|p| {
+        p.handshake();
+        let q = p.recv();
+        p.send(b"this is not json\r\n");
+        p.reply(&q, "{\"status\": \"running\", \"running\": true}");
+        let q = p.recv();
+        p.send(b"{\"return\": }\r\n");
+        p.reply(&q, "{\"status\": \"running\", \"running\": true}");
+        let q = p.recv();
+        p.send(b"{\"return\": \"\xff\xfe\"}\r\n");
+        p.reply(&q, "{\"status\": \"running\", \"running\": true}");
+        let q = p.recv();
+        p.send(b"{\"neither\": 1}\r\n");
+        p.reply(&q, "{\"status\": \"running\", \"running\": true}");
+        let q = p.recv();
+        p.reply(&q, "{\"status\": 5}");
+    });
+    let mut qmp = connect(&path);
+    for expect in [
+        "bytes outside any JSON object",
+        "malformed message",
+        "",
+        "neither a reply",
+    ] {
+        let e = qmp.execute(&QueryStatus).unwrap_err();
+        assert!(matches!(e, Error::Protocol { .. }), "{e}");
+        assert!(e.to_string().contains(expect), "{e}");
+    }
+    // A reply that does not fit the typed result names the command.
+    let e = qmp.execute(&QueryStatus).unwrap_err();
+    assert!(
+        matches!(&e, Error::Decode { command, .. } if command == "query-status"),
+        "{e}"
+    );
+    // Each garbage reply left the real one behind: discarded by id, 4 of them.
+    assert_eq!(qmp.stats().discarded_replies, 4);
+    drop(qmp);
+    h.join().unwrap();
+}
+
+#[test]
+fn oversize_message_fails_the_call_that_hit_it() {
+    let (path, h) = serve(|p| {
+        p.handshake();
+        let q = p.recv();
+        let big = format!(
+            "{{\"event\": \"BIG\", \"data\": {{\"x\": \"{}\"}}, \"timestamp\": {{\"seconds\": 1, \"microseconds\": 1}}}}\r\n",
+            "a".repeat(100_000)
+        );
+        p.send(big.as_bytes());
+        p.reply(&q, "{\"status\": \"running\", \"running\": true}");
+        let q = p.recv();
+        p.reply(&q, "{\"status\": \"running\", \"running\": true}");
+    });
+    let mut qmp = Qmp::connect(Endpoint::Unix(path), &opts().max_message(4096)).unwrap();
+    let e = qmp.execute(&QueryStatus).unwrap_err();
+    assert!(matches!(e, Error::TooLarge { limit: 4096 }), "{e}");
+    assert!(qmp.execute(&QueryStatus).unwrap().running);
+    drop(qmp);
+    h.join().unwrap();
+}
+
+#[test]
+fn unknown_events_members_and_idless_errors() {
+    let (path, h) = serve(|p| {
+        p.handshake();
+        let q = p.recv();
+        p.send(b"{\"event\": \"FROM_THE_FUTURE\", \"data\": {\"x\": [1, {\"y\": \"}\"}]}, \"timestamp\": {\"seconds\": 5, \"microseconds\": 6}, \"extra\": true}\r\n");
+        p.send(b"{\"event\": \"NO_TIMESTAMP\"}\r\n");
+        p.send(b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error, stray '\\u001b'\"}}\r\n");
+        p.send(b"{\"return\": {}, \"id\": \"somebody-else\"}\r\n");
+        p.send(format!("{{\"id\": {}, \"error\": {{\"class\": \"DownstreamClass\", \"desc\": \"nope\", \"more\": 1}}}}\r\n", q["id"]).as_bytes());
+    });
+    let mut qmp = connect(&path);
+    let e = qmp.execute(&QueryStatus).unwrap_err();
+    let q = e.qmp().unwrap();
+    assert_eq!(q.class, ErrorClass::Other("DownstreamClass".into()));
+    assert_eq!(q.desc, "nope");
+    let ev = qmp.poll_event().unwrap().unwrap();
+    assert_eq!(
+        ev.decode::<Ev>().unwrap(),
+        Ev::Other("FROM_THE_FUTURE".into())
+    );
+    assert_eq!(ev.data(), Some("{\"x\": [1, {\"y\": \"}\"}]}"));
+    let ev = qmp.poll_event().unwrap().unwrap();
+    assert_eq!(
+        (ev.name(), ev.data(), ev.timestamp().seconds),
+        ("NO_TIMESTAMP", None, -1)
+    );
+    assert_eq!(qmp.stats().discarded_replies, 2);
+    drop(qmp);
+    h.join().unwrap();
+}
+
+#[test]
+fn eof_mid_command_and_bad_greetings() {
+    let (path, h) = serve(|p| {
+        p.handshake();
+        let _ = p.recv();
+        p.s.shutdown(std::net::Shutdown::Both).unwrap();
+    });
+    let mut qmp = connect(&path);
+    let e = qmp.execute(&QueryStatus).unwrap_err();
+    assert!(
+        matches!(&e, Error::Disconnected { command: Some(c) } if c == "query-status"),
+        "{e}"
+    );
+    h.join().unwrap();
+
+    let (path, h) = serve(|p| p.send(b"{\"QMP\": {\"version\": 5}}\r\n"));
+    let e = Qmp::connect(Endpoint::Unix(path), &opts()).unwrap_err();
+    assert!(matches!(e, Error::Greeting(_)), "{e}");
+    h.join().unwrap();
+
+    let (path, h) = serve(|p| {
+        p.send(GREETING);
+        let caps = p.recv();
+        p.send(format!("{{\"error\": {{\"class\": \"CommandNotFound\", \"desc\": \"no\"}}, \"id\": {}}}\r\n", caps["id"]).as_bytes());
+    });
+    let e = Qmp::connect(Endpoint::Unix(path), &opts()).unwrap_err();
+    assert!(matches!(e, Error::Negotiation(_)), "{e}");
+    h.join().unwrap();
+
+    let (path, h) = serve(|p| p.s.shutdown(std::net::Shutdown::Both).unwrap());
+    let e = Qmp::connect(Endpoint::Unix(path), &opts()).unwrap_err();
+    assert!(matches!(e, Error::Disconnected { command: None }), "{e}");
+    h.join().unwrap();
+}
+
+#[test]
+fn random_input_never_panics() {
+    // A fixed-seed generator over JSON-ish bytes: errors are fine, panics are not.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let alphabet = b"{}[]\":,\\ \r\n\xffa1-eE.truefalsnul";
+    for _ in 0..30 {
+        let mut junk = Vec::new();
+        for _ in 0..(next() % 400) {
+            junk.push(alphabet[(next() % alphabet.len() as u64) as usize]);
+        }
+        let (path, h) = serve(move |p| {
+            p.handshake();
+            p.send(&junk);
+        });
+        let mut qmp = connect(&path);
+        let _ = qmp.execute_with(
+            &QueryStatus,
+            &Call::new().timeout(Some(Duration::from_millis(20))),
+        );
+        for _ in 0..5 {
+            let _ = qmp.next_event(Some(Duration::from_millis(5)));
+        }
+        drop(qmp);
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn guest_agent_resync_skips_stale_output() {
+    let (path, h) = serve(|p| {
+        // Stale output from a previous client, including a partial line.
+        p.send(b"{\"return\": 42}\n{\"return\": {\"stale\": tr");
+        let sync = p.recv();
+        assert_eq!(sync["execute"], "guest-sync-delimited");
+        let id = sync["arguments"]["id"].as_u64().unwrap();
+        p.send(b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error\"}}\n");
+        p.send(format!("\u{0}{{\"return\": 1}}\n").as_bytes());
+        let mut msg = vec![0xFF];
+        msg.extend_from_slice(format!("{{\"return\": {id}}}\n").as_bytes());
+        p.send(&msg);
+        let ping = p.recv();
+        assert_eq!(ping["execute"], "guest-ping");
+        p.send(format!("{{\"return\": {{}}, \"id\": {}}}\n", ping["id"]).as_bytes());
+    });
+    let mut qga = Qga::connect(Endpoint::Unix(path), &opts()).unwrap();
+    qga.execute_raw("guest-ping", None).unwrap();
+    drop(qga);
+    h.join().unwrap();
+}
