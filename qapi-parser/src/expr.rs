@@ -7,7 +7,8 @@
 use std::collections::HashSet;
 
 use crate::ast::{Dict, InfoId, Infos, ParsedDoc, Value};
-use crate::diagnostic::Error;
+use crate::diagnostic::{Error, Warning};
+use crate::Compat;
 use crate::model::{IfCond, Pragma};
 
 /// How deep `if` conditions may nest before we refuse them (QEMU would hit Python's
@@ -186,6 +187,8 @@ pub(crate) fn check_exprs(
     infos: &mut Infos,
     pragma: &PragmaSets<'_>,
     docs: &(impl DocFacts + ?Sized),
+    compat: Compat,
+    warnings: &mut Vec<Warning>,
 ) -> Result<Vec<Expr>, Error> {
     let mut out = Vec::with_capacity(exprs.len());
     for e in exprs {
@@ -204,7 +207,7 @@ pub(crate) fn check_exprs(
             });
             continue;
         }
-        let def = check_definition(dict, info, e.doc, infos, pragma, docs)?;
+        let def = check_definition(dict, info, e.doc, infos, pragma, docs, compat, warnings)?;
         out.push(Expr {
             info,
             doc: e.doc,
@@ -225,6 +228,7 @@ fn has(dict: &Dict, key: &str) -> bool {
 }
 
 /// One definition, checked in QEMU's order.
+#[allow(clippy::too_many_arguments)]
 fn check_definition(
     mut dict: Dict,
     info: InfoId,
@@ -232,6 +236,8 @@ fn check_definition(
     infos: &mut Infos,
     pragma: &PragmaSets<'_>,
     docs: &(impl DocFacts + ?Sized),
+    compat: Compat,
+    warnings: &mut Vec<Warning>,
 ) -> Result<Definition, Error> {
     let mut metas = METAS.iter().filter(|m| has(&dict, m));
     let meta = match (metas.next(), metas.next()) {
@@ -266,10 +272,15 @@ fn check_definition(
             if meta == "command" {
                 if let Some(r) = returns {
                     if !has(&dict, "returns") {
-                        return Err(c.infos.error(
+                        let e = c.infos.error(
                             r,
                             "'Returns' section, but command doesn't return anything",
-                        ));
+                        );
+                        // QEMU 7.2 documented "Returns: nothing" on such commands.
+                        if compat != Compat::Legacy {
+                            return Err(e);
+                        }
+                        warnings.push(Warning(e));
                     }
                 }
             } else {

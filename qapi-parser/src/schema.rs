@@ -27,10 +27,17 @@ pub(crate) fn build(parsed: ParseOutput, options: &Options) -> Result<Schema, Er
         pragma,
         mut infos,
         files,
-        warnings,
+        mut warnings,
     } = parsed;
     let sets = PragmaSets::new(&pragma);
-    let exprs = expr::check_exprs(exprs, &mut infos, &sets, &docs[..])?;
+    let exprs = expr::check_exprs(
+        exprs,
+        &mut infos,
+        &sets,
+        &docs[..],
+        options.compat,
+        &mut warnings,
+    )?;
     let main_file = files
         .first()
         .map(|p| p.to_string_lossy().into_owned())
@@ -1357,10 +1364,22 @@ impl<'a> Builder<'a> {
 
     // ----- documentation -------------------------------------------------------
     /// QEMU's `QAPIDoc.check`: every description must belong to something.
-    fn check_docs(&self) -> Result<(), Error> {
+    fn check_docs(&mut self) -> Result<(), Error> {
         for d in &self.docs {
             for (list, what) in [(&d.args, "member"), (&d.features, "feature")] {
-                let bogus: Vec<&ArgSec> = list.iter().filter(|a| !a.connected).collect();
+                let mut bogus: Vec<&ArgSec> = list.iter().filter(|a| !a.connected).collect();
+                if self.compat == Compat::Legacy {
+                    // QEMU 7.2 read `@name :` (a space before the colon) as plain
+                    // text, not as a description; tolerate what it never saw.
+                    bogus.retain(|a| {
+                        if !a.name.contains(char::is_whitespace) {
+                            return true;
+                        }
+                        let msg = format!("documented {what} '{}' does not exist", a.name);
+                        self.warnings.push(Warning(self.infos.error(a.info, msg)));
+                        false
+                    });
+                }
                 if let Some(first) = bogus.first() {
                     let names = bogus
                         .iter()

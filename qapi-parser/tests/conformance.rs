@@ -202,6 +202,25 @@ fn legacy(failures: &mut Vec<String>) {
             if loaded { "loads" } else { "FAILS" },
             if rejected { "rejects" } else { "ACCEPTS" }
         );
+        // Tally the warnings by kind (message with quoted names blanked).
+        let mut kinds = std::collections::BTreeMap::new();
+        for l in relaxed.err.lines() {
+            let l = l.trim_start_matches("warning: ");
+            if primary(l).is_empty() {
+                continue;
+            }
+            let msg = message(l);
+            let kind: String = msg
+                .split('\'')
+                .enumerate()
+                .map(|(i, p)| if i % 2 == 1 { "_" } else { p })
+                .collect::<Vec<_>>()
+                .join("'");
+            *kinds.entry(kind).or_insert(0) += 1;
+        }
+        for (kind, n) in kinds {
+            println!("    {n:4} x {kind}");
+        }
         if !loaded {
             failures.push(format!("7.2.0 {folder} under Legacy:\n{}", relaxed.err));
         }
