@@ -5,6 +5,9 @@
 #![deny(missing_docs)]
 
 pub mod complete;
+pub mod conn;
+pub mod help;
+pub mod output;
 pub mod schema;
 pub mod suggest;
 pub mod syntax;

@@ -291,3 +291,34 @@ fn parse_transaction(tokens: &[Token]) -> Result<Statement, SyntaxError> {
         args: parse_args(&after)?,
     })
 }
+
+/// Parses a statement given as separate words (the one-shot command line, where the
+/// user's shell already split and unquoted them): each word after the command name
+/// is one `key=value`, spaces included. Raw JSON and transactions are re-joined
+/// and parsed as text.
+pub fn parse_words(words: &[String]) -> Result<Statement, SyntaxError> {
+    let Some((name, rest)) = words.split_first() else {
+        return Ok(Statement::Empty);
+    };
+    let textual = name.starts_with('{')
+        || name.ends_with('(')
+        || name == "help"
+        || rest.iter().any(|w| w == "(" || w.starts_with('('));
+    if textual {
+        return parse(&words.join(" "));
+    }
+    validate_name(name)?;
+    let args = rest
+        .iter()
+        .map(|w| {
+            parse_arg(&Token {
+                text: w.clone(),
+                start: 0,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Statement::Command {
+        name: name.clone(),
+        args,
+    })
+}
