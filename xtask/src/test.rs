@@ -41,10 +41,14 @@ pub(crate) fn run(args: &[String]) -> Result {
         steps.step("import the pinned schema if missing", prepare::schema);
     }
     if wanted("fmt") {
-        steps.step("cargo fmt --check", fmt);
+        steps.step("cargo fmt --check", || {
+            ensure_component("fmt", "rustfmt")?;
+            fmt()
+        });
     }
     if wanted("clippy") {
         steps.step("cargo clippy -D warnings", || {
+            ensure_component("clippy", "clippy")?;
             util::run(
                 cargo()
                     .arg("clippy")
@@ -73,6 +77,18 @@ pub(crate) fn run(args: &[String]) -> Result {
         });
     }
     steps.finish()
+}
+
+/// Installs a rustup component when `cargo SUBCOMMAND` does not work (a minimal toolchain).
+fn ensure_component(subcommand: &str, component: &str) -> Result {
+    let works = cargo()
+        .args([subcommand, "--version"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if works {
+        return Ok(());
+    }
+    util::run(Command::new("rustup").args(["component", "add", component]))
 }
 
 /// Checks the formatting of the workspace and of the fuzz crate, which is outside it.
