@@ -11,6 +11,19 @@ use std::io;
 /// Bytes read from the socket at a time (and the minimum free space kept).
 const CHUNK: usize = 64 * 1024;
 
+/// Bytes that matter inside an object but outside strings (1) and inside strings (2).
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'"' as usize] = 3;
+    t[b'{' as usize] = 1;
+    t[b'}' as usize] = 1;
+    t[b'[' as usize] = 1;
+    t[b']' as usize] = 1;
+    t[b'\\' as usize] = 2;
+    t[0xFF] = 3;
+    t
+};
+
 /// What the scanner found next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Frame {
@@ -84,6 +97,28 @@ impl Framer {
         self.discarding = false;
     }
 
+    /// At a message boundary, skips whitespace and returns the offset of a `{` that
+    /// starts the next message (for the single-pass fast path), if there is one.
+    pub(crate) fn object_start(&mut self) -> Option<usize> {
+        if self.depth > 0 || self.discarding {
+            return None;
+        }
+        let buf = &self.buf[..self.filled];
+        let mut i = self.pos;
+        while i < buf.len() && matches!(buf[i], b' ' | b'\n' | b'\r' | b'\t') {
+            i += 1;
+        }
+        self.pos = i;
+        self.start = i;
+        (i < buf.len() && buf[i] == b'{').then_some(i)
+    }
+
+    /// Marks everything before `end` consumed (after the fast path framed a message).
+    pub(crate) fn consume_to(&mut self, end: usize) {
+        self.pos = end;
+        self.start = end;
+    }
+
     /// Scans buffered bytes for the next frame; `Ok(None)` means more input is needed.
     pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         let buf = &self.buf[..self.filled];
@@ -135,7 +170,7 @@ impl Framer {
                         continue;
                     }
                     // Tight loop over plain string bytes.
-                    while i < end && !matches!(buf[i], b'"' | b'\\' | 0xFF) {
+                    while i < end && CLASS[buf[i] as usize] & 2 == 0 {
                         i += 1;
                     }
                     if i == end {
@@ -148,6 +183,13 @@ impl Framer {
                     }
                     i += 1;
                     continue;
+                }
+                // Skip bytes that cannot change the state.
+                while i < end && CLASS[buf[i] as usize] & 1 == 0 {
+                    i += 1;
+                }
+                if i == end {
+                    break;
                 }
                 match buf[i] {
                     b'"' => self.in_str = true,
