@@ -12,7 +12,7 @@ use qmp_shell::conn::{self, ConnectOptions, Exec, Peer};
 use qmp_shell::output::{self, Format};
 use qmp_shell::schema::Schema;
 use qmp_shell::syntax::{self, Statement};
-use qmp_shell::typing::{self, Request};
+use qmp_shell::typing::{self, Diag, DiagKind, Request};
 use qmp_types::client::{Error, ErrorClass};
 
 const USAGE: &str = "\
@@ -159,24 +159,53 @@ impl Transcript {
 
 /// The request as it goes on the wire (without the id the transport adds).
 pub(crate) fn wire(req: &Request, oob: bool) -> String {
-    let mut m = serde_json::Map::new();
-    m.insert(
-        (if oob { "exec-oob" } else { "execute" }).into(),
-        req.name.clone().into(),
-    );
-    if let Some(a) = &req.args {
-        m.insert("arguments".into(), a.clone());
+    let verb = if oob { "exec-oob" } else { "execute" };
+    let name = serde_json::Value::String(req.name.clone());
+    match &req.args {
+        Some(a) => format!("{{\"{verb}\":{name},\"arguments\":{a}}}"),
+        None => format!("{{\"{verb}\":{name}}}"),
     }
-    serde_json::Value::Object(m).to_string()
+}
+
+/// Whether QEMU's documentation (the QAPI files, when at hand) has command `name`.
+pub(crate) fn documented(name: &str, cli: &Cli) -> bool {
+    qmp_shell::help::schema_file(cli.schema.as_deref(), cli.qga)
+        .and_then(|p| qmp_shell::help::load_docs(&p).ok())
+        .is_some_and(|q| {
+            q.lookup(name)
+                .is_some_and(|id| matches!(q.entity(id).kind, qapi_parser::EntityKind::Command(_)))
+        })
+}
+
+/// Prints validation problems; an unknown command that QEMU documents is reported
+/// as missing from the connected QEMU.
+pub(crate) fn report_diags(diags: &[Diag], cli: &Cli) {
+    for d in diags {
+        if matches!(d.kind, DiagKind::UnknownCommand { .. }) && documented(&d.path, cli) {
+            let d = Diag {
+                path: d.path.clone(),
+                kind: DiagKind::NotAvailable,
+            };
+            eprintln!("qmp: {d}");
+        } else {
+            eprintln!("qmp: {d}");
+        }
+    }
+    eprintln!("qmp: nothing sent");
 }
 
 /// Prints a transport error; returns the exit code.
-pub(crate) fn report_error(e: &Error, schema: Option<&Schema>, req: &Request) -> u8 {
+pub(crate) fn report_error(e: &Error, schema: Option<&Schema>, req: &Request, cli: &Cli) -> u8 {
     match e {
         Error::Qmp(q) => {
             eprintln!("error: {}: {}", q.class, q.desc);
             if q.class == ErrorClass::CommandNotFound {
-                if let Some(s) =
+                if documented(&req.name, cli) {
+                    eprintln!(
+                        "hint: '{}' is documented by QEMU, but the connected QEMU does not have it",
+                        req.name
+                    );
+                } else if let Some(s) =
                     schema.and_then(|s| qmp_shell::suggest::closest(&req.name, s.command_names()))
                 {
                     eprintln!("hint: did you mean '{s}'?");
@@ -366,10 +395,7 @@ fn run(cli: Cli) -> u8 {
                 Ok(Some(r)) => (r, cli.oob, schema),
                 Ok(None) => return 0,
                 Err(diags) => {
-                    for d in diags {
-                        eprintln!("qmp: {d}");
-                    }
-                    eprintln!("qmp: nothing sent");
+                    report_diags(&diags, &cli);
                     return 2;
                 }
             }
@@ -405,7 +431,7 @@ fn run(cli: Cli) -> u8 {
                 }
                 (_, s) => s,
             };
-            report_error(&e, schema.as_ref(), &req)
+            report_error(&e, schema.as_ref(), &req, &cli)
         }
     }
 }

@@ -325,10 +325,7 @@ pub fn run(cli: &Cli, mut log: Transcript) -> u8 {
                     Ok(Some(r)) => (r, opts.oob),
                     Ok(None) => continue,
                     Err(diags) => {
-                        for d in diags {
-                            eprintln!("qmp: {d}");
-                        }
-                        eprintln!("qmp: nothing sent");
+                        crate::report_diags(&diags, cli);
                         continue;
                     }
                 }
@@ -427,7 +424,7 @@ fn execute(
         }
         Err(e) => {
             log.line("!!", &e.to_string());
-            report_error(&e, schema, req);
+            report_error(&e, schema, req, cli);
             !matches!(e, Error::Disconnected { .. } | Error::Io { .. })
         }
     }

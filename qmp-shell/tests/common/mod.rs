@@ -55,7 +55,9 @@ fn require(binary: &str) {
 
 fn wait_for_socket(child: &mut Child, sock: &Path) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !sock.exists() {
+    // The file appears before the peer listens: wait until a connection succeeds
+    // (the probe connection is closed at once).
+    while UnixStream::connect(sock).is_err() {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("peer exited early: {status}");
         }
@@ -215,4 +217,67 @@ pub fn cases(text: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// What a run of the `qmp` binary produced.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (-1 when killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `qmp` with `args` (and extra setup of the command), killing it after 20 s.
+pub fn qmp_with(args: &[&str], setup: impl FnOnce(&mut Command)) -> Run {
+    let home = temp_dir("home");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_qmp"));
+    cmd.args(args)
+        .env("HOME", &home)
+        .env("QMP_HISTORY", home.join("history"))
+        .env_remove("QMP_SCHEMA")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    setup(&mut cmd);
+    let child = cmd.spawn().expect("run qmp");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output();
+        let _ = tx.send(());
+        out
+    });
+    if rx.recv_timeout(Duration::from_secs(20)).is_err() {
+        // SAFETY: signalling our own child by its pid.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGKILL);
+        }
+        panic!("qmp {args:?} did not finish within 20 s");
+    }
+    let out = waiter.join().expect("waiter").expect("output");
+    let _ = std::fs::remove_dir_all(&home);
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs `qmp` with `args`.
+pub fn qmp(args: &[&str]) -> Run {
+    qmp_with(args, |_| {})
+}
+
+/// The QAPI schema of QEMU 10.0.2 from the shared reference folder
+/// (`$QAPI_SHARED_DIR`, default `../shared/qemu` beside the repository).
+pub fn shared_schema(sub: &str) -> PathBuf {
+    let base = std::env::var_os("QAPI_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/qemu"));
+    let p = base.join("10.0.2").join(sub).join("qapi-schema.json");
+    assert!(p.is_file(), "QEMU's schema is not at {}", p.display());
+    p
 }
