@@ -1,3 +1,229 @@
 //! Generates typed Rust for QMP from a checked QAPI [`qapi_parser::Schema`].
+//!
+//! The pipeline is `Schema` -> [`ir::File`] (every decision, in `lower`) -> tokens
+//! (`emit`, decision-free) -> text (prettyplease). Deterministic: the same schema and
+//! configuration always give the same bytes.
+//!
+//! In a build script, the common case is one call:
+//!
+//! ```no_run
+//! // build.rs
+//! qapi_codegen::compile("qapi/qapi-schema.json", "qmp.rs").unwrap();
+//! ```
+//!
+//! and in the crate, `pub mod qmp { include!(concat!(env!("OUT_DIR"), "/qmp.rs")); }`.
+//! The generated code needs `serde`, `serde_json` and `qmp-types` (for the `Command`
+//! trait and its runtime helpers) as dependencies. [`Config`] covers the rest.
+
+#![deny(missing_docs)]
+
+mod docs;
+mod emit;
+pub mod ir;
+mod lower;
+pub mod names;
 
 pub use qapi_parser;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// An error of [`Config::compile`] or [`compile`].
+#[derive(Debug)]
+pub enum Error {
+    /// The schema did not load (QEMU's message format).
+    Schema(qapi_parser::Error),
+    /// Reading or writing a file failed.
+    Io(PathBuf, std::io::Error),
+    /// `OUT_DIR` is not set (not running in a build script) and no output path was given.
+    NoOutDir,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Schema(e) => write!(f, "{e}"),
+            Error::Io(p, e) => write!(f, "{}: {e}", p.display()),
+            Error::NoOutDir => f.write_str("OUT_DIR is not set: run from a build script"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Schema(e) => Some(e),
+            Error::Io(_, e) => Some(e),
+            Error::NoOutDir => None,
+        }
+    }
+}
+
+impl From<qapi_parser::Error> for Error {
+    fn from(e: qapi_parser::Error) -> Self {
+        Error::Schema(e)
+    }
+}
+
+/// Generation settings, in the shape of prost-build's `Config`.
+pub struct Config {
+    pub(crate) options: qapi_parser::Options,
+    pub(crate) crate_path: String,
+    pub(crate) commands_module: String,
+    pub(crate) events_module: String,
+    pub(crate) filter: Option<Box<dyn Fn(&str) -> bool>>,
+    pub(crate) derives: Vec<String>,
+    pub(crate) provenance: Option<String>,
+    pub(crate) rerun_if_changed: bool,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("options", &self.options)
+            .field("crate_path", &self.crate_path)
+            .field("commands_module", &self.commands_module)
+            .field("events_module", &self.events_module)
+            .field("filter", &self.filter.is_some())
+            .field("derives", &self.derives)
+            .field("provenance", &self.provenance)
+            .finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            options: qapi_parser::Options::default(),
+            crate_path: "::qmp_types".to_owned(),
+            commands_module: "commands".to_owned(),
+            events_module: "events".to_owned(),
+            filter: None,
+            derives: Vec::new(),
+            provenance: None,
+            rerun_if_changed: true,
+        }
+    }
+}
+
+impl Config {
+    /// The default configuration: everything generated, commands in `commands`, events
+    /// in `events`, runtime from `::qmp_types`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The parser options (e.g. `Compat::Legacy` for QEMU 7 schemas).
+    pub fn parser_options(&mut self, options: qapi_parser::Options) -> &mut Self {
+        self.options = options;
+        self
+    }
+
+    /// Path of the crate providing `Command`, `EventSet`, `Timestamp` and `runtime`.
+    ///
+    /// # Arguments
+    /// * `path` - a Rust path, `::qmp_types` by default (`crate` inside qmp-types).
+    pub fn crate_path(&mut self, path: &str) -> &mut Self {
+        self.crate_path = path.to_owned();
+        self
+    }
+
+    /// Module layout: the names of the submodules holding command and event types.
+    ///
+    /// Commands, events and types are in separate namespaces so QAPI names never clash
+    /// (e.g. command `blockdev-backup` and type `BlockdevBackup`).
+    pub fn modules(&mut self, commands: &str, events: &str) -> &mut Self {
+        self.commands_module = commands.to_owned();
+        self.events_module = events.to_owned();
+        self
+    }
+
+    /// Generates only the commands, events and types whose QAPI name passes `filter`,
+    /// plus every type they use.
+    ///
+    /// # Examples
+    /// ```
+    /// let mut cfg = qapi_codegen::Config::new();
+    /// cfg.filter(|name| name.starts_with("query-"));
+    /// ```
+    pub fn filter(&mut self, filter: impl Fn(&str) -> bool + 'static) -> &mut Self {
+        self.filter = Some(Box::new(filter));
+        self
+    }
+
+    /// Adds a derive (e.g. `PartialOrd`) to every generated struct and enum.
+    pub fn derive(&mut self, path: &str) -> &mut Self {
+        self.derives.push(path.to_owned());
+        self
+    }
+
+    /// A provenance note for the `@generated` header, e.g. `QEMU 10.0.2`.
+    pub fn provenance(&mut self, note: &str) -> &mut Self {
+        self.provenance = Some(note.to_owned());
+        self
+    }
+
+    /// Whether [`Config::compile`] prints `cargo:rerun-if-changed` lines (default true).
+    pub fn rerun_if_changed(&mut self, on: bool) -> &mut Self {
+        self.rerun_if_changed = on;
+        self
+    }
+
+    /// Generates formatted Rust source for a loaded schema. `label` names the schema in
+    /// the header (e.g. its file name).
+    pub fn generate(&self, schema: &qapi_parser::Schema, label: &str) -> String {
+        let file = self.lower(schema, label);
+        emit::format(&file)
+    }
+
+    /// The IR for a loaded schema (for tests and tools).
+    pub fn lower(&self, schema: &qapi_parser::Schema, label: &str) -> ir::File {
+        lower::lower(schema, self, label)
+    }
+
+    /// Loads `schema` and writes the generated code to `out` (relative paths are taken
+    /// relative to `OUT_DIR`), printing `cargo:rerun-if-changed` for every file read.
+    pub fn compile(&self, schema: impl AsRef<Path>, out: impl AsRef<Path>) -> Result<(), Error> {
+        let schema_path = schema.as_ref();
+        let parsed = qapi_parser::load(schema_path, &self.options);
+        if self.rerun_if_changed {
+            println!("cargo:rerun-if-changed={}", schema_path.display());
+        }
+        let parsed = parsed?;
+        if self.rerun_if_changed {
+            for f in &parsed.files {
+                println!("cargo:rerun-if-changed={}", f.display());
+            }
+        }
+        let label = schema_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text = self.generate(&parsed, &label);
+        let out = out.as_ref();
+        let out = if out.is_absolute() {
+            out.to_owned()
+        } else {
+            match std::env::var_os("OUT_DIR") {
+                Some(dir) => Path::new(&dir).join(out),
+                None if out.parent().is_some_and(|p| !p.as_os_str().is_empty()) => out.to_owned(),
+                None => return Err(Error::NoOutDir),
+            }
+        };
+        write_if_changed(&out, &text)
+    }
+}
+
+/// Writes `text` to `path` unless it already holds exactly that (keeps mtimes stable).
+pub fn write_if_changed(path: &Path, text: &str) -> Result<(), Error> {
+    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
+        return Ok(());
+    }
+    std::fs::write(path, text).map_err(|e| Error::Io(path.to_owned(), e))
+}
+
+/// The common case: generates the schema at `schema` into `OUT_DIR/out` with the
+/// default [`Config`].
+pub fn compile(schema: impl AsRef<Path>, out: impl AsRef<Path>) -> Result<(), Error> {
+    Config::new().compile(schema, out)
+}

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 const USAGE: &str = "\
 usage: qapi check [--legacy] FILE   check a schema; errors go to stderr
        qapi dump [--legacy] FILE    print QEMU's test dump (.out format) of a schema
-       qapi gen FILE -o OUT.rs      generate Rust (not implemented yet)
+       qapi gen [--legacy] [--crate PATH] FILE [-o OUT.rs]
+                                    generate Rust (stdout without -o)
 
 --legacy  accept QEMU 7.2-era documentation conventions (reported as warnings)";
 
@@ -21,10 +22,7 @@ fn main() -> ExitCode {
     };
     match cmd.as_str() {
         "check" | "dump" => check_or_dump(cmd == "dump", rest),
-        "gen" => {
-            eprintln!("qapi gen: not implemented");
-            ExitCode::from(2)
-        }
+        "gen" => gen(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -74,4 +72,58 @@ fn check_or_dump(dump: bool, args: &[String]) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `qapi gen`: generates typed Rust for a schema.
+fn gen(args: &[String]) -> ExitCode {
+    let mut cfg = qapi_codegen::Config::new();
+    cfg.rerun_if_changed(false);
+    let mut options = qapi_parser::Options::default();
+    let (mut file, mut out) = (None, None);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--legacy" => options.compat = qapi_parser::Compat::Legacy,
+            "-o" => out = it.next(),
+            "--crate" => match it.next() {
+                Some(p) => {
+                    cfg.crate_path(p);
+                }
+                None => file = None,
+            },
+            s if !s.starts_with('-') && file.is_none() => file = Some(s),
+            s => {
+                eprintln!("qapi: unexpected argument '{s}'\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let Some(file) = file else {
+        eprintln!("qapi: FILE missing\n{USAGE}");
+        return ExitCode::from(2);
+    };
+    let schema = match qapi_parser::load(file, &options) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let label = std::path::Path::new(file)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let text = cfg.generate(&schema, &label);
+    match out {
+        Some(path) => {
+            if let Err(e) = qapi_codegen::write_if_changed(std::path::Path::new(path), &text) {
+                eprintln!("qapi: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        None => {
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        }
+    }
+    ExitCode::SUCCESS
 }

@@ -1,0 +1,582 @@
+//! QEMU's reStructuredText doc comments converted to rustdoc Markdown.
+//!
+//! Paragraphs and list items become single lines (no lazy continuations for clippy),
+//! examples and literal blocks become ```` ```text ```` fences (no doctest runs them),
+//! rST roles become code spans, and characters rustdoc would read as links or HTML
+//! (`[`, `]`, `<`, `>`, bare URLs) are escaped.
+
+/// A block of converted text.
+#[derive(Debug, Clone, PartialEq)]
+enum Block {
+    /// A paragraph or list item: indentation, list marker (empty for paragraphs), rST text.
+    Text {
+        indent: usize,
+        marker: String,
+        text: String,
+    },
+    /// A literal block, verbatim lines.
+    Fence(Vec<String>),
+    /// A blank line.
+    Blank,
+}
+
+fn indent_of(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
+/// Removes the common indentation of all lines after the first (QAPI doc sections keep
+/// the source indentation of their continuation lines; the first line is stripped).
+fn dedent_rest(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let min = lines
+        .iter()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| indent_of(l))
+        .min()
+        .unwrap_or(0);
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 0 {
+                l.trim_end().to_owned()
+            } else if l.trim().is_empty() {
+                String::new()
+            } else {
+                l[min.min(indent_of(l))..].trim_end().to_owned()
+            }
+        })
+        .collect()
+}
+
+fn dedent(lines: &[String]) -> Vec<String> {
+    let min = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| indent_of(l))
+        .min()
+        .unwrap_or(0);
+    lines
+        .iter()
+        .map(|l| {
+            if l.trim().is_empty() {
+                String::new()
+            } else {
+                l[min..].to_owned()
+            }
+        })
+        .collect()
+}
+
+/// Splits a list marker off `content`: `- `, `* `, `+ `, `#. `, `1. `, `1) `, `(1) `.
+fn list_marker(content: &str) -> Option<(String, &str)> {
+    for m in ["- ", "* ", "+ "] {
+        if let Some(rest) = content.strip_prefix(m) {
+            return Some((m.trim_end().to_owned(), rest));
+        }
+    }
+    if let Some(rest) = content.strip_prefix("#. ") {
+        return Some(("1.".to_owned(), rest));
+    }
+    let s = content.strip_prefix('(').unwrap_or(content);
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    if digits > 0 && digits < 4 {
+        let after = &s[digits..];
+        if let Some(rest) = after.strip_prefix(". ").or_else(|| after.strip_prefix(") ")) {
+            return Some((format!("{}.", &s[..digits]), rest));
+        }
+    }
+    None
+}
+
+/// Collects the lines after `start` that belong to an indented block: blank, or
+/// indented more than `base`. Returns the block (trailing blanks dropped) and the
+/// index after it.
+fn take_block(lines: &[String], start: usize, base: usize) -> (Vec<String>, usize) {
+    let mut end = start;
+    while end < lines.len() && (lines[end].trim().is_empty() || indent_of(&lines[end]) > base) {
+        end += 1;
+    }
+    let mut block: Vec<String> = lines[start..end].to_vec();
+    while block.last().is_some_and(|l| l.trim().is_empty()) {
+        block.pop();
+    }
+    (block, end)
+}
+
+const ADMONITIONS: [&str; 10] = [
+    "note",
+    "notes",
+    "caution",
+    "warning",
+    "important",
+    "hint",
+    "tip",
+    "danger",
+    "attention",
+    "seealso",
+];
+
+fn admonition_label(name: &str) -> String {
+    match name {
+        "seealso" => "See also".to_owned(),
+        "notes" => "Note".to_owned(),
+        _ => {
+            let mut c = name.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        }
+    }
+}
+
+fn parse_blocks(lines: &[String], out: &mut Vec<Block>) {
+    let mut i = 0;
+    // Content column of the current list item, for its continuation paragraphs.
+    let mut list_col: Option<usize> = None;
+    let mut literal_next = false;
+    while i < lines.len() {
+        let line = &lines[i];
+        if line.trim().is_empty() {
+            if out.last() != Some(&Block::Blank) && !out.is_empty() {
+                out.push(Block::Blank);
+            }
+            i += 1;
+            continue;
+        }
+        let ind = indent_of(line);
+        let content = line.trim_start();
+        if literal_next && out.last() == Some(&Block::Blank) {
+            literal_next = false;
+            let base = match out.iter().rev().nth(1) {
+                Some(Block::Text { indent, .. }) => *indent,
+                _ => 0,
+            };
+            if ind > base {
+                let (block, end) = take_block(lines, i, base);
+                out.push(Block::Fence(dedent(&block)));
+                i = end;
+                continue;
+            }
+        }
+        if let Some(directive) = content.strip_prefix(".. ") {
+            let (name, arg) = match directive.split_once("::") {
+                Some((n, a)) => (n.trim(), a.trim()),
+                None => ("", ""),
+            };
+            let (block, end) = take_block(lines, i + 1, ind);
+            i = end;
+            let block = dedent(&block);
+            match name {
+                "qmp-example" | "code-block" | "code" | "parsed-literal" => {
+                    let mut body = Vec::new();
+                    let mut title = None;
+                    for (k, l) in block.iter().enumerate() {
+                        if body.is_empty() && l.starts_with(':') {
+                            if let Some(t) = l.strip_prefix(":title:") {
+                                title = Some(t.trim().to_owned());
+                            }
+                        } else if !(body.is_empty() && l.is_empty()) || k == usize::MAX {
+                            body.push(l.clone());
+                        }
+                    }
+                    if name == "qmp-example" {
+                        let text = match title {
+                            Some(t) => format!("Example: {t}"),
+                            None => "Example:".to_owned(),
+                        };
+                        push_text(out, 0, String::new(), text);
+                        out.push(Block::Blank);
+                    }
+                    out.push(Block::Fence(body));
+                }
+                n if ADMONITIONS.contains(&n) || n == "admonition" => {
+                    let label = if n == "admonition" {
+                        arg.to_owned()
+                    } else {
+                        admonition_label(n)
+                    };
+                    let mut inner = Vec::new();
+                    let mut body = block;
+                    if n != "admonition" && !arg.is_empty() {
+                        body.insert(0, arg.to_owned());
+                    }
+                    parse_blocks(&body, &mut inner);
+                    match inner.first_mut() {
+                        Some(Block::Text { marker, text, .. }) if marker.is_empty() => {
+                            *text = format!("**{label}:** {text}");
+                        }
+                        _ => inner.insert(0, Block::Text {
+                            indent: 0,
+                            marker: String::new(),
+                            text: format!("**{label}:**"),
+                        }),
+                    }
+                    if out.last().is_some_and(|b| *b != Block::Blank) {
+                        out.push(Block::Blank);
+                    }
+                    out.extend(inner);
+                }
+                // Comments and directives without a rustdoc equivalent: keep the content only.
+                _ => {
+                    if !name.is_empty() {
+                        parse_blocks(&block, out);
+                    }
+                }
+            }
+            list_col = None;
+            continue;
+        }
+        if content.starts_with("-> ") || content.starts_with("<- ") || content == "..." {
+            // A legacy (QEMU 7) example transcript: verbatim up to the next blank line.
+            let mut end = i;
+            while end < lines.len() && !lines[end].trim().is_empty() {
+                end += 1;
+            }
+            out.push(Block::Fence(dedent(&lines[i..end])));
+            i = end;
+            continue;
+        }
+        if content.starts_with("+-") || content.starts_with("==") {
+            // A table: verbatim up to the next blank line.
+            let mut end = i;
+            while end < lines.len() && !lines[end].trim().is_empty() {
+                end += 1;
+            }
+            out.push(Block::Fence(dedent(&lines[i..end])));
+            i = end;
+            continue;
+        }
+        let (indent, marker, first) = match list_marker(content) {
+            Some((m, rest)) => {
+                let item_indent = match list_col {
+                    Some(c) if ind >= c => c,
+                    _ => 0,
+                };
+                list_col = Some(item_indent + m.len() + 1);
+                (item_indent, m, rest)
+            }
+            None => match list_col {
+                Some(c) if ind > 0 => (c, String::new(), content),
+                _ => {
+                    list_col = None;
+                    (0, String::new(), content)
+                }
+            },
+        };
+        let mut text = first.trim_end().to_owned();
+        i += 1;
+        // Continuation lines: until a blank line, a new list item or a directive.
+        while i < lines.len() {
+            let l = lines[i].trim();
+            if l.is_empty() || l.starts_with(".. ") || (list_marker(l).is_some() && !marker.is_empty())
+            {
+                break;
+            }
+            text.push(' ');
+            text.push_str(l);
+            i += 1;
+        }
+        if text.ends_with("::") {
+            literal_next = true;
+            text = text.trim_end_matches("::").trim_end().to_owned();
+            if !text.is_empty() && !text.ends_with(':') {
+                text.push(':');
+            }
+        }
+        push_text(out, indent, marker, text);
+    }
+}
+
+fn push_text(out: &mut Vec<Block>, indent: usize, marker: String, text: String) {
+    out.push(Block::Text {
+        indent,
+        marker,
+        text,
+    });
+}
+
+/// Converts one QAPI doc section's text to Markdown lines.
+pub fn to_markdown(text: &str) -> Vec<String> {
+    let lines = dedent_rest(text);
+    let mut blocks = Vec::new();
+    parse_blocks(&lines, &mut blocks);
+    while blocks.last() == Some(&Block::Blank) {
+        blocks.pop();
+    }
+    let mut out = Vec::new();
+    for b in blocks {
+        match b {
+            Block::Blank => out.push(String::new()),
+            Block::Text {
+                indent,
+                marker,
+                text,
+            } => {
+                let pad = " ".repeat(indent);
+                let body = inline(&text);
+                if marker.is_empty() {
+                    out.push(format!("{pad}{body}"));
+                } else {
+                    out.push(format!("{pad}{marker} {body}"));
+                }
+            }
+            Block::Fence(lines) => {
+                if out.last().is_some_and(|l: &String| !l.is_empty()) {
+                    out.push(String::new());
+                }
+                let ticks = "`".repeat(
+                    3.max(
+                        lines
+                            .iter()
+                            .map(|l| l.matches('`').count())
+                            .max()
+                            .unwrap_or(0)
+                            + 1,
+                    ),
+                );
+                out.push(format!("{ticks}text"));
+                out.extend(lines);
+                out.push(ticks);
+                out.push(String::new());
+            }
+        }
+    }
+    while out.last().is_some_and(|l| l.is_empty()) {
+        out.pop();
+    }
+    // Blank lines never come twice in a row.
+    out.dedup_by(|a, b| a.is_empty() && b.is_empty());
+    out
+}
+
+/// Converts one paragraph to plain one-line Markdown (for `#[deprecated]` notes).
+pub fn to_note(text: &str) -> String {
+    let joined: Vec<String> = dedent_rest(text)
+        .into_iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_owned())
+        .collect();
+    inline(&joined.join(" "))
+}
+
+fn code_span(s: &str) -> String {
+    let s = s.trim();
+    if s.contains('`') {
+        format!("`` {s} ``")
+    } else if s.is_empty() {
+        String::new()
+    } else {
+        format!("`{s}`")
+    }
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '[' | ']' | '<' | '>' | '|' => {
+            out.push('\\');
+            out.push(c);
+        }
+        _ => out.push(c),
+    }
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'
+}
+
+/// Converts inline rST markup in one line of text.
+pub fn inline(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    let at = |i: usize, s: &str| -> bool {
+        let mut k = i;
+        for c in s.chars() {
+            if chars.get(k) != Some(&c) {
+                return false;
+            }
+            k += 1;
+        }
+        true
+    };
+    let find = |from: usize, s: &str| -> Option<usize> { (from..chars.len()).find(|&k| at(k, s)) };
+    let word_start = |i: usize| i == 0 || !chars[i - 1].is_alphanumeric();
+    while i < chars.len() {
+        let c = chars[i];
+        if at(i, "``") {
+            if let Some(end) = find(i + 2, "``") {
+                let s: String = chars[i + 2..end].iter().collect();
+                out.push_str(&code_span(&s));
+                i = end + 2;
+                continue;
+            }
+        }
+        if c == ':' && word_start(i) {
+            // :role:`text` or :domain:role:`text`
+            let mut k = i + 1;
+            while k < chars.len() && (chars[k].is_ascii_alphanumeric() || chars[k] == ':' || chars[k] == '-') {
+                k += 1;
+            }
+            if k > i + 2 && chars[k - 1] == ':' && chars.get(k) == Some(&'`') {
+                if let Some(end) = find(k + 1, "`") {
+                    let role: String = chars[i + 1..k - 1].iter().collect();
+                    let s: String = chars[k + 1..end].iter().collect();
+                    let s = s.trim_start_matches(['~', '!']);
+                    match s.find('<') {
+                        Some(lt) if s.ends_with('>') && (role == "doc" || role == "ref") => {
+                            for ch in s[..lt].trim().chars() {
+                                push_escaped(&mut out, ch);
+                            }
+                        }
+                        _ if role == "doc" || role == "ref" => {
+                            for ch in s.chars() {
+                                push_escaped(&mut out, ch);
+                            }
+                        }
+                        _ => out.push_str(&code_span(s)),
+                    }
+                    i = end + 1;
+                    continue;
+                }
+            }
+        }
+        if c == '`' {
+            if let Some(end) = find(i + 1, "`") {
+                let s: String = chars[i + 1..end].iter().collect();
+                let mut after = end + 1;
+                if chars.get(after) == Some(&'_') {
+                    // `text <url>`_ hyperlink.
+                    while chars.get(after) == Some(&'_') {
+                        after += 1;
+                    }
+                    match (s.find('<'), s.ends_with('>')) {
+                        (Some(lt), true) => {
+                            let label = s[..lt].trim();
+                            let url = &s[lt + 1..s.len() - 1];
+                            out.push('[');
+                            for ch in label.chars() {
+                                push_escaped(&mut out, ch);
+                            }
+                            out.push_str("](");
+                            out.push_str(url);
+                            out.push(')');
+                        }
+                        _ => {
+                            for ch in s.chars() {
+                                push_escaped(&mut out, ch);
+                            }
+                        }
+                    }
+                } else {
+                    out.push_str(&code_span(&s));
+                }
+                i = after;
+                continue;
+            }
+        }
+        if c == '@' && word_start(i) && chars.get(i + 1).is_some_and(|n| n.is_ascii_alphabetic() || *n == '_') {
+            let mut k = i + 1;
+            while k < chars.len() && is_name_char(chars[k]) {
+                k += 1;
+            }
+            while k > i + 1 && matches!(chars[k - 1], '.' | '-') {
+                k -= 1;
+            }
+            let s: String = chars[i + 1..k].iter().collect();
+            out.push_str(&code_span(&s));
+            i = k;
+            continue;
+        }
+        if (at(i, "http://") || at(i, "https://")) && word_start(i) {
+            let mut k = i;
+            while k < chars.len() && !chars[k].is_whitespace() && !matches!(chars[k], '<' | '>' | '"' | '\'' | '`') {
+                k += 1;
+            }
+            while k > i && matches!(chars[k - 1], '.' | ',' | ';' | ':' | ')') {
+                k -= 1;
+            }
+            let url: String = chars[i..k].iter().collect();
+            out.push('<');
+            out.push_str(&url);
+            out.push('>');
+            i = k;
+            continue;
+        }
+        if i == 0 && (c == '#' || c == '=') {
+            out.push('\\');
+        }
+        push_escaped(&mut out, c);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(rst: &str, expect: expect_test::Expect) {
+        expect.assert_eq(&to_markdown(rst).join("\n"));
+    }
+
+    #[test]
+    fn inline_markup() {
+        check(
+            "Use @node-name with ``literal`` and :qapi:type:`BlockdevOptions`, see `text <https://qemu.org>`_ or https://example.com/x.\n    Also [brackets] and <id>, *emph*.",
+            expect_test::expect![[r#"Use `node-name` with `literal` and `BlockdevOptions`, see [text](https://qemu.org) or <https://example.com/x>. Also \[brackets\] and \<id\>, *emph*."#]],
+        );
+    }
+
+    #[test]
+    fn examples_and_literals() {
+        check(
+            "Query the status.\n\n.. qmp-example::\n   :title: Basic\n\n    -> { \"execute\": \"query-status\" }\n    <- { \"return\": {} }\n\nThe form is::\n\n    a  b\n      c\n\nAfter.",
+            expect_test::expect![[r#"
+                Query the status.
+
+                Example: Basic
+
+                ```text
+                -> { "execute": "query-status" }
+                <- { "return": {} }
+                ```
+
+                The form is:
+
+                ```text
+                a  b
+                  c
+                ```
+
+                After."#]],
+        );
+    }
+
+    #[test]
+    fn lists_and_notes() {
+        check(
+            "Values:\n\n- one, which is\n  long\n- two\n\n  more about two\n\n.. note:: This is\n   important.\n\nEnd.",
+            expect_test::expect![[r#"
+                Values:
+
+                - one, which is long
+                - two
+
+                  more about two
+
+                **Note:** This is important.
+
+                End."#]],
+        );
+    }
+
+    #[test]
+    fn member_continuation_lines() {
+        check(
+            "If true, the shutdown was triggered by a guest request (such\n    as a guest-initiated ACPI shutdown request)",
+            expect_test::expect![[r#"If true, the shutdown was triggered by a guest request (such as a guest-initiated ACPI shutdown request)"#]],
+        );
+    }
+}

@@ -1,0 +1,860 @@
+//! Schema -> IR: every decision is made here (names, `Option`/`Box`, derives, layout,
+//! docs, deprecation), so that `emit` only prints.
+
+use crate::docs::{inline, to_markdown, to_note};
+use crate::ir::*;
+use crate::names::{field_ident, type_ident, Scope};
+use crate::Config;
+use qapi_parser::{
+    Builtin, Doc, Entity, EntityKind, Feature, IfCond, Member, Schema, SectionKind, TypeId,
+};
+
+/// Lowers a schema to the IR under `cfg`. `label` names the schema in the header.
+pub fn lower(schema: &Schema, cfg: &Config, label: &str) -> File {
+    Lower::new(schema, cfg).file(label)
+}
+
+struct Lower<'a> {
+    s: &'a Schema,
+    cfg: &'a Config,
+    /// Entities to generate or reference (the filter's closure).
+    kept: Vec<bool>,
+    /// Root identifier of each generated type.
+    idents: Vec<Option<String>>,
+    /// Identifier of each union's branch enum.
+    branch_idents: Vec<Option<String>>,
+    /// Strongly connected component of each entity over by-value references.
+    scc: Vec<usize>,
+    /// Size of each component.
+    scc_size: Vec<usize>,
+    /// Whether the type contains no `f64` or JSON value (so it can derive `Eq`).
+    eq: Vec<Option<bool>>,
+    /// The root naming scope, once the types are named.
+    root_scope: Option<Scope>,
+}
+
+fn n_entities(s: &Schema) -> usize {
+    s.entities.len()
+}
+
+fn is_deprecated(features: &[Feature]) -> bool {
+    features.iter().any(Feature::is_deprecated)
+}
+
+fn is_unstable(features: &[Feature]) -> bool {
+    features.iter().any(Feature::is_unstable)
+}
+
+fn cond_text(c: &IfCond) -> String {
+    match c {
+        IfCond::Name(n) => n.clone(),
+        IfCond::All(v) => format!(
+            "all({})",
+            v.iter().map(cond_text).collect::<Vec<_>>().join(", ")
+        ),
+        IfCond::Any(v) => format!(
+            "any({})",
+            v.iter().map(cond_text).collect::<Vec<_>>().join(", ")
+        ),
+        IfCond::Not(c) => format!("not({})", cond_text(c)),
+    }
+}
+
+fn availability(c: &Option<IfCond>) -> Option<String> {
+    c.as_ref().map(|c| {
+        format!(
+            "**Availability:** only in QEMU builds where `{}` holds.",
+            cond_text(c)
+        )
+    })
+}
+
+fn prim(b: Builtin) -> Prim {
+    match b {
+        Builtin::Str => Prim::String,
+        Builtin::Number => Prim::F64,
+        Builtin::Int | Builtin::Int64 => Prim::I64,
+        Builtin::Int8 => Prim::I8,
+        Builtin::Int16 => Prim::I16,
+        Builtin::Int32 => Prim::I32,
+        Builtin::Uint8 => Prim::U8,
+        Builtin::Uint16 => Prim::U16,
+        Builtin::Uint32 => Prim::U32,
+        Builtin::Uint64 | Builtin::Size => Prim::U64,
+        Builtin::Bool => Prim::Bool,
+        Builtin::Any => Prim::Value,
+        Builtin::Null => Prim::Unit,
+    }
+}
+
+/// Prefixes the first line of `lines` with `label`, or puts the label on its own line
+/// when the text starts with a list or a fence.
+fn labelled(label: &str, mut lines: Vec<String>) -> Vec<String> {
+    match lines.first_mut() {
+        Some(first)
+            if !first.starts_with("```")
+                && !first.starts_with("- ")
+                && !first.starts_with("* ")
+                && !first.is_empty() =>
+        {
+            *first = format!("{label} {first}");
+            lines
+        }
+        _ => {
+            lines.insert(0, label.to_owned());
+            lines
+        }
+    }
+}
+
+/// Appends a paragraph, separated by a blank line.
+fn para(out: &mut Vec<String>, lines: impl IntoIterator<Item = String>) {
+    let lines: Vec<String> = lines.into_iter().collect();
+    if lines.is_empty() {
+        return;
+    }
+    if !out.is_empty() {
+        out.push(String::new());
+    }
+    out.extend(lines);
+}
+
+impl<'a> Lower<'a> {
+    fn new(s: &'a Schema, cfg: &'a Config) -> Self {
+        let n = n_entities(s);
+        let mut l = Lower {
+            s,
+            cfg,
+            kept: vec![false; n],
+            idents: vec![None; n],
+            branch_idents: vec![None; n],
+            scc: vec![0; n],
+            scc_size: Vec::new(),
+            eq: vec![None; n],
+            root_scope: None,
+        };
+        l.keep();
+        l.sccs();
+        l.scc_size = vec![0; n];
+        for &c in &l.scc {
+            l.scc_size[c] += 1;
+        }
+        l.name_types();
+        l
+    }
+
+    fn ent(&self, id: TypeId) -> &'a Entity {
+        self.s.entity(id)
+    }
+
+    fn doc(&self, id: TypeId) -> Option<&'a Doc> {
+        self.ent(id).doc.map(|d| self.s.doc(d))
+    }
+
+    /// Marks the entities passing the filter, and everything they reference.
+    fn keep(&mut self) {
+        let mut stack: Vec<TypeId> = Vec::new();
+        for id in self.s.ids() {
+            let e = self.ent(id);
+            let root = match &e.kind {
+                EntityKind::Include | EntityKind::Builtin(_) | EntityKind::Array(_) => false,
+                _ if e.implicit => false,
+                _ => self.cfg.filter.as_ref().is_none_or(|f| f(&e.name)),
+            };
+            if root {
+                stack.push(id);
+            }
+        }
+        while let Some(id) = stack.pop() {
+            let i = id.0 as usize;
+            if i >= self.kept.len() || self.kept[i] {
+                continue;
+            }
+            self.kept[i] = true;
+            stack.extend(self.refs(id, true));
+        }
+    }
+
+    /// The entities `id` refers to; through arrays too when `through_arrays`.
+    fn refs(&self, id: TypeId, through_arrays: bool) -> Vec<TypeId> {
+        let mut out = Vec::new();
+        match &self.ent(id).kind {
+            EntityKind::Object(o) => {
+                out.extend(o.base);
+                out.extend(o.local_members.iter().map(|m| m.ty));
+                if let Some(v) = &o.variants {
+                    out.extend(v.variants.iter().map(|v| v.ty));
+                }
+            }
+            EntityKind::Alternate(a) => out.extend(a.variants.iter().map(|v| v.ty)),
+            EntityKind::Array(a) if through_arrays => out.push(a.element),
+            EntityKind::Command(c) => {
+                out.extend(c.arg_type);
+                out.extend(c.ret_type);
+            }
+            EntityKind::Event(e) => out.extend(e.arg_type),
+            _ => {}
+        }
+        out
+    }
+
+    /// Tarjan's strongly connected components over by-value references (not through
+    /// arrays): a reference inside the same component needs a `Box`.
+    fn sccs(&mut self) {
+        let n = self.scc.len();
+        let mut index = vec![usize::MAX; n];
+        let mut low = vec![0usize; n];
+        let mut on_stack = vec![false; n];
+        let mut stack = Vec::new();
+        let mut next = 0usize;
+        let mut comp = 0usize;
+        for root in 0..n {
+            if index[root] != usize::MAX {
+                continue;
+            }
+            // Iterative DFS: (node, its successors, next successor position).
+            let mut work: Vec<(usize, Vec<usize>, usize)> = Vec::new();
+            index[root] = next;
+            low[root] = next;
+            next += 1;
+            stack.push(root);
+            on_stack[root] = true;
+            let succ = self.succ(root);
+            work.push((root, succ, 0));
+            while let Some((v, succ, pos)) = work.last_mut() {
+                let v = *v;
+                if *pos < succ.len() {
+                    let w = succ[*pos];
+                    *pos += 1;
+                    if index[w] == usize::MAX {
+                        index[w] = next;
+                        low[w] = next;
+                        next += 1;
+                        stack.push(w);
+                        on_stack[w] = true;
+                        let s = self.succ(w);
+                        work.push((w, s, 0));
+                    } else if on_stack[w] {
+                        low[v] = low[v].min(index[w]);
+                    }
+                } else {
+                    work.pop();
+                    if let Some((p, _, _)) = work.last() {
+                        low[*p] = low[*p].min(low[v]);
+                    }
+                    if low[v] == index[v] {
+                        while let Some(w) = stack.pop() {
+                            on_stack[w] = false;
+                            self.scc[w] = comp;
+                            if w == v {
+                                break;
+                            }
+                        }
+                        comp += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    fn succ(&self, i: usize) -> Vec<usize> {
+        self.refs(TypeId(i as u32), false)
+            .into_iter()
+            .map(|t| t.0 as usize)
+            .filter(|&t| t < self.scc.len())
+            .collect()
+    }
+
+    fn self_recursive(&self, from: TypeId, to: TypeId) -> bool {
+        let (f, t) = (from.0 as usize, to.0 as usize);
+        if f >= self.scc.len() || t >= self.scc.len() || self.scc[f] != self.scc[t] {
+            return false;
+        }
+        // A one-entity component is recursive only through a self-reference.
+        f != t || self.scc_size[self.scc[f]] > 1 || self.succ(f).contains(&t)
+    }
+
+    fn generated(&self, id: TypeId) -> bool {
+        let e = self.ent(id);
+        match &e.kind {
+            EntityKind::Enum(_) => true,
+            EntityKind::Object(_) => !e.implicit,
+            EntityKind::Alternate(_) => true,
+            _ => false,
+        }
+    }
+
+    fn name_types(&mut self) {
+        let mut root = Scope::new();
+        for id in self.s.ids() {
+            if self.kept[id.0 as usize] && self.generated(id) {
+                self.idents[id.0 as usize] = Some(root.claim(type_ident(&self.ent(id).name)));
+            }
+        }
+        for id in self.s.ids() {
+            let i = id.0 as usize;
+            if let (Some(ident), EntityKind::Object(o)) = (&self.idents[i], &self.ent(id).kind) {
+                if o.variants.is_some() {
+                    self.branch_idents[i] = Some(root.claim(format!("{ident}Branch")));
+                }
+            }
+        }
+        self.root_scope = Some(root);
+    }
+
+    /// Whether the type can derive `Eq`: no `f64` or JSON value anywhere inside.
+    fn eq(&mut self, id: TypeId) -> bool {
+        let i = id.0 as usize;
+        if let Some(v) = self.eq.get(i).copied().flatten() {
+            return v;
+        }
+        // Assume yes while visiting, so cycles terminate.
+        self.eq[i] = Some(true);
+        let v = match &self.ent(id).kind {
+            EntityKind::Builtin(b) => !matches!(b, Builtin::Number | Builtin::Any),
+            _ => {
+                let refs = self.refs(id, true);
+                refs.into_iter().all(|r| self.eq(r))
+            }
+        };
+        self.eq[i] = Some(v);
+        v
+    }
+
+    fn ty(&self, id: TypeId, sub: bool) -> TypeRef {
+        let e = self.ent(id);
+        match &e.kind {
+            EntityKind::Builtin(b) => TypeRef::Prim(prim(*b)),
+            EntityKind::Array(a) => TypeRef::List(Box::new(self.ty(a.element, sub))),
+            _ => match &self.idents[id.0 as usize] {
+                Some(ident) => {
+                    let mut path = Vec::new();
+                    if sub {
+                        path.push("super".to_owned());
+                    }
+                    path.push(ident.clone());
+                    TypeRef::Named(path)
+                }
+                None => TypeRef::Prim(Prim::Value),
+            },
+        }
+    }
+
+    /// Whether a reference to `id` (through arrays) uses a deprecated type.
+    fn uses_deprecated(&self, id: TypeId) -> bool {
+        let e = self.ent(id);
+        match &e.kind {
+            EntityKind::Array(a) => self.uses_deprecated(a.element),
+            _ => is_deprecated(&e.features),
+        }
+    }
+
+    fn deprecation(&self, owner: TypeId, features: &[Feature]) -> Option<String> {
+        if !is_deprecated(features) {
+            return None;
+        }
+        Some(
+            self.s
+                .feature_doc(owner, "deprecated")
+                .map(|d| to_note(&d.text))
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "deprecated by QEMU".to_owned()),
+        )
+    }
+
+    /// The docs of an entity: body, availability, features, then the sections.
+    fn entity_docs(&self, id: TypeId, fallback: String) -> Vec<String> {
+        let e = self.ent(id);
+        let mut out = Vec::new();
+        let doc = self.doc(id);
+        if let Some(d) = doc {
+            para(&mut out, to_markdown(&d.body.text));
+        }
+        if out.is_empty() {
+            out.push(fallback);
+        }
+        if let Some(a) = availability(&e.ifcond) {
+            para(&mut out, [a]);
+        }
+        if is_unstable(&e.features) && doc.is_none_or(|d| !d.features.iter().any(|f| f.name.as_deref() == Some("unstable"))) {
+            para(&mut out, ["**Unstable:** this interface is experimental.".to_owned()]);
+        }
+        let Some(d) = doc else { return out };
+        for f in &d.features {
+            let name = f.name.as_deref().unwrap_or_default();
+            if name == "deprecated" && is_deprecated(&e.features) {
+                continue;
+            }
+            let label = match name {
+                "unstable" => "**Unstable:**".to_owned(),
+                "deprecated" => "**Deprecated:**".to_owned(),
+                _ => format!("**Feature `{name}`:**"),
+            };
+            para(&mut out, labelled(&label, to_markdown(&f.text)));
+        }
+        for sec in &d.sections {
+            let md = to_markdown(&sec.text);
+            match sec.kind {
+                SectionKind::Plain => para(&mut out, md),
+                SectionKind::Returns => para(&mut out, labelled("**Returns:**", md)),
+                SectionKind::Errors => para(&mut out, labelled("**Errors:**", md)),
+                SectionKind::Since => {
+                    para(&mut out, [format!("*Since:* {}", inline(sec.text.trim()))])
+                }
+                SectionKind::Note => para(&mut out, labelled("**Note:**", md)),
+                SectionKind::Example => {
+                    let mut lines = vec!["Example:".to_owned(), String::new(), "```text".to_owned()];
+                    lines.extend(sec.text.lines().map(|l| l.trim_end().to_owned()));
+                    lines.push("```".to_owned());
+                    para(&mut out, lines);
+                }
+                SectionKind::Todo | SectionKind::Member | SectionKind::Feature => {}
+            }
+        }
+        out
+    }
+
+    fn member_docs(&self, owner: TypeId, name: &str, ifcond: &Option<IfCond>, features: &[Feature], fallback: String) -> Vec<String> {
+        let mut out = self
+            .s
+            .member_doc(owner, name)
+            .map(|d| to_markdown(&d.text))
+            .unwrap_or_default();
+        if out.is_empty() || out.iter().all(|l| l.trim().is_empty()) {
+            out = vec![fallback];
+        }
+        if let Some(a) = availability(ifcond) {
+            para(&mut out, [a]);
+        }
+        if is_unstable(features) {
+            para(&mut out, ["**Unstable:** this member is experimental.".to_owned()]);
+        }
+        out
+    }
+
+    /// Members of an object type with their declaring type, base members first.
+    fn members_with_owner(&self, id: TypeId) -> Vec<(TypeId, &'a Member)> {
+        let mut chain = Vec::new();
+        let mut cur = Some(id);
+        while let Some(c) = cur {
+            if chain.contains(&c) || chain.len() > self.s.entities.len() {
+                break;
+            }
+            chain.push(c);
+            cur = match &self.ent(c).kind {
+                EntityKind::Object(o) => o.base,
+                _ => None,
+            };
+        }
+        let mut out = Vec::new();
+        for c in chain.into_iter().rev() {
+            if let EntityKind::Object(o) = &self.ent(c).kind {
+                out.extend(o.local_members.iter().map(|m| (c, m)));
+            }
+        }
+        out
+    }
+
+    fn field(&self, owner: TypeId, container: TypeId, m: &Member, scope: &mut Scope, sub: bool) -> (Field, bool) {
+        let ident = scope.claim(field_ident(&m.name));
+        let rename = (crate::names::unraw(&ident) != m.name).then(|| m.name.clone());
+        let mut ty = self.ty(m.ty, sub);
+        if self.self_recursive(container, m.ty) {
+            ty = TypeRef::Boxed(Box::new(ty));
+        }
+        let deprecated = self.deprecation(owner, &m.features);
+        let docs = self.member_docs(owner, &m.name, &m.ifcond, &m.features, format!("Member `{}`.", m.name));
+        let uses_dep = self.uses_deprecated(m.ty);
+        (
+            Field {
+                ident,
+                rename,
+                ty,
+                optional: m.optional,
+                docs,
+                deprecated,
+            },
+            uses_dep,
+        )
+    }
+
+    fn fields(&self, id: TypeId, sub: bool) -> (Vec<Field>, bool) {
+        let mut scope = Scope::new();
+        let mut uses_dep = false;
+        let fields = self
+            .members_with_owner(id)
+            .into_iter()
+            .map(|(owner, m)| {
+                let (f, d) = self.field(owner, id, m, &mut scope, sub);
+                uses_dep |= d || f.deprecated.is_some();
+                f
+            })
+            .collect();
+        (fields, uses_dep)
+    }
+
+    fn derives(&self, eq: bool, default: bool) -> Derives {
+        Derives {
+            eq,
+            hash: false,
+            default,
+            copy: false,
+            extra: self.cfg.derives.clone(),
+        }
+    }
+
+    fn meta(&self, id: TypeId, ident: String, fallback: String, uses_dep: bool) -> Meta {
+        let e = self.ent(id);
+        let deprecated = self.deprecation(id, &e.features);
+        Meta {
+            ident,
+            docs: self.entity_docs(id, fallback),
+            allow_deprecated: uses_dep || deprecated.is_some(),
+            deprecated,
+        }
+    }
+
+    fn type_item(&mut self, id: TypeId) -> Option<Item> {
+        let ident = self.idents[id.0 as usize].clone()?;
+        let e = self.ent(id);
+        let eq = self.eq(id);
+        match &e.kind {
+            EntityKind::Enum(en) => {
+                let mut scope = Scope::new();
+                let mut uses_dep = false;
+                let variants: Vec<EnumVariant> = en
+                    .members
+                    .iter()
+                    .map(|m| {
+                        let deprecated = self.deprecation(id, &m.features);
+                        uses_dep |= deprecated.is_some();
+                        EnumVariant {
+                            ident: scope.claim(type_ident(&m.name)),
+                            wire: m.name.clone(),
+                            docs: self.member_docs(id, &m.name, &m.ifcond, &m.features, format!("Value `{}`.", m.name)),
+                            deprecated,
+                        }
+                    })
+                    .collect();
+                let unknown = scope.claim("Unrecognized".to_owned());
+                let mut derives = self.derives(true, false);
+                derives.hash = true;
+                Some(Item::Enum(Enum {
+                    meta: self.meta(id, ident, format!("QAPI enum `{}`.", e.name), uses_dep),
+                    derives,
+                    variants,
+                    unknown,
+                }))
+            }
+            EntityKind::Object(o) => match &o.variants {
+                None => {
+                    let (fields, uses_dep) = self.fields(id, false);
+                    let default = fields.iter().all(|f| f.optional);
+                    Some(Item::Struct(Struct {
+                        meta: self.meta(id, ident, format!("QAPI struct `{}`.", e.name), uses_dep),
+                        derives: self.derives(eq, default),
+                        shape: StructShape::Fields(fields),
+                        command: None,
+                    }))
+                }
+                Some(vs) => {
+                    let mut scope = Scope::new();
+                    let mut uses_dep = false;
+                    let mut fields = Vec::new();
+                    for (owner, m) in self.members_with_owner(id) {
+                        if m.name == vs.tag_member {
+                            let ident = scope.claim(field_ident(&m.name));
+                            fields.push(UnionField::Tag {
+                                ident,
+                                wire: m.name.clone(),
+                                docs: self.member_docs(owner, &m.name, &m.ifcond, &m.features, format!("Discriminator `{}` and the branch it selects.", m.name)),
+                            });
+                        } else {
+                            let (f, d) = self.field(owner, id, m, &mut scope, false);
+                            uses_dep |= d || f.deprecated.is_some();
+                            fields.push(UnionField::Base(f));
+                        }
+                    }
+                    let mut vscope = Scope::new();
+                    let variants: Vec<BranchVariant> = vs
+                        .variants
+                        .iter()
+                        .map(|v| {
+                            let empty = v.implicit || self.ent(v.ty).name == "q_empty";
+                            let ty = (!empty).then(|| {
+                                uses_dep |= self.uses_deprecated(v.ty);
+                                let t = self.ty(v.ty, false);
+                                if self.self_recursive(id, v.ty) {
+                                    TypeRef::Boxed(Box::new(t))
+                                } else {
+                                    t
+                                }
+                            });
+                            let mut docs = match self.s.member_doc(id, &v.name) {
+                                Some(d) => to_markdown(&d.text),
+                                None => Vec::new(),
+                            };
+                            if docs.is_empty() {
+                                docs.push(if empty {
+                                    format!("Branch `{}` (no further members).", v.name)
+                                } else {
+                                    format!("Branch `{}`.", v.name)
+                                });
+                            }
+                            if let Some(a) = availability(&v.ifcond) {
+                                para(&mut docs, [a]);
+                            }
+                            BranchVariant {
+                                ident: vscope.claim(type_ident(&v.name)),
+                                wire: v.name.clone(),
+                                ty,
+                                docs,
+                            }
+                        })
+                        .collect();
+                    let unknown = vscope.claim("Unrecognized".to_owned());
+                    let bident = self.branch_idents[id.0 as usize].clone().unwrap_or_default();
+                    let branches = BranchEnum {
+                        meta: Meta {
+                            docs: vec![format!("The branches of [`{ident}`], selected by its `{}` member.", vs.tag_member)],
+                            ident: bident,
+                            deprecated: None,
+                            allow_deprecated: uses_dep,
+                        },
+                        variants,
+                        unknown,
+                    };
+                    Some(Item::Union(Union {
+                        meta: self.meta(id, ident, format!("QAPI union `{}`.", e.name), uses_dep),
+                        derives: self.derives(eq, false),
+                        fields,
+                        branches,
+                    }))
+                }
+            },
+            EntityKind::Alternate(a) => {
+                let mut scope = Scope::new();
+                let mut uses_dep = false;
+                let variants = a
+                    .variants
+                    .iter()
+                    .map(|v| {
+                        uses_dep |= self.uses_deprecated(v.ty);
+                        let t = self.ty(v.ty, false);
+                        let kind = match &self.ent(v.ty).kind {
+                            EntityKind::Builtin(b) => match b {
+                                Builtin::Str => AltKind::Str,
+                                Builtin::Number => AltKind::Number,
+                                Builtin::Bool => AltKind::Bool,
+                                Builtin::Null => AltKind::Null,
+                                Builtin::Any => AltKind::Object(t),
+                                other => AltKind::Int(prim(*other)),
+                            },
+                            EntityKind::Enum(_) => AltKind::Enum(t),
+                            EntityKind::Array(_) => AltKind::Array(t),
+                            _ => AltKind::Object(if self.self_recursive(id, v.ty) {
+                                TypeRef::Boxed(Box::new(t))
+                            } else {
+                                t
+                            }),
+                        };
+                        let mut docs = match self.s.member_doc(id, &v.name) {
+                            Some(d) => to_markdown(&d.text),
+                            None => Vec::new(),
+                        };
+                        if docs.is_empty() {
+                            docs.push(format!("Alternative `{}`.", v.name));
+                        }
+                        if let Some(a) = availability(&v.ifcond) {
+                            para(&mut docs, [a]);
+                        }
+                        AltVariant {
+                            ident: scope.claim(type_ident(&v.name)),
+                            docs,
+                            kind,
+                        }
+                    })
+                    .collect();
+                Some(Item::Alternate(Alternate {
+                    meta: self.meta(id, ident, format!("QAPI alternate `{}`.", e.name), uses_dep),
+                    derives: self.derives(eq, false),
+                    variants,
+                }))
+            }
+            _ => None,
+        }
+    }
+
+    /// A command or event type: fields inline, a newtype when boxed, unit without data.
+    fn data_struct(&mut self, id: TypeId, ident: String, arg: Option<TypeId>, boxed: bool, fallback: String) -> (Struct, bool) {
+        let (shape, uses_dep, eq, default) = match arg {
+            None => (StructShape::Unit, false, true, true),
+            Some(a) if boxed || !matches!(self.ent(a).kind, EntityKind::Object(_)) => {
+                (StructShape::Newtype(self.ty(a, true)), self.uses_deprecated(a), self.eq(a), false)
+            }
+            Some(a) => {
+                let (fields, d) = self.fields(a, true);
+                let default = fields.iter().all(|f| f.optional);
+                let eq = self.eq(a);
+                (StructShape::Fields(fields), d, eq, default)
+            }
+        };
+        let mut derives = self.derives(eq, default);
+        derives.copy = shape == StructShape::Unit;
+        let meta = self.meta(id, ident, fallback, uses_dep);
+        (
+            Struct {
+                meta,
+                derives,
+                shape,
+                command: None,
+            },
+            uses_dep,
+        )
+    }
+
+    fn file(mut self, label: &str) -> File {
+        let mut types = Vec::new();
+        for id in self.s.ids() {
+            if self.kept[id.0 as usize] {
+                if let Some(item) = self.type_item(id) {
+                    types.push(item);
+                }
+            }
+        }
+        let mut root = self.root_scope.take().unwrap_or_default();
+        let any_command_ident = root.claim("AnyCommand".to_owned());
+        let any_return_ident = root.claim("AnyReturn".to_owned());
+        let event_ident = root.claim("Event".to_owned());
+        let cmod = self.cfg.commands_module.clone();
+        let emod = self.cfg.events_module.clone();
+
+        let mut cscope = Scope::new();
+        let mut commands = Vec::new();
+        let mut cmd_variants = Vec::new();
+        let mut ret_variants = Vec::new();
+        let mut escope = Scope::new();
+        let mut events = Vec::new();
+        let mut ev_variants = Vec::new();
+        for id in self.s.ids() {
+            if !self.kept[id.0 as usize] {
+                continue;
+            }
+            let e = self.ent(id);
+            match &e.kind {
+                EntityKind::Command(c) => {
+                    let ident = cscope.claim(type_ident(&e.name));
+                    let (mut st, _) = self.data_struct(id, ident.clone(), c.arg_type, c.boxed, format!("Command `{}`.", e.name));
+                    let returns = c.ret_type.map(|r| self.ty(r, true));
+                    if c.ret_type.is_some_and(|r| self.uses_deprecated(r)) {
+                        st.meta.allow_deprecated = true;
+                    }
+                    st.command = Some(CommandImpl {
+                        name: e.name.clone(),
+                        has_arguments: st.shape != StructShape::Unit,
+                        allow_oob: c.allow_oob,
+                        success_response: c.success_response,
+                        returns,
+                    });
+                    let deprecated = st.meta.deprecated.is_some() || st.meta.allow_deprecated;
+                    let v = DynVariant {
+                        ident: ident.clone(),
+                        wire: e.name.clone(),
+                        path: vec![cmod.clone(), ident],
+                        has_data: st.shape != StructShape::Unit,
+                        returns: c.ret_type.map(|r| self.ty(r, false)),
+                        deprecated,
+                    };
+                    cmd_variants.push(v.clone());
+                    ret_variants.push(v);
+                    commands.push(Item::Struct(st));
+                }
+                EntityKind::Event(ev) => {
+                    let ident = escope.claim(type_ident(&e.name));
+                    let (st, _) = self.data_struct(id, ident.clone(), ev.arg_type, ev.boxed, format!("Event `{}`.", e.name));
+                    ev_variants.push(DynVariant {
+                        ident: ident.clone(),
+                        wire: e.name.clone(),
+                        path: vec![emod.clone(), ident],
+                        has_data: st.shape != StructShape::Unit,
+                        returns: None,
+                        deprecated: st.meta.deprecated.is_some() || st.meta.allow_deprecated,
+                    });
+                    events.push(Item::Struct(st));
+                }
+                _ => {}
+            }
+        }
+        let any_dep = |v: &[DynVariant]| v.iter().any(|v| v.deprecated);
+        let mut header = vec![format!(
+            "@generated by qapi-codegen {} from {}{}; do not edit",
+            env!("CARGO_PKG_VERSION"),
+            label,
+            self.cfg
+                .provenance
+                .as_ref()
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default()
+        )];
+        header.push("Regenerate it by building; see the qapi-codegen crate.".to_owned());
+        File {
+            header,
+            krate: self.cfg.crate_path.split("::").map(str::to_owned).collect(),
+            types,
+            commands: Module {
+                ident: cmod,
+                docs: vec![
+                    "One type per command, implementing the `Command` trait: its fields are the command's arguments.".to_owned(),
+                ],
+                items: commands,
+            },
+            events: Module {
+                ident: emod,
+                docs: vec![format!(
+                    "One type per event, holding its data; received events decode into [`{event_ident}`](super::{event_ident})."
+                )],
+                items: events,
+            },
+            any_command: AnyCommand {
+                meta: Meta {
+                    ident: any_command_ident,
+                    docs: vec![
+                        "Any command of the schema, as the wire request `{\"execute\": NAME, \"arguments\": {...}}`.".to_owned(),
+                        String::new(),
+                        "For proxies, loggers and mock servers; unknown commands decode into the catch-all variant.".to_owned(),
+                    ],
+                    deprecated: None,
+                    allow_deprecated: any_dep(&cmd_variants),
+                },
+                variants: cmd_variants,
+                unknown: "Unrecognized".to_owned(),
+            },
+            any_return: AnyReturn {
+                meta: Meta {
+                    ident: any_return_ident,
+                    docs: vec![
+                        "The typed `return` value of any command; serializes back to the same JSON.".to_owned(),
+                    ],
+                    deprecated: None,
+                    allow_deprecated: any_dep(&ret_variants),
+                },
+                variants: ret_variants,
+                unknown: "Unrecognized".to_owned(),
+            },
+            event_enum: EventEnum {
+                meta: Meta {
+                    ident: event_ident,
+                    docs: vec![
+                        "Any event of the schema with its timestamp; (de)serializes as the wire event `{\"event\": NAME, \"data\": {...}, \"timestamp\": {...}}`.".to_owned(),
+                        String::new(),
+                        "Events this schema does not know decode into the catch-all variant, keeping their name and data.".to_owned(),
+                    ],
+                    deprecated: None,
+                    allow_deprecated: any_dep(&ev_variants),
+                },
+                variants: ev_variants,
+                unknown: "Unrecognized".to_owned(),
+            },
+        }
+    }
+}
