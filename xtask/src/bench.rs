@@ -6,6 +6,7 @@
 //! Benchmarks print numbers and say whether each target is met; they are never timed tests.
 
 mod parser;
+mod transport;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,11 +25,18 @@ struct Bench {
 }
 
 /// Every benchmark, in the order `cargo xtask bench` (with no name) runs them.
-const BENCHES: &[Bench] = &[Bench {
-    name: "parser",
-    about: "load + check of the three QEMU 10.0.2 schemas; peak memory of `qapi check`",
-    run: parser::run,
-}];
+const BENCHES: &[Bench] = &[
+    Bench {
+        name: "parser",
+        about: "load + check of the three QEMU 10.0.2 schemas; peak memory of `qapi check`",
+        run: parser::run,
+    },
+    Bench {
+        name: "transport",
+        about: "QMP round trip, connect-to-ready and event ingest, each against a std-only floor",
+        run: transport::run,
+    },
+];
 
 /// Argument by which the release build measures a child's peak memory (see [`peak_rss`]).
 const PEAK_RSS_WRAPPER: &str = "--peak-rss-of";
