@@ -367,7 +367,7 @@ fn guest_agent_resync_skips_stale_output() {
         assert_eq!(sync["execute"], "guest-sync-delimited");
         let id = sync["arguments"]["id"].as_u64().unwrap();
         p.send(b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error\"}}\n");
-        p.send(format!("\u{0}{{\"return\": 1}}\n").as_bytes());
+        p.send(b"\x00{\"return\": 1}\n");
         let mut msg = vec![0xFF];
         msg.extend_from_slice(format!("{{\"return\": {id}}}\n").as_bytes());
         p.send(&msg);
