@@ -8,8 +8,8 @@
 use crate::ast::{InfoId, ParsedDoc, RawSection};
 use crate::lexer::{is_py_space, py_rstrip, TokKind};
 use crate::model::SectionKind;
-use crate::parser::{Ctx, FileState};
-use crate::{Compat, Error};
+use crate::parser::{BoxedErrors, Ctx, FileState, PResult};
+use crate::Compat;
 
 /// A doc line: byte range of its text in the file, `None` for the closing `##`.
 type Line = Option<(u32, u32)>;
@@ -24,7 +24,7 @@ fn is_blank(line: Line) -> bool {
 }
 
 /// QEMU's `get_doc_line`: the current comment as a doc line.
-fn doc_line(file: &mut FileState, ctx: &mut Ctx) -> Result<Line, Error> {
+fn doc_line(file: &mut FileState, ctx: &mut Ctx) -> PResult<Line> {
     if file.tok.kind != TokKind::Comment {
         return Err(file.error(ctx, "documentation comment must end with '##'"));
     }
@@ -47,7 +47,7 @@ fn doc_line(file: &mut FileState, ctx: &mut Ctx) -> Result<Line, Error> {
 }
 
 /// Reads the next comment as a doc line.
-fn next_line(file: &mut FileState, ctx: &mut Ctx) -> Result<Line, Error> {
+fn next_line(file: &mut FileState, ctx: &mut Ctx) -> PResult<Line> {
     file.accept(ctx, false)?;
     doc_line(file, ctx)
 }
@@ -135,7 +135,8 @@ impl Doc {
         self.doc.sections.push(RawSection {
             kind,
             name,
-            text: String::new(),
+            // Most sections are a line or two: avoid regrowing.
+            text: String::with_capacity(128),
             info,
         });
     }
@@ -153,12 +154,7 @@ impl Doc {
         self.push(SectionKind::Plain, None, info);
     }
 
-    fn new_tagged_section(
-        &mut self,
-        ctx: &Ctx,
-        info: InfoId,
-        kind: SectionKind,
-    ) -> Result<(), Error> {
+    fn new_tagged_section(&mut self, ctx: &Ctx, info: InfoId, kind: SectionKind) -> PResult<()> {
         if matches!(
             kind,
             SectionKind::Returns | SectionKind::Errors | SectionKind::Since
@@ -166,7 +162,7 @@ impl Doc {
         {
             return Err(ctx
                 .infos
-                .error(info, format!("duplicated '{}' section", kind_name(kind))));
+                .error_boxed(info, format!("duplicated '{}' section", kind_name(kind))));
         }
         self.push(kind, None, info);
         Ok(())
@@ -179,9 +175,9 @@ impl Doc {
         info: InfoId,
         name: &str,
         kind: SectionKind,
-    ) -> Result<(), Error> {
+    ) -> PResult<()> {
         if name.is_empty() {
-            return Err(ctx.infos.error(info, "invalid parameter name"));
+            return Err(ctx.infos.error_boxed(info, "invalid parameter name"));
         }
         if self
             .doc
@@ -191,14 +187,14 @@ impl Doc {
         {
             return Err(ctx
                 .infos
-                .error(info, format!("'{name}' parameter name duplicated")));
+                .error_boxed(info, format!("'{name}' parameter name duplicated")));
         }
         self.push(kind, Some(name.to_owned()), info);
         Ok(())
     }
 
     /// QEMU's `QAPIDoc.end`: strips the texts and requires text in tagged sections.
-    fn end(mut self, ctx: &Ctx) -> Result<ParsedDoc, Error> {
+    fn end(mut self, ctx: &Ctx) -> PResult<ParsedDoc> {
         for section in &mut self.doc.sections {
             let text = &mut section.text;
             let end = text.trim_end_matches('\n').len();
@@ -206,7 +202,7 @@ impl Doc {
             let lead = text.len() - text.trim_start_matches('\n').len();
             text.drain(..lead);
             if section.kind != SectionKind::Plain && text.is_empty() {
-                return Err(ctx.infos.error(
+                return Err(ctx.infos.error_boxed(
                     section.info,
                     format!("text required after '{}:'", kind_name(section.kind)),
                 ));
@@ -218,7 +214,7 @@ impl Doc {
 
 /// QEMU's `get_doc_indented`: the rest of a description or tagged section.
 /// Returns the first line that is not part of it.
-fn get_doc_indented(file: &mut FileState, ctx: &mut Ctx, doc: &mut Doc) -> Result<Line, Error> {
+fn get_doc_indented(file: &mut FileState, ctx: &mut Ctx, doc: &mut Doc) -> PResult<Line> {
     let mut line = next_line(file, ctx)?;
     while is_blank(line) {
         doc.append_line("");
@@ -241,7 +237,7 @@ fn get_doc_indented(file: &mut FileState, ctx: &mut Ctx, doc: &mut Doc) -> Resul
                 ctx,
                 "unindented text after a bare section header (QEMU 10.0 requires indentation)",
             );
-            ctx.warn(warning);
+            ctx.warn(*warning);
             return get_doc_unindented(file, ctx, doc, first);
         }
         return Ok(line);
@@ -287,7 +283,7 @@ fn get_doc_unindented(
     ctx: &mut Ctx,
     doc: &mut Doc,
     first: (u32, u32),
-) -> Result<Line, Error> {
+) -> PResult<Line> {
     doc.append_line(text(file, first));
     let mut prev_line_blank = false;
     loop {
@@ -306,11 +302,7 @@ fn get_doc_unindented(
 
 /// The body of a `Note:` or `Example:` section as QEMU 7.2 read it (legacy only):
 /// every line, indented or not, up to the next section start.
-fn get_doc_legacy_section(
-    file: &mut FileState,
-    ctx: &mut Ctx,
-    doc: &mut Doc,
-) -> Result<Line, Error> {
+fn get_doc_legacy_section(file: &mut FileState, ctx: &mut Ctx, doc: &mut Doc) -> PResult<Line> {
     loop {
         let line = next_line(file, ctx)?;
         let Some(l) = line else {
@@ -325,7 +317,7 @@ fn get_doc_legacy_section(
 }
 
 /// QEMU's `get_doc_paragraph`: lines up to a blank line or the end of the block.
-fn get_doc_paragraph(file: &mut FileState, ctx: &mut Ctx, doc: &mut Doc) -> Result<Line, Error> {
+fn get_doc_paragraph(file: &mut FileState, ctx: &mut Ctx, doc: &mut Doc) -> PResult<Line> {
     loop {
         let line = next_line(file, ctx)?;
         match line {
@@ -338,7 +330,7 @@ fn get_doc_paragraph(file: &mut FileState, ctx: &mut Ctx, doc: &mut Doc) -> Resu
 
 /// Parses a doc block; the current token is its opening `##` comment. Leaves the
 /// parser on the first token after the block.
-pub(crate) fn get_doc(file: &mut FileState, ctx: &mut Ctx) -> Result<ParsedDoc, Error> {
+pub(crate) fn get_doc(file: &mut FileState, ctx: &mut Ctx) -> PResult<ParsedDoc> {
     if file.tok_text() != "##" {
         return Err(file.error(ctx, "junk after '##' at start of documentation comment"));
     }
@@ -359,7 +351,7 @@ fn definition_doc(
     ctx: &mut Ctx,
     doc: &mut Doc,
     first: (u32, u32),
-) -> Result<(), Error> {
+) -> PResult<()> {
     let t = text(file, first);
     if !t.ends_with(':') {
         return Err(file.error(ctx, "line should end with ':'"));
@@ -429,7 +421,7 @@ fn definition_doc(
                     if ctx.compat != Compat::Legacy {
                         return Err(error);
                     }
-                    ctx.warn(error);
+                    ctx.warn(*error);
                     kind
                 }
             };
@@ -464,7 +456,7 @@ fn descriptions(
     doc: &mut Doc,
     mut line: Line,
     kind: SectionKind,
-) -> Result<Line, Error> {
+) -> PResult<Line> {
     while let Some(l) = line {
         let Some((name, end)) =
             match_at_name_colon(text(file, l)).map(|(name, end)| (name.to_owned(), end))
@@ -483,12 +475,7 @@ fn descriptions(
 }
 
 /// A free-form doc block, from its first line.
-fn freeform_doc(
-    file: &mut FileState,
-    ctx: &mut Ctx,
-    doc: &mut Doc,
-    mut line: Line,
-) -> Result<(), Error> {
+fn freeform_doc(file: &mut FileState, ctx: &mut Ctx, doc: &mut Doc, mut line: Line) -> PResult<()> {
     let info = file.info(ctx);
     doc.ensure_untagged_section(info);
     let mut first = true;
@@ -503,7 +490,7 @@ fn freeform_doc(
             if ctx.compat != Compat::Legacy {
                 return Err(error);
             }
-            ctx.warn(error);
+            ctx.warn(*error);
         }
         doc.append_line(text(file, l));
         line = next_line(file, ctx)?;

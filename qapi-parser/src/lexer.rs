@@ -66,34 +66,70 @@ pub(crate) fn lex(src: &str) -> Vec<Tok> {
             return toks;
         }
     };
-    for pair in pairs {
-        let span = pair.as_span();
-        let start = span.start() as u32;
-        let end = span.end() as u32;
-        let kind = match pair.as_rule() {
-            Rule::comment => TokKind::Comment,
-            Rule::string => TokKind::Str,
-            Rule::punct => match src.as_bytes()[start as usize] {
-                b'{' => TokKind::LBrace,
-                b'}' => TokKind::RBrace,
-                b'[' => TokKind::LBracket,
-                b']' => TokKind::RBracket,
-                b':' => TokKind::Colon,
-                _ => TokKind::Comma,
+    // Token pairs are flat (nothing nests in an atomic rule): walk the raw
+    // start/end marks, which is cheaper than building `Pair`s.
+    let bytes = src.as_bytes();
+    let mut start = 0;
+    for mark in pairs.flat_map(|file| file.into_inner().tokens()) {
+        let (rule, pos) = match mark {
+            pest::Token::Start { pos, .. } => {
+                start = pos.pos();
+                continue;
+            }
+            pest::Token::End { rule, pos } => (rule, pos.pos()),
+        };
+        let kind = match rule {
+            Rule::token => match bytes.get(start) {
+                Some(b'#') => {
+                    split_comments(src, start, pos, &mut toks);
+                    continue;
+                }
+                Some(b'\'') => TokKind::Str,
+                Some(b'{') => TokKind::LBrace,
+                Some(b'}') => TokKind::RBrace,
+                Some(b'[') => TokKind::LBracket,
+                Some(b']') => TokKind::RBracket,
+                Some(b':') => TokKind::Colon,
+                Some(b',') => TokKind::Comma,
+                Some(b't') => TokKind::True,
+                _ => TokKind::False,
             },
-            Rule::true_lit => TokKind::True,
-            Rule::false_lit => TokKind::False,
             Rule::bad_string => TokKind::BadString,
             Rule::stray => TokKind::Stray,
             _ => continue,
         };
-        toks.push(Tok { kind, start, end });
+        toks.push(Tok {
+            kind,
+            start: start as u32,
+            end: pos as u32,
+        });
         if matches!(kind, TokKind::BadString | TokKind::Stray) {
             return toks;
         }
     }
     toks.push(eof);
     toks
+}
+
+/// Splits a run of comments (separated by blanks only) into one token per comment.
+fn split_comments(src: &str, mut start: usize, end: usize, toks: &mut Vec<Tok>) {
+    let run = src.as_bytes().get(..end).unwrap_or(&[]);
+    while start < end {
+        let stop = run[start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(end, |i| start + i);
+        toks.push(Tok {
+            kind: TokKind::Comment,
+            start: start as u32,
+            end: stop as u32,
+        });
+        // Only blanks (never `#`) lie between two comments of a run.
+        start = run[stop..]
+            .iter()
+            .position(|&b| b == b'#')
+            .map_or(end, |i| stop + i);
+    }
 }
 
 /// Python's `str.isspace()`: Unicode `White_Space` plus U+001C..U+001F.

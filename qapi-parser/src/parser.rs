@@ -19,22 +19,28 @@ use crate::{Compat, Error, Options};
 pub(crate) const MAX_DEPTH: usize = 256;
 
 /// Parses the schema file at `path` and everything it includes.
+// The crate's interface returns `Error` unboxed; only the internals box it.
+#[allow(clippy::result_large_err)]
 pub(crate) fn parse(path: &Path, options: &Options) -> Result<ParseOutput, Error> {
     let name = path.to_string_lossy().into_owned();
     let bytes = std::fs::read(path)
         .map_err(|e| Error::plain(format!("can't read schema file '{name}': {}", strerror(&e))))?;
-    Parser::new(options).run(name, path.to_path_buf(), Source::Bytes(bytes))
+    Parser::new(options)
+        .run(name, path.to_path_buf(), Source::Bytes(bytes))
+        .map_err(|e| *e)
 }
 
 /// Parses `text` as the schema file `name`; includes are read from disk relative to
 /// `name`. For tests and fuzzing.
-#[allow(dead_code)]
+#[allow(dead_code, clippy::result_large_err)]
 pub(crate) fn parse_str(name: &str, text: &str, options: &Options) -> Result<ParseOutput, Error> {
-    Parser::new(options).run(
-        name.to_owned(),
-        PathBuf::from(name),
-        Source::Text(text.to_owned()),
-    )
+    Parser::new(options)
+        .run(
+            name.to_owned(),
+            PathBuf::from(name),
+            Source::Text(text.to_owned()),
+        )
+        .map_err(|e| *e)
 }
 
 /// A file's content before decoding.
@@ -62,6 +68,36 @@ fn strerror(e: &std::io::Error) -> String {
     match s.rfind(" (os error ") {
         Some(i) if e.raw_os_error().is_some() => s[..i].to_owned(),
         _ => s,
+    }
+}
+
+/// A parse-phase result. Errors are boxed to keep the hot paths' results small.
+pub(crate) type PResult<T> = Result<T, Box<Error>>;
+
+/// Boxed variants of the [`Infos`] error constructors.
+pub(crate) trait BoxedErrors {
+    /// [`Infos::error`], boxed.
+    fn error_boxed(&self, id: InfoId, message: impl Into<String>) -> Box<Error>;
+    /// [`Infos::error_col`], boxed.
+    fn error_col_boxed(
+        &self,
+        id: InfoId,
+        col: Option<u32>,
+        message: impl Into<String>,
+    ) -> Box<Error>;
+}
+
+impl BoxedErrors for Infos {
+    fn error_boxed(&self, id: InfoId, message: impl Into<String>) -> Box<Error> {
+        Box::new(self.error(id, message))
+    }
+    fn error_col_boxed(
+        &self,
+        id: InfoId,
+        col: Option<u32>,
+        message: impl Into<String>,
+    ) -> Box<Error> {
+        Box::new(self.error_col(id, col, message))
     }
 }
 
@@ -140,10 +176,10 @@ impl FileState {
     }
 
     /// A `QAPIParseError` at the current token (with a column).
-    pub fn error(&mut self, ctx: &mut Ctx, message: impl Into<String>) -> Error {
+    pub fn error(&mut self, ctx: &mut Ctx, message: impl Into<String>) -> Box<Error> {
         let col = lexer::column(&self.src, self.line_pos, self.tok.start as usize);
         let id = self.info(ctx);
-        ctx.infos.error_col(id, Some(col), message)
+        ctx.infos.error_col_boxed(id, Some(col), message)
     }
 
     /// The current token's text.
@@ -171,7 +207,7 @@ impl FileState {
     /// Reads the next token (QEMU's `accept()`): plain comments are skipped unless
     /// `skip_comment` is false; doc comments (`##...`) never are. Lexical errors are
     /// raised here, when the token is read, as QEMU does.
-    pub fn accept(&mut self, ctx: &mut Ctx, skip_comment: bool) -> Result<(), Error> {
+    pub fn accept(&mut self, ctx: &mut Ctx, skip_comment: bool) -> PResult<()> {
         loop {
             let eof = Tok {
                 kind: TokKind::Eof,
@@ -230,7 +266,7 @@ impl FileState {
     }
 
     /// After a key string: reads `:`, moves to the value and checks the key is new.
-    fn member_key(&mut self, ctx: &mut Ctx, members: &Dict) -> Result<String, Error> {
+    fn member_key(&mut self, ctx: &mut Ctx, members: &Dict) -> PResult<String> {
         let key = self.str_value();
         self.accept(ctx, true)?;
         if self.tok.kind != TokKind::Colon {
@@ -244,7 +280,7 @@ impl FileState {
     }
 
     /// Reads one value (QEMU's `get_expr`), iteratively.
-    fn get_expr(&mut self, ctx: &mut Ctx) -> Result<Value, Error> {
+    fn get_expr(&mut self, ctx: &mut Ctx) -> PResult<Value> {
         enum Frame {
             Dict {
                 start: u32,
@@ -289,7 +325,7 @@ impl FileState {
                         let key = self.member_key(ctx, &Vec::new())?;
                         stack.push(Frame::Dict {
                             start,
-                            members: Vec::new(),
+                            members: Vec::with_capacity(4),
                             key,
                         });
                         continue 'value;
@@ -308,7 +344,7 @@ impl FileState {
                         }
                         stack.push(Frame::List {
                             start,
-                            items: Vec::new(),
+                            items: Vec::with_capacity(4),
                         });
                         continue 'value;
                     }
@@ -412,7 +448,7 @@ impl Parser {
         path: PathBuf,
         source: Source,
         parent: Option<InfoId>,
-    ) -> Result<(), Error> {
+    ) -> PResult<()> {
         let abs = abspath(&self.cwd, &name);
         self.included.insert(abs.clone());
         let decoded = match source {
@@ -424,11 +460,11 @@ impl Parser {
             Ok(src) if src.len() < u32::MAX as usize => src,
             Ok(_) => {
                 let id = self.file_info(&name, 1, parent);
-                return Err(self.ctx.infos.error(id, "file too large"));
+                return Err(self.ctx.infos.error_boxed(id, "file too large"));
             }
             Err(e) => {
                 let id = self.file_info(&name, e.line, parent);
-                return Err(self.ctx.infos.error_col(id, Some(e.col), e.message));
+                return Err(self.ctx.infos.error_col_boxed(id, Some(e.col), e.message));
             }
         };
         let mut file = FileState::new(name, abs, src, parent);
@@ -447,10 +483,10 @@ impl Parser {
     }
 
     /// QEMU's `reject_expr_doc`: a definition doc block must be followed by its definition.
-    fn reject_expr_doc(&self, doc: Option<usize>) -> Result<(), Error> {
+    fn reject_expr_doc(&self, doc: Option<usize>) -> PResult<()> {
         if let Some(doc) = doc.and_then(|i| self.out.docs.get(i)) {
             if let Some(symbol) = &doc.symbol {
-                return Err(self.ctx.infos.error(
+                return Err(self.ctx.infos.error_boxed(
                     doc.info,
                     format!("documentation for '{symbol}' is not followed by the definition"),
                 ));
@@ -459,7 +495,7 @@ impl Parser {
         Ok(())
     }
 
-    fn run(mut self, name: String, path: PathBuf, source: Source) -> Result<ParseOutput, Error> {
+    fn run(mut self, name: String, path: PathBuf, source: Source) -> PResult<ParseOutput> {
         self.open(name, path, source, None)?;
         while let Some(file) = self.stack.last_mut() {
             match file.tok.kind {
@@ -489,7 +525,7 @@ impl Parser {
                 return Err(self
                     .ctx
                     .infos
-                    .error(info, "top-level expression must be an object"));
+                    .error_boxed(info, "top-level expression must be an object"));
             };
             if dict.iter().any(|(k, _)| k == "include") {
                 self.reject_expr_doc(cur_doc)?;
@@ -503,7 +539,7 @@ impl Parser {
                         return Err(self
                             .ctx
                             .infos
-                            .error(doc.info, "definition documentation required"));
+                            .error_boxed(doc.info, "definition documentation required"));
                     }
                 }
                 self.out.exprs.push(ParsedExpr {
@@ -519,15 +555,18 @@ impl Parser {
     }
 
     /// An `include` directive: records it, then opens the file unless already read.
-    fn include(&mut self, mut dict: Dict, info: InfoId) -> Result<(), Error> {
+    fn include(&mut self, mut dict: Dict, info: InfoId) -> PResult<()> {
         if dict.len() != 1 {
-            return Err(self.ctx.infos.error(info, "invalid 'include' directive"));
+            return Err(self
+                .ctx
+                .infos
+                .error_boxed(info, "invalid 'include' directive"));
         }
         let Some((key, Value::Str(include, span))) = dict.pop() else {
             return Err(self
                 .ctx
                 .infos
-                .error(info, "value of 'include' must be a string"));
+                .error_boxed(info, "value of 'include' must be a string"));
         };
         let Some(file) = self.stack.last() else {
             return Ok(());
@@ -543,7 +582,7 @@ impl Parser {
             return Err(self
                 .ctx
                 .infos
-                .error(info, format!("inclusion loop for {include}")));
+                .error_boxed(info, format!("inclusion loop for {include}")));
         }
         if self.included.contains(&abs) {
             return Ok(());
@@ -552,7 +591,7 @@ impl Parser {
             Ok(bytes) => bytes,
             Err(e) => {
                 self.included.insert(abs);
-                return Err(self.ctx.infos.error(
+                return Err(self.ctx.infos.error_boxed(
                     info,
                     format!("can't read include file '{incl_fname}': {}", strerror(&e)),
                 ));
@@ -567,17 +606,20 @@ impl Parser {
     }
 
     /// A `pragma` directive: validates every key in order and stores it.
-    fn pragma(&mut self, mut dict: Dict, info: InfoId) -> Result<(), Error> {
+    fn pragma(&mut self, mut dict: Dict, info: InfoId) -> PResult<()> {
         if dict.len() != 1 {
-            return Err(self.ctx.infos.error(info, "invalid 'pragma' directive"));
+            return Err(self
+                .ctx
+                .infos
+                .error_boxed(info, "invalid 'pragma' directive"));
         }
         let Some((_, Value::Dict(pragma, _))) = dict.pop() else {
             return Err(self
                 .ctx
                 .infos
-                .error(info, "value of 'pragma' must be an object"));
+                .error_boxed(info, "value of 'pragma' must be an object"));
         };
-        let err = |infos: &Infos, msg: String| infos.error(info, msg);
+        let err = |infos: &Infos, msg: String| infos.error_boxed(info, msg);
         for (name, value) in pragma {
             let list = match name.as_str() {
                 "doc-required" => {
