@@ -380,3 +380,42 @@ fn guest_agent_resync_skips_stale_output() {
     drop(qga);
     h.join().unwrap();
 }
+
+/// Collects wire trace lines (the logger is process-wide, so filter by content).
+struct Collect(std::sync::Mutex<Vec<String>>);
+
+impl log::Log for Collect {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.target() == qmp_types::client::WIRE_TARGET
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            self.0.lock().unwrap().push(r.args().to_string());
+        }
+    }
+    fn flush(&self) {}
+}
+
+static COLLECT: Collect = Collect(std::sync::Mutex::new(Vec::new()));
+
+#[test]
+fn wire_tracing_through_log() {
+    log::set_logger(&COLLECT).unwrap();
+    log::set_max_level(log::LevelFilter::Trace);
+    let (path, h) = serve(|p| {
+        p.handshake();
+        let q = p.recv();
+        p.send(b"{\"event\": \"TRACED_EVENT\", \"timestamp\": {\"seconds\": 1, \"microseconds\": 1}}\r\n");
+        p.reply(&q, "{\"traced\": true}");
+    });
+    let mut qmp = connect(&path);
+    qmp.execute_raw("traced-command", None).unwrap();
+    drop(qmp);
+    h.join().unwrap();
+    log::set_max_level(log::LevelFilter::Off);
+    let lines = COLLECT.0.lock().unwrap().clone();
+    let has = |s: &str| lines.iter().any(|l| l.contains(s));
+    assert!(has(">> {\"execute\":\"traced-command\""), "{lines:#?}");
+    assert!(has("<< {\"event\": \"TRACED_EVENT\""), "{lines:#?}");
+    assert!(has("<< {\"return\": {\"traced\": true}"), "{lines:#?}");
+}

@@ -403,3 +403,94 @@ fn missing_binary_says_how_to_install() {
     assert!(matches!(e, Error::MissingBinary { .. }), "{msg}");
     assert!(msg.contains("apt-get install -y --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils qemu-guest-agent"), "{msg}");
 }
+
+#[test]
+fn tcp_endpoint_connect() {
+    // Find a free port, then let QEMU listen on it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let vm = start(Launcher::qemu().args([
+        "-qmp".to_owned(),
+        format!("tcp:127.0.0.1:{port},server=on,wait=off"),
+    ]));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut qmp = loop {
+        match Qmp::connect(
+            qmp_types::client::Endpoint::Tcp(format!("127.0.0.1:{port}")),
+            &Options::new(),
+        ) {
+            Ok(q) => break q,
+            Err(e) if std::time::Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(qmp.execute(&QueryStatus).unwrap().status, "running");
+    drop(vm);
+}
+
+#[test]
+fn from_an_fd_handed_to_qemu_with_add_client() {
+    use std::os::fd::AsFd;
+    // A socketpair: one end goes to QEMU (getfd + add_client onto a spare monitor
+    // chardev), the other becomes a client through Endpoint::Fd / from_stream.
+    let spare = "spare";
+    let vm = start(Launcher::qemu().args([
+        "-chardev".to_owned(),
+        format!("socket,id={spare},path=spare.sock,server=on,wait=off"),
+        "-mon".to_owned(),
+        format!("chardev={spare},mode=control"),
+    ]));
+    let mut qmp = vm.connect().unwrap();
+    qmp.execute(&QueryStatus).unwrap(); // QEMU is past its start-up: all chardevs exist
+    assert!(
+        vm.dir().join("spare.sock").exists(),
+        "relative paths land in the private dir"
+    );
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    qmp.getfd("pair", theirs.as_fd()).unwrap();
+    drop(theirs);
+    qmp.execute_raw(
+        "add_client",
+        Some(&args(
+            serde_json::json!({"protocol": spare, "fdname": "pair"}),
+        )),
+    )
+    .unwrap();
+    let mut second = Qmp::from_stream(ours, &Options::new()).unwrap();
+    assert_eq!(second.greeting().unwrap().version.major, 10);
+    assert_eq!(second.execute(&QueryStatus).unwrap().status, "running");
+}
+
+#[test]
+fn partial_write_on_timeout_then_qemu_resyncs() {
+    let vm = start(Launcher::qemu());
+    let mut qmp = vm.connect().unwrap();
+    vm.signal(libc::SIGSTOP).unwrap();
+    // Bigger than the socket buffer: the write itself times out half-way.
+    let big = "x".repeat(600_000);
+    let e = qmp
+        .execute_raw_with(
+            "human-monitor-command",
+            Some(&args(serde_json::json!({"command-line": big}))),
+            &Call::new().timeout(Some(Duration::from_millis(300))),
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::Timeout { .. }), "{e}");
+    vm.signal(libc::SIGCONT).unwrap();
+    // The next request starts with a control byte, so QEMU drops the partial one
+    // (answering with an id-less parse error, which is discarded).
+    let st = qmp
+        .execute_with(
+            &QueryStatus,
+            &Call::new().timeout(Some(Duration::from_secs(20))),
+        )
+        .unwrap();
+    assert_eq!(st.status, "running");
+    assert!(qmp.stats().discarded_replies >= 1);
+}

@@ -164,7 +164,8 @@ impl Launcher {
         self
     }
 
-    /// Appends one argument.
+    /// Appends one argument. The process runs in the private temporary directory, so
+    /// relative paths (e.g. of extra sockets) land there.
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Launcher {
         self.args.push(arg.as_ref().to_owned());
         self
@@ -271,6 +272,8 @@ impl Launcher {
         let stderr_path = dir.0.join("stderr.log");
         let stderr = fs::File::create(&stderr_path)
             .map_err(|e| launch_err(format!("cannot create {}: {e}", stderr_path.display())))?;
+        // Relative paths in extra arguments land in the private directory.
+        cmd.current_dir(&dir.0);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
