@@ -419,3 +419,56 @@ fn wire_tracing_through_log() {
     assert!(has("<< {\"event\": \"TRACED_EVENT\""), "{lines:#?}");
     assert!(has("<< {\"return\": {\"traced\": true}"), "{lines:#?}");
 }
+
+/// A guest agent command with `success-response: false` (like `guest-shutdown`).
+struct NoReply;
+
+impl qmp_types::Command for NoReply {
+    const NAME: &'static str = "guest-no-reply";
+    const HAS_ARGUMENTS: bool = false;
+    const ALLOW_OOB: bool = false;
+    const SUCCESS_RESPONSE: bool = false;
+    type Returns = ();
+    fn write_arguments(&self, _: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        Ok(())
+    }
+    fn decode_return(_: &str) -> Result<(), serde_json::Error> {
+        Ok(())
+    }
+}
+
+/// Answers one guest-sync-delimited request read from `p`.
+fn answer_sync(p: &mut Peer) {
+    let sync = p.recv();
+    assert_eq!(sync["execute"], "guest-sync-delimited", "{sync}");
+    let mut msg = vec![0xFF];
+    msg.extend_from_slice(format!("{{\"return\": {}}}\n", sync["arguments"]["id"]).as_bytes());
+    p.send(&msg);
+}
+
+#[test]
+fn guest_agent_command_without_success_response() {
+    let (path, h) = serve(|p| {
+        answer_sync(p);
+        // Success: nothing comes back; the client proves it with a sync.
+        let cmd = p.recv();
+        assert_eq!(cmd["execute"], "guest-no-reply");
+        answer_sync(p);
+        // Failure: the error reply precedes the sync.
+        let cmd = p.recv();
+        p.send(
+            format!(
+                "{{\"error\": {{\"class\": \"GenericError\", \"desc\": \"refused\"}}, \"id\": {}}}\n",
+                cmd["id"]
+            )
+            .as_bytes(),
+        );
+        answer_sync(p);
+    });
+    let mut qga = Qga::connect(Endpoint::Unix(path), &opts()).unwrap();
+    qga.execute(&NoReply).unwrap();
+    let e = qga.execute(&NoReply).unwrap_err();
+    assert_eq!(e.qmp().map(|q| q.desc.as_str()), Some("refused"), "{e}");
+    drop(qga);
+    h.join().unwrap();
+}
