@@ -8,7 +8,7 @@
 use crate::ast::{InfoId, ParsedDoc, RawSection};
 use crate::lexer::{is_py_space, py_rstrip, TokKind};
 use crate::model::SectionKind;
-use crate::parser::{BoxedErrors, Ctx, FileState, PResult};
+use crate::parser::{BoxedErrors, Ctx, FileState, PResult, Seen};
 use crate::Compat;
 
 /// A doc line: byte range of its text in the file, `None` for the closing `##`.
@@ -102,6 +102,10 @@ fn kind_name(kind: SectionKind) -> &'static str {
 /// A doc block under construction (QEMU's `QAPIDoc`).
 struct Doc {
     doc: ParsedDoc,
+    /// Member names described so far.
+    args: Seen,
+    /// Feature names described so far.
+    features: Seen,
 }
 
 impl Doc {
@@ -117,6 +121,8 @@ impl Doc {
                     info,
                 }],
             },
+            args: Seen::default(),
+            features: Seen::default(),
         }
     }
 
@@ -179,16 +185,23 @@ impl Doc {
         if name.is_empty() {
             return Err(ctx.infos.error_boxed(info, "invalid parameter name"));
         }
-        if self
+        let names = self
             .doc
             .sections
             .iter()
-            .any(|s| s.kind == kind && s.name.as_deref() == Some(name))
-        {
+            .filter(|s| s.kind == kind)
+            .filter_map(|s| s.name.as_deref());
+        let seen = if kind == SectionKind::Feature {
+            &mut self.features
+        } else {
+            &mut self.args
+        };
+        if seen.contains(names, name) {
             return Err(ctx
                 .infos
                 .error_boxed(info, format!("'{name}' parameter name duplicated")));
         }
+        seen.add(name);
         self.push(kind, Some(name.to_owned()), info);
         Ok(())
     }

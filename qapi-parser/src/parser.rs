@@ -101,6 +101,50 @@ impl BoxedErrors for Infos {
     }
 }
 
+/// Finds repeated names among a growing list in constant time per name once the
+/// list is long, so that adversarial input cannot make the check quadratic.
+#[derive(Default)]
+pub(crate) struct Seen {
+    /// Hashes of the names so far, kept once there are more than [`Seen::SMALL`].
+    hashes: Option<std::collections::HashSet<u64>>,
+}
+
+impl Seen {
+    const SMALL: usize = 16;
+
+    fn hash(name: &str) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        name.hash(&mut h);
+        h.finish()
+    }
+
+    /// Whether `name` is among `names` (all names added so far, in order).
+    pub fn contains<'a>(
+        &mut self,
+        names: impl Iterator<Item = &'a str> + Clone,
+        name: &str,
+    ) -> bool {
+        if self.hashes.is_none() {
+            if names.clone().nth(Self::SMALL).is_none() {
+                return names.clone().any(|n| n == name);
+            }
+            self.hashes = Some(names.clone().map(Self::hash).collect());
+        }
+        match &self.hashes {
+            Some(hashes) if !hashes.contains(&Self::hash(name)) => false,
+            _ => names.clone().any(|n| n == name),
+        }
+    }
+
+    /// Records `name`, once it has been added to the list.
+    pub fn add(&mut self, name: &str) {
+        if let Some(hashes) = &mut self.hashes {
+            hashes.insert(Self::hash(name));
+        }
+    }
+}
+
 /// State shared by all files of one parse.
 pub(crate) struct Ctx {
     pub infos: Infos,
@@ -266,16 +310,17 @@ impl FileState {
     }
 
     /// After a key string: reads `:`, moves to the value and checks the key is new.
-    fn member_key(&mut self, ctx: &mut Ctx, members: &Dict) -> PResult<String> {
+    fn member_key(&mut self, ctx: &mut Ctx, members: &Dict, seen: &mut Seen) -> PResult<String> {
         let key = self.str_value();
         self.accept(ctx, true)?;
         if self.tok.kind != TokKind::Colon {
             return Err(self.error(ctx, "expected ':'"));
         }
         self.accept(ctx, true)?;
-        if members.iter().any(|(k, _)| *k == key) {
+        if seen.contains(members.iter().map(|(k, _)| k.as_str()), &key) {
             return Err(self.error(ctx, format!("duplicate key '{key}'")));
         }
+        seen.add(&key);
         Ok(key)
     }
 
@@ -286,6 +331,7 @@ impl FileState {
                 start: u32,
                 members: Dict,
                 key: String,
+                seen: Seen,
             },
             List {
                 start: u32,
@@ -322,11 +368,13 @@ impl FileState {
                         if self.tok.kind != TokKind::Str {
                             return Err(self.error(ctx, "expected string or '}'"));
                         }
-                        let key = self.member_key(ctx, &Vec::new())?;
+                        let mut seen = Seen::default();
+                        let key = self.member_key(ctx, &Vec::new(), &mut seen)?;
                         stack.push(Frame::Dict {
                             start,
                             members: Vec::with_capacity(4),
                             key,
+                            seen,
                         });
                         continue 'value;
                     } else {
@@ -370,6 +418,7 @@ impl FileState {
                         start,
                         mut members,
                         key,
+                        mut seen,
                     }) => {
                         members.push((key, value));
                         if self.tok.kind == TokKind::RBrace {
@@ -385,11 +434,12 @@ impl FileState {
                         if self.tok.kind != TokKind::Str {
                             return Err(self.error(ctx, "expected string"));
                         }
-                        let key = self.member_key(ctx, &members)?;
+                        let key = self.member_key(ctx, &members, &mut seen)?;
                         stack.push(Frame::Dict {
                             start,
                             members,
                             key,
+                            seen,
                         });
                         continue 'value;
                     }

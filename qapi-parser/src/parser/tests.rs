@@ -441,129 +441,237 @@ fn includes() {
 #[test]
 fn doc_syntax() {
     use expect_test::expect;
-    check("## \n##\n", expect![[r#"
+    check(
+        "## \n##\n",
+        expect![[r#"
         t.json:1:1: junk after '##' at start of documentation comment
-    "#]]);
-    check("##x\n##\n", expect![[r#"
+    "#]],
+    );
+    check(
+        "##x\n##\n",
+        expect![[r#"
         t.json:1:1: junk after '##' at start of documentation comment
-    "#]]);
-    check("##\n# a\n### x\n", expect![[r#"
+    "#]],
+    );
+    check(
+        "##\n# a\n### x\n",
+        expect![[r#"
         t.json:3:1: junk after '##' at end of documentation comment
-    "#]]);
-    check("##\n# a\n{ 'enum': 'A' }\n", expect![[r#"
+    "#]],
+    );
+    check(
+        "##\n# a\n{ 'enum': 'A' }\n",
+        expect![[r#"
         t.json:3:1: documentation comment must end with '##'
-    "#]]);
-    check("##\n# a\n", expect![[r#"
+    "#]],
+    );
+    check(
+        "##\n# a\n",
+        expect![[r#"
         t.json:2:4: documentation comment must end with '##'
-    "#]]);
-    check("##\n# a\n  'x'\n", expect![[r#"
+    "#]],
+    );
+    check(
+        "##\n# a\n  'x'\n",
+        expect![[r#"
         t.json:3:3: documentation comment must end with '##'
-    "#]]);
-    check("##\n#a\n##\n", expect![[r#"
+    "#]],
+    );
+    check(
+        "##\n#a\n##\n",
+        expect![[r#"
         t.json:2:1: missing space after #
-    "#]]);
-    check("##\n#\ta\n##\n", expect![[r#"
+    "#]],
+    );
+    check(
+        "##\n#\ta\n##\n",
+        expect![[r#"
         t.json:2:1: missing space after #
-    "#]]);
-    check("##\n  # a\n\t#\n##\n", expect![[r#"
+    "#]],
+    );
+    check(
+        "##\n  # a\n\t#\n##\n",
+        expect![[r#"
         doc None: Plain="a"
-    "#]]);
-    check("##\n# @foo: bar\n##\n", expect![[r#"
+    "#]],
+    );
+    check(
+        "##\n# @foo: bar\n##\n",
+        expect![[r#"
         t.json:2:1: line should end with ':'
-    "#]]);
-    check("##\n# @:\n##\n", expect![[r#"
+    "#]],
+    );
+    check(
+        "##\n# @:\n##\n",
+        expect![[r#"
         t.json:2:1: name required after '@'
-    "#]]);
-    check("##\n# a\n# @b: c\n##\n", expect![[r#"
+    "#]],
+    );
+    check(
+        "##\n# a\n# @b: c\n##\n",
+        expect![[r#"
         t.json:3:1: '@b:' not allowed in free-form documentation
-    "#]]);
-    check("##\n# = A\n# == B\n##\n", expect![[r#"
+    "#]],
+    );
+    check(
+        "##\n# = A\n# == B\n##\n",
+        expect![[r#"
         t.json:3:1: '=' heading must come first in a comment block
-    "#]]);
-    check("##\n# a\n##\n{ 'enum': 'A' }\n", expect![[r#"
+    "#]],
+    );
+    check(
+        "##\n# a\n##\n{ 'enum': 'A' }\n",
+        expect![[r#"
         t.json:1: definition documentation required
-    "#]]);
-    check("##\n# a\n##\n{ 'include': 'none.json' }\n", expect![[r#"
+    "#]],
+    );
+    check(
+        "##\n# a\n##\n{ 'include': 'none.json' }\n",
+        expect![[r#"
         t.json:4: can't read include file 'none.json': No such file or directory
-    "#]]);
-    check("##\n# @a:\n##\n##\n# b\n##\n", expect![[r#"
+    "#]],
+    );
+    check(
+        "##\n# @a:\n##\n##\n# b\n##\n",
+        expect![[r#"
         t.json:1: documentation for 'a' is not followed by the definition
-    "#]]);
-    check("##\n# @a:\n##\n{ 'pragma': {} }\n", expect![[r#"
+    "#]],
+    );
+    check(
+        "##\n# @a:\n##\n{ 'pragma': {} }\n",
+        expect![[r#"
         t.json:1: documentation for 'a' is not followed by the definition
-    "#]]);
-    check("##\n# @a:\n##\n\n", expect![[r#"
+    "#]],
+    );
+    check(
+        "##\n# @a:\n##\n\n",
+        expect![[r#"
         t.json:1: documentation for 'a' is not followed by the definition
-    "#]]);
-    check("##\n# @a:\n##\n{ 'enum': 'B' }\n", expect![[r#"
+    "#]],
+    );
+    check(
+        "##\n# @a:\n##\n{ 'enum': 'B' }\n",
+        expect![[r#"
         4: enum
         doc Some("a"): Plain=""
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn doc_sections() {
     use expect_test::expect;
     let doc = |body: &str| format!("##\n# @S:\n{body}##\n{{ 'struct': 'S' }}\n");
-    check(&doc("# Features:\n#\n# a\n"), expect![[r#"
+    check(
+        &doc("# Features:\n#\n# a\n"),
+        expect![[r#"
         t.json:5:1: feature descriptions expected
-    "#]]);
+    "#]],
+    );
     check(
         &doc("# Features:\n# @f: x\n#\n# Features:\n# @g: y\n"),
         expect![[r#"
             t.json:6:1: duplicated 'Features:' line
         "#]],
     );
-    check(&doc("# Features:\n# @f: x\n# @a: y\n"), expect![[r#"
+    check(
+        &doc("# Features:\n# @f: x\n# @a: y\n"),
+        expect![[r#"
         7: struct
         doc Some("S"): Plain="" Feature(f)="x" Feature(a)="y"
-    "#]]);
-    check(&doc("# @a: x\n#\n# Since: 1\n#\n# @b: y\n"), expect![[r#"
+    "#]],
+    );
+    check(
+        &doc("# @a: x\n#\n# Since: 1\n#\n# @b: y\n"),
+        expect![[r#"
         t.json:7:1: description of '@b:' follows a section
-    "#]]);
-    check(&doc("# @a: x\n#\n# text\n#\n# @b: y\n"), expect![[r#"
+    "#]],
+    );
+    check(
+        &doc("# @a: x\n#\n# text\n#\n# @b: y\n"),
+        expect![[r#"
         t.json:7:1: description of '@b:' follows a section
-    "#]]);
-    check(&doc("# @: x\n"), expect![[r#"
+    "#]],
+    );
+    check(
+        &doc("# @: x\n"),
+        expect![[r#"
         t.json:3: invalid parameter name
-    "#]]);
-    check(&doc("# @a: x\n# @a: y\n"), expect![[r#"
+    "#]],
+    );
+    check(
+        &doc("# @a: x\n# @a: y\n"),
+        expect![[r#"
         t.json:4: 'a' parameter name duplicated
-    "#]]);
-    check(&doc("# Returns: x\n# Returns: y\n"), expect![[r#"
+    "#]],
+    );
+    check(
+        &doc("# Returns: x\n# Returns: y\n"),
+        expect![[r#"
         t.json:4: duplicated 'Returns' section
-    "#]]);
-    check(&doc("# Errors: x\n#\n# Errors: y\n"), expect![[r#"
+    "#]],
+    );
+    check(
+        &doc("# Errors: x\n#\n# Errors: y\n"),
+        expect![[r#"
         t.json:5: duplicated 'Errors' section
-    "#]]);
-    check(&doc("# TODO: x\n# TODO: y\n"), expect![[r#"
+    "#]],
+    );
+    check(
+        &doc("# TODO: x\n# TODO: y\n"),
+        expect![[r#"
         6: struct
         doc Some("S"): Plain="" Todo="x" Todo="y"
-    "#]]);
-    check(&doc("# Since:\n"), expect![[r#"
+    "#]],
+    );
+    check(
+        &doc("# Since:\n"),
+        expect![[r#"
         t.json:3: text required after 'Since:'
-    "#]]);
-    check(&doc("# TODO:\n#\n"), expect![[r#"
+    "#]],
+    );
+    check(
+        &doc("# TODO:\n#\n"),
+        expect![[r#"
         t.json:3: text required after 'Todo:'
-    "#]]);
-    check(&doc("# @a:\n# @b: x\n"), expect![[r#"
+    "#]],
+    );
+    check(
+        &doc("# @a:\n# @b: x\n"),
+        expect![[r#"
         t.json:3: text required after 'Member:'
-    "#]]);
-    check(&doc("# = Heading\n"), expect![[r#"
+    "#]],
+    );
+    check(
+        &doc("# = Heading\n"),
+        expect![[r#"
         t.json:3:1: unexpected '=' markup in definition documentation
-    "#]]);
-    check(&doc("# Note: x\n"), expect![[r#"
+    "#]],
+    );
+    check(
+        &doc("# Note: x\n"),
+        expect![[r#"
         t.json:3:1: The 'Note' section is no longer supported. Please use rST's '.. note::' or '.. admonition:: notes' directives, or another suitable admonition instead.
-    "#]]);
-    check(&doc("# Notes: x\n"), expect![[r#"
+    "#]],
+    );
+    check(
+        &doc("# Notes: x\n"),
+        expect![[r#"
         t.json:3:1: The 'Notes' section is no longer supported. Please use rST's '.. note::' or '.. admonition:: notes' directives, or another suitable admonition instead.
-    "#]]);
-    check(&doc("# Example:\n#     x\n"), expect![[r#"
+    "#]],
+    );
+    check(
+        &doc("# Example:\n#     x\n"),
+        expect![[r#"
         t.json:3:1: The 'Example' section is no longer supported. Please use the '.. qmp-example::' directive, or other suitable markup instead.
-    "#]]);
-    check(&doc("# Examples: x\n"), expect![[r#"
+    "#]],
+    );
+    check(
+        &doc("# Examples: x\n"),
+        expect![[r#"
         t.json:3:1: The 'Examples' section is no longer supported. Please use the '.. qmp-example::' directive, or other suitable markup instead.
-    "#]]);
+    "#]],
+    );
     check(
         &doc("# Note:: x\n# Examples::\n# returns: x\n"),
         expect![[r#"
@@ -571,16 +679,25 @@ fn doc_sections() {
             doc Some("S"): Plain="Note:: x\nExamples::\nreturns: x"
         "#]],
     );
-    check(&doc("# Since: x\n# Since: y\n"), expect![[r#"
+    check(
+        &doc("# Since: x\n# Since: y\n"),
+        expect![[r#"
         t.json:4: duplicated 'Since' section
-    "#]]);
-    check(&doc("# Returns:x\n#\n# Since:  \t y  \n"), expect![[r#"
+    "#]],
+    );
+    check(
+        &doc("# Returns:x\n#\n# Since:  \t y  \n"),
+        expect![[r#"
         7: struct
         doc Some("S"): Plain="" Returns="x" Since="\t y"
-    "#]]);
-    check(&doc("# @a: text\n#   more\n#  less\n"), expect![[r#"
+    "#]],
+    );
+    check(
+        &doc("# @a: text\n#   more\n#  less\n"),
+        expect![[r#"
         t.json:5:1: unexpected de-indent (expected at least 2 spaces)
-    "#]]);
+    "#]],
+    );
     check(
         &doc("# @a: text\n#   more\n#   more\n#  less\n"),
         expect![[r#"
@@ -588,17 +705,26 @@ fn doc_sections() {
             doc Some("S"): Plain="" Member(a)="text\n  more\n  more" Plain=" less"
         "#]],
     );
-    check(&doc("# @a:\n#\n#   x\n#\n#     y\n# z\n"), expect![[r#"
+    check(
+        &doc("# @a:\n#\n#   x\n#\n#     y\n# z\n"),
+        expect![[r#"
         10: struct
         doc Some("S"): Plain="" Member(a)="  x\n\n    y" Plain="z"
-    "#]]);
-    check(&doc("# @a:\n#\n#   x\n#\n#\n# @b: y\n"), expect![[r#"
+    "#]],
+    );
+    check(
+        &doc("# @a:\n#\n#   x\n#\n#\n# @b: y\n"),
+        expect![[r#"
         10: struct
         doc Some("S"): Plain="" Member(a)="  x" Member(b)="y"
-    "#]]);
-    check(&doc("# @a: x\n# @b:\n"), expect![[r#"
+    "#]],
+    );
+    check(
+        &doc("# @a: x\n# @b:\n"),
+        expect![[r#"
         t.json:4: text required after 'Member:'
-    "#]]);
+    "#]],
+    );
     check(
         &doc("#\n# Body one  \n#\n#\n#\n# body two\n# @x: in body\n# Since: in body\n#\n# @a: x\n#\n# plain one\n#\n#\n# plain two\n"),
         expect![[r#"
@@ -606,12 +732,18 @@ fn doc_sections() {
             doc Some("S"): Plain="Body one\n\nbody two\n@x: in body\nSince: in body" Member(a)="x" Plain="plain one\n\nplain two"
         "#]],
     );
-    check("##\n# A  \n#\n#\n# B\n##\n", expect![[r#"
+    check(
+        "##\n# A  \n#\n#\n# B\n##\n",
+        expect![[r#"
         doc None: Plain="A\n\n\nB"
-    "#]]);
-    check("##\n##\n", expect![[r#"
+    "#]],
+    );
+    check(
+        "##\n##\n",
+        expect![[r#"
         doc None: Plain=""
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
@@ -627,16 +759,38 @@ fn doc_legacy() {
             warning: t.json:5:1: The 'Example' section is no longer supported. Please use the '.. qmp-example::' directive, or other suitable markup instead.
         "#]],
     );
-    check_legacy(&doc("# @a:\n# x\n# y\n#\n# z\n"), expect![[r#"
+    check_legacy(
+        &doc("# @a:\n# x\n# y\n#\n# z\n"),
+        expect![[r#"
         9: struct
         doc Some("S"): Plain="" Member(a)="x\ny" Plain="z"
         warning: t.json:4:1: unindented text after a bare section header (QEMU 10.0 requires indentation)
-    "#]]);
-    check_legacy("##\n# = A\n#\n# = B\n##\n", expect![[r#"
+    "#]],
+    );
+    check_legacy(
+        "##\n# = A\n#\n# = B\n##\n",
+        expect![[r#"
         doc None: Plain="= A\n\n= B"
         warning: t.json:4:1: '=' heading must come first in a comment block
-    "#]]);
-    check_legacy(&doc("# @a:\n#\n"), expect![[r#"
+    "#]],
+    );
+    check_legacy(
+        &doc("# @a:\n#\n"),
+        expect![[r#"
         t.json:3: text required after 'Member:'
-    "#]]);
+    "#]],
+    );
+}
+
+#[test]
+fn large_inputs_stay_linear() {
+    let n = 20_000;
+    let keys: Vec<String> = (0..n).map(|i| format!("'k{i}': 'v'")).collect();
+    let text = format!("{{ {}, 'k7': 'x' }}", keys.join(", "));
+    let err = parse_str("t.json", &text, &Options::default()).err();
+    assert!(err.is_some_and(|e| e.message == "duplicate key 'k7'"));
+    let args: String = (0..n).map(|i| format!("# @a{i}: x\n")).collect();
+    let text = format!("##\n# @S:\n{args}# @a7: y\n##\n{{ 'struct': 'S' }}\n");
+    let err = parse_str("t.json", &text, &Options::default()).err();
+    assert!(err.is_some_and(|e| e.message == "'a7' parameter name duplicated"));
 }
