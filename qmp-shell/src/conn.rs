@@ -160,6 +160,14 @@ impl Peer {
         }
     }
 
+    /// The greeting's JSON text (QMP after negotiation), identifying the QEMU build.
+    pub fn greeting_json(&self) -> Option<&str> {
+        match self {
+            Peer::Qmp(q) => q.greeting().map(|g| g.json.as_str()),
+            Peer::Qga(_) => None,
+        }
+    }
+
     /// Whether this is the guest agent.
     pub fn is_qga(&self) -> bool {
         matches!(self, Peer::Qga(_))

@@ -269,11 +269,58 @@ pub(crate) fn load_schema(peer: &mut Peer, cli: &Cli) -> Result<Option<Schema>, 
     }
     match peer.introspect() {
         None => Ok(None),
-        Some(Ok(v)) => Schema::from_introspection(&v)
-            .map(Some)
-            .map_err(|e| e.to_string()),
+        Some(Ok(v)) => {
+            if let Some(path) = peer.greeting_json().and_then(cache_path) {
+                // Best effort: a cache that cannot be written is only slower.
+                if let Some(dir) = path.parent() {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+                let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+                if std::fs::write(&tmp, v.to_string()).is_ok() {
+                    let _ = std::fs::rename(&tmp, &path);
+                }
+            }
+            Schema::from_introspection(&v)
+                .map(Some)
+                .map_err(|e| e.to_string())
+        }
         Some(Err(e)) => Err(format!("cannot read the schema (query-qmp-schema): {e}")),
     }
+}
+
+/// Where the introspection of the QEMU build that sent `greeting` is cached:
+/// `$QMP_CACHE_DIR`, else `$XDG_CACHE_HOME/qmp-shell`, else `~/.cache/qmp-shell`.
+fn cache_path(greeting: &str) -> Option<PathBuf> {
+    use std::hash::{Hash, Hasher};
+    let dir = std::env::var_os("QMP_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("qmp-shell")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/qmp-shell")))?;
+    // SipHash with fixed keys: the same greeting always names the same file.
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new();
+    greeting.hash(&mut h);
+    Some(dir.join(format!("schema-{:016x}.json", h.finish())))
+}
+
+/// Like [`load_schema`], but first from the cache of this QEMU build's introspection;
+/// the flag says the schema came from the cache (re-check live before rejecting).
+pub(crate) fn load_schema_cached(
+    peer: &mut Peer,
+    cli: &Cli,
+) -> Result<(Option<Schema>, bool), String> {
+    if !cli.no_validate && !peer.is_qga() {
+        let cached = peer
+            .greeting_json()
+            .and_then(cache_path)
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| Schema::from_introspection(&v).ok());
+        if let Some(s) = cached {
+            return Ok((Some(s), true));
+        }
+    }
+    load_schema(peer, cli).map(|s| (s, false))
 }
 
 fn main() -> ExitCode {
@@ -384,13 +431,23 @@ fn run(cli: Cli) -> u8 {
             }
         }
         _ => {
-            let schema = match load_schema(&mut peer, &cli) {
+            let (mut schema, cached) = match load_schema_cached(&mut peer, &cli) {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("qmp: {e}");
                     return 3;
                 }
             };
+            if cached && typing::prepare(schema.as_ref(), &stmt).is_err() {
+                // The cache may be from another build of the same version: ask QEMU.
+                schema = match load_schema(&mut peer, &cli) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("qmp: {e}");
+                        return 3;
+                    }
+                };
+            }
             match typing::prepare(schema.as_ref(), &stmt) {
                 Ok(Some(r)) => (r, cli.oob, schema),
                 Ok(None) => return 0,

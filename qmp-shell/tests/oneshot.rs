@@ -415,3 +415,33 @@ fn guest_agent() {
     ]);
     assert_eq!((r.code, r.stdout.as_str()), (0, "42\n"), "{r:?}");
 }
+
+/// The introspection is cached per QEMU build (by greeting); a stale cache that
+/// rejects a command is re-checked against the live schema before reporting.
+#[test]
+fn schema_cache_and_stale_cache() {
+    let vm = common::qemu(&[]);
+    let cache = vm.dir.join("cache");
+    let cache_s = cache.to_str().expect("path").to_owned();
+    let run = |args: &[&str]| {
+        common::qmp_with(args, |c| {
+            c.env("QMP_CACHE_DIR", &cache_s);
+        })
+    };
+    let r = run(&[sock(&vm), "device_del", "id=x"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let files: Vec<_> = std::fs::read_dir(&cache)
+        .expect("cache dir")
+        .flatten()
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    // A cache from "another build" that lacks the command: the live schema decides.
+    std::fs::write(files[0].path(), "[]").expect("overwrite");
+    let r = run(&[sock(&vm), "device_del", "id=x"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("DeviceNotFound"), "{r:?}");
+    // And the cache was refreshed.
+    assert!(std::fs::metadata(files[0].path()).expect("file").len() > 100_000);
+    let r = run(&[sock(&vm), "device_del", "idd=x"]);
+    assert_eq!(r.code, 2, "{r:?}");
+}
