@@ -33,12 +33,6 @@ impl Value {
             _ => None,
         }
     }
-    pub fn as_dict(&self) -> Option<&Dict> {
-        match self {
-            Value::Dict(d, _) => Some(d),
-            _ => None,
-        }
-    }
 }
 
 /// Looks a key up in an object (objects are small: linear search beats hashing).

@@ -30,10 +30,20 @@ pub fn dump(schema: &Schema) -> String {
         }
         let _ = writeln!(out, "    body=\n{}", doc.body.text);
         for a in &doc.args {
-            let _ = writeln!(out, "    arg={}\n{}", a.name.as_deref().unwrap_or(""), a.text);
+            let _ = writeln!(
+                out,
+                "    arg={}\n{}",
+                a.name.as_deref().unwrap_or(""),
+                a.text
+            );
         }
         for f in &doc.features {
-            let _ = writeln!(out, "    feature={}\n{}", f.name.as_deref().unwrap_or(""), f.text);
+            let _ = writeln!(
+                out,
+                "    feature={}\n{}",
+                f.name.as_deref().unwrap_or(""),
+                f.text
+            );
         }
         for s in &doc.sections {
             let _ = writeln!(out, "    section={}\n{}", kind_name(s.kind), s.text);

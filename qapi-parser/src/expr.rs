@@ -6,9 +6,13 @@
 
 use std::collections::HashSet;
 
-use crate::ast::{Dict, InfoId, Infos, ParsedDoc, Value};
+use crate::ast::{get, Dict, InfoId, Infos, ParsedDoc, Value};
 use crate::diagnostic::{Error, Warning};
 use crate::Compat;
+
+/// Errors are boxed inside the checks: they are rare, and small results keep the
+/// hot paths cheap.
+pub(crate) type Res<T> = Result<T, Box<Error>>;
 use crate::model::{IfCond, Pragma};
 
 /// How deep `if` conditions may nest before we refuse them (QEMU would hit Python's
@@ -189,7 +193,7 @@ pub(crate) fn check_exprs(
     docs: &(impl DocFacts + ?Sized),
     compat: Compat,
     warnings: &mut Vec<Warning>,
-) -> Result<Vec<Expr>, Error> {
+) -> Res<Vec<Expr>> {
     let mut out = Vec::with_capacity(exprs.len());
     for e in exprs {
         let info = e.info;
@@ -198,7 +202,11 @@ pub(crate) fn check_exprs(
             let path = match dict.swap_remove(pos).1 {
                 Value::Str(s, _) => s,
                 // The parser validates directives; stay total anyway.
-                _ => return Err(infos.error(info, "value of 'include' must be a string")),
+                _ => {
+                    return Err(Box::new(
+                        infos.error(info, "value of 'include' must be a string"),
+                    ))
+                }
             };
             out.push(Expr {
                 info,
@@ -224,7 +232,7 @@ fn take(dict: &mut Dict, key: &str) -> Option<Value> {
 }
 
 fn has(dict: &Dict, key: &str) -> bool {
-    dict.iter().any(|(k, _)| k == key)
+    get(dict, key).is_some()
 }
 
 /// One definition, checked in QEMU's order.
@@ -238,21 +246,25 @@ fn check_definition(
     docs: &(impl DocFacts + ?Sized),
     compat: Compat,
     warnings: &mut Vec<Warning>,
-) -> Result<Definition, Error> {
+) -> Res<Definition> {
     let mut metas = METAS.iter().filter(|m| has(&dict, m));
     let meta = match (metas.next(), metas.next()) {
         (Some(m), None) => *m,
         _ => {
-            return Err(infos.error(
+            return Err(Box::new(infos.error(
                 info,
                 "expression must have exactly one key 'enum', 'struct', 'union', \
                  'alternate', 'command', 'event'",
-            ))
+            )))
         }
     };
-    let name = match dict.iter().find(|(k, _)| k == meta).map(|(_, v)| v) {
-        Some(Value::Str(s, _)) => s.clone(),
-        _ => return Err(infos.error(info, format!("'{meta}' requires a string name"))),
+    let name = match get(&dict, meta).and_then(Value::as_str) {
+        Some(s) => s.to_string(),
+        None => {
+            return Err(Box::new(
+                infos.error(info, format!("'{meta}' requires a string name")),
+            ))
+        }
     };
     infos.data[info.0 as usize].defn = Some((meta.to_string(), name.clone()));
     let c = Ctx { infos, info };
@@ -272,27 +284,28 @@ fn check_definition(
             if meta == "command" {
                 if let Some(r) = returns {
                     if !has(&dict, "returns") {
-                        let e = c.infos.error(
-                            r,
-                            "'Returns' section, but command doesn't return anything",
-                        );
+                        let e = c
+                            .infos
+                            .error(r, "'Returns' section, but command doesn't return anything");
                         // QEMU 7.2 documented "Returns: nothing" on such commands.
                         if compat != Compat::Legacy {
-                            return Err(e);
+                            return Err(Box::new(e));
                         }
                         warnings.push(Warning(e));
                     }
                 }
             } else {
                 if let Some(r) = returns {
-                    return Err(c
-                        .infos
-                        .error(r, "'Returns' section is only valid for commands"));
+                    return Err(Box::new(
+                        c.infos
+                            .error(r, "'Returns' section is only valid for commands"),
+                    ));
                 }
                 if let Some(r) = errors {
-                    return Err(c
-                        .infos
-                        .error(r, "'Errors' section is only valid for commands"));
+                    return Err(Box::new(
+                        c.infos
+                            .error(r, "'Errors' section is only valid for commands"),
+                    ));
                 }
             }
         }
@@ -304,30 +317,45 @@ fn check_definition(
 
     let body = match meta {
         "enum" => {
-            c.check_keys(&dict, meta, &["enum", "data"], &["if", "features", "prefix"])?;
+            c.check_keys(
+                &dict,
+                Src::Text(meta),
+                &["enum", "data"],
+                &["if", "features", "prefix"],
+            )?;
             c.check_enum(&mut dict, &name, pragma)?
         }
         "union" => {
             c.check_keys(
                 &dict,
-                meta,
+                Src::Text(meta),
                 &["union", "base", "discriminator", "data"],
                 &["if", "features"],
             )?;
             c.check_union(&mut dict, &name, pragma)?
         }
         "alternate" => {
-            c.check_keys(&dict, meta, &["alternate", "data"], &["if", "features"])?;
+            c.check_keys(
+                &dict,
+                Src::Text(meta),
+                &["alternate", "data"],
+                &["if", "features"],
+            )?;
             c.check_alternate(&mut dict)?
         }
         "struct" => {
-            c.check_keys(&dict, meta, &["struct", "data"], &["base", "if", "features"])?;
+            c.check_keys(
+                &dict,
+                Src::Text(meta),
+                &["struct", "data"],
+                &["base", "if", "features"],
+            )?;
             c.check_struct(&mut dict, &name, pragma)?
         }
         "command" => {
             c.check_keys(
                 &dict,
-                meta,
+                Src::Text(meta),
                 &["command"],
                 &[
                     "data",
@@ -345,11 +373,16 @@ fn check_definition(
             c.check_command(&mut dict)?
         }
         _ => {
-            c.check_keys(&dict, meta, &["event"], &["data", "boxed", "if", "features"])?;
+            c.check_keys(
+                &dict,
+                Src::Text(meta),
+                &["event"],
+                &["data", "boxed", "if", "features"],
+            )?;
             c.check_event(&mut dict)?
         }
     };
-    let ifcond = c.check_if(take(&mut dict, "if"), meta)?;
+    let ifcond = c.check_if(take(&mut dict, "if"), Src::Text(meta))?;
     let features = c.check_features(take(&mut dict, "features"))?;
     c.check_flags(&dict)?;
     Ok(Definition {
@@ -358,6 +391,25 @@ fn check_definition(
         features,
         body,
     })
+}
+
+/// What a checked name or value belongs to, as QEMU words it in messages; formatted
+/// only when a message is actually made.
+#[derive(Clone, Copy)]
+enum Src<'a> {
+    /// Plain text, e.g. `struct` or `'data'`.
+    Text(&'a str),
+    /// `<outer> member '<key>'`, e.g. `'data' member '*a'`.
+    Member(&'a str, &'a str),
+}
+
+impl std::fmt::Display for Src<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Src::Text(t) => f.write_str(t),
+            Src::Member(outer, key) => write!(f, "{outer} member '{key}'"),
+        }
+    }
 }
 
 /// Error context: the definition's info.
@@ -400,7 +452,13 @@ fn name_stem(name: &str) -> Option<&str> {
 /// `_` becomes `_`.
 pub(crate) fn c_name(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -408,29 +466,31 @@ fn c_name_starts_with(name: &str, prefix: &str) -> bool {
     let b = name.as_bytes();
     b.len() >= prefix.len()
         && prefix.bytes().zip(b).all(|(p, c)| {
-            let c = if c.is_ascii_alphanumeric() || *c == b'_' { *c } else { b'_' };
+            let c = if c.is_ascii_alphanumeric() || *c == b'_' {
+                *c
+            } else {
+                b'_'
+            };
             p == c
         })
 }
 
 impl Ctx<'_> {
-    fn err(&self, msg: impl Into<String>) -> Error {
-        self.infos.error(self.info, msg)
+    fn err(&self, msg: impl Into<String>) -> Box<Error> {
+        Box::new(self.infos.error(self.info, msg))
     }
 
-    fn check_name_str<'n>(&self, name: &'n str, source: &str) -> Result<&'n str, Error> {
+    fn check_name_str<'n>(&self, name: &'n str, source: Src<'_>) -> Res<&'n str> {
         match name_stem(name) {
             Some(stem) if !c_name_starts_with(name, "q_") => Ok(stem),
             _ => Err(self.err(format!("{source} has an invalid name"))),
         }
     }
 
-    fn check_name_upper(&self, name: &str, source: &str) -> Result<(), Error> {
+    fn check_name_upper(&self, name: &str, source: Src<'_>) -> Res<()> {
         let stem = self.check_name_str(name, source)?;
         if stem.bytes().any(|c| c.is_ascii_lowercase() || c == b'-') {
-            return Err(self.err(format!(
-                "name of {source} must not use lowercase or '-'"
-            )));
+            return Err(self.err(format!("name of {source} must not use lowercase or '-'")));
         }
         Ok(())
     }
@@ -438,22 +498,20 @@ impl Ctx<'_> {
     fn check_name_lower(
         &self,
         name: &str,
-        source: &str,
+        source: Src<'_>,
         permit_upper: bool,
         permit_underscore: bool,
-    ) -> Result<(), Error> {
+    ) -> Res<()> {
         let stem = self.check_name_str(name, source)?;
         if (!permit_upper && stem.bytes().any(|c| c.is_ascii_uppercase()))
             || (!permit_underscore && stem.contains('_'))
         {
-            return Err(self.err(format!(
-                "name of {source} must not use uppercase or '_'"
-            )));
+            return Err(self.err(format!("name of {source} must not use uppercase or '_'")));
         }
         Ok(())
     }
 
-    fn check_name_camel(&self, name: &str, source: &str) -> Result<(), Error> {
+    fn check_name_camel(&self, name: &str, source: Src<'_>) -> Res<()> {
         let stem = self.check_name_str(name, source)?;
         let b = stem.as_bytes();
         let ok = b[0].is_ascii_uppercase()
@@ -465,17 +523,17 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    fn check_defn_name(&self, name: &str, meta: &str, pragma: &PragmaSets<'_>) -> Result<(), Error> {
+    fn check_defn_name(&self, name: &str, meta: &str, pragma: &PragmaSets<'_>) -> Res<()> {
         match meta {
-            "event" => self.check_name_upper(name, meta),
+            "event" => self.check_name_upper(name, Src::Text(meta)),
             "command" => self.check_name_lower(
                 name,
-                meta,
+                Src::Text(meta),
                 false,
                 pragma.command_name_exceptions.contains(name),
             ),
             _ => {
-                self.check_name_camel(name, meta)?;
+                self.check_name_camel(name, Src::Text(meta))?;
                 if name.ends_with("List") {
                     return Err(self.err(format!("{meta} name should not end in 'List'")));
                 }
@@ -487,10 +545,10 @@ impl Ctx<'_> {
     fn check_keys(
         &self,
         dict: &Dict,
-        source: &str,
+        source: Src<'_>,
         required: &[&str],
         optional: &[&str],
-    ) -> Result<(), Error> {
+    ) -> Res<()> {
         fn pprint(mut v: Vec<&str>) -> String {
             v.sort_unstable();
             v.iter()
@@ -498,11 +556,7 @@ impl Ctx<'_> {
                 .collect::<Vec<_>>()
                 .join(", ")
         }
-        let missing: Vec<&str> = required
-            .iter()
-            .copied()
-            .filter(|k| !has(dict, k))
-            .collect();
+        let missing: Vec<&str> = required.iter().copied().filter(|k| !has(dict, k)).collect();
         if !missing.is_empty() {
             let s = if missing.len() > 1 { "s" } else { "" };
             return Err(self.err(format!("{source} misses key{s} {}", pprint(missing))));
@@ -524,7 +578,7 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    fn check_flags(&self, dict: &Dict) -> Result<(), Error> {
+    fn check_flags(&self, dict: &Dict) -> Res<()> {
         for key in ["gen", "success-response"] {
             if let Some(v) = dict.iter().find(|(k, _)| k == key).map(|(_, v)| v) {
                 if !matches!(v, Value::Bool(false, _)) {
@@ -546,18 +600,16 @@ impl Ctx<'_> {
     }
 
     /// QEMU's `check_if`; `None` when there is no `if`.
-    fn check_if(&self, value: Option<Value>, source: &str) -> Result<Option<IfCond>, Error> {
+    fn check_if(&self, value: Option<Value>, source: Src<'_>) -> Res<Option<IfCond>> {
         match value {
             None => Ok(None),
             Some(v) => self.check_if_value(v, source, 0).map(Some),
         }
     }
 
-    fn check_if_value(&self, v: Value, source: &str, depth: usize) -> Result<IfCond, Error> {
+    fn check_if_value(&self, v: Value, source: Src<'_>, depth: usize) -> Res<IfCond> {
         if depth > MAX_IF_DEPTH {
-            return Err(self.err(format!(
-                "'if' condition of {source} is nested too deeply"
-            )));
+            return Err(self.err(format!("'if' condition of {source} is nested too deeply")));
         }
         match v {
             Value::Str(s, _) => {
@@ -576,14 +628,14 @@ impl Ctx<'_> {
             Value::Dict(mut d, _) => {
                 self.check_keys(
                     &d,
-                    &format!("'if' condition of {source}"),
+                    Src::Text(&format!("'if' condition of {source}")),
                     &[],
                     &["all", "any", "not"],
                 )?;
                 if d.len() != 1 {
-                    return Err(self.err(format!(
-                        "'if' condition of {source} has conflicting keys"
-                    )));
+                    return Err(
+                        self.err(format!("'if' condition of {source} has conflicting keys"))
+                    );
                 }
                 let (k, operand) = d.pop().expect("one key");
                 if k == "not" {
@@ -615,7 +667,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn check_features(&self, value: Option<Value>) -> Result<Vec<FeatureDef>, Error> {
+    fn check_features(&self, value: Option<Value>) -> Res<Vec<FeatureDef>> {
         let Some(value) = value else {
             return Ok(Vec::new());
         };
@@ -627,7 +679,7 @@ impl Ctx<'_> {
             let source = "'features' member";
             let (name, ifv) = match item {
                 Value::Dict(mut d, _) => {
-                    self.check_keys(&d, source, &["name"], &["if"])?;
+                    self.check_keys(&d, Src::Text(source), &["name"], &["if"])?;
                     (take(&mut d, "name"), take(&mut d, "if"))
                 }
                 other => (Some(other), None),
@@ -635,20 +687,15 @@ impl Ctx<'_> {
             let Some(Value::Str(name, _)) = name else {
                 return Err(self.err(format!("{source} requires a string name")));
             };
-            let source = format!("{source} '{name}'");
-            self.check_name_lower(&name, &source, false, false)?;
-            let ifcond = self.check_if(ifv, &source)?;
+            let source = Src::Member("'features'", &name);
+            self.check_name_lower(&name, source, false, false)?;
+            let ifcond = self.check_if(ifv, source)?;
             out.push(FeatureDef { name, ifcond });
         }
         Ok(out)
     }
 
-    fn check_enum(
-        &self,
-        dict: &mut Dict,
-        name: &str,
-        pragma: &PragmaSets<'_>,
-    ) -> Result<DefBody, Error> {
+    fn check_enum(&self, dict: &mut Dict, name: &str, pragma: &PragmaSets<'_>) -> Res<DefBody> {
         let data = take(dict, "data");
         let Some(Value::List(items, _)) = data else {
             return Err(self.err("'data' must be an array"));
@@ -664,24 +711,28 @@ impl Ctx<'_> {
             let source = "'data' member";
             let (vname, ifv, feats) = match item {
                 Value::Dict(mut d, _) => {
-                    self.check_keys(&d, source, &["name"], &["if", "features"])?;
-                    (take(&mut d, "name"), take(&mut d, "if"), take(&mut d, "features"))
+                    self.check_keys(&d, Src::Text(source), &["name"], &["if", "features"])?;
+                    (
+                        take(&mut d, "name"),
+                        take(&mut d, "if"),
+                        take(&mut d, "features"),
+                    )
                 }
                 other => (Some(other), None, None),
             };
             let Some(Value::Str(vname, _)) = vname else {
                 return Err(self.err(format!("{source} requires a string name")));
             };
-            let source = format!("{source} '{vname}'");
+            let source = Src::Member("'data'", &vname);
             // Enum values may start with a digit: QEMU hides it behind a 'd'.
             // (QEMU crashes on an empty value; it is simply an invalid name here.)
             if vname.as_bytes().first().is_some_and(u8::is_ascii_digit) {
                 let hidden = format!("d{vname}");
-                self.check_name_lower(&hidden, &source, permissive, permissive)?;
+                self.check_name_lower(&hidden, source, permissive, permissive)?;
             } else {
-                self.check_name_lower(&vname, &source, permissive, permissive)?;
+                self.check_name_lower(&vname, source, permissive, permissive)?;
             }
-            let ifcond = self.check_if(ifv, &source)?;
+            let ifcond = self.check_if(ifv, source)?;
             let features = self.check_features(feats)?;
             values.push(EnumValueDef {
                 name: vname,
@@ -693,7 +744,7 @@ impl Ctx<'_> {
     }
 
     /// `check_type_name_or_array`, producing the reference.
-    fn type_name_or_array(&self, v: Value, source: &str) -> Result<TypeRef, Error> {
+    fn type_name_or_array(&self, v: Value, source: Src<'_>) -> Res<TypeRef> {
         match v {
             Value::Str(s, _) => Ok(TypeRef::Name(s)),
             Value::List(mut items, _) => {
@@ -716,33 +767,40 @@ impl Ctx<'_> {
         value: Value,
         source: &str,
         permissive: bool,
-    ) -> Result<Vec<MemberDef>, Error> {
+    ) -> Res<Vec<MemberDef>> {
         let Value::Dict(d, _) = value else {
             return Err(self.err(format!("{source} should be an object or type name")));
         };
         let mut out = Vec::with_capacity(d.len());
-        for (key, arg) in d {
-            let key_source = format!("{source} member '{key}'");
+        for (mut key, arg) in d {
+            let key_source = Src::Member(source, &key);
             let (name, optional) = match key.strip_prefix('*') {
                 Some(n) => (n, true),
                 None => (key.as_str(), false),
             };
-            self.check_name_lower(name, &key_source, permissive, permissive)?;
+            self.check_name_lower(name, key_source, permissive, permissive)?;
             if name == "u" || c_name_starts_with(name, "has_") {
                 return Err(self.err(format!("{key_source} uses reserved name")));
             }
             let (ty, ifv, feats) = match arg {
                 Value::Dict(mut a, _) => {
-                    self.check_keys(&a, &key_source, &["type"], &["if", "features"])?;
-                    (take(&mut a, "type"), take(&mut a, "if"), take(&mut a, "features"))
+                    self.check_keys(&a, key_source, &["type"], &["if", "features"])?;
+                    (
+                        take(&mut a, "type"),
+                        take(&mut a, "if"),
+                        take(&mut a, "features"),
+                    )
                 }
                 other => (Some(other), None, None),
             };
-            let ifcond = self.check_if(ifv, &key_source)?;
+            let ifcond = self.check_if(ifv, key_source)?;
             let features = self.check_features(feats)?;
-            let ty = self.type_name_or_array(ty.expect("checked key"), &key_source)?;
+            let ty = self.type_name_or_array(ty.expect("checked key"), key_source)?;
+            if optional {
+                key.remove(0);
+            }
             out.push(MemberDef {
-                name: name.to_string(),
+                name: key,
                 optional,
                 ty,
                 ifcond,
@@ -753,24 +811,16 @@ impl Ctx<'_> {
     }
 
     /// `check_type_name_or_implicit`.
-    fn name_or_implicit(
-        &self,
-        value: Value,
-        source: &str,
-        permissive: bool,
-    ) -> Result<Data, Error> {
+    fn name_or_implicit(&self, value: Value, source: &str, permissive: bool) -> Res<Data> {
         match value {
             Value::Str(s, _) => Ok(Data::Name(s)),
-            other => Ok(Data::Members(self.implicit_members(other, source, permissive)?)),
+            other => Ok(Data::Members(
+                self.implicit_members(other, source, permissive)?,
+            )),
         }
     }
 
-    fn check_struct(
-        &self,
-        dict: &mut Dict,
-        name: &str,
-        pragma: &PragmaSets<'_>,
-    ) -> Result<DefBody, Error> {
+    fn check_struct(&self, dict: &mut Dict, name: &str, pragma: &PragmaSets<'_>) -> Res<DefBody> {
         let permissive = pragma.member_name_exceptions.contains(name);
         let data = take(dict, "data").expect("checked key");
         let members = self.implicit_members(data, "'data'", permissive)?;
@@ -782,12 +832,7 @@ impl Ctx<'_> {
         Ok(DefBody::Struct { base, members })
     }
 
-    fn check_union(
-        &self,
-        dict: &mut Dict,
-        name: &str,
-        pragma: &PragmaSets<'_>,
-    ) -> Result<DefBody, Error> {
+    fn check_union(&self, dict: &mut Dict, name: &str, pragma: &PragmaSets<'_>) -> Res<DefBody> {
         let permissive = pragma.member_name_exceptions.contains(name);
         let base = take(dict, "base").expect("checked key");
         let base = self.name_or_implicit(base, "'base'", permissive)?;
@@ -800,9 +845,9 @@ impl Ctx<'_> {
         };
         let mut branches = Vec::with_capacity(data.len());
         for (key, value) in data {
-            let source = format!("'data' member '{key}'");
-            let (ty, ifv) = self.branch_parts(value, &source)?;
-            let ifcond = self.check_if(ifv, &source)?;
+            let source = Src::Member("'data'", &key);
+            let (ty, ifv) = self.branch_parts(value, source)?;
+            let ifcond = self.check_if(ifv, source)?;
             let ty = match ty {
                 Value::Str(s, _) => TypeRef::Name(s),
                 _ => return Err(self.err(format!("{source} should be a type name"))),
@@ -821,7 +866,7 @@ impl Ctx<'_> {
     }
 
     /// A branch value normalised to `{'type': ..., 'if': ...}` and key-checked.
-    fn branch_parts(&self, value: Value, source: &str) -> Result<(Value, Option<Value>), Error> {
+    fn branch_parts(&self, value: Value, source: Src<'_>) -> Res<(Value, Option<Value>)> {
         match value {
             Value::Dict(mut d, _) => {
                 self.check_keys(&d, source, &["type"], &["if"])?;
@@ -832,7 +877,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn check_alternate(&self, dict: &mut Dict) -> Result<DefBody, Error> {
+    fn check_alternate(&self, dict: &mut Dict) -> Res<DefBody> {
         let data = take(dict, "data").expect("checked key");
         let empty = match &data {
             Value::Str(s, _) => s.is_empty(),
@@ -848,11 +893,11 @@ impl Ctx<'_> {
         };
         let mut branches = Vec::with_capacity(data.len());
         for (key, value) in data {
-            let source = format!("'data' member '{key}'");
-            self.check_name_lower(&key, &source, false, false)?;
-            let (ty, ifv) = self.branch_parts(value, &source)?;
-            let ifcond = self.check_if(ifv, &source)?;
-            let ty = self.type_name_or_array(ty, &source)?;
+            let source = Src::Member("'data'", &key);
+            self.check_name_lower(&key, source, false, false)?;
+            let (ty, ifv) = self.branch_parts(value, source)?;
+            let ifcond = self.check_if(ifv, source)?;
+            let ty = self.type_name_or_array(ty, source)?;
             branches.push(BranchDef {
                 name: key,
                 ty,
@@ -863,7 +908,7 @@ impl Ctx<'_> {
     }
 
     /// `data` of a command or event, with `boxed` as QEMU reads it (any truthy value).
-    fn check_args(&self, dict: &mut Dict) -> Result<Option<Data>, Error> {
+    fn check_args(&self, dict: &mut Dict) -> Res<Option<Data>> {
         let boxed = dict
             .iter()
             .find(|(k, _)| k == "boxed")
@@ -881,10 +926,10 @@ impl Ctx<'_> {
         }
     }
 
-    fn check_command(&self, dict: &mut Dict) -> Result<DefBody, Error> {
+    fn check_command(&self, dict: &mut Dict) -> Res<DefBody> {
         let data = self.check_args(dict)?;
         let returns = take(dict, "returns")
-            .map(|r| self.type_name_or_array(r, "'returns'"))
+            .map(|r| self.type_name_or_array(r, Src::Text("'returns'")))
             .transpose()?;
         let flag = |k: &str, default: bool| match dict.iter().find(|(key, _)| key == k) {
             Some((_, Value::Bool(b, _))) => *b,
@@ -903,7 +948,7 @@ impl Ctx<'_> {
         })
     }
 
-    fn check_event(&self, dict: &mut Dict) -> Result<DefBody, Error> {
+    fn check_event(&self, dict: &mut Dict) -> Res<DefBody> {
         let data = self.check_args(dict)?;
         let boxed = matches!(
             dict.iter().find(|(k, _)| k == "boxed"),

@@ -48,7 +48,10 @@ mod schema;
 ///
 /// Returns the first error QEMU's front end would report, rendered by `Display`
 /// exactly as QEMU prints it.
+// The public error stays unboxed: it is returned once per load, and callers match on it.
+#[allow(clippy::result_large_err)]
 pub fn load(path: impl AsRef<std::path::Path>, options: &Options) -> Result<Schema, Error> {
-    let parsed = parser::parse(path.as_ref(), options)?;
-    schema::build(parsed, options)
+    // Internal phases box their errors (small results on hot paths).
+    let parsed = parser::parse(path.as_ref(), options).map_err(|e| *Box::<Error>::from(e))?;
+    schema::build(parsed, options).map_err(|e| *e)
 }

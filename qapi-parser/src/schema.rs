@@ -2,25 +2,59 @@
 //! types, name resolution, the semantic checks, doc connection, modules, and the
 //! conversion into the public [`Schema`].
 
-use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
 use crate::ast::{InfoId, Infos, ParseOutput, ParsedDoc};
 use crate::diagnostic::{Error, Warning};
 use crate::expr::{
     self, BranchDef, Data, DefBody, Definition, EnumValueDef, ExprKind, FeatureDef, MemberDef,
-    PragmaSets, TypeRef,
+    PragmaSets, Res, TypeRef,
 };
 use crate::model::{self, Builtin, IfCond, SectionKind};
 use crate::{Compat, Options, Schema};
 
+/// A fast, non-cryptographic hasher (FxHash's mixing) for the builder's maps: the
+/// keys are schema names and small ids, and hashing dominates their cost.
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FxHasher>>;
+type HashSet<K> = std::collections::HashSet<K, BuildHasherDefault<FxHasher>>;
+
 /// QEMU allows this many distinct feature names per schema, the specials included.
 const MAX_FEATURES: usize = 64;
+
+/// How deep base and branch types may nest. QEMU recurses without a limit of its own
+/// (Python's recursion limit stops it at a few hundred levels); we refuse deeper
+/// chains with an error rather than risk the stack of a 2 MiB test thread in a debug
+/// build (about 8 KiB per level there). Real schemas nest fewer than 10 levels.
+const MAX_TYPE_NESTING: u32 = 100;
 
 /// Marks a type reference not resolved yet.
 const UNRESOLVED: u32 = u32::MAX;
 
-pub(crate) fn build(parsed: ParseOutput, options: &Options) -> Result<Schema, Error> {
+pub(crate) fn build(parsed: ParseOutput, options: &Options) -> Res<Schema> {
     let ParseOutput {
         exprs,
         docs,
@@ -207,9 +241,13 @@ struct Builder<'a> {
     features_seen: HashSet<String>,
     feature_overflow: Option<InfoId>,
     cnames: HashMap<String, u32>,
+    /// Scratch buffer for [`Builder::cname`].
+    cname_buf: String,
     docs: Vec<DocState>,
     warnings: Vec<Warning>,
     q_empty: u32,
+    /// Current recursion depth of object checks.
+    depth: u32,
 }
 
 fn dirname(path: &str) -> &str {
@@ -298,9 +336,9 @@ impl<'a> Builder<'a> {
             pragma,
             compat,
             ents: Vec::with_capacity(4096),
-            by_name: HashMap::with_capacity(4096),
+            by_name: HashMap::with_capacity_and_hasher(4096, Default::default()),
             modules: Vec::new(),
-            module_by_name: HashMap::new(),
+            module_by_name: HashMap::default(),
             module_by_file: Vec::new(),
             main_dir,
             features_seen: ["deprecated", "unstable"]
@@ -308,10 +346,12 @@ impl<'a> Builder<'a> {
                 .map(|s| s.to_string())
                 .collect(),
             feature_overflow: None,
-            cnames: HashMap::with_capacity(4096),
+            cnames: HashMap::with_capacity_and_hasher(4096, Default::default()),
+            cname_buf: String::new(),
             docs: docs.iter().map(DocState::new).collect(),
             warnings: Vec::new(),
             q_empty: 0,
+            depth: 0,
         };
         b.make_module_named("./builtin".to_string());
         b.make_module(main_file);
@@ -355,10 +395,27 @@ impl<'a> Builder<'a> {
 
     // ----- definitions ---------------------------------------------------------
 
+    /// Interns the C name of `name` (clashes are decided on C names).
     fn cname(&mut self, name: &str) -> u32 {
-        let c = expr::c_name(name);
-        let next = self.cnames.len() as u32;
-        *self.cnames.entry(c).or_insert(next)
+        let mut buf = std::mem::take(&mut self.cname_buf);
+        buf.clear();
+        buf.extend(name.chars().map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        }));
+        let id = match self.cnames.get(buf.as_str()) {
+            Some(&id) => id,
+            None => {
+                let id = self.cnames.len() as u32;
+                self.cnames.insert(buf.clone(), id);
+                id
+            }
+        };
+        self.cname_buf = buf;
+        id
     }
 
     fn lookup_type(&self, name: &str) -> Option<u32> {
@@ -391,13 +448,13 @@ impl<'a> Builder<'a> {
     }
 
     /// QEMU's `_def_definition`: append, then reject a name already taken.
-    fn def_definition(&mut self, ent: Ent) -> Result<u32, Error> {
+    fn def_definition(&mut self, ent: Ent) -> Res<u32> {
         let id = self.push_entity(ent);
         let e = &self.ents[id as usize];
         if let Some(&other) = self.by_name.get(&e.name) {
             let o = &self.ents[other as usize];
             let info = e.info.unwrap_or(InfoId(0));
-            return Err(match o.info {
+            return Err(Box::new(match o.info {
                 Some(oinfo) => {
                     let prev = self.infos.error(oinfo, "previous definition");
                     self.infos
@@ -407,7 +464,7 @@ impl<'a> Builder<'a> {
                     info,
                     format!("{} is already defined", self.describe_type(other)),
                 ),
-            });
+            }));
         }
         self.by_name.insert(e.name.clone(), id);
         Ok(id)
@@ -446,15 +503,17 @@ impl<'a> Builder<'a> {
             }),
         );
         self.q_empty = self.def_definition(q_empty).unwrap_or(0);
-        let values = ["none", "qnull", "qnum", "qstring", "qdict", "qlist", "qbool"]
-            .iter()
-            .map(|n| EnumVal {
-                name: n.to_string(),
-                cname: self.cname(n),
-                ifcond: None,
-                features: Vec::new(),
-            })
-            .collect();
+        let values = [
+            "none", "qnull", "qnum", "qstring", "qdict", "qlist", "qbool",
+        ]
+        .iter()
+        .map(|n| EnumVal {
+            name: n.to_string(),
+            cname: self.cname(n),
+            ifcond: None,
+            features: Vec::new(),
+        })
+        .collect();
         let qtype = Self::simple(
             "QType".to_string(),
             None,
@@ -484,7 +543,7 @@ impl<'a> Builder<'a> {
         out
     }
 
-    fn make_array_type(&mut self, elem: &str, info: Option<InfoId>) -> Result<String, Error> {
+    fn make_array_type(&mut self, elem: &str, info: Option<InfoId>) -> Res<String> {
         let name = format!("{elem}List");
         if self.lookup_type(&name).is_none() {
             let ent = Self::simple(
@@ -500,14 +559,14 @@ impl<'a> Builder<'a> {
         Ok(name)
     }
 
-    fn type_ref(&mut self, t: TypeRef, info: InfoId) -> Result<String, Error> {
+    fn type_ref(&mut self, t: TypeRef, info: InfoId) -> Res<String> {
         match t {
             TypeRef::Name(n) => Ok(n),
             TypeRef::Array(e) => self.make_array_type(&e, Some(info)),
         }
     }
 
-    fn make_members(&mut self, defs: Vec<MemberDef>, info: InfoId) -> Result<Vec<Mem>, Error> {
+    fn make_members(&mut self, defs: Vec<MemberDef>, info: InfoId) -> Res<Vec<Mem>> {
         let mut out = Vec::with_capacity(defs.len());
         for m in defs {
             let type_name = self.type_ref(m.ty, info)?;
@@ -530,7 +589,7 @@ impl<'a> Builder<'a> {
         defs: Vec<BranchDef>,
         info: InfoId,
         defined_in: u32,
-    ) -> Result<Vec<Var>, Error> {
+    ) -> Res<Vec<Var>> {
         let mut out = Vec::with_capacity(defs.len());
         for v in defs {
             let type_name = self.type_ref(v.ty, info)?;
@@ -556,7 +615,7 @@ impl<'a> Builder<'a> {
         ifcond: &Option<IfCond>,
         members: Vec<Mem>,
         doc: Option<usize>,
-    ) -> Result<Option<String>, Error> {
+    ) -> Res<Option<String>> {
         if members.is_empty() {
             return Ok(None);
         }
@@ -581,7 +640,7 @@ impl<'a> Builder<'a> {
         Ok(Some(name))
     }
 
-    fn def_exprs(&mut self, exprs: Vec<expr::Expr>) -> Result<(), Error> {
+    fn def_exprs(&mut self, exprs: Vec<expr::Expr>) -> Res<()> {
         for e in exprs {
             let info = e.info;
             match e.kind {
@@ -602,7 +661,7 @@ impl<'a> Builder<'a> {
         def: Definition,
         info: InfoId,
         doc: Option<usize>,
-    ) -> Result<(), Error> {
+    ) -> Res<()> {
         let Definition {
             name,
             ifcond,
@@ -733,7 +792,7 @@ impl<'a> Builder<'a> {
         info: InfoId,
         ifcond: &Option<IfCond>,
         doc: Option<usize>,
-    ) -> Result<Option<String>, Error> {
+    ) -> Res<Option<String>> {
         match data {
             None => Ok(None),
             Some(Data::Name(n)) => Ok(Some(n)),
@@ -746,8 +805,8 @@ impl<'a> Builder<'a> {
 
     // ----- messages ------------------------------------------------------------
 
-    fn err(&self, info: Option<InfoId>, msg: impl Into<String>) -> Error {
-        self.infos.error(info.unwrap_or(InfoId(0)), msg)
+    fn err(&self, info: Option<InfoId>, msg: impl Into<String>) -> Box<Error> {
+        Box::new(self.infos.error(info.unwrap_or(InfoId(0)), msg))
     }
 
     fn obj(&self, id: u32) -> Option<&Obj> {
@@ -788,7 +847,11 @@ impl<'a> Builder<'a> {
             ),
             Desc::Branch { ent, idx } => {
                 let v = self.variant(ent, idx);
-                ("branch".into(), &v.name, &self.ents[v.defined_in as usize].name)
+                (
+                    "branch".into(),
+                    &v.name,
+                    &self.ents[v.defined_in as usize].name,
+                )
             }
             Desc::Value { ent, idx } => {
                 let e = &self.ents[ent as usize];
@@ -803,7 +866,11 @@ impl<'a> Builder<'a> {
             }
             Desc::MemberFeature { m, idx } => {
                 let mem = self.mem(m);
-                ("feature".into(), &mem.features[idx as usize].name, &mem.name)
+                (
+                    "feature".into(),
+                    &mem.features[idx as usize].name,
+                    &mem.name,
+                )
             }
         };
         let mut meta = "type";
@@ -830,7 +897,7 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn resolve(&self, name: &str, info: Option<InfoId>, what: impl FnOnce() -> String) -> Result<u32, Error> {
+    fn resolve(&self, name: &str, info: Option<InfoId>, what: impl FnOnce() -> String) -> Res<u32> {
         self.lookup_type(name)
             .ok_or_else(|| self.err(info, format!("{} uses unknown type '{name}'", what())))
     }
@@ -841,7 +908,7 @@ impl<'a> Builder<'a> {
         seen: &mut HashMap<u32, Desc>,
         cname: u32,
         d: Desc,
-    ) -> Result<(), Error> {
+    ) -> Res<()> {
         if let Some(prev) = seen.get(&cname) {
             return Err(self.err(
                 info,
@@ -859,9 +926,9 @@ impl<'a> Builder<'a> {
     // ----- checks --------------------------------------------------------------
 
     /// `QAPISchemaDefinition.check` (+ `QAPISchemaType.check` for types).
-    fn check_definition(&self, id: u32, is_type: bool) -> Result<(), Error> {
+    fn check_definition(&self, id: u32, is_type: bool) -> Res<()> {
         let e = &self.ents[id as usize];
-        let mut seen = HashMap::new();
+        let mut seen = HashMap::default();
         for (i, f) in e.features.iter().enumerate() {
             self.clash(
                 e.info,
@@ -888,7 +955,7 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    fn check_entity(&mut self, id: u32) -> Result<(), Error> {
+    fn check_entity(&mut self, id: u32) -> Res<()> {
         match &self.ents[id as usize].kind {
             K::Builtin(_) | K::Include => Ok(()),
             K::Enum { .. } => self.check_enum(id),
@@ -900,13 +967,13 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn check_enum(&mut self, id: u32) -> Result<(), Error> {
+    fn check_enum(&mut self, id: u32) -> Res<()> {
         self.check_definition(id, true)?;
         let e = &self.ents[id as usize];
         let K::Enum { values, .. } = &e.kind else {
             return Ok(());
         };
-        let mut seen = HashMap::with_capacity(values.len());
+        let mut seen = HashMap::with_capacity_and_hasher(values.len(), Default::default());
         for (i, v) in values.iter().enumerate() {
             self.clash(
                 e.info,
@@ -921,7 +988,7 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    fn check_array(&mut self, id: u32) -> Result<(), Error> {
+    fn check_array(&mut self, id: u32) -> Res<()> {
         let e = &self.ents[id as usize];
         let K::Array { elem_name, .. } = &e.kind else {
             return Ok(());
@@ -948,7 +1015,28 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    fn check_object(&mut self, id: u32) -> Result<(), Error> {
+    fn check_object(&mut self, id: u32) -> Res<()> {
+        if self.depth >= MAX_TYPE_NESTING {
+            return Err(self.too_deep(id));
+        }
+        self.depth += 1;
+        let r = self.check_object_inner(id);
+        self.depth -= 1;
+        r
+    }
+
+    fn too_deep(&self, id: u32) -> Box<Error> {
+        let e = &self.ents[id as usize];
+        self.err(
+            e.info,
+            format!(
+                "base and branch types nest more than {MAX_TYPE_NESTING} deep at {}",
+                self.describe_type(id)
+            ),
+        )
+    }
+
+    fn check_object_inner(&mut self, id: u32) -> Res<()> {
         let info = self.ents[id as usize].info;
         match self.obj(id).map(|o| o.state) {
             Some(State::Done) | None => return Ok(()),
@@ -963,7 +1051,7 @@ impl<'a> Builder<'a> {
         self.obj_mut(id).state = State::Checking;
         self.check_definition(id, true)?;
 
-        let mut seen: HashMap<u32, Desc> = HashMap::new();
+        let mut seen: HashMap<u32, Desc> = HashMap::default();
         let mut members: Vec<MRef> = Vec::new();
         if let Some(base_name) = self.obj(id).and_then(|o| o.base_name.clone()) {
             let base = self.resolve(&base_name, info, || "'base'".to_string())?;
@@ -979,19 +1067,27 @@ impl<'a> Builder<'a> {
             }
             self.obj_mut(id).base = Some(base);
             self.check_object(base)?;
-            self.object_clash(base, info, &mut seen)?;
-            members.extend_from_slice(&self.obj(base).map(|o| o.members.clone()).unwrap_or_default());
+            self.object_clash(base, info, &mut seen, 0)?;
+            members.extend_from_slice(
+                &self
+                    .obj(base)
+                    .map(|o| o.members.clone())
+                    .unwrap_or_default(),
+            );
         }
         let n = self.obj(id).map_or(0, |o| o.local.len());
         for i in 0..n {
-            let r = MRef { ent: id, idx: i as u32 };
+            let r = MRef {
+                ent: id,
+                idx: i as u32,
+            };
             let ty = {
                 let m = self.mem(r);
                 self.resolve(&m.type_name, info, || self.describe(Desc::Member(r), info))?
             };
             self.obj_mut(id).local[i].ty = ty;
             let m = self.mem(r);
-            let mut fseen = HashMap::new();
+            let mut fseen = HashMap::default();
             for (fi, f) in m.features.iter().enumerate() {
                 self.clash(
                     info,
@@ -1009,7 +1105,7 @@ impl<'a> Builder<'a> {
         self.obj_mut(id).members = members;
         if self.obj(id).is_some_and(|o| o.branches.is_some()) {
             self.check_branches(id, info, &seen)?;
-            self.branches_clash(id, info, &seen)?;
+            self.branches_clash(id, info, &seen, 0)?;
         }
         self.obj_mut(id).state = State::Done;
         Ok(())
@@ -1021,15 +1117,25 @@ impl<'a> Builder<'a> {
         id: u32,
         info: Option<InfoId>,
         seen: &mut HashMap<u32, Desc>,
-    ) -> Result<(), Error> {
+        depth: u32,
+    ) -> Res<()> {
         let Some(o) = self.obj(id) else {
             return Ok(());
         };
+        if depth >= MAX_TYPE_NESTING {
+            return Err(self.err(
+                info,
+                format!(
+                    "base and branch types nest more than {MAX_TYPE_NESTING} deep at {}",
+                    self.describe_type(id)
+                ),
+            ));
+        }
         for &r in &o.members {
             self.clash(info, seen, self.mem(r).cname, Desc::Member(r))?;
         }
         if o.branches.is_some() {
-            self.branches_clash(id, info, seen)?;
+            self.branches_clash(id, info, seen, depth + 1)?;
         }
         Ok(())
     }
@@ -1039,13 +1145,14 @@ impl<'a> Builder<'a> {
         id: u32,
         info: Option<InfoId>,
         seen: &HashMap<u32, Desc>,
-    ) -> Result<(), Error> {
+        depth: u32,
+    ) -> Res<()> {
         let Some(Branches { variants, .. }) = self.obj(id).and_then(|o| o.branches.as_ref()) else {
             return Ok(());
         };
         for v in variants {
             let mut s = seen.clone();
-            self.object_clash(v.ty, info, &mut s)?;
+            self.object_clash(v.ty, info, &mut s, depth)?;
         }
         Ok(())
     }
@@ -1056,12 +1163,18 @@ impl<'a> Builder<'a> {
         id: u32,
         info: Option<InfoId>,
         seen: &HashMap<u32, Desc>,
-    ) -> Result<(), Error> {
+    ) -> Res<()> {
         let Some(b) = self.obj(id).and_then(|o| o.branches.as_ref()) else {
             return Ok(());
         };
         let tag_name = b.tag_name.as_str();
-        let tag = match seen.get(&self.cnames.get(&expr::c_name(tag_name)).copied().unwrap_or(UNRESOLVED)) {
+        let tag = match seen.get(
+            &self
+                .cnames
+                .get(&expr::c_name(tag_name))
+                .copied()
+                .unwrap_or(UNRESOLVED),
+        ) {
             Some(Desc::Member(r)) if self.mem(*r).name == tag_name => *r,
             _ => {
                 return Err(self.err(
@@ -1132,12 +1245,21 @@ impl<'a> Builder<'a> {
                 return Err(self.err(info, "union has no branches"));
             }
         }
-        let n = self.obj(id).and_then(|o| o.branches.as_ref()).map_or(0, |b| b.variants.len());
+        let n = self
+            .obj(id)
+            .and_then(|o| o.branches.as_ref())
+            .map_or(0, |b| b.variants.len());
         for i in 0..n {
             let (ty, name) = {
                 let v = self.variant(id, i as u32);
                 let ty = self.resolve(&v.type_name, info, || {
-                    self.describe(Desc::Branch { ent: id, idx: i as u32 }, info)
+                    self.describe(
+                        Desc::Branch {
+                            ent: id,
+                            idx: i as u32,
+                        },
+                        info,
+                    )
                 })?;
                 (ty, v.name.clone())
             };
@@ -1154,7 +1276,13 @@ impl<'a> Builder<'a> {
                     info,
                     format!(
                         "{} cannot use {}",
-                        self.describe(Desc::Branch { ent: id, idx: i as u32 }, info),
+                        self.describe(
+                            Desc::Branch {
+                                ent: id,
+                                idx: i as u32
+                            },
+                            info
+                        ),
                         self.describe_type(ty)
                     ),
                 ));
@@ -1164,7 +1292,7 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    fn check_alternate(&mut self, id: u32) -> Result<(), Error> {
+    fn check_alternate(&mut self, id: u32) -> Res<()> {
         self.check_definition(id, true)?;
         let info = self.ents[id as usize].info;
         // The implicit tag member 'type' of type 'QType'.
@@ -1177,7 +1305,13 @@ impl<'a> Builder<'a> {
             let ty = {
                 let v = self.variant(id, i as u32);
                 self.resolve(&v.type_name, info, || {
-                    self.describe(Desc::Branch { ent: id, idx: i as u32 }, info)
+                    self.describe(
+                        Desc::Branch {
+                            ent: id,
+                            idx: i as u32,
+                        },
+                        info,
+                    )
                 })?
             };
             if let K::Alternate { variants } = &mut self.ents[id as usize].kind {
@@ -1193,10 +1327,13 @@ impl<'a> Builder<'a> {
             List,
             Dict,
         }
-        let mut seen = HashMap::new();
-        let mut types_seen: HashMap<QT, u32> = HashMap::new();
+        let mut seen = HashMap::default();
+        let mut types_seen: HashMap<QT, u32> = HashMap::default();
         for i in 0..n {
-            let d = Desc::Branch { ent: id, idx: i as u32 };
+            let d = Desc::Branch {
+                ent: id,
+                idx: i as u32,
+            };
             let v = self.variant(id, i as u32);
             self.clash(info, &mut seen, v.cname, d)?;
             let t = &self.ents[v.ty as usize];
@@ -1227,12 +1364,12 @@ impl<'a> Builder<'a> {
             if qtype == QT::Str {
                 if let K::Enum { values, .. } = &t.kind {
                     for m in values {
-                        if (m.name == "on" || m.name == "off") && !conflicting.contains(&QT::Bool)
-                        {
+                        if (m.name == "on" || m.name == "off") && !conflicting.contains(&QT::Bool) {
                             conflicting.push(QT::Bool);
                         }
-                        if m.name.starts_with(['-', '+', '.', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'])
-                            && !conflicting.contains(&QT::Num)
+                        if m.name.starts_with([
+                            '-', '+', '.', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9',
+                        ]) && !conflicting.contains(&QT::Num)
                         {
                             conflicting.push(QT::Num);
                         }
@@ -1266,7 +1403,7 @@ impl<'a> Builder<'a> {
         arg_name: Option<&str>,
         boxed: bool,
         meta: &str,
-    ) -> Result<Option<u32>, Error> {
+    ) -> Res<Option<u32>> {
         let info = self.ents[id as usize].info;
         let Some(arg_name) = arg_name else {
             return Ok(None);
@@ -1300,7 +1437,7 @@ impl<'a> Builder<'a> {
         Ok(Some(arg))
     }
 
-    fn check_command(&mut self, id: u32) -> Result<(), Error> {
+    fn check_command(&mut self, id: u32) -> Res<()> {
         self.check_definition(id, false)?;
         let e = &self.ents[id as usize];
         let info = e.info;
@@ -1321,7 +1458,11 @@ impl<'a> Builder<'a> {
         if let Some(ret_name) = &ret_name {
             let r = self.resolve(ret_name, info, || "command's 'returns'".to_string())?;
             let name = &self.ents[id as usize].name;
-            if !self.pragma.command_returns_exceptions.contains(name.as_str()) {
+            if !self
+                .pragma
+                .command_returns_exceptions
+                .contains(name.as_str())
+            {
                 let mut t = r;
                 if let K::Array { elem, .. } = self.ents[r as usize].kind {
                     t = elem;
@@ -1345,7 +1486,7 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    fn check_event(&mut self, id: u32) -> Result<(), Error> {
+    fn check_event(&mut self, id: u32) -> Res<()> {
         self.check_definition(id, false)?;
         let K::Event {
             arg_name, boxed, ..
@@ -1364,7 +1505,7 @@ impl<'a> Builder<'a> {
 
     // ----- documentation -------------------------------------------------------
     /// QEMU's `QAPIDoc.check`: every description must belong to something.
-    fn check_docs(&mut self) -> Result<(), Error> {
+    fn check_docs(&mut self) -> Res<()> {
         for d in &self.docs {
             for (list, what) in [(&d.args, "member"), (&d.features, "feature")] {
                 let mut bogus: Vec<&ArgSec> = list.iter().filter(|a| !a.connected).collect();
@@ -1391,17 +1532,17 @@ impl<'a> Builder<'a> {
                     } else {
                         ("", "does")
                     };
-                    return Err(self.infos.error(
+                    return Err(Box::new(self.infos.error(
                         first.info,
                         format!("documented {what}{s} '{names}' {verb} not exist"),
-                    ));
+                    )));
                 }
             }
         }
         Ok(())
     }
 
-    fn check(&mut self) -> Result<(), Error> {
+    fn check(&mut self) -> Res<()> {
         for id in 0..self.ents.len() as u32 {
             self.check_entity(id)?;
             let mut cx = DocCtx {
@@ -1422,9 +1563,10 @@ impl<'a> Builder<'a> {
         }
         self.check_docs()?;
         if let Some(info) = self.feature_overflow {
-            return Err(self
-                .infos
-                .error(info, format!("Maximum of {MAX_FEATURES} schema features is permitted")));
+            return Err(Box::new(self.infos.error(
+                info,
+                format!("Maximum of {MAX_FEATURES} schema features is permitted"),
+            )));
         }
         Ok(())
     }
@@ -1459,12 +1601,15 @@ impl<'a> Builder<'a> {
                 _ => None,
             })
             .collect();
-        let mut by_name = std::collections::BTreeMap::new();
+        let by_name: std::collections::BTreeMap<String, model::TypeId> = self
+            .by_name
+            .into_iter()
+            .map(|(k, v)| (k, model::TypeId(v)))
+            .collect();
         let mut entities = Vec::with_capacity(self.ents.len());
         for (i, e) in self.ents.into_iter().enumerate() {
-            let implicit = e.info.is_none()
-                || e.name.starts_with("q_")
-                || matches!(e.kind, K::Array { .. });
+            let implicit =
+                e.info.is_none() || e.name.starts_with("q_") || matches!(e.kind, K::Array { .. });
             let mut ifcond = e.ifcond;
             let kind = match e.kind {
                 K::Builtin(b) => model::EntityKind::Builtin(b),
@@ -1532,9 +1677,6 @@ impl<'a> Builder<'a> {
                 }),
                 K::Include => model::EntityKind::Include,
             };
-            if !matches!(kind, model::EntityKind::Include) {
-                by_name.insert(e.name.clone(), model::TypeId(i as u32));
-            }
             entities.push(model::Entity {
                 name: e.name,
                 location: location(e.info),
@@ -1584,7 +1726,7 @@ impl DocCtx<'_> {
         name: &str,
         role: &str,
         info: Option<InfoId>,
-    ) -> Result<(), Error> {
+    ) -> Res<()> {
         let d = &mut self.docs[doc];
         if let Some(a) = d.args.iter_mut().find(|a| a.name == name) {
             a.connected = true;
@@ -1595,12 +1737,13 @@ impl DocCtx<'_> {
             .as_deref()
             .is_some_and(|s| self.pragma.documentation_exceptions.contains(s));
         if !excepted {
-            let e = self
-                .infos
-                .error(info.unwrap_or(InfoId(0)), format!("{role} '{name}' lacks documentation"));
+            let e = self.infos.error(
+                info.unwrap_or(InfoId(0)),
+                format!("{role} '{name}' lacks documentation"),
+            );
             // QEMU 7.2 did not require member documentation.
             if self.compat != Compat::Legacy {
-                return Err(e);
+                return Err(Box::new(e));
             }
             self.warnings.push(Warning(e));
         }
@@ -1614,18 +1757,19 @@ impl DocCtx<'_> {
     }
 
     /// QEMU's `QAPIDoc.connect_feature`.
-    fn connect_feature(&mut self, doc: usize, name: &str, info: Option<InfoId>) -> Result<(), Error> {
+    fn connect_feature(&mut self, doc: usize, name: &str, info: Option<InfoId>) -> Res<()> {
         let d = &mut self.docs[doc];
         if let Some(a) = d.features.iter_mut().find(|a| a.name == name) {
             a.connected = true;
             return Ok(());
         }
-        Err(self
-            .infos
-            .error(info.unwrap_or(InfoId(0)), format!("feature '{name}' lacks documentation")))
+        Err(Box::new(self.infos.error(
+            info.unwrap_or(InfoId(0)),
+            format!("feature '{name}' lacks documentation"),
+        )))
     }
 
-    fn connect_features(&mut self, doc: usize, fs: &[Feat], info: Option<InfoId>) -> Result<(), Error> {
+    fn connect_features(&mut self, doc: usize, fs: &[Feat], info: Option<InfoId>) -> Res<()> {
         for f in fs {
             self.connect_feature(doc, &f.name, info)?;
         }
@@ -1634,7 +1778,7 @@ impl DocCtx<'_> {
 }
 
 /// QEMU's `connect_doc(doc)` for entity `id`; `doc` overrides the entity's own.
-fn connect_doc(ents: &[Ent], cx: &mut DocCtx<'_>, id: u32, doc: Option<usize>) -> Result<(), Error> {
+fn connect_doc(ents: &[Ent], cx: &mut DocCtx<'_>, id: u32, doc: Option<usize>) -> Res<()> {
     let e = &ents[id as usize];
     let Some(doc) = doc.or(e.doc) else {
         return Ok(());
@@ -1721,7 +1865,10 @@ mod tests {
         assert_eq!(relpath("a.json", ""), "a.json");
         assert_eq!(relpath("include/../sub.json", ""), "sub.json");
         assert_eq!(
-            relpath("storage-daemon/qapi/../../qapi/common.json", "storage-daemon/qapi"),
+            relpath(
+                "storage-daemon/qapi/../../qapi/common.json",
+                "storage-daemon/qapi"
+            ),
             "../../qapi/common.json"
         );
         assert_eq!(relpath("/x/y/z.json", "/x/q"), "../y/z.json");

@@ -63,8 +63,7 @@ fn run(dir: &Path, name: &str, options: &Options) -> Outcome {
 fn primary(err: &str) -> &str {
     err.lines()
         .find(|l| {
-            !l.starts_with("In file included from ")
-                && !(l.contains(": In ") && l.ends_with("':"))
+            !l.starts_with("In file included from ") && !(l.contains(": In ") && l.ends_with("':"))
         })
         .unwrap_or("")
 }
@@ -107,7 +106,12 @@ fn read(path: &Path) -> String {
 fn suite(failures: &mut Vec<String>) {
     let dir = shared_dir().join("10.0.2/tests/qapi-schema");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("no QEMU suite at {}: {e} (set QAPI_SHARED_DIR)", dir.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "no QEMU suite at {}: {e} (set QAPI_SHARED_DIR)",
+                dir.display()
+            )
+        })
         .filter_map(|e| {
             let n = e.ok()?.file_name().into_string().ok()?;
             n.strip_suffix(".err").map(str::to_string)
@@ -194,7 +198,11 @@ fn legacy(failures: &mut Vec<String>) {
         let dir = root.join(folder);
         let relaxed = run(&dir, "qapi-schema.json", &legacy);
         let strict = run(&dir, "qapi-schema.json", &Options::default());
-        let warnings = relaxed.err.lines().filter(|l| l.starts_with("warning: ")).count();
+        let warnings = relaxed
+            .err
+            .lines()
+            .filter(|l| l.starts_with("warning: "))
+            .count();
         let loaded = !relaxed.out.is_empty();
         let rejected = strict.out.is_empty() && !strict.err.is_empty();
         println!(
@@ -254,7 +262,10 @@ fn own_cases(failures: &mut Vec<String>) {
             options.compat = Compat::Legacy;
         }
         let got = run(&dir, &format!("{name}.json"), &options);
-        let (err_path, out_path) = (dir.join(format!("{name}.err")), dir.join(format!("{name}.out")));
+        let (err_path, out_path) = (
+            dir.join(format!("{name}.err")),
+            dir.join(format!("{name}.out")),
+        );
         if update {
             for (path, text) in [(&err_path, &got.err), (&out_path, &got.out)] {
                 if text.is_empty() {
