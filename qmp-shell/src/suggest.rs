@@ -28,8 +28,9 @@ pub fn distance(a: &str, b: &str) -> usize {
 }
 
 /// The candidate closest to `word`, if it is close enough to be a likely typo
-/// (distance at most a third of the word's length, at least 1 and at most 3), or if
-/// `word` is a prefix of exactly one candidate. Ties go to the first candidate.
+/// (distance at most a third of the word's length, at least 1 and at most 3); a word
+/// that begins some candidates suggests the shortest of them unless a candidate is
+/// one edit away.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).clamp(1, 3);
     let mut sorted_word: Vec<char> = word.chars().collect();
@@ -55,6 +56,11 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
             }
         }
     }
-    best.map(|(_, c)| c)
-        .or_else(|| (prefixed.len() == 1).then(|| prefixed[0]))
+    // A word that starts some names was probably cut short: the shortest of those,
+    // unless a one-letter typo explains it.
+    prefixed.sort_by_key(|c| (c.len(), *c));
+    match best {
+        Some(((d, _, _), c)) if d <= 1 || prefixed.is_empty() => Some(c),
+        _ => prefixed.first().copied().or(best.map(|(_, c)| c)),
+    }
 }

@@ -48,6 +48,27 @@ fn typing() {
 }
 
 #[test]
+fn typing_own() {
+    let text = std::fs::read_to_string(common::data_dir("own-schema.json")).expect("own schema");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let schema = qmp_shell::schema::Schema::from_introspection(&v).expect("valid");
+    run("typing-own", |case| {
+        let stmt = match syntax::parse(case) {
+            Ok(s) => s,
+            Err(e) => return format!("syntax error: {e}\n"),
+        };
+        match typing::prepare(Some(&schema), &stmt) {
+            Ok(Some(req)) => match req.args {
+                Some(a) => format!("{} {}\n", req.name, a),
+                None => format!("{}\n", req.name),
+            },
+            Ok(None) => format!("{stmt:?}\n"),
+            Err(diags) => diags.iter().map(|d| format!("error: {d}\n")).collect(),
+        }
+    });
+}
+
+#[test]
 fn untyped() {
     run("untyped", |case| {
         let stmt = match syntax::parse(case) {
