@@ -329,6 +329,21 @@ fn second_client_on_a_busy_monitor_times_out_then_gets_in() {
         .unwrap_err();
     assert!(matches!(e, Error::Timeout { .. }), "{e}");
     assert!(e.to_string().contains("another client"), "{e}");
+    // Fill the listen backlog with idle connections: connecting still honours the
+    // deadline instead of blocking in connect(2).
+    let idle: Vec<_> = (0..4)
+        .filter_map(|_| nonblocking_connect(vm.socket_path()))
+        .collect();
+    let t = std::time::Instant::now();
+    let e = vm
+        .connect_with(&Options::new().connect_timeout(Duration::from_millis(300)))
+        .unwrap_err();
+    assert!(
+        e.outcome_unknown() || matches!(e, Error::Connect { .. }),
+        "{e}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    drop(idle);
     drop(first);
     let mut second = vm.connect().unwrap();
     assert!(second.execute(&QueryStatus).is_ok());
@@ -493,4 +508,27 @@ fn partial_write_on_timeout_then_qemu_resyncs() {
         .unwrap();
     assert_eq!(st.status, "running");
     assert!(qmp.stats().discarded_replies >= 1);
+}
+
+/// A non-blocking connect (a blocking one would hang on a full backlog).
+fn nonblocking_connect(path: &std::path::Path) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: plain libc socket calls on a sockaddr_un built here; fd checked.
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0);
+        assert!(fd >= 0);
+        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut addr: libc::sockaddr_un = std::mem::zeroed();
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (d, s) in addr.sun_path.iter_mut().zip(path.as_os_str().as_bytes()) {
+            *d = *s as libc::c_char;
+        }
+        let r = libc::connect(
+            fd,
+            (&addr as *const libc::sockaddr_un).cast(),
+            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+        );
+        (r == 0).then_some(owned)
+    }
 }

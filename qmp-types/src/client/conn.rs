@@ -50,8 +50,8 @@ impl Endpoint {
         };
         match self {
             Endpoint::Unix(path) => {
-                let s = UnixStream::connect(&path).map_err(connect_err)?;
-                Ok((s.into(), true))
+                let fd = fd::connect_unix(&path, deadline).map_err(connect_err)?;
+                Ok((fd, true))
             }
             Endpoint::Tcp(addr) => {
                 use std::net::ToSocketAddrs;

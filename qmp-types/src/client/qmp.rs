@@ -189,9 +189,9 @@ struct VersionWire {
 #[derive(Clone)]
 pub struct Event {
     text: Box<str>,
-    name: (u32, u32),
+    name: (usize, usize),
     owned_name: Option<Box<str>>,
-    data: Option<(u32, u32)>,
+    data: Option<(usize, usize)>,
     timestamp: Timestamp,
     seq: u64,
 }
@@ -199,9 +199,9 @@ pub struct Event {
 impl Event {
     fn new(text: &str, name: &str, data: Option<&str>, timestamp: Timestamp, seq: u64) -> Event {
         let base = text.as_ptr() as usize;
-        let range = |s: &str| -> Option<(u32, u32)> {
+        let range = |s: &str| -> Option<(usize, usize)> {
             let at = (s.as_ptr() as usize).checked_sub(base)?;
-            (at + s.len() <= text.len()).then_some((at as u32, (at + s.len()) as u32))
+            (at + s.len() <= text.len()).then_some((at, at + s.len()))
         };
         let (name_range, owned_name) = match range(name) {
             Some(r) => (r, None),
@@ -221,13 +221,13 @@ impl Event {
     pub fn name(&self) -> &str {
         match &self.owned_name {
             Some(n) => n,
-            None => &self.text[self.name.0 as usize..self.name.1 as usize],
+            None => &self.text[self.name.0..self.name.1],
         }
     }
 
     /// The JSON text of the `data` member (`None` when the event has no data).
     pub fn data(&self) -> Option<&str> {
-        self.data.map(|(a, b)| &self.text[a as usize..b as usize])
+        self.data.map(|(a, b)| &self.text[a..b])
     }
 
     /// The `data` member parsed into a [`serde_json::Value`] (`Null` when absent).
