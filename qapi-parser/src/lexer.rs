@@ -111,25 +111,43 @@ pub(crate) fn lex(src: &str) -> Vec<Tok> {
     toks
 }
 
-/// Splits a run of comments (separated by blanks only) into one token per comment.
+/// Splits a run of comments (each starting right after the previous one's line
+/// break) into one token per comment.
 fn split_comments(src: &str, mut start: usize, end: usize, toks: &mut Vec<Tok>) {
     let run = src.as_bytes().get(..end).unwrap_or(&[]);
     while start < end {
-        let stop = run[start..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(end, |i| start + i);
+        let stop = find_newline(&run[start..]).map_or(end, |i| start + i);
         toks.push(Tok {
             kind: TokKind::Comment,
             start: start as u32,
             end: stop as u32,
         });
-        // Only blanks (never `#`) lie between two comments of a run.
-        start = run[stop..]
-            .iter()
-            .position(|&b| b == b'#')
-            .map_or(end, |i| stop + i);
+        // The next comment of the run starts right after the line break.
+        start = stop + 1;
     }
+}
+
+/// Position of the first `\n`, eight bytes at a time (comment lines are long).
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const NEWLINES: u64 = 0x0a0a_0a0a_0a0a_0a0a;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ NEWLINES;
+        // Some byte is zero (was a newline) iff this is non-zero.
+        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
+            break;
+        }
+        offset += 8;
+    }
+    bytes[offset..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| offset + i)
 }
 
 /// Python's `str.isspace()`: Unicode `White_Space` plus U+001C..U+001F.
@@ -291,6 +309,20 @@ mod tests {
         assert_eq!(kinds("trueX\n"), [True, Stray]);
         assert_eq!(kinds("'a\\x'\n"), [BadString]);
         assert_eq!(kinds("'a\\\\b'\u{a0}\u{1f}\n"), [Str, Eof]);
+    }
+
+    #[test]
+    fn newlines() {
+        for len in 0..40 {
+            for at in 0..=len {
+                let mut bytes = vec![b'#'; len];
+                if at < len {
+                    bytes[at] = b'\n';
+                }
+                let want = bytes.iter().position(|&b| b == b'\n');
+                assert_eq!(find_newline(&bytes), want, "{len} {at}");
+            }
+        }
     }
 
     #[test]
