@@ -265,11 +265,21 @@ fn unknown_events_members_and_idless_errors() {
         let q = p.recv();
         p.send(b"{\"event\": \"FROM_THE_FUTURE\", \"data\": {\"x\": [1, {\"y\": \"}\"}]}, \"timestamp\": {\"seconds\": 5, \"microseconds\": 6}, \"extra\": true}\r\n");
         p.send(b"{\"event\": \"NO_TIMESTAMP\"}\r\n");
-        p.send(b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error, stray '\\u001b'\"}}\r\n");
         p.send(b"{\"return\": {}, \"id\": \"somebody-else\"}\r\n");
+        // QEMU's answer to input it could not parse carries no id: it fails the call.
+        p.send(b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error, stray '\\u001b'\"}}\r\n");
+        p.send(format!("{{\"id\": {}, \"error\": {{\"class\": \"GenericError\", \"desc\": \"late\"}}}}\r\n", q["id"]).as_bytes());
+        let q = p.recv();
         p.send(format!("{{\"id\": {}, \"error\": {{\"class\": \"DownstreamClass\", \"desc\": \"nope\", \"more\": 1}}}}\r\n", q["id"]).as_bytes());
     });
     let mut qmp = connect(&path);
+    let e = qmp.execute(&QueryStatus).unwrap_err();
+    let q = e.qmp().unwrap();
+    assert_eq!(
+        (&q.class, q.command.as_str()),
+        (&ErrorClass::GenericError, "query-status")
+    );
+    assert!(q.desc.starts_with("JSON parse error"), "{e}");
     let e = qmp.execute(&QueryStatus).unwrap_err();
     let q = e.qmp().unwrap();
     assert_eq!(q.class, ErrorClass::Other("DownstreamClass".into()));
@@ -285,6 +295,7 @@ fn unknown_events_members_and_idless_errors() {
         (ev.name(), ev.data(), ev.timestamp().seconds),
         ("NO_TIMESTAMP", None, -1)
     );
+    // The foreign id and the late reply were discarded.
     assert_eq!(qmp.stats().discarded_replies, 2);
     drop(qmp);
     h.join().unwrap();

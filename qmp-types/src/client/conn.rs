@@ -430,6 +430,8 @@ pub(crate) struct Core {
     pub(crate) stats: Stats,
     /// A write was cut short: the peer's parser holds a partial request.
     pub(crate) partial_write: bool,
+    /// Id-less parse errors still expected because we sent a resync control byte.
+    pub(crate) resyncs_pending: u32,
     pub(crate) default_timeout: Option<Duration>,
     max_message: usize,
 }
@@ -449,6 +451,7 @@ impl Core {
             wbuf: Vec::with_capacity(256),
             stats: Stats::default(),
             partial_write: false,
+            resyncs_pending: 0,
             default_timeout,
             max_message,
         }
@@ -572,6 +575,9 @@ impl Core {
         if !prefix.is_empty() {
             fd::send_all(raw, prefix, &[], deadline)
                 .map_err(|e| map(e, 0, &mut self.partial_write))?;
+        }
+        if self.partial_write {
+            self.resyncs_pending += 1;
         }
         self.partial_write = false;
         fd::send_all(raw, body, fds, deadline).map_err(|e| map(e, 0, &mut self.partial_write))?;

@@ -800,6 +800,7 @@ impl Qmp {
         mut armed: Option<(&EventFilter, &mut Option<Event>)>,
     ) -> Result<(), Error> {
         loop {
+            let resync_pending = self.core.resyncs_pending > 0;
             let msg = self
                 .core
                 .read_msg(deadline, &|| name.to_owned(), Some(name))?;
@@ -814,12 +815,24 @@ impl Qmp {
                         Err((class, desc)) => Err(qmp_error(name, &class, &desc)),
                     };
                 }
+                Msg::Reply {
+                    id: None,
+                    result: Err((class, desc)),
+                } if !resync_pending => {
+                    // QEMU could not parse what we just wrote (its parse errors carry
+                    // no id): the error belongs to this call.
+                    return Err(qmp_error(name, &class, &desc));
+                }
                 Msg::Reply { id, result } => {
+                    let idless_error = id.is_none() && result.is_err();
                     match result {
                         Err((class, desc)) if id.is_none() => {
-                            debug!("discarding id-less error {class}: {desc}")
+                            debug!("discarding id-less error {class}: {desc} (answers our resync byte)")
                         }
                         _ => debug!("discarding late reply with id {id:?}"),
+                    }
+                    if idless_error {
+                        self.core.resyncs_pending = self.core.resyncs_pending.saturating_sub(1);
                     }
                     self.core.stats.discarded_replies += 1;
                 }
