@@ -39,6 +39,26 @@ fn type_name(q: &qapi_parser::Schema, id: TypeId) -> String {
     }
 }
 
+/// Removes the indentation that continuation lines share (QAPI indents them under
+/// the `@member:` tag).
+fn dedent(text: &str) -> String {
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("").trim_start();
+    let rest: Vec<&str> = lines.collect();
+    let common = rest
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    let mut out = first.to_owned();
+    for l in rest {
+        out.push('\n');
+        out.push_str(l.get(common..).unwrap_or("").trim_end());
+    }
+    out
+}
+
 fn indent(text: &str, by: &str) -> String {
     text.lines()
         .map(|l| {
@@ -103,7 +123,18 @@ pub fn command(name: &str, docs: Option<&qapi_parser::Schema>, live: Option<&Sch
                     }
                 }
                 match c.ret {
-                    Some(r) => out.push_str(&format!("\nReturns: {}\n", s.describe(r))),
+                    Some(r) => {
+                        out.push_str(&format!("\nReturns: {}\n", s.describe(r)));
+                        // The members of the returned object (or of each element).
+                        let obj = match &s.ty(r).kind {
+                            Kind::Array(e) => s.object_of(*e),
+                            _ => s.object_of(r),
+                        };
+                        for m in obj.map(|o| s.members(o, None)).unwrap_or_default() {
+                            let opt = if m.optional { " (optional)" } else { "" };
+                            out.push_str(&format!("  {}: {}{opt}\n", m.name, s.describe(m.ty)));
+                        }
+                    }
                     None => out.push_str("\nReturns: nothing\n"),
                 }
                 out.push_str(
@@ -154,7 +185,7 @@ fn from_docs(q: &qapi_parser::Schema, id: TypeId) -> String {
                 let text = q
                     .member_doc(owner, &m.name)
                     .or_else(|| q.member_doc(a, &m.name))
-                    .map(|s| s.text.trim().to_owned())
+                    .map(|s| dedent(s.text.trim()))
                     .unwrap_or_default();
                 if !text.is_empty() {
                     out.push_str(&indent(&text, "      "));

@@ -28,6 +28,46 @@ struct ShellHelper {
     /// Earlier lines of an unfinished statement.
     pending: Arc<Mutex<String>>,
     hmp: bool,
+    /// HMP command names (from `help`) and `info` topics (from `help info`).
+    hmp_words: (Vec<String>, Vec<String>),
+}
+
+/// The first word (or, with `skip`, the second) of each line of HMP help output.
+fn hmp_names(help: &str, skip: usize) -> Vec<String> {
+    let mut names: Vec<String> = help
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(skip))
+        .map(|w| w.split('|').next().unwrap_or(w).to_owned())
+        .filter(|w| {
+            w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Completes an HMP line: the command, or the topic after `info`.
+fn hmp_complete(words: &(Vec<String>, Vec<String>), line: &str, pos: usize) -> (usize, Vec<Pair>) {
+    let text = &line[..pos];
+    let start = text.rfind(char::is_whitespace).map(|i| i + 1).unwrap_or(0);
+    let before: Vec<&str> = text[..start].split_whitespace().collect();
+    let partial = &text[start..];
+    let list = match before.as_slice() {
+        [] => &words.0,
+        ["info"] => &words.1,
+        _ => return (pos, Vec::new()),
+    };
+    let pairs = list
+        .iter()
+        .filter(|w| w.starts_with(partial))
+        .map(|w| Pair {
+            display: w.clone(),
+            replacement: w.clone(),
+        })
+        .collect();
+    (start, pairs)
 }
 
 /// Per-line options written before the command: `--oob`, `--timeout=S`, `--fd=N`.
@@ -80,12 +120,12 @@ impl Completer for ShellHelper {
         pos: usize,
         _ctx: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        if self.hmp {
+            return Ok(hmp_complete(&self.hmp_words, line, pos));
+        }
         let Some(schema) = &self.schema else {
             return Ok((pos, Vec::new()));
         };
-        if self.hmp {
-            return Ok((pos, Vec::new()));
-        }
         let skip = line_opts(&line[..pos]).map(|(_, s)| s).unwrap_or(0);
         let pending = self.pending.lock().map(|p| p.clone()).unwrap_or_default();
         let c = qmp_shell::complete::complete(schema, &pending, &line[skip..], pos - skip);
@@ -168,10 +208,25 @@ pub fn run(cli: &Cli, mut log: Transcript) -> u8 {
             return 2;
         }
     };
+    let mut hmp_words = (Vec::new(), Vec::new());
+    if cli.hmp {
+        let mut ask = |line: &str| {
+            let req = Request {
+                name: "human-monitor-command".into(),
+                args: Some(serde_json::json!({ "command-line": line })),
+            };
+            peer.execute(&req, &Exec::default())
+                .ok()
+                .and_then(|r| serde_json::from_str::<String>(r.get()).ok())
+                .unwrap_or_default()
+        };
+        hmp_words = (hmp_names(&ask("help"), 0), hmp_names(&ask("help info"), 1));
+    }
     rl.set_helper(Some(ShellHelper {
         schema: schema.clone(),
         pending: pending.clone(),
         hmp: cli.hmp,
+        hmp_words,
     }));
     let history = history_path();
     if let Some(h) = &history {

@@ -319,7 +319,8 @@ impl Schema {
                     let t = &mut s.types[r.0 as usize];
                     t.kind = kind;
                     // Builtins keep their names; the rest are QEMU's masked numbers.
-                    t.named = meta == "builtin" || name.parse::<u64>().is_err();
+                    t.named = meta == "builtin"
+                        || (name.parse::<u64>().is_err() && !name.starts_with('['));
                     defined.push(r);
                 }
             }

@@ -292,13 +292,40 @@ fn transaction_over_lines_help_and_history() {
     let _ = std::fs::remove_dir_all(home);
 }
 
+/// A per-line `--timeout=` against a QEMU stopped mid-session: the command times
+/// out, and once QEMU runs again the next command gets its own reply (the late one
+/// is discarded, as qmp-shell's id-less requests could not).
+#[test]
+fn per_line_timeout_then_resync() {
+    let vm = common::qemu(&[]);
+    let home = common::temp_dir("home");
+    let mut t = Pty::spawn(&[vm.sock.to_str().expect("path")], &home);
+    t.expect("(QEMU) ");
+    let pid = vm.child.id() as i32;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    t.send("--timeout=1 query-name\r");
+    t.expect("timed out");
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    t.send("query-status\r");
+    t.expect("status   running");
+    t.send("--oob query-status\r");
+    t.expect("does not support OOB");
+    assert_eq!(t.quit(), 0);
+    let _ = std::fs::remove_dir_all(home);
+}
+
 #[test]
 fn hmp_mode_without_cpu() {
     let vm = common::qemu(&[]);
     let home = common::temp_dir("home");
     let mut t = Pty::spawn(&["-H", vm.sock.to_str().expect("path")], &home);
     t.expect("(HMP) ");
-    t.send("info version\r");
+    // Completion from HMP's own `help` and `help info`.
+    t.send("info vers\t");
+    t.expect("info version");
+    t.send("\r");
     t.expect("10.0.2");
     t.send("info status\r");
     t.expect("VM status: running");

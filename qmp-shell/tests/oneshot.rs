@@ -445,3 +445,21 @@ fn schema_cache_and_stale_cache() {
     let r = run(&[sock(&vm), "device_del", "idd=x"]);
     assert_eq!(r.code, 2, "{r:?}");
 }
+
+/// No client blocks forever: a stopped QEMU accepts the connection but never greets.
+#[test]
+fn timeout_against_a_stopped_qemu() {
+    let vm = common::qemu(&[]);
+    let pid = vm.child.id() as i32;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let start = Instant::now();
+    let r = qmp(&["--timeout", "1.5", sock(&vm), "query-status"]);
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("timed out"), "{r:?}");
+    assert!(start.elapsed() < Duration::from_secs(5), "{r:?}");
+    let r = qmp(&[sock(&vm), "query-status"]);
+    assert_eq!(r.code, 0, "{r:?}");
+}
