@@ -258,9 +258,10 @@ fn check_definition(
             )))
         }
     };
-    let name = match get(&dict, meta).and_then(Value::as_str) {
-        Some(s) => s.to_string(),
-        None => {
+    // Take the name out (the key stays for the key checks).
+    let name = match dict.iter_mut().find(|(k, _)| k == meta).map(|(_, v)| v) {
+        Some(Value::Str(s, _)) => std::mem::take(s),
+        _ => {
             return Err(Box::new(
                 infos.error(info, format!("'{meta}' requires a string name")),
             ))

@@ -57,7 +57,7 @@ const UNRESOLVED: u32 = u32::MAX;
 pub(crate) fn build(parsed: ParseOutput, options: &Options) -> Res<Schema> {
     let ParseOutput {
         exprs,
-        docs,
+        mut docs,
         pragma,
         mut infos,
         files,
@@ -76,7 +76,7 @@ pub(crate) fn build(parsed: ParseOutput, options: &Options) -> Res<Schema> {
         .first()
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut b = Builder::new(&infos, &sets, options.compat, &main_file, &docs);
+    let mut b = Builder::new(&infos, &sets, options.compat, &main_file, &mut docs);
     b.warnings = warnings;
     b.def_predefineds();
     b.def_exprs(exprs)?;
@@ -215,8 +215,6 @@ enum Desc {
 struct ArgSec {
     name: String,
     info: InfoId,
-    /// Index of the raw section holding the text; `None` for a stub.
-    raw: Option<usize>,
     connected: bool,
 }
 
@@ -297,24 +295,25 @@ fn relpath(path: &str, start: &str) -> String {
 }
 
 impl DocState {
-    fn new(d: &ParsedDoc) -> Self {
+    /// Moves the description names (and the symbol) out of the raw block; they go
+    /// back into the model in [`convert_doc`].
+    fn new(d: &mut ParsedDoc) -> Self {
         let mut args = Vec::new();
         let mut features = Vec::new();
-        for (i, s) in d.sections.iter().enumerate() {
+        for s in &mut d.sections {
             let target = match s.kind {
                 SectionKind::Member => &mut args,
                 SectionKind::Feature => &mut features,
                 _ => continue,
             };
             target.push(ArgSec {
-                name: s.name.clone().unwrap_or_default(),
+                name: s.name.take().unwrap_or_default(),
                 info: s.info,
-                raw: Some(i),
                 connected: false,
             });
         }
         DocState {
-            symbol: d.symbol.clone(),
+            symbol: d.symbol.take(),
             info: d.info,
             args,
             features,
@@ -328,7 +327,7 @@ impl<'a> Builder<'a> {
         pragma: &'a PragmaSets<'a>,
         compat: Compat,
         main_file: &str,
-        docs: &[ParsedDoc],
+        docs: &mut [ParsedDoc],
     ) -> Self {
         let main_dir = dirname(main_file).to_string();
         let mut b = Builder {
@@ -348,7 +347,7 @@ impl<'a> Builder<'a> {
             feature_overflow: None,
             cnames: HashMap::with_capacity_and_hasher(4096, Default::default()),
             cname_buf: String::new(),
-            docs: docs.iter().map(DocState::new).collect(),
+            docs: docs.iter_mut().map(DocState::new).collect(),
             warnings: Vec::new(),
             q_empty: 0,
             depth: 0,
@@ -1750,7 +1749,6 @@ impl DocCtx<'_> {
         d.args.push(ArgSec {
             name: name.to_string(),
             info: d.info,
-            raw: None,
             connected: true,
         });
         Ok(())
@@ -1815,44 +1813,53 @@ fn connect_doc(ents: &[Ent], cx: &mut DocCtx<'_>, id: u32, doc: Option<usize>) -
     Ok(())
 }
 
+/// The public doc block: raw sections in text order, descriptions named again, and
+/// the stubs for excepted members after the written descriptions.
 fn convert_doc(infos: &Infos, raw: ParsedDoc, st: DocState) -> model::Doc {
     let line = |i: InfoId| infos.get(i).line;
-    let mut sections: Vec<Option<model::DocSection>> = raw
-        .sections
-        .into_iter()
-        .map(|s| {
-            Some(model::DocSection {
-                kind: s.kind,
-                name: s.name,
-                text: s.text,
-                line: line(s.info),
-            })
-        })
-        .collect();
-    let mut take_args = |list: Vec<ArgSec>, kind: SectionKind| -> Vec<model::DocSection> {
-        list.into_iter()
-            .map(|a| match a.raw.and_then(|r| sections.get_mut(r)?.take()) {
-                Some(s) => s,
-                None => model::DocSection {
-                    kind,
-                    name: Some(a.name),
-                    text: String::new(),
-                    line: line(a.info),
-                },
-            })
-            .collect()
-    };
-    let args = take_args(st.args, SectionKind::Member);
-    let features = take_args(st.features, SectionKind::Feature);
-    let mut rest = sections.into_iter().flatten();
-    let body = rest.next().unwrap_or_default();
+    let mut args = Vec::with_capacity(st.args.len());
+    let mut features = Vec::with_capacity(st.features.len());
+    let mut sections = Vec::new();
+    let mut body = None;
+    let mut arg_names = st.args.into_iter();
+    let mut feature_names = st.features.into_iter();
+    for s in raw.sections {
+        let (target, name) = match s.kind {
+            SectionKind::Member => (&mut args, arg_names.next().map(|a| a.name)),
+            SectionKind::Feature => (&mut features, feature_names.next().map(|a| a.name)),
+            _ if body.is_none() => {
+                body = Some(model::DocSection {
+                    kind: s.kind,
+                    name: None,
+                    text: s.text,
+                    line: line(s.info),
+                });
+                continue;
+            }
+            _ => (&mut sections, None),
+        };
+        target.push(model::DocSection {
+            kind: s.kind,
+            name,
+            text: s.text,
+            line: line(s.info),
+        });
+    }
+    for stub in arg_names {
+        args.push(model::DocSection {
+            kind: SectionKind::Member,
+            name: Some(stub.name),
+            text: String::new(),
+            line: line(stub.info),
+        });
+    }
     model::Doc {
         location: Some(infos.location(raw.info)),
-        symbol: raw.symbol,
-        body,
+        symbol: st.symbol,
+        body: body.unwrap_or_default(),
         args,
         features,
-        sections: rest.collect(),
+        sections,
     }
 }
 
