@@ -155,37 +155,74 @@ fn regression_log_file_never_touches_the_socket() {
 }
 
 /// Events are printed with timestamps as they arrive (qmp-shell showed them only on
-/// an empty Enter). A second monitor drives `stop`/`cont`.
+/// an empty Enter). A second monitor drives `stop`/`cont` until the stream shows them.
 #[test]
-fn events_stream_until_timeout() {
+fn events_stream_as_they_arrive() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
     let dir = common::temp_dir("events");
     let second = dir.join("second.sock");
     let vm = common::qemu(&[
         "-qmp",
         &format!("unix:{},server=on,wait=off", second.display()),
     ]);
-    let start = Instant::now();
-    let watcher = {
-        let s = sock(&vm).to_owned();
-        std::thread::spawn(move || qmp(&["--events", "--timeout", "3", &s]))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qmp"))
+        .args(["--events", sock(&vm)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("qmp --events");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut s) = seen.lock() {
+                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            }
+        })
     };
-    std::thread::sleep(Duration::from_millis(700));
-    let r = qmp(&[second.to_str().expect("path"), "stop"]);
-    assert_eq!(r.code, 0, "{r:?}");
-    let r = qmp(&[second.to_str().expect("path"), "cont"]);
-    assert_eq!(r.code, 0, "{r:?}");
-    let r = watcher.join().expect("watcher");
-    assert_eq!(r.code, 0, "{r:?}");
-    assert!(start.elapsed() >= Duration::from_secs(3));
-    let lines: Vec<&str> = r.stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{r:?}");
-    // `YYYY-MM-DD HH:MM:SS.uuuuuu NAME`
+    let second = second.to_str().expect("path").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    // Until the watcher has connected, its events are not ours to see: repeat.
+    while !seen.lock().expect("lock").contains(" RESUME") {
+        assert!(Instant::now() < deadline, "no events: {:?}", seen.lock());
+        assert_eq!(qmp(&[&second, "stop"]).code, 0);
+        assert_eq!(qmp(&[&second, "cont"]).code, 0);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = reader.join();
+    let text = seen.lock().expect("lock").clone();
+    // `YYYY-MM-DD HH:MM:SS.uuuuuu NAME` (the watcher may have connected mid-pair).
+    let first = text
+        .lines()
+        .find(|l| l.ends_with(" STOP"))
+        .expect("a STOP line");
+    let (when, name) = first.split_at(26);
+    assert_eq!(name, " STOP", "{text}");
     assert!(
-        lines[0].ends_with(" STOP") && lines[0].len() == 26 + 5,
-        "{r:?}"
+        when.as_bytes()[4] == b'-' && when.as_bytes()[10] == b' ' && when.as_bytes()[19] == b'.',
+        "{text}"
     );
-    assert!(lines[1].ends_with(" RESUME"), "{r:?}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `--events --timeout` ends by itself (exit 0).
+#[test]
+fn events_until_timeout() {
+    let vm = common::qemu(&[]);
+    let start = Instant::now();
+    let r = qmp(&["--events", "--timeout", "1", sock(&vm)]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{r:?}");
+    assert!(start.elapsed() >= Duration::from_secs(1));
 }
 
 #[test]
