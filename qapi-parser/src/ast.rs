@@ -26,6 +26,15 @@ pub(crate) enum Value {
 /// An object's members in source order.
 pub(crate) type Dict = Vec<(String, Value)>;
 
+impl Value {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s, _) => Some(s),
+            _ => None,
+        }
+    }
+}
+
 /// Looks a key up in an object (objects are small: linear search beats hashing).
 pub(crate) fn get<'a>(dict: &'a Dict, key: &str) -> Option<&'a Value> {
     dict.iter().find(|(k, _)| k == key).map(|(_, v)| v)

@@ -198,15 +198,12 @@ pub(crate) fn check_exprs(
     for e in exprs {
         let info = e.info;
         let mut dict = e.expr;
-        if let Some(pos) = dict.iter().position(|(k, _)| k == "include") {
-            let path = match dict.swap_remove(pos).1 {
-                Value::Str(s, _) => s,
-                // The parser validates directives; stay total anyway.
-                _ => {
-                    return Err(Box::new(
-                        infos.error(info, "value of 'include' must be a string"),
-                    ))
-                }
+        if let Some(include) = get(&dict, "include") {
+            // The parser validated the directive and joined the path; stay total anyway.
+            let Some(path) = include.as_str().map(str::to_string) else {
+                return Err(Box::new(
+                    infos.error(info, "value of 'include' must be a string"),
+                ));
             };
             out.push(Expr {
                 info,
