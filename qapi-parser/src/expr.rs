@@ -197,7 +197,7 @@ pub(crate) fn check_exprs(
     let mut out = Vec::with_capacity(exprs.len());
     for e in exprs {
         let info = e.info;
-        let mut dict = e.expr;
+        let dict = e.expr;
         if let Some(include) = get(&dict, "include") {
             // The parser validated the directive and joined the path; stay total anyway.
             let Some(path) = include.as_str().map(str::to_string) else {
