@@ -63,7 +63,7 @@ fn run(dir: &Path, name: &str, options: &Options) -> Outcome {
 fn primary(err: &str) -> &str {
     err.lines()
         .find(|l| {
-            !l.starts_with("In file included from ") && !(l.contains(": In ") && l.ends_with("':"))
+            !(l.starts_with("In file included from ") || (l.contains(": In ") && l.ends_with("':")))
         })
         .unwrap_or("")
 }
