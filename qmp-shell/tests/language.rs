@@ -111,3 +111,42 @@ fn completion() {
         s
     });
 }
+
+/// No input makes the language panic: every prefix of every fixture case (and of a
+/// few hostile strings) is parsed, typed and completed with the cursor at several places.
+#[test]
+fn no_panics_on_partial_input() {
+    let schema = common::schema();
+    let mut inputs: Vec<String> = [
+        "transaction( ) ) ( ;;; x=",
+        "a=\"\\",
+        "{\"execute\": \"é\u{1F600}\", \"arguments\": {\"x\": [1, {\"y\": \"z\"}]}}",
+        "blockdev-add file.file.file.file.driver=qcow2 file..x=1 .=. ==",
+        "transaction(\nabort\n\n;\n)\nx.0.1.2=3",
+        "set-action 0=1 1.0=2 é=ü",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    for concern in ["parse", "typing", "untyped", "complete"] {
+        for file in common::fixtures(concern) {
+            let text = std::fs::read_to_string(&file).expect("fixture");
+            inputs.extend(common::cases(&text));
+        }
+    }
+    for input in &inputs {
+        for (end, _) in input.char_indices().chain([(input.len(), ' ')]) {
+            let prefix = &input[..end];
+            if let Ok(stmt) = syntax::parse(prefix) {
+                let _ = typing::prepare(Some(schema), &stmt);
+                let _ = typing::prepare(None, &stmt);
+            }
+            let (pending, line) = prefix.rsplit_once('\n').unwrap_or(("", prefix));
+            // The cursor at the end, and inside the line (a byte offset that may fall
+            // inside a character too).
+            for pos in [line.len(), line.len() / 2, line.len() / 3] {
+                let _ = complete::complete(schema, pending, line, pos);
+            }
+        }
+    }
+}
