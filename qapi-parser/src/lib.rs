@@ -8,6 +8,10 @@
 //! }
 //! # Ok::<(), qapi_parser::Error>(())
 //! ```
+//!
+//! [`dump`] renders a schema in the format of QEMU's QAPI test suite (`.out` files);
+//! `Error`'s `Display` is QEMU's error text (`.err` files), so both can be compared
+//! byte for byte with the reference.
 
 mod diagnostic;
 mod model;
@@ -32,7 +36,15 @@ pub enum Compat {
     #[default]
     Qemu10,
     /// QEMU 10.0.2's rules, with the documentation conventions that changed since
-    /// QEMU 7.2 relaxed into warnings, so that older schemas load.
+    /// QEMU 7.2 relaxed into warnings ([`Schema::warnings`]), so that older schemas
+    /// (QEMU 7.2's QMP, QGA and storage-daemon schemas) load. Relaxed, and nothing else:
+    /// - `Note:`/`Notes:`/`Example:`/`Examples:` sections and other 7.2-era doc
+    ///   layout the parse phase accepts (see the parser's notes);
+    /// - members, enum values and alternate branches without a `@name:` description
+    ///   (7.2 had no `documentation-exceptions`: they get empty descriptions);
+    /// - a `Returns:` section on a command that returns nothing;
+    /// - `@name :` (space before the colon), which 7.2 read as plain text, naming no
+    ///   member.
     Legacy,
 }
 
@@ -53,5 +65,13 @@ mod schema;
 pub fn load(path: impl AsRef<std::path::Path>, options: &Options) -> Result<Schema, Error> {
     // Internal phases box their errors (small results on hot paths).
     let parsed = parser::parse(path.as_ref(), options).map_err(|e| *Box::<Error>::from(e))?;
+    schema::build(parsed, options).map_err(|e| *e)
+}
+
+/// Like [`load`], for a main file given as text: `name` is used in messages and as
+/// the base for `include` paths, which are still read from disk.
+#[allow(clippy::result_large_err)]
+pub fn load_str(name: &str, text: &str, options: &Options) -> Result<Schema, Error> {
+    let parsed = parser::parse_str(name, text, options).map_err(|e| *Box::<Error>::from(e))?;
     schema::build(parsed, options).map_err(|e| *e)
 }
