@@ -18,11 +18,30 @@ pub fn schema_file(explicit: Option<&Path>, qga: bool) -> Option<PathBuf> {
         return Some(PathBuf::from(p));
     }
     let sub = if qga { "qga" } else { "qapi" };
-    let imported = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../schema/upstream")
-        .join(sub)
-        .join("qapi-schema.json");
-    imported.is_file().then_some(imported)
+    find_schema(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema/upstream"),
+        sub,
+        3,
+    )
+}
+
+/// `DIR/.../SUB/qapi-schema.json`, searching at most `depth` folders down, in name order.
+fn find_schema(dir: &Path, sub: &str, depth: u32) -> Option<PathBuf> {
+    let direct = dir.join(sub).join("qapi-schema.json");
+    if direct.is_file() {
+        return Some(direct);
+    }
+    if depth == 0 {
+        return None;
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs.iter().find_map(|d| find_schema(d, sub, depth - 1))
 }
 
 /// Loads QAPI schema files for their documentation.
