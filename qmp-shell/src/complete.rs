@@ -217,8 +217,16 @@ fn args(schema: &Schema, root: TypeRef, given: &[&str], partial: &str) -> Vec<St
         return Vec::new();
     };
     let tag = tag_value(schema, obj, prefix, &given);
+    let is_union = matches!(&schema.ty(obj).kind, Kind::Object { tag: Some(_), .. });
+    // A union without its discriminator: Tab on nothing offers the common members
+    // (the discriminator among them); a started word searches every branch.
+    let members = if is_union && tag.is_none() && word.is_empty() {
+        schema.members(obj, Some(""))
+    } else {
+        schema.members(obj, tag)
+    };
     let mut out = Vec::new();
-    for m in schema.members(obj, tag) {
+    for m in members {
         if !m.name.starts_with(word) {
             continue;
         }
