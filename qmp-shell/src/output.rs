@@ -149,7 +149,7 @@ fn table(command: &str, ret: &Value) -> Option<String> {
             let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
             Some(
                 rows.iter()
-                    .map(|(k, v)| format!("{k:<w$}  {v}"))
+                    .map(|(k, v)| format!("{k:<w$}  {v}").trim_end().to_owned())
                     .collect::<Vec<_>>()
                     .join("\n"),
             )
@@ -189,7 +189,7 @@ fn table(command: &str, ret: &Value) -> Option<String> {
                     cells
                         .iter()
                         .map(|r| r[i].chars().count())
-                        .chain([c.len()])
+                        .chain([c.rsplit('.').next().unwrap_or(c).len()])
                         .max()
                         .unwrap_or(0)
                 })
@@ -203,7 +203,12 @@ fn table(command: &str, ret: &Value) -> Option<String> {
                     .trim_end()
                     .to_owned()
             };
-            let mut out = vec![line(&columns)];
+            // Headers name the member, not its path (`inserted.drv` -> `drv`).
+            let headers: Vec<String> = columns
+                .iter()
+                .map(|c| c.rsplit('.').next().unwrap_or(c).to_owned())
+                .collect();
+            let mut out = vec![line(&headers)];
             out.extend(cells.iter().map(|r| line(r)));
             Some(out.join("\n"))
         }
