@@ -197,5 +197,12 @@ pub fn raw_request(v: &Value) -> Result<(Request, bool), String> {
         Some(a @ Value::Object(_)) => Some(a.clone()),
         Some(_) => return Err("\"arguments\" must be an object".into()),
     };
-    Ok((Request { name, args }, oob))
+    Ok((
+        Request {
+            name,
+            args,
+            warnings: Vec::new(),
+        },
+        oob,
+    ))
 }

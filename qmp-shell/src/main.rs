@@ -250,6 +250,7 @@ pub(crate) fn load_schema(peer: &mut Peer, cli: &Cli) -> Result<Option<Schema>, 
         let req = Request {
             name: "guest-info".into(),
             args: None,
+            warnings: Vec::new(),
         };
         if let Ok(info) = peer.execute(&req, &Exec::default()) {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(info.get()) {
@@ -458,6 +459,9 @@ fn run(cli: Cli) -> u8 {
             }
         }
     };
+    for w in &req.warnings {
+        eprintln!("qmp: warning: {w}");
+    }
     let text = wire(&req, oob);
     if cli.verbose {
         eprintln!("{text}");

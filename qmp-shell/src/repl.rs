@@ -214,6 +214,7 @@ pub fn run(cli: &Cli, mut log: Transcript) -> u8 {
             let req = Request {
                 name: "human-monitor-command".into(),
                 args: Some(serde_json::json!({ "command-line": line })),
+                warnings: Vec::new(),
             };
             peer.execute(&req, &Exec::default())
                 .ok()
@@ -440,6 +441,9 @@ fn execute(
             return true;
         }
     };
+    for w in &req.warnings {
+        eprintln!("qmp: warning: {w}");
+    }
     let text = wire(req, oob);
     if cli.verbose {
         println!("{text}");

@@ -51,6 +51,8 @@ pub enum DiagKind {
     },
     /// Keys that contradict each other (`a=1 a.b=2`, the same key twice).
     Conflict(String),
+    /// A warning, not an error: the command or member is deprecated.
+    Deprecated,
 }
 
 impl std::fmt::Display for Diag {
@@ -95,6 +97,7 @@ impl std::fmt::Display for Diag {
                 Ok(())
             }
             DiagKind::Conflict(m) => write!(f, "{p}: {m}"),
+            DiagKind::Deprecated => write!(f, "{p}: deprecated (QEMU will remove it)"),
         }
     }
 }
@@ -106,6 +109,8 @@ pub struct Request {
     pub name: String,
     /// The arguments object.
     pub args: Option<Value>,
+    /// Warnings that do not stop sending (deprecated command or members).
+    pub warnings: Vec<Diag>,
 }
 
 /// Arguments as a tree: dotted keys split into nested objects.
@@ -275,6 +280,7 @@ fn found_json(v: &Value) -> String {
 struct Typer<'a> {
     schema: &'a Schema,
     diags: Vec<Diag>,
+    warnings: Vec<Diag>,
 }
 
 impl Typer<'_> {
@@ -591,6 +597,12 @@ impl Typer<'_> {
             let p = join(path, k);
             match known.iter().find(|m| &m.name == k) {
                 Some(m) => {
+                    if m.deprecated {
+                        self.warnings.push(Diag {
+                            path: p.clone(),
+                            kind: DiagKind::Deprecated,
+                        });
+                    }
                     let v = self.node(n, m.ty, &p);
                     out.insert(k.clone(), v);
                 }
@@ -687,6 +699,7 @@ pub fn prepare_command(
         return Ok(Request {
             name: name.to_owned(),
             args,
+            warnings: Vec::new(),
         });
     };
     let Some(cmd) = schema.commands.get(name) else {
@@ -697,7 +710,17 @@ pub fn prepare_command(
             },
         }]);
     };
-    let mut typer = Typer { schema, diags };
+    let mut typer = Typer {
+        schema,
+        diags,
+        warnings: Vec::new(),
+    };
+    if cmd.features.iter().any(|f| f == "deprecated") {
+        typer.warnings.push(Diag {
+            path: name.to_owned(),
+            kind: DiagKind::Deprecated,
+        });
+    }
     let value = match cmd.args {
         Some(ty) => typer.object(&tree, ty, "", "arguments"),
         None => {
@@ -723,5 +746,6 @@ pub fn prepare_command(
     Ok(Request {
         name: name.to_owned(),
         args,
+        warnings: typer.warnings,
     })
 }

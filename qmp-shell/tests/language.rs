@@ -37,10 +37,17 @@ fn typing() {
             Err(e) => return format!("syntax error: {e}\n"),
         };
         match typing::prepare(Some(schema), &stmt) {
-            Ok(Some(req)) => match req.args {
-                Some(a) => format!("{} {}\n", req.name, a),
-                None => format!("{}\n", req.name),
-            },
+            Ok(Some(req)) => {
+                let warnings: String = req
+                    .warnings
+                    .iter()
+                    .map(|w| format!("warning: {w}\n"))
+                    .collect();
+                match req.args {
+                    Some(a) => format!("{warnings}{} {}\n", req.name, a),
+                    None => format!("{warnings}{}\n", req.name),
+                }
+            }
             Ok(None) => format!("{stmt:?}\n"),
             Err(diags) => diags.iter().map(|d| format!("error: {d}\n")).collect(),
         }
