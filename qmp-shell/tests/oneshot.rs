@@ -191,7 +191,8 @@ fn events_stream_as_they_arrive() {
     let second = second.to_str().expect("path").to_owned();
     let deadline = Instant::now() + Duration::from_secs(15);
     // Until the watcher has connected, its events are not ours to see: repeat.
-    while !seen.lock().expect("lock").contains(" RESUME") {
+    let both = |s: &str| s.contains(" STOP\n") && s.contains(" RESUME\n");
+    while !both(&seen.lock().expect("lock")) {
         assert!(Instant::now() < deadline, "no events: {:?}", seen.lock());
         assert_eq!(qmp(&[&second, "stop"]).code, 0);
         assert_eq!(qmp(&[&second, "cont"]).code, 0);
