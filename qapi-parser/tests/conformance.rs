@@ -152,8 +152,15 @@ fn suite(failures: &mut Vec<String>) {
     }
 }
 
-/// The first differing line of two dumps, with a little context.
+/// Both dumps when they are short, else the first differing line of each with a
+/// little context.
 fn diff_hint(exp: &str, got: &str) -> String {
+    if exp == got {
+        return String::new();
+    }
+    if exp.len() + got.len() < 6000 {
+        return format!("--- expected .out\n{exp}--- got .out\n{got}");
+    }
     let (e, g): (Vec<&str>, Vec<&str>) = (exp.lines().collect(), got.lines().collect());
     let i = e.iter().zip(&g).take_while(|(a, b)| a == b).count();
     let from = i.saturating_sub(3);
