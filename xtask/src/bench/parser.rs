@@ -197,10 +197,14 @@ fn qapi_to_json(text: &str) -> String {
                     match c {
                         '\'' => break,
                         '"' => out.push_str("\\\""),
-                        '\\' => {
-                            out.push('\\');
-                            out.extend(chars.next());
-                        }
+                        '\\' => match chars.next() {
+                            // `\'` needs no escape in JSON (and may not have one).
+                            Some('\'') => out.push('\''),
+                            next => {
+                                out.push('\\');
+                                out.extend(next);
+                            }
+                        },
                         c => out.push(c),
                     }
                 }
@@ -239,4 +243,19 @@ fn qapi_check_peak_rss(main: &Path) -> Result<u64> {
         peak = peak.max(rss);
     }
     Ok(peak)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::qapi_to_json;
+
+    #[test]
+    fn qapi_to_json_drops_comments_and_requotes_strings() {
+        let qapi = "##\n# @Foo: a \"doc\" with 'quotes'\n##\n{ 'struct': 'Foo', # trailing\n  'data': { 'a\\'b': 'str', 'q\"': ['int'] } }\n";
+        let json = qapi_to_json(qapi);
+        assert_eq!(
+            json,
+            "\n\n\n{ \"struct\": \"Foo\", \n  \"data\": { \"a'b\": \"str\", \"q\\\"\": [\"int\"] } }\n"
+        );
+    }
 }
