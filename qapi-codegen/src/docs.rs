@@ -189,7 +189,7 @@ fn parse_blocks(lines: &[String], out: &mut Vec<Block>) {
                         push_text(out, 0, String::new(), text);
                         out.push(Block::Blank);
                     }
-                    out.push(Block::Fence(body));
+                    out.push(Block::Fence(dedent(&body)));
                 }
                 n if ADMONITIONS.contains(&n) || n == "admonition" => {
                     let label = if n == "admonition" {
@@ -317,6 +317,10 @@ pub fn to_markdown(text: &str) -> Vec<String> {
                 let pad = " ".repeat(indent);
                 let body = inline(&text);
                 if marker.is_empty() {
+                    // A paragraph never continues the previous line (clippy's lazy continuation).
+                    if out.last().is_some_and(|l: &String| !l.is_empty()) {
+                        out.push(String::new());
+                    }
                     out.push(format!("{pad}{body}"));
                 } else {
                     out.push(format!("{pad}{marker} {body}"));
@@ -391,16 +395,7 @@ pub fn inline(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     let chars: Vec<char> = text.chars().collect();
     let mut i = 0;
-    let at = |i: usize, s: &str| -> bool {
-        let mut k = i;
-        for c in s.chars() {
-            if chars.get(k) != Some(&c) {
-                return false;
-            }
-            k += 1;
-        }
-        true
-    };
+    let at = |i: usize, s: &str| -> bool { s.chars().enumerate().all(|(n, c)| chars.get(i + n) == Some(&c)) };
     let find = |from: usize, s: &str| -> Option<usize> { (from..chars.len()).find(|&k| at(k, s)) };
     let word_start = |i: usize| i == 0 || !chars[i - 1].is_alphanumeric();
     while i < chars.len() {

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub enum Error {
     /// The schema did not load (QEMU's message format).
-    Schema(qapi_parser::Error),
+    Schema(Box<qapi_parser::Error>),
     /// Reading or writing a file failed.
     Io(PathBuf, std::io::Error),
     /// `OUT_DIR` is not set (not running in a build script) and no output path was given.
@@ -52,7 +52,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Schema(e) => Some(e),
+            Error::Schema(e) => Some(&**e),
             Error::Io(_, e) => Some(e),
             Error::NoOutDir => None,
         }
@@ -61,9 +61,12 @@ impl std::error::Error for Error {
 
 impl From<qapi_parser::Error> for Error {
     fn from(e: qapi_parser::Error) -> Self {
-        Error::Schema(e)
+        Error::Schema(Box::new(e))
     }
 }
+
+/// An entity filter: keeps the commands, events and types whose QAPI name it accepts.
+pub type Filter = Box<dyn Fn(&str) -> bool>;
 
 /// Generation settings, in the shape of prost-build's `Config`.
 pub struct Config {
@@ -71,7 +74,7 @@ pub struct Config {
     pub(crate) crate_path: String,
     pub(crate) commands_module: String,
     pub(crate) events_module: String,
-    pub(crate) filter: Option<Box<dyn Fn(&str) -> bool>>,
+    pub(crate) filter: Option<Filter>,
     pub(crate) derives: Vec<String>,
     pub(crate) provenance: Option<String>,
     pub(crate) rerun_if_changed: bool,

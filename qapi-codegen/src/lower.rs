@@ -1,7 +1,7 @@
 //! Schema -> IR: every decision is made here (names, `Option`/`Box`, derives, layout,
 //! docs, deprecation), so that `emit` only prints.
 
-use crate::docs::{inline, to_markdown, to_note};
+use crate::docs::{to_markdown, to_note};
 use crate::ir::*;
 use crate::names::{field_ident, type_ident, Scope};
 use crate::Config;
@@ -398,9 +398,7 @@ impl<'a> Lower<'a> {
                 SectionKind::Plain => para(&mut out, md),
                 SectionKind::Returns => para(&mut out, labelled("**Returns:**", md)),
                 SectionKind::Errors => para(&mut out, labelled("**Errors:**", md)),
-                SectionKind::Since => {
-                    para(&mut out, [format!("*Since:* {}", inline(sec.text.trim()))])
-                }
+                SectionKind::Since => para(&mut out, labelled("*Since:*", md)),
                 SectionKind::Note => para(&mut out, labelled("**Note:**", md)),
                 SectionKind::Example => {
                     let mut lines = vec!["Example:".to_owned(), String::new(), "```text".to_owned()];
@@ -811,7 +809,7 @@ impl<'a> Lower<'a> {
             events: Module {
                 ident: emod,
                 docs: vec![format!(
-                    "One type per event, holding its data; received events decode into [`{event_ident}`](super::{event_ident})."
+                    "One type per event, holding its data; received events decode into [`{event_ident}`]."
                 )],
                 items: events,
             },

@@ -132,7 +132,7 @@ mod tests {
             1 -> V1
             query-status -> QueryStatus
             BLOCK_JOB_COMPLETED -> BlockJobCompleted
-            X86CPURegister32 -> X86CpuRegister32
+            X86CPURegister32 -> X86cpuRegister32
             async -> r#async
             dyn -> Dyn"#]]
         .assert_eq(&got.join("\n"));

@@ -9,6 +9,7 @@ mod bench;
 mod demo;
 mod fuzz;
 mod prepare;
+mod schema;
 mod test;
 mod tidy;
 mod util;
@@ -66,7 +67,7 @@ const TASKS: &[Task] = &[
         args: "import DIR | diff OLD NEW | ...",
         about: "import QEMU's schema files (pinned by digest) and compare schema versions",
         needs: Needs::Nothing,
-        run: None, // schema::run
+        run: Some(schema::run),
     },
     Task {
         name: "bench",

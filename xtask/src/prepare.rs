@@ -23,7 +23,7 @@ const ENABLE_BACKPORTS: &str = "sed -i 's/^Suites: bookworm bookworm-updates$/Su
 const INSTALL_QEMU: &str = "apt-get update && apt-get install -y --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils qemu-guest-agent";
 
 /// Where `cargo xtask schema import` puts QEMU's schema files (ignored by git).
-pub(crate) const IMPORT_DIR: &str = "schema/upstream";
+pub(crate) const IMPORT_DIR: &str = crate::schema::IMPORT_DIR;
 
 /// `cargo xtask prepare`: both steps.
 pub(crate) fn run(args: &[String]) -> Result {

@@ -1,0 +1,67 @@
+//! Generates the typed QMP API (and, behind features, the guest agent and storage
+//! daemon APIs) from QEMU's schema files, checked against the pin first.
+//!
+//! The files come from `qemu-schema/` (filled by `cargo xtask schema import`, ignored by
+//! git, shipped in the package) or from the folder `QMP_TYPES_SCHEMA_DIR` names.
+
+#[path = "build/pin.rs"]
+#[allow(dead_code)] // `render` is for the importer.
+mod pin;
+
+use std::path::PathBuf;
+
+/// (cargo feature or `None` for always, schema path under the import folder, output file).
+const APIS: [(Option<&str>, &str, &str); 3] = [
+    (None, "qapi/qapi-schema.json", "qmp.rs"),
+    (Some("QGA"), "qga/qapi-schema.json", "qga.rs"),
+    (
+        Some("STORAGE_DAEMON"),
+        "storage-daemon/qapi/qapi-schema.json",
+        "storage_daemon.rs",
+    ),
+];
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").ok_or("CARGO_MANIFEST_DIR unset")?);
+    println!("cargo:rerun-if-env-changed=QMP_TYPES_SCHEMA_DIR");
+    let dir = match std::env::var_os("QMP_TYPES_SCHEMA_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => manifest.join("qemu-schema"),
+    };
+    let pin_path = manifest.join("qemu-schema.pin");
+    println!("cargo:rerun-if-changed={}", pin_path.display());
+    let pin_text = std::fs::read_to_string(&pin_path)
+        .map_err(|e| format!("{}: {e}", pin_path.display()))?;
+    let pin = pin::Pin::parse(&pin_text).map_err(|e| format!("{}: {e}", pin_path.display()))?;
+    if let Err(bad) = pin.verify(&dir) {
+        return Err(format!(
+            "qmp-types: QEMU {v}'s schema files in {d} are missing or differ from the pin \
+             ({p}): {bad}.\n\nImport them, from the workspace root:\n\n    \
+             cargo xtask schema import ../shared/qemu/{v}\n\n(or give the path of a QEMU {v} \
+             source tree), or set QMP_TYPES_SCHEMA_DIR to a folder holding QEMU {v}'s \
+             qapi/, qga/ and storage-daemon/ schema files.",
+            v = pin.version,
+            d = dir.display(),
+            p = pin_path.display(),
+        ));
+    }
+    for (feature, schema, out) in APIS {
+        if let Some(f) = feature {
+            if std::env::var_os(format!("CARGO_FEATURE_{f}")).is_none() {
+                continue;
+            }
+        }
+        let mut cfg = qapi_codegen::Config::new();
+        cfg.crate_path("crate")
+            .provenance(&format!("QEMU {}", pin.version));
+        cfg.compile(dir.join(schema), out).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,304 @@
+//! `cargo xtask schema import DIR` (copy QEMU's schema files into qmp-types and pin them)
+//! and `cargo xtask schema diff OLD NEW` (what a schema bump changes).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use qapi_parser::{Compat, EntityKind, Options, Schema, TypeId};
+
+use crate::util::repo_root;
+use crate::Result;
+
+#[path = "../../qmp-types/build/pin.rs"]
+#[allow(dead_code)]
+mod pin;
+
+/// Where the import lands, relative to the repository root (git-ignored, packaged).
+pub(crate) const IMPORT_DIR: &str = "qmp-types/qemu-schema";
+/// The pin, in `schema/`, and its packaged copy beside the import.
+const PINS: [&str; 2] = ["schema/qemu-schema.pin", "qmp-types/qemu-schema.pin"];
+/// The schemas the import must contain, each loaded as a check.
+const SCHEMAS: [&str; 3] = [
+    "qapi/qapi-schema.json",
+    "qga/qapi-schema.json",
+    "storage-daemon/qapi/qapi-schema.json",
+];
+
+const USAGE: &str = "usage: cargo xtask schema import DIR [--version V]   (DIR: a QEMU source tree or ../shared/qemu/10.0.2)
+       cargo xtask schema diff OLD NEW                  (schema files, or QEMU trees: their qapi/qapi-schema.json)
+       cargo xtask schema check                         (the import matches the pin)";
+
+/// Entry point.
+pub(crate) fn run(args: &[String]) -> Result {
+    match args {
+        [cmd, rest @ ..] if cmd == "import" => import(rest),
+        [cmd, old, new] if cmd == "diff" => diff(Path::new(old), Path::new(new)),
+        [cmd] if cmd == "check" => check(),
+        _ => Err(USAGE.into()),
+    }
+}
+
+fn import(args: &[String]) -> Result {
+    let mut dir = None;
+    let mut version = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--version" => version = it.next().cloned(),
+            s if dir.is_none() && !s.starts_with('-') => dir = Some(PathBuf::from(s)),
+            _ => return Err(USAGE.into()),
+        }
+    }
+    let dir = dir.ok_or(USAGE)?;
+    let version = match version {
+        Some(v) => v,
+        None => detect_version(&dir)?,
+    };
+    let mut files: Vec<String> = Vec::new();
+    let qapi = dir.join("qapi");
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&qapi)
+        .map_err(|e| format!("{}: {e}", qapi.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    entries.sort();
+    for p in entries {
+        if let Some(name) = p.file_name() {
+            files.push(format!("qapi/{}", name.to_string_lossy()));
+        }
+    }
+    files.push(SCHEMAS[1].to_owned());
+    files.push(SCHEMAS[2].to_owned());
+    files.sort();
+    // Check the source loads before replacing anything.
+    for s in SCHEMAS {
+        qapi_parser::load(dir.join(s), &Options::default()).map_err(|e| format!("{e}"))?;
+    }
+    let root = repo_root();
+    let dest = root.join(IMPORT_DIR);
+    if dest.exists() {
+        std::fs::remove_dir_all(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+    }
+    let mut pin = pin::Pin {
+        version: version.clone(),
+        files: Vec::new(),
+    };
+    for f in &files {
+        let bytes = std::fs::read(dir.join(f)).map_err(|e| format!("{}: {e}", dir.join(f).display()))?;
+        let to = dest.join(f);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&to, &bytes)?;
+        pin.files.push((pin::sha256_hex(&bytes), f.clone()));
+    }
+    let text = pin.render();
+    for p in PINS {
+        std::fs::write(root.join(p), &text)?;
+    }
+    println!(
+        "schema: imported QEMU {version}: {} files into {IMPORT_DIR}/, pinned in {}",
+        files.len(),
+        PINS.join(" and ")
+    );
+    Ok(())
+}
+
+/// The QEMU version of a source tree: its `VERSION` file, else a folder name like `10.0.2`.
+fn detect_version(dir: &Path) -> Result<String> {
+    if let Ok(v) = std::fs::read_to_string(dir.join("VERSION")) {
+        return Ok(v.trim().to_owned());
+    }
+    let name = dir
+        .canonicalize()
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    if !name.is_empty() && name.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Ok(name);
+    }
+    Err(format!("cannot tell the QEMU version of {} (no VERSION file): pass --version V", dir.display()).into())
+}
+
+fn check() -> Result {
+    let root = repo_root();
+    let texts: Vec<String> = PINS
+        .iter()
+        .map(|p| std::fs::read_to_string(root.join(p)).unwrap_or_default())
+        .collect();
+    if texts[0] != texts[1] {
+        return Err(format!("{} and {} differ: re-run `cargo xtask schema import`", PINS[0], PINS[1]).into());
+    }
+    let pin = pin::Pin::parse(&texts[0]).map_err(|e| format!("{}: {e}", PINS[0]))?;
+    pin.verify(&root.join(IMPORT_DIR))
+        .map_err(|bad| format!("{IMPORT_DIR}: {bad}; run `cargo xtask schema import ../shared/qemu/{}`", pin.version))?;
+    println!("schema: {IMPORT_DIR}/ matches the pin (QEMU {})", pin.version);
+    Ok(())
+}
+
+fn load_any(path: &Path) -> Result<Schema> {
+    let file = if path.is_dir() {
+        path.join("qapi/qapi-schema.json")
+    } else {
+        path.to_owned()
+    };
+    match qapi_parser::load(&file, &Options::default()) {
+        Ok(s) => Ok(s),
+        Err(_) => {
+            let mut o = Options::default();
+            o.compat = Compat::Legacy;
+            qapi_parser::load(&file, &o).map_err(|e| format!("{e}").into())
+        }
+    }
+}
+
+/// What `diff` compares of one definition.
+#[derive(Default, PartialEq)]
+struct Sig {
+    /// Members (arguments, data, struct members): name -> "type" or "type, optional".
+    members: BTreeMap<String, String>,
+    /// Other properties as lines (returns, flags, features, enum values, branches).
+    props: Vec<String>,
+}
+
+fn type_name(s: &Schema, id: TypeId) -> String {
+    let e = s.entity(id);
+    match &e.kind {
+        EntityKind::Array(a) => format!("[{}]", type_name(s, a.element)),
+        _ => e.name.clone(),
+    }
+}
+
+fn members(s: &Schema, id: TypeId, sig: &mut Sig) {
+    for m in s.all_members(id) {
+        let mut t = type_name(s, m.ty);
+        if m.optional {
+            t.push_str(", optional");
+        }
+        for f in &m.features {
+            t.push_str(&format!(", {}", f.name));
+        }
+        sig.members.insert(m.name.clone(), t);
+    }
+}
+
+fn signatures(s: &Schema) -> BTreeMap<(u8, String), Sig> {
+    let mut out = BTreeMap::new();
+    for id in s.ids() {
+        let e = s.entity(id);
+        if e.implicit {
+            continue;
+        }
+        let mut sig = Sig::default();
+        for f in &e.features {
+            sig.props.push(format!("feature {}", f.name));
+        }
+        let kind = match &e.kind {
+            EntityKind::Command(c) => {
+                if let Some(a) = c.arg_type {
+                    if c.boxed {
+                        sig.props.push(format!("boxed arguments {}", type_name(s, a)));
+                    } else {
+                        members(s, a, &mut sig);
+                    }
+                }
+                if let Some(r) = c.ret_type {
+                    sig.props.push(format!("returns {}", type_name(s, r)));
+                }
+                if c.allow_oob {
+                    sig.props.push("allow-oob".to_owned());
+                }
+                if !c.success_response {
+                    sig.props.push("success-response: false".to_owned());
+                }
+                0
+            }
+            EntityKind::Event(ev) => {
+                if let Some(a) = ev.arg_type {
+                    members(s, a, &mut sig);
+                }
+                1
+            }
+            EntityKind::Enum(en) => {
+                for m in &en.members {
+                    sig.props.push(format!("value {}", m.name));
+                }
+                2
+            }
+            EntityKind::Object(o) => {
+                members(s, id, &mut sig);
+                if let Some(v) = &o.variants {
+                    for b in &v.variants {
+                        sig.props.push(format!("branch {}: {}", b.name, type_name(s, b.ty)));
+                    }
+                }
+                2
+            }
+            EntityKind::Alternate(a) => {
+                for b in &a.variants {
+                    sig.props.push(format!("alternative {}: {}", b.name, type_name(s, b.ty)));
+                }
+                2
+            }
+            _ => continue,
+        };
+        out.insert((kind, e.name.clone()), sig);
+    }
+    out
+}
+
+fn diff(old: &Path, new: &Path) -> Result {
+    let (a, b) = (signatures(&load_any(old)?), signatures(&load_any(new)?));
+    let kinds = ["command", "event", "type"];
+    let mut counts = [[0usize; 3]; 3];
+    for (k, label) in kinds.iter().enumerate() {
+        let k = k as u8;
+        for ((kind, name), sig_b) in b.range((k, String::new())..(k + 1, String::new())) {
+            let _ = kind;
+            match a.get(&(k, name.clone())) {
+                None => {
+                    println!("+ {label} {name}");
+                    counts[k as usize][0] += 1;
+                }
+                Some(sig_a) if sig_a != sig_b => {
+                    println!("~ {label} {name}");
+                    for (m, t) in &sig_b.members {
+                        match sig_a.members.get(m) {
+                            None => println!("    + member {m}: {t}"),
+                            Some(old_t) if old_t != t => println!("    ~ member {m}: {old_t} -> {t}"),
+                            _ => {}
+                        }
+                    }
+                    for (m, t) in &sig_a.members {
+                        if !sig_b.members.contains_key(m) {
+                            println!("    - member {m}: {t}");
+                        }
+                    }
+                    for p in &sig_b.props {
+                        if !sig_a.props.contains(p) {
+                            println!("    + {p}");
+                        }
+                    }
+                    for p in &sig_a.props {
+                        if !sig_b.props.contains(p) {
+                            println!("    - {p}");
+                        }
+                    }
+                    counts[k as usize][2] += 1;
+                }
+                _ => {}
+            }
+        }
+        for (_, name) in a.range((k, String::new())..(k + 1, String::new())).map(|(key, _)| key) {
+            if !b.contains_key(&(k, name.clone())) {
+                println!("- {label} {name}");
+                counts[k as usize][1] += 1;
+            }
+        }
+    }
+    for (k, label) in kinds.iter().enumerate() {
+        let [add, rem, chg] = counts[k];
+        println!("{label}s: {add} added, {rem} removed, {chg} changed");
+    }
+    Ok(())
+}
