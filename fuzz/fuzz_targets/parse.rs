@@ -4,8 +4,10 @@
 //! a stack overflow or runaway memory (`-rss_limit_mb`) is a bug.
 //! Inputs the default rules reject are loaded again with the relaxed compatibility rules,
 //! which go further before they stop.
-//! The input is written to a file because only the file path decodes raw bytes (UTF-8 errors
-//! included); includes it names resolve relative to that file's folder, where nothing else is.
+//! UTF-8 inputs go through `load_str` (in memory, fast), named as a file in a folder that does
+//! not exist, so that the includes they name fail the same way every time.
+//! Other inputs are written to a file and go through `load`, the only route that decodes raw
+//! bytes (and reports invalid UTF-8).
 
 #![no_main]
 
@@ -13,13 +15,16 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use qapi_parser::{load, Compat, Options};
+use qapi_parser::{load, load_str, Compat, Options, Schema};
 
-/// A private folder for this fuzzing process's input file.
+/// The name UTF-8 inputs are loaded under.
+const NAME: &str = "/nonexistent-qapi-fuzz/input.json";
+
+/// A private file for this fuzzing process's non-UTF-8 inputs.
 fn input_path() -> &'static PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        // Memory-backed when possible: the file is rewritten for every input.
+        // Memory-backed when possible: the file is rewritten for every such input.
         let shm = std::path::Path::new("/dev/shm");
         let base = if shm.is_dir() {
             shm.to_path_buf()
@@ -32,12 +37,21 @@ fn input_path() -> &'static PathBuf {
     })
 }
 
-fuzz_target!(|data: &[u8]| {
-    let path = input_path();
-    std::fs::write(path, data).expect("cannot write the fuzz input");
-    if load(path, &Options::default()).is_err() {
+fn load_both(load: impl Fn(&Options) -> Result<Schema, qapi_parser::Error>) {
+    if load(&Options::default()).is_err() {
         let mut legacy = Options::default();
         legacy.compat = Compat::Legacy;
-        let _ = load(path, &legacy);
+        let _ = load(&legacy);
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    match std::str::from_utf8(data) {
+        Ok(text) => load_both(|options| load_str(NAME, text, options)),
+        Err(_) => {
+            let path = input_path();
+            std::fs::write(path, data).expect("cannot write the fuzz input");
+            load_both(|options| load(path, options));
+        }
     }
 });
