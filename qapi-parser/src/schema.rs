@@ -54,6 +54,9 @@ const MAX_TYPE_NESTING: u32 = 100;
 /// Marks a type reference not resolved yet.
 const UNRESOLVED: u32 = u32::MAX;
 
+/// Runs QEMU's phases after parsing, in QEMU's order: expression checks, definition
+/// (entities in creation order), checks with doc connection, modules, doc checks and
+/// the feature limit; then builds the public model.
 pub(crate) fn build(parsed: ParseOutput, options: &Options) -> Res<Schema> {
     let ParseOutput {
         exprs,
@@ -773,7 +776,7 @@ impl<'a> Builder<'a> {
             module: 0,
         };
         let id = self.def_definition(ent)?;
-        // Union variants were made before the union existed; both point at it now.
+        // Branches were made before their union or alternate existed; point them at it.
         match &mut self.ents[id as usize].kind {
             K::Alternate { variants } => variants.iter_mut().for_each(|v| v.defined_in = id),
             K::Object(Obj {
