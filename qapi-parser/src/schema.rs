@@ -399,20 +399,26 @@ impl<'a> Builder<'a> {
 
     /// Interns the C name of `name` (clashes are decided on C names).
     fn cname(&mut self, name: &str) -> u32 {
+        let plain = name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
         let mut buf = std::mem::take(&mut self.cname_buf);
-        buf.clear();
-        buf.extend(name.chars().map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        }));
-        let id = match self.cnames.get(buf.as_str()) {
+        let key: &str = if plain {
+            name
+        } else {
+            buf.clear();
+            buf.extend(name.chars().map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            }));
+            &buf
+        };
+        let id = match self.cnames.get(key) {
             Some(&id) => id,
             None => {
                 let id = self.cnames.len() as u32;
-                self.cnames.insert(buf.clone(), id);
+                self.cnames.insert(key.to_string(), id);
                 id
             }
         };
