@@ -83,7 +83,10 @@ fn list_marker(content: &str) -> Option<(String, &str)> {
     let digits = s.bytes().take_while(u8::is_ascii_digit).count();
     if digits > 0 && digits < 4 {
         let after = &s[digits..];
-        if let Some(rest) = after.strip_prefix(". ").or_else(|| after.strip_prefix(") ")) {
+        if let Some(rest) = after
+            .strip_prefix(". ")
+            .or_else(|| after.strip_prefix(") "))
+        {
             return Some((format!("{}.", &s[..digits]), rest));
         }
     }
@@ -207,11 +210,14 @@ fn parse_blocks(lines: &[String], out: &mut Vec<Block>) {
                         Some(Block::Text { marker, text, .. }) if marker.is_empty() => {
                             *text = format!("**{label}:** {text}");
                         }
-                        _ => inner.insert(0, Block::Text {
-                            indent: 0,
-                            marker: String::new(),
-                            text: format!("**{label}:**"),
-                        }),
+                        _ => inner.insert(
+                            0,
+                            Block::Text {
+                                indent: 0,
+                                marker: String::new(),
+                                text: format!("**{label}:**"),
+                            },
+                        ),
                     }
                     if out.last().is_some_and(|b| *b != Block::Blank) {
                         out.push(Block::Blank);
@@ -270,7 +276,9 @@ fn parse_blocks(lines: &[String], out: &mut Vec<Block>) {
         // Continuation lines: until a blank line, a new list item or a directive.
         while i < lines.len() {
             let l = lines[i].trim();
-            if l.is_empty() || l.starts_with(".. ") || (list_marker(l).is_some() && !marker.is_empty())
+            if l.is_empty()
+                || l.starts_with(".. ")
+                || (list_marker(l).is_some() && !marker.is_empty())
             {
                 break;
             }
@@ -395,7 +403,11 @@ pub fn inline(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     let chars: Vec<char> = text.chars().collect();
     let mut i = 0;
-    let at = |i: usize, s: &str| -> bool { s.chars().enumerate().all(|(n, c)| chars.get(i + n) == Some(&c)) };
+    let at = |i: usize, s: &str| -> bool {
+        s.chars()
+            .enumerate()
+            .all(|(n, c)| chars.get(i + n) == Some(&c))
+    };
     let find = |from: usize, s: &str| -> Option<usize> { (from..chars.len()).find(|&k| at(k, s)) };
     let word_start = |i: usize| i == 0 || !chars[i - 1].is_alphanumeric();
     while i < chars.len() {
@@ -411,7 +423,9 @@ pub fn inline(text: &str) -> String {
         if c == ':' && word_start(i) {
             // :role:`text` or :domain:role:`text`
             let mut k = i + 1;
-            while k < chars.len() && (chars[k].is_ascii_alphanumeric() || chars[k] == ':' || chars[k] == '-') {
+            while k < chars.len()
+                && (chars[k].is_ascii_alphanumeric() || chars[k] == ':' || chars[k] == '-')
+            {
                 k += 1;
             }
             if k > i + 2 && chars[k - 1] == ':' && chars.get(k) == Some(&'`') {
@@ -471,7 +485,12 @@ pub fn inline(text: &str) -> String {
                 continue;
             }
         }
-        if c == '@' && word_start(i) && chars.get(i + 1).is_some_and(|n| n.is_ascii_alphabetic() || *n == '_') {
+        if c == '@'
+            && word_start(i)
+            && chars
+                .get(i + 1)
+                .is_some_and(|n| n.is_ascii_alphabetic() || *n == '_')
+        {
             let mut k = i + 1;
             while k < chars.len() && is_name_char(chars[k]) {
                 k += 1;
@@ -486,7 +505,10 @@ pub fn inline(text: &str) -> String {
         }
         if (at(i, "http://") || at(i, "https://")) && word_start(i) {
             let mut k = i;
-            while k < chars.len() && !chars[k].is_whitespace() && !matches!(chars[k], '<' | '>' | '"' | '\'' | '`') {
+            while k < chars.len()
+                && !chars[k].is_whitespace()
+                && !matches!(chars[k], '<' | '>' | '"' | '\'' | '`')
+            {
                 k += 1;
             }
             while k > i && matches!(chars[k - 1], '.' | ',' | ';' | ':' | ')') {

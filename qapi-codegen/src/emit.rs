@@ -160,12 +160,13 @@ fn field_ty(t: &TypeRef, optional: bool) -> TokenStream {
     }
 }
 
-fn field(f: &Field) -> TokenStream {
+fn field(f: &Field, k: &TokenStream) -> TokenStream {
     let Field {
         ident: name,
         rename,
         ty: t,
         optional,
+        nullable,
         docs: lines,
         deprecated: dep,
     } = f;
@@ -173,9 +174,21 @@ fn field(f: &Field) -> TokenStream {
     let dep = deprecated(dep);
     let name = ident(name);
     let rename = rename.as_ref().map(|r| quote!(#[serde(rename = #r)]));
-    let opt = optional.then(|| {
-        quote!(#[serde(default, skip_serializing_if = "::std::option::Option::is_none")])
-    });
+    let opt = match (optional, nullable) {
+        (false, _) => None,
+        (true, false) => {
+            Some(quote!(#[serde(default, skip_serializing_if = "::std::option::Option::is_none")]))
+        }
+        (true, true) => {
+            let with = format!(
+                "{}::runtime::deserialize_some",
+                k.to_string().replace(' ', "")
+            );
+            Some(
+                quote!(#[serde(default, skip_serializing_if = "::std::option::Option::is_none", deserialize_with = #with)]),
+            )
+        }
+    };
     let t = field_ty(t, *optional);
     quote!(#d #dep #rename #opt pub #name: #t)
 }
@@ -245,7 +258,7 @@ fn struct_tokens(s: &Struct, k: &TokenStream) -> TokenStream {
     let def = match shape {
         StructShape::Fields(fields) => {
             let derive = derive_attr(derives, true);
-            let fields = fields.iter().map(field);
+            let fields = fields.iter().map(|f| field(f, k));
             quote! {
                 #attrs
                 #derive
@@ -421,10 +434,14 @@ fn union_tokens(u: &Union, k: &TokenStream) -> TokenStream {
                     rename: _,
                     ty: t,
                     optional,
+                    nullable,
                     docs: lines,
                     deprecated: dep,
                 } = f;
-                let wire = f.rename.clone().unwrap_or_else(|| crate::names::unraw(fi).to_owned());
+                let wire = f
+                    .rename
+                    .clone()
+                    .unwrap_or_else(|| crate::names::unraw(fi).to_owned());
                 let fi = ident(fi);
                 let d = docs(lines);
                 let dep = deprecated(dep);
@@ -442,8 +459,16 @@ fn union_tokens(u: &Union, k: &TokenStream) -> TokenStream {
                 let slot = ident(&format!("f{}", base_names.len()));
                 let idx = base_names.len();
                 let t = ty(t);
-                slots.push(quote!(let mut #slot: ::std::option::Option<#t> = ::std::option::Option::None;));
-                arms.push(quote!(#wire => #slot = ::serde::de::MapAccess::next_value(&mut map)?,));
+                slots.push(
+                    quote!(let mut #slot: ::std::option::Option<#t> = ::std::option::Option::None;),
+                );
+                if *nullable {
+                    arms.push(quote!(#wire => #slot = ::std::option::Option::Some(::serde::de::MapAccess::next_value(&mut map)?),));
+                } else {
+                    arms.push(
+                        quote!(#wire => #slot = ::serde::de::MapAccess::next_value(&mut map)?,),
+                    );
+                }
                 stash_arms.push((idx, quote!(#slot = #k::runtime::from_stash(v)?)));
                 if *optional {
                     inits.push(quote!(#fi: #slot));
@@ -883,7 +908,10 @@ fn any_return_tokens(a: &AnyReturn, k: &TokenStream) -> TokenStream {
         }
     }
     let dispatch = if dec.is_empty() {
-        quote!(#k::runtime::decode(json).map(Self::#unknown))
+        quote! {
+            let _ = command;
+            #k::runtime::decode(json).map(Self::#unknown)
+        }
     } else {
         quote! {
             ::std::result::Result::Ok(match command {
@@ -942,7 +970,9 @@ fn event_enum_tokens(e: &EventEnum, k: &TokenStream) -> TokenStream {
         names.push(quote!(Self::#vi(..) => #wire));
         stamps.push(quote!(Self::#vi(_, t) => *t));
         if has_data {
-            dec.push(quote!(#wire => Self::#vi(#k::runtime::decode(data.unwrap_or("{}"))?, timestamp)));
+            dec.push(
+                quote!(#wire => Self::#vi(#k::runtime::decode(data.unwrap_or("{}"))?, timestamp)),
+            );
             ser.push(quote!(Self::#vi(d, t) => #k::runtime::serialize_event(s, #wire, ::std::option::Option::Some(d), t)));
         } else {
             dec.push(quote!(#wire => Self::#vi(#p, timestamp)));

@@ -154,6 +154,9 @@ pub struct Field {
     pub ty: TypeRef,
     /// Optional member: `Option<T>`, skipped when `None`.
     pub optional: bool,
+    /// The type accepts JSON `null` (an alternate with a `null` branch, `any`, `null`):
+    /// an optional member present as `null` decodes to `Some`, not `None`.
+    pub nullable: bool,
     /// Doc lines.
     pub docs: Vec<String>,
     /// `#[deprecated(note)]`.

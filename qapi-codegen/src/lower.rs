@@ -376,8 +376,17 @@ impl<'a> Lower<'a> {
         if let Some(a) = availability(&e.ifcond) {
             para(&mut out, [a]);
         }
-        if is_unstable(&e.features) && doc.is_none_or(|d| !d.features.iter().any(|f| f.name.as_deref() == Some("unstable"))) {
-            para(&mut out, ["**Unstable:** this interface is experimental.".to_owned()]);
+        if is_unstable(&e.features)
+            && doc.is_none_or(|d| {
+                !d.features
+                    .iter()
+                    .any(|f| f.name.as_deref() == Some("unstable"))
+            })
+        {
+            para(
+                &mut out,
+                ["**Unstable:** this interface is experimental.".to_owned()],
+            );
         }
         let Some(d) = doc else { return out };
         for f in &d.features {
@@ -401,7 +410,8 @@ impl<'a> Lower<'a> {
                 SectionKind::Since => para(&mut out, labelled("*Since:*", md)),
                 SectionKind::Note => para(&mut out, labelled("**Note:**", md)),
                 SectionKind::Example => {
-                    let mut lines = vec!["Example:".to_owned(), String::new(), "```text".to_owned()];
+                    let mut lines =
+                        vec!["Example:".to_owned(), String::new(), "```text".to_owned()];
                     lines.extend(sec.text.lines().map(|l| l.trim_end().to_owned()));
                     lines.push("```".to_owned());
                     para(&mut out, lines);
@@ -412,7 +422,14 @@ impl<'a> Lower<'a> {
         out
     }
 
-    fn member_docs(&self, owner: TypeId, name: &str, ifcond: &Option<IfCond>, features: &[Feature], fallback: String) -> Vec<String> {
+    fn member_docs(
+        &self,
+        owner: TypeId,
+        name: &str,
+        ifcond: &Option<IfCond>,
+        features: &[Feature],
+        fallback: String,
+    ) -> Vec<String> {
         let mut out = self
             .s
             .member_doc(owner, name)
@@ -425,7 +442,10 @@ impl<'a> Lower<'a> {
             para(&mut out, [a]);
         }
         if is_unstable(features) {
-            para(&mut out, ["**Unstable:** this member is experimental.".to_owned()]);
+            para(
+                &mut out,
+                ["**Unstable:** this member is experimental.".to_owned()],
+            );
         }
         out
     }
@@ -453,7 +473,14 @@ impl<'a> Lower<'a> {
         out
     }
 
-    fn field(&self, owner: TypeId, container: TypeId, m: &Member, scope: &mut Scope, sub: bool) -> (Field, bool) {
+    fn field(
+        &self,
+        owner: TypeId,
+        container: TypeId,
+        m: &Member,
+        scope: &mut Scope,
+        sub: bool,
+    ) -> (Field, bool) {
         let ident = scope.claim(field_ident(&m.name));
         let rename = (crate::names::unraw(&ident) != m.name).then(|| m.name.clone());
         let mut ty = self.ty(m.ty, sub);
@@ -461,14 +488,29 @@ impl<'a> Lower<'a> {
             ty = TypeRef::Boxed(Box::new(ty));
         }
         let deprecated = self.deprecation(owner, &m.features);
-        let docs = self.member_docs(owner, &m.name, &m.ifcond, &m.features, format!("Member `{}`.", m.name));
+        let docs = self.member_docs(
+            owner,
+            &m.name,
+            &m.ifcond,
+            &m.features,
+            format!("Member `{}`.", m.name),
+        );
         let uses_dep = self.uses_deprecated(m.ty);
+        let nullable = match &self.ent(m.ty).kind {
+            EntityKind::Builtin(b) => matches!(b, Builtin::Any | Builtin::Null),
+            EntityKind::Alternate(a) => a
+                .variants
+                .iter()
+                .any(|v| matches!(self.ent(v.ty).kind, EntityKind::Builtin(Builtin::Null))),
+            _ => false,
+        };
         (
             Field {
                 ident,
                 rename,
                 ty,
                 optional: m.optional,
+                nullable,
                 docs,
                 deprecated,
             },
@@ -529,7 +571,13 @@ impl<'a> Lower<'a> {
                         EnumVariant {
                             ident: scope.claim(type_ident(&m.name)),
                             wire: m.name.clone(),
-                            docs: self.member_docs(id, &m.name, &m.ifcond, &m.features, format!("Value `{}`.", m.name)),
+                            docs: self.member_docs(
+                                id,
+                                &m.name,
+                                &m.ifcond,
+                                &m.features,
+                                format!("Value `{}`.", m.name),
+                            ),
                             deprecated,
                         }
                     })
@@ -565,7 +613,16 @@ impl<'a> Lower<'a> {
                             fields.push(UnionField::Tag {
                                 ident,
                                 wire: m.name.clone(),
-                                docs: self.member_docs(owner, &m.name, &m.ifcond, &m.features, format!("Discriminator `{}` and the branch it selects.", m.name)),
+                                docs: self.member_docs(
+                                    owner,
+                                    &m.name,
+                                    &m.ifcond,
+                                    &m.features,
+                                    format!(
+                                        "Discriminator `{}` and the branch it selects.",
+                                        m.name
+                                    ),
+                                ),
                             });
                         } else {
                             let (f, d) = self.field(owner, id, m, &mut scope, false);
@@ -611,10 +668,15 @@ impl<'a> Lower<'a> {
                         })
                         .collect();
                     let unknown = vscope.claim("Unrecognized".to_owned());
-                    let bident = self.branch_idents[id.0 as usize].clone().unwrap_or_default();
+                    let bident = self.branch_idents[id.0 as usize]
+                        .clone()
+                        .unwrap_or_default();
                     let branches = BranchEnum {
                         meta: Meta {
-                            docs: vec![format!("The branches of [`{ident}`], selected by its `{}` member.", vs.tag_member)],
+                            docs: vec![format!(
+                                "The branches of [`{ident}`], selected by its `{}` member.",
+                                vs.tag_member
+                            )],
                             ident: bident,
                             deprecated: None,
                             allow_deprecated: uses_dep,
@@ -684,12 +746,22 @@ impl<'a> Lower<'a> {
     }
 
     /// A command or event type: fields inline, a newtype when boxed, unit without data.
-    fn data_struct(&mut self, id: TypeId, ident: String, arg: Option<TypeId>, boxed: bool, fallback: String) -> (Struct, bool) {
+    fn data_struct(
+        &mut self,
+        id: TypeId,
+        ident: String,
+        arg: Option<TypeId>,
+        boxed: bool,
+        fallback: String,
+    ) -> (Struct, bool) {
         let (shape, uses_dep, eq, default) = match arg {
             None => (StructShape::Unit, false, true, true),
-            Some(a) if boxed || !matches!(self.ent(a).kind, EntityKind::Object(_)) => {
-                (StructShape::Newtype(self.ty(a, true)), self.uses_deprecated(a), self.eq(a), false)
-            }
+            Some(a) if boxed || !matches!(self.ent(a).kind, EntityKind::Object(_)) => (
+                StructShape::Newtype(self.ty(a, true)),
+                self.uses_deprecated(a),
+                self.eq(a),
+                false,
+            ),
             Some(a) => {
                 let (fields, d) = self.fields(a, true);
                 let default = fields.iter().all(|f| f.optional);
@@ -742,7 +814,13 @@ impl<'a> Lower<'a> {
             match &e.kind {
                 EntityKind::Command(c) => {
                     let ident = cscope.claim(type_ident(&e.name));
-                    let (mut st, _) = self.data_struct(id, ident.clone(), c.arg_type, c.boxed, format!("Command `{}`.", e.name));
+                    let (mut st, _) = self.data_struct(
+                        id,
+                        ident.clone(),
+                        c.arg_type,
+                        c.boxed,
+                        format!("Command `{}`.", e.name),
+                    );
                     let returns = c.ret_type.map(|r| self.ty(r, true));
                     if c.ret_type.is_some_and(|r| self.uses_deprecated(r)) {
                         st.meta.allow_deprecated = true;
@@ -769,7 +847,13 @@ impl<'a> Lower<'a> {
                 }
                 EntityKind::Event(ev) => {
                     let ident = escope.claim(type_ident(&e.name));
-                    let (st, _) = self.data_struct(id, ident.clone(), ev.arg_type, ev.boxed, format!("Event `{}`.", e.name));
+                    let (st, _) = self.data_struct(
+                        id,
+                        ident.clone(),
+                        ev.arg_type,
+                        ev.boxed,
+                        format!("Event `{}`.", e.name),
+                    );
                     ev_variants.push(DynVariant {
                         ident: ident.clone(),
                         wire: e.name.clone(),

@@ -33,6 +33,14 @@ pub fn serialize_empty<S: Serializer>(s: S) -> Result<S::Ok, S::Error> {
     s.serialize_map(Some(0))?.end()
 }
 
+/// Deserializes a present optional member as `Some`, even when it is `null` (for
+/// types that accept `null`, such as alternates with a `null` branch).
+pub fn deserialize_some<'de, D: Deserializer<'de>, T: de::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 /// A JSON string or object key, borrowed from the input when possible.
 pub type Str<'de> = Cow<'de, str>;
 
@@ -195,7 +203,9 @@ pub fn collect_rest<'de, A: MapAccess<'de>>(
 /// branch types' deserializers is compiled.
 pub fn decode_branch_text<T, E: de::Error>(
     rest: JsonMap,
-    decode: impl FnOnce(&mut serde_json::Deserializer<serde_json::de::StrRead<'_>>) -> Result<T, serde_json::Error>,
+    decode: impl FnOnce(
+        &mut serde_json::Deserializer<serde_json::de::StrRead<'_>>,
+    ) -> Result<T, serde_json::Error>,
 ) -> Result<T, E> {
     let text = serde_json::to_string(&rest).map_err(E::custom)?;
     let mut d = serde_json::Deserializer::from_str(&text);

@@ -84,7 +84,8 @@ fn import(args: &[String]) -> Result {
         files: Vec::new(),
     };
     for f in &files {
-        let bytes = std::fs::read(dir.join(f)).map_err(|e| format!("{}: {e}", dir.join(f).display()))?;
+        let bytes =
+            std::fs::read(dir.join(f)).map_err(|e| format!("{}: {e}", dir.join(f).display()))?;
         let to = dest.join(f);
         if let Some(parent) = to.parent() {
             std::fs::create_dir_all(parent)?;
@@ -117,7 +118,11 @@ fn detect_version(dir: &Path) -> Result<String> {
     if !name.is_empty() && name.chars().all(|c| c.is_ascii_digit() || c == '.') {
         return Ok(name);
     }
-    Err(format!("cannot tell the QEMU version of {} (no VERSION file): pass --version V", dir.display()).into())
+    Err(format!(
+        "cannot tell the QEMU version of {} (no VERSION file): pass --version V",
+        dir.display()
+    )
+    .into())
 }
 
 fn check() -> Result {
@@ -127,12 +132,23 @@ fn check() -> Result {
         .map(|p| std::fs::read_to_string(root.join(p)).unwrap_or_default())
         .collect();
     if texts[0] != texts[1] {
-        return Err(format!("{} and {} differ: re-run `cargo xtask schema import`", PINS[0], PINS[1]).into());
+        return Err(format!(
+            "{} and {} differ: re-run `cargo xtask schema import`",
+            PINS[0], PINS[1]
+        )
+        .into());
     }
     let pin = pin::Pin::parse(&texts[0]).map_err(|e| format!("{}: {e}", PINS[0]))?;
-    pin.verify(&root.join(IMPORT_DIR))
-        .map_err(|bad| format!("{IMPORT_DIR}: {bad}; run `cargo xtask schema import ../shared/qemu/{}`", pin.version))?;
-    println!("schema: {IMPORT_DIR}/ matches the pin (QEMU {})", pin.version);
+    pin.verify(&root.join(IMPORT_DIR)).map_err(|bad| {
+        format!(
+            "{IMPORT_DIR}: {bad}; run `cargo xtask schema import ../shared/qemu/{}`",
+            pin.version
+        )
+    })?;
+    println!(
+        "schema: {IMPORT_DIR}/ matches the pin (QEMU {})",
+        pin.version
+    );
     Ok(())
 }
 
@@ -197,7 +213,8 @@ fn signatures(s: &Schema) -> BTreeMap<(u8, String), Sig> {
             EntityKind::Command(c) => {
                 if let Some(a) = c.arg_type {
                     if c.boxed {
-                        sig.props.push(format!("boxed arguments {}", type_name(s, a)));
+                        sig.props
+                            .push(format!("boxed arguments {}", type_name(s, a)));
                     } else {
                         members(s, a, &mut sig);
                     }
@@ -229,14 +246,16 @@ fn signatures(s: &Schema) -> BTreeMap<(u8, String), Sig> {
                 members(s, id, &mut sig);
                 if let Some(v) = &o.variants {
                     for b in &v.variants {
-                        sig.props.push(format!("branch {}: {}", b.name, type_name(s, b.ty)));
+                        sig.props
+                            .push(format!("branch {}: {}", b.name, type_name(s, b.ty)));
                     }
                 }
                 2
             }
             EntityKind::Alternate(a) => {
                 for b in &a.variants {
-                    sig.props.push(format!("alternative {}: {}", b.name, type_name(s, b.ty)));
+                    sig.props
+                        .push(format!("alternative {}: {}", b.name, type_name(s, b.ty)));
                 }
                 2
             }
@@ -265,7 +284,9 @@ fn diff(old: &Path, new: &Path) -> Result {
                     for (m, t) in &sig_b.members {
                         match sig_a.members.get(m) {
                             None => println!("    + member {m}: {t}"),
-                            Some(old_t) if old_t != t => println!("    ~ member {m}: {old_t} -> {t}"),
+                            Some(old_t) if old_t != t => {
+                                println!("    ~ member {m}: {old_t} -> {t}")
+                            }
                             _ => {}
                         }
                     }
@@ -289,7 +310,10 @@ fn diff(old: &Path, new: &Path) -> Result {
                 _ => {}
             }
         }
-        for (_, name) in a.range((k, String::new())..(k + 1, String::new())).map(|(key, _)| key) {
+        for (_, name) in a
+            .range((k, String::new())..(k + 1, String::new()))
+            .map(|(key, _)| key)
+        {
             if !b.contains_key(&(k, name.clone())) {
                 println!("- {label} {name}");
                 counts[k as usize][1] += 1;

@@ -1,0 +1,456 @@
+//! Every snapshot compiled under `#![deny(warnings)]`, and wire round-trips of every
+//! construct against hand-checked JSON. The generated code refers to `crate::Command`,
+//! `crate::runtime`, ..., so this test crate mirrors qmp-types' root with the same files.
+
+#![deny(warnings)]
+#![allow(missing_docs)]
+
+#[path = "../../qmp-types/src/command.rs"]
+mod command;
+pub use command::{Command, EventSet, Timestamp};
+#[path = "../../qmp-types/src/runtime.rs"]
+pub mod runtime;
+
+pub mod alternates {
+    include!("snapshots/alternates.rs");
+}
+pub mod builtins {
+    include!("snapshots/builtins.rs");
+}
+pub mod command_shapes {
+    include!("snapshots/commands.rs");
+}
+pub mod docs_examples {
+    include!("snapshots/docs-examples.rs");
+}
+pub mod features_conditions {
+    include!("snapshots/features-conditions.rs");
+}
+pub mod flat_union {
+    include!("snapshots/flat-union.rs");
+}
+pub mod keyword_names {
+    include!("snapshots/keyword-names.rs");
+}
+pub mod name_clashes {
+    include!("snapshots/name-clashes.rs");
+}
+pub mod recursion {
+    include!("snapshots/recursion.rs");
+}
+
+use serde::{de::DeserializeOwned, Serialize};
+use serde_json::{json, Value};
+
+/// Decodes `wire` as `T`, checks the value against `expected`, and that it encodes
+/// back to the same JSON.
+fn check<T: DeserializeOwned + Serialize + PartialEq + std::fmt::Debug>(wire: Value, expected: T) {
+    let text = wire.to_string();
+    let got: T = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    assert_eq!(got, expected, "decoding {text}");
+    assert_eq!(
+        serde_json::to_value(&got).unwrap(),
+        wire,
+        "encoding {got:?}"
+    );
+}
+
+/// Decodes `wire` and checks that it encodes back unchanged (forward compatibility).
+fn round_trip<T: DeserializeOwned + Serialize + std::fmt::Debug>(wire: Value) -> T {
+    let text = wire.to_string();
+    let got: T = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    assert_eq!(
+        serde_json::to_value(&got).unwrap(),
+        wire,
+        "encoding {got:?}"
+    );
+    got
+}
+
+#[test]
+fn keywords_and_renames() {
+    use keyword_names::*;
+    check(
+        json!({"type": "t", "gen": -1, "self": true, "async": "self", "x-perf": false, "match-mode": 255}),
+        Keywords {
+            r#type: "t".into(),
+            r#gen: -1,
+            self_: true,
+            r#async: Some(KeywordValues::Self_),
+            x_perf: Some(false),
+            match_mode: 255,
+        },
+    );
+    // Missing optional members are fine, unknown members are ignored.
+    let k: Keywords = serde_json::from_value(
+        json!({"type": "t", "gen": 0, "self": false, "match-mode": 1, "new-member": [1]}),
+    )
+    .unwrap();
+    assert_eq!(k.r#async, None);
+    assert_eq!(
+        serde_json::to_value(&k).unwrap(),
+        json!({"type": "t", "gen": 0, "self": false, "match-mode": 1})
+    );
+    // Out of range for uint8.
+    assert!(serde_json::from_value::<Keywords>(
+        json!({"type": "t", "gen": 0, "self": false, "match-mode": 256})
+    )
+    .is_err());
+    for (v, wire) in [
+        (KeywordValues::Type, "type"),
+        (KeywordValues::V1, "1"),
+        (KeywordValues::XExp, "x-exp"),
+        (KeywordValues::Unknown, "unknown"),
+    ] {
+        check(json!(wire), v);
+    }
+    // A value a newer QEMU sends is kept and sent back.
+    check(
+        json!("brand-new"),
+        KeywordValues::Unrecognized("brand-new".into()),
+    );
+    assert_eq!(
+        <commands::XQueryKeywords as Command>::NAME,
+        "x-query-keywords"
+    );
+}
+
+#[test]
+fn enums_map_both_ways() {
+    use flat_union::Driver;
+    assert_eq!(Driver::Nbd.as_str(), "nbd");
+    assert_eq!(Driver::from_wire("file"), Driver::File);
+    assert_eq!(Driver::from_wire("ssh"), Driver::Unrecognized("ssh".into()));
+}
+
+#[test]
+fn recursion_is_boxed() {
+    use recursion::*;
+    let wire = json!({"name": "a", "parent": {"name": "b"}, "children": [{"name": "c"}], "other": {"node": {"name": "d"}}});
+    let n: Node = round_trip(wire);
+    assert_eq!(n.parent.unwrap().name, "b");
+    let c: Chain = round_trip(json!({"kind": "linked", "next": {"kind": "plain"}, "target": "t"}));
+    assert!(matches!(c.kind, ChainBranch::Linked(ChainLink { ref target }) if target == "t"));
+    assert!(matches!(
+        c.next.as_deref(),
+        Some(Chain {
+            kind: ChainBranch::Plain,
+            next: None
+        })
+    ));
+}
+
+#[test]
+fn flat_unions() {
+    use flat_union::*;
+    check(
+        json!({"node-name": "n0", "driver": "file", "read-only": true, "filename": "/tmp/x", "size": 512}),
+        Opts {
+            node_name: Some("n0".into()),
+            driver: OptsBranch::File(FileOpts {
+                filename: "/tmp/x".into(),
+                size: Some(512),
+            }),
+            read_only: Some(true),
+        },
+    );
+    // An implicit branch has no data.
+    check(
+        json!({"driver": "null"}),
+        Opts {
+            node_name: None,
+            driver: OptsBranch::Null,
+            read_only: None,
+        },
+    );
+    // An inline base; the discriminator is not the first member.
+    check(
+        json!({"id": 7, "shape": "circle", "radius": 1.5}),
+        Figure {
+            id: 7,
+            shape: FigureBranch::Circle(Circle { radius: 1.5 }),
+        },
+    );
+    // A value without a branch type in the schema is an implicit branch too.
+    check(
+        json!({"id": 1, "shape": "square"}),
+        Figure {
+            id: 1,
+            shape: FigureBranch::Square,
+        },
+    );
+    // Member order on the wire does not matter: discriminator last, base after branch.
+    let o: Opts = serde_json::from_value(
+        json!({"filename": "f", "read-only": false, "node-name": "n", "driver": "file"}),
+    )
+    .unwrap();
+    assert_eq!(o.read_only, Some(false));
+    assert_eq!(o.node_name.as_deref(), Some("n"));
+    assert!(matches!(o.driver, OptsBranch::File(ref f) if f.filename == "f"));
+    let o: Opts = serde_json::from_str(
+        r#"{"driver": "nbd", "server": "s", "node-name": "late", "export": "e"}"#,
+    )
+    .unwrap();
+    assert_eq!(o.node_name.as_deref(), Some("late"));
+    assert!(matches!(o.driver, OptsBranch::Nbd(ref n) if n.export.as_deref() == Some("e")));
+    // An unknown discriminator value keeps the branch members and round-trips.
+    let o: Opts = round_trip(json!({"node-name": "n", "driver": "ssh", "host": "h", "port": 22}));
+    assert_eq!(o.driver.tag(), "ssh");
+    // Missing discriminator or required branch members are errors.
+    assert!(serde_json::from_value::<Opts>(json!({"filename": "f"})).is_err());
+    assert!(serde_json::from_value::<Opts>(json!({"driver": "file"})).is_err());
+    // The boxed command takes the union as its arguments.
+    let mut out = Vec::new();
+    commands::AddOpts(Opts {
+        node_name: None,
+        driver: OptsBranch::Null,
+        read_only: None,
+    })
+    .write_arguments(&mut out)
+    .unwrap();
+    assert_eq!(String::from_utf8(out).unwrap(), r#"{"driver":"null"}"#);
+}
+
+#[test]
+fn alternates_by_json_type() {
+    use alternates::*;
+    check(json!("red"), Everything::Color(Color::Red));
+    check(
+        json!("mauve"),
+        Everything::Color(Color::Unrecognized("mauve".into())),
+    );
+    check(json!(-5), Everything::Count(-5));
+    check(json!(true), Everything::Flag(true));
+    check(
+        json!({"x": 1, "y": 2}),
+        Everything::Point(Point { x: 1, y: 2 }),
+    );
+    check(json!(null), Everything::None);
+    // int8 range, and no number alternative.
+    assert!(serde_json::from_value::<Everything>(json!(300)).is_err());
+    assert!(serde_json::from_value::<Everything>(json!(1.5)).is_err());
+    assert!(serde_json::from_value::<Everything>(json!([])).is_err());
+    check(json!("s"), StrOrNull::S("s".into()));
+    check(json!(null), StrOrNull::N);
+    check(json!(2.5), NumberOrPoints::Num(2.5));
+    assert_eq!(
+        serde_json::from_value::<NumberOrPoints>(json!(3)).unwrap(),
+        NumberOrPoints::Num(3.0)
+    );
+    check(
+        json!([{"x": 0, "y": 0}]),
+        NumberOrPoints::List(vec![Point { x: 0, y: 0 }]),
+    );
+    check(
+        json!({"a": null, "b": null, "c": []}),
+        Holder {
+            a: Everything::None,
+            b: Some(StrOrNull::N),
+            c: Some(NumberOrPoints::List(vec![])),
+        },
+    );
+}
+
+#[test]
+fn builtins_and_qtype() {
+    use builtins::*;
+    let wire = json!({
+        "s": "x", "n": 1.5, "i": -9007199254740993i64, "i8": -128, "i16": 32767, "i32": -2147483648i64,
+        "i64": 9223372036854775807i64, "u8": 255, "u16": 65535, "u32": 4294967295u64,
+        "u64": 18446744073709551615u64, "sz": 1073741824, "b": false, "a": {"any": [1, "two"]},
+        "q": "qdict", "l": ["a", "b"]
+    });
+    let b: Builtins = round_trip(wire);
+    assert_eq!(b.u64, u64::MAX);
+    assert_eq!(b.q, QType::Qdict);
+    assert!(serde_json::from_value::<Builtins>(json!({"i8": 128})).is_err());
+}
+
+#[test]
+fn commands_and_returns() {
+    use crate::command_shapes::commands as c;
+    use command_shapes::*;
+    fn args<C: Command>(cmd: &C) -> String {
+        let mut out = Vec::new();
+        cmd.write_arguments(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+    const _: () = assert!(!c::Ping::HAS_ARGUMENTS);
+    assert_eq!(args(&c::Ping), "");
+    assert_eq!(<c::Ping as Command>::decode_return("{}").unwrap(), ());
+    assert_eq!(
+        args(&c::QueryInfos {
+            filter: None,
+            limit: 3
+        }),
+        r#"{"limit":3}"#
+    );
+    assert_eq!(
+        <c::QueryInfos as Command>::decode_return(r#"[{"name": "a", "values": [1]}]"#).unwrap(),
+        vec![Info {
+            name: "a".into(),
+            values: vec![1]
+        }]
+    );
+    assert_eq!(
+        args(&c::SetInfo(Info {
+            name: "n".into(),
+            values: vec![]
+        })),
+        r#"{"name":"n","values":[]}"#
+    );
+    assert_eq!(
+        args(&c::UseInfo {
+            name: "n".into(),
+            values: vec![2]
+        }),
+        r#"{"name":"n","values":[2]}"#
+    );
+    assert_eq!(<c::GetCount as Command>::decode_return("42").unwrap(), 42);
+    assert_eq!(
+        <c::GetAny as Command>::decode_return("[1]").unwrap(),
+        json!([1])
+    );
+    const _: () = assert!(!c::Fire::SUCCESS_RESPONSE && !c::Fire::HAS_ARGUMENTS);
+    const _: () = assert!(c::Interrupt::ALLOW_OOB && !c::Ping::ALLOW_OOB);
+
+    // AnyCommand: the wire request, both ways.
+    for (wire, expected) in [
+        (json!({"execute": "ping"}), AnyCommand::Ping(c::Ping)),
+        (
+            json!({"execute": "query-infos", "arguments": {"limit": 1}}),
+            AnyCommand::QueryInfos(c::QueryInfos {
+                filter: None,
+                limit: 1,
+            }),
+        ),
+        (
+            json!({"execute": "set-info", "arguments": {"name": "x", "values": []}}),
+            AnyCommand::SetInfo(c::SetInfo(Info {
+                name: "x".into(),
+                values: vec![],
+            })),
+        ),
+        (
+            json!({"execute": "future-command", "arguments": {"z": 1}}),
+            AnyCommand::Unrecognized {
+                execute: "future-command".into(),
+                arguments: Some(json!({"z": 1})),
+            },
+        ),
+    ] {
+        check(wire, expected);
+    }
+    let cmd: AnyCommand = serde_json::from_value(json!({"execute": "ping", "id": 5})).unwrap();
+    assert_eq!(cmd.name(), "ping");
+
+    // AnyReturn: the typed return of any command, serializing back to the same JSON.
+    for (name, wire) in [
+        ("ping", json!({})),
+        ("query-info", json!({"name": "n", "values": [1, 2]})),
+        ("query-infos", json!([])),
+        ("get-count", json!(3)),
+        ("get-any", json!({"x": [null]})),
+        ("unknown-command", json!({"y": 1})),
+    ] {
+        let r = AnyReturn::decode(name, &wire.to_string()).unwrap();
+        assert_eq!(serde_json::to_value(&r).unwrap(), wire, "{name}");
+    }
+    assert!(matches!(
+        AnyReturn::decode("query-info", r#"{"name": "n", "values": []}"#).unwrap(),
+        AnyReturn::QueryInfo(_)
+    ));
+}
+
+#[test]
+fn events() {
+    use command_shapes::*;
+    let ts = Timestamp {
+        seconds: 1267040730,
+        microseconds: 682951,
+    };
+    let wire_ts = json!({"seconds": 1267040730, "microseconds": 682951});
+    check(
+        json!({"event": "STARTED", "timestamp": wire_ts}),
+        Event::Started(events::Started, ts),
+    );
+    check(
+        json!({"event": "CHANGED", "data": {"name": "n"}, "timestamp": wire_ts}),
+        Event::Changed(
+            events::Changed {
+                name: "n".into(),
+                count: None,
+            },
+            ts,
+        ),
+    );
+    check(
+        json!({"event": "INFO_EVENT", "data": {"name": "n", "values": [1]}, "timestamp": wire_ts}),
+        Event::InfoEvent(
+            events::InfoEvent(Info {
+                name: "n".into(),
+                values: vec![1],
+            }),
+            ts,
+        ),
+    );
+    // Unknown events keep name and data.
+    check(
+        json!({"event": "NEW_EVENT", "data": {"a": 1}, "timestamp": wire_ts}),
+        Event::Unrecognized {
+            name: "NEW_EVENT".into(),
+            data: Some(json!({"a": 1})),
+            timestamp: ts,
+        },
+    );
+    let e = <Event as EventSet>::decode_event("CHANGED", Some(r#"{"name": "x", "count": 2}"#), ts)
+        .unwrap();
+    assert_eq!(e.name(), "CHANGED");
+    assert_eq!(e.timestamp(), ts);
+}
+
+#[test]
+fn name_clashes_resolve() {
+    use name_clashes::*;
+    // Types keep the plain names, generated helpers get a number.
+    let _: Event = Event {
+        name: "type".into(),
+    };
+    let _: AnyCommand = AnyCommand {
+        name: "type".into(),
+    };
+    let _: AnyCommand2 = AnyCommand2::BlockdevBackup(commands::BlockdevBackup(BlockdevBackup {
+        device: "d".into(),
+    }));
+    let _: Event2 = Event2::BlockdevBackup(
+        events::BlockdevBackup { device: "d".into() },
+        Timestamp::default(),
+    );
+    let _: String = String {
+        value: "v".into(),
+        opt: Some(Option::Some),
+    };
+    let _: OptsBranch = OptsBranch { x: 1 };
+    let _: OptsBranch2 = OptsBranch2::Some;
+    assert_eq!(<commands::AbC as Command>::NAME, "ab-c");
+    assert_eq!(<commands::AbC2 as Command>::NAME, "ab_c");
+}
+
+#[test]
+#[allow(deprecated)]
+fn features_and_conditions() {
+    use features_conditions::*;
+    check(json!("slow"), Mode::Slow);
+    check(json!("kvm-only"), Mode::KvmOnly);
+    let t = NewThing {
+        old: None,
+        x_fancy: Some(1),
+        legacy: Some("l".into()),
+        linux: None,
+    };
+    assert_eq!(
+        serde_json::to_value(&t).unwrap(),
+        json!({"x-fancy": 1, "legacy": "l"})
+    );
+    assert_eq!(<commands::OldCommand as Command>::NAME, "old-command");
+}

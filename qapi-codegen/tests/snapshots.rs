@@ -1,0 +1,42 @@
+//! Snapshot tests: the code generated for each of our test schemas in `schema/*.json`
+//! must equal `tests/snapshots/<name>.rs` (update with `UPDATE_EXPECT=1`). The
+//! snapshots are compiled under `#![deny(warnings)]` by `tests/generated.rs`.
+
+use std::path::{Path, PathBuf};
+
+fn schema_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema")
+}
+
+fn check(schema: &Path) {
+    let loaded = qapi_parser::load(schema, &qapi_parser::Options::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let name = schema.file_stem().unwrap().to_string_lossy().into_owned();
+    let label = schema.file_name().unwrap().to_string_lossy().into_owned();
+    let mut cfg = qapi_codegen::Config::new();
+    cfg.crate_path("crate");
+    let text = cfg.generate(&loaded, &label);
+    expect_test::expect_file![format!("snapshots/{name}.rs")].assert_eq(&text);
+}
+
+#[test]
+fn snapshots() {
+    let mut schemas: Vec<PathBuf> = std::fs::read_dir(schema_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    schemas.sort();
+    assert!(schemas.len() >= 8, "test schemas missing");
+    for s in &schemas {
+        check(s);
+    }
+}
+
+#[test]
+fn generation_is_deterministic() {
+    let schema = schema_dir().join("flat-union.json");
+    let loaded = qapi_parser::load(&schema, &qapi_parser::Options::default()).unwrap();
+    let cfg = qapi_codegen::Config::new();
+    assert_eq!(cfg.generate(&loaded, "x"), cfg.generate(&loaded, "x"));
+}
