@@ -9,7 +9,7 @@
 //! # Ok::<(), qapi_parser::Error>(())
 //! ```
 //!
-//! [`dump`] renders a schema in the format of QEMU's QAPI test suite (`.out` files);
+//! [`dump()`] renders a schema in the format of QEMU's QAPI test suite (`.out` files);
 //! `Error`'s `Display` is QEMU's error text (`.err` files), so both can be compared
 //! byte for byte with the reference.
 
