@@ -29,7 +29,8 @@ fn main() {
 }
 
 fn run() -> Result<(), String> {
-    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").ok_or("CARGO_MANIFEST_DIR unset")?);
+    let manifest =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").ok_or("CARGO_MANIFEST_DIR unset")?);
     println!("cargo:rerun-if-env-changed=QMP_TYPES_SCHEMA_DIR");
     let dir = match std::env::var_os("QMP_TYPES_SCHEMA_DIR") {
         Some(d) => PathBuf::from(d),
@@ -37,8 +38,8 @@ fn run() -> Result<(), String> {
     };
     let pin_path = manifest.join("qemu-schema.pin");
     println!("cargo:rerun-if-changed={}", pin_path.display());
-    let pin_text = std::fs::read_to_string(&pin_path)
-        .map_err(|e| format!("{}: {e}", pin_path.display()))?;
+    let pin_text =
+        std::fs::read_to_string(&pin_path).map_err(|e| format!("{}: {e}", pin_path.display()))?;
     let pin = pin::Pin::parse(&pin_text).map_err(|e| format!("{}: {e}", pin_path.display()))?;
     if let Err(bad) = pin.verify(&dir) {
         return Err(format!(
@@ -61,7 +62,8 @@ fn run() -> Result<(), String> {
         let mut cfg = qapi_codegen::Config::new();
         cfg.crate_path("crate")
             .provenance(&format!("QEMU {}", pin.version));
-        cfg.compile(dir.join(schema), out).map_err(|e| e.to_string())?;
+        cfg.compile(dir.join(schema), out)
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
