@@ -8,8 +8,9 @@ use qapi_parser::{EntityKind, SectionKind, TypeId};
 
 use crate::schema::{Kind, Schema};
 
-/// Where QAPI schema files are looked for: `--schema FILE`, `$QMP_SCHEMA`, then the
-/// folder `cargo xtask schema import` fills in this repository.
+/// Where QAPI schema files are looked for: `--schema FILE`, `$QMP_SCHEMA`, then
+/// `$QMP_TYPES_SCHEMA_DIR` and the folder `cargo xtask schema import` fills in this
+/// repository (`qmp-types/qemu-schema/`, where `qmp-types` is generated from).
 pub fn schema_file(explicit: Option<&Path>, qga: bool) -> Option<PathBuf> {
     if let Some(p) = explicit {
         return Some(p.to_owned());
@@ -18,11 +19,15 @@ pub fn schema_file(explicit: Option<&Path>, qga: bool) -> Option<PathBuf> {
         return Some(PathBuf::from(p));
     }
     let sub = if qga { "qga" } else { "qapi" };
-    find_schema(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema/upstream"),
-        sub,
-        3,
-    )
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::env::var_os("QMP_TYPES_SCHEMA_DIR")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([
+            repo.join("qmp-types/qemu-schema"),
+            repo.join("schema/upstream"),
+        ])
+        .find_map(|dir| find_schema(&dir, sub, 3))
 }
 
 /// `DIR/.../SUB/qapi-schema.json`, searching at most `depth` folders down, in name order.

@@ -182,8 +182,8 @@ pub fn run(cli: &Cli, mut log: Transcript) -> u8 {
             None
         }
     };
-    let docs = qmp_shell::help::schema_file(cli.schema.as_deref(), cli.qga)
-        .map(|p| qmp_shell::help::load_docs(&p));
+    // QEMU's documentation is read on the first `help COMMAND` (parsing it takes a while).
+    let mut docs: Option<Option<qapi_parser::Schema>> = None;
     let format = cli.format.unwrap_or(Format::Auto);
     println!("Connected to {}", peer.banner());
     match &schema {
@@ -360,7 +360,15 @@ pub fn run(cli: &Cli, mut log: Transcript) -> u8 {
         let (req, oob) = match &stmt {
             Statement::Empty => continue,
             Statement::Help(topic) => {
-                let docs = docs.as_ref().and_then(|d| d.as_ref().ok());
+                let docs = match topic {
+                    Some(_) => docs
+                        .get_or_insert_with(|| {
+                            qmp_shell::help::schema_file(cli.schema.as_deref(), cli.qga)
+                                .and_then(|p| qmp_shell::help::load_docs(&p).ok())
+                        })
+                        .as_ref(),
+                    None => None,
+                };
                 match topic {
                     None => print!("{}", qmp_shell::help::overview(schema.as_deref())),
                     Some(t) => print!("{}", qmp_shell::help::command(t, docs, schema.as_deref())),
