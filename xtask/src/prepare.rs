@@ -106,14 +106,20 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Imports the pinned upstream schema when the import folder is missing or empty, by
-/// running `cargo xtask schema import DIR` (tolerating that subcommand not existing yet).
+/// Imports the pinned upstream schema when it is missing or differs from the pin, by running
+/// `cargo xtask schema import DIR` (tolerating that subcommand not existing yet).
 pub(crate) fn schema() -> Result {
     let dest = repo_root().join(IMPORT_DIR);
     let imported = std::fs::read_dir(&dest).is_ok_and(|mut entries| entries.next().is_some());
     if imported {
-        println!("schema: already imported in {IMPORT_DIR}/");
-        return Ok(());
+        match xtask(&["schema", "check"])? {
+            Some(0) => return Ok(()),
+            Some(code) if code == i32::from(NOT_IMPLEMENTED) => {
+                println!("schema: already imported in {IMPORT_DIR}/");
+                return Ok(());
+            }
+            _ => println!("schema: {IMPORT_DIR}/ does not match the pin; importing again"),
+        }
     }
     let source = util::upstream_dir();
     if !source.is_dir() {
@@ -124,18 +130,24 @@ pub(crate) fn schema() -> Result {
         )
         .into());
     }
-    let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.current_dir(repo_root())
-        .args(["schema", "import"])
-        .arg(&source);
-    println!("$ cargo xtask schema import {}", source.display());
-    let status = cmd.status()?;
-    match status.code() {
+    let source = source.to_string_lossy();
+    println!("$ cargo xtask schema import {source}");
+    match xtask(&["schema", "import", &source])? {
         Some(0) => Ok(()),
         Some(code) if code == i32::from(NOT_IMPLEMENTED) => {
             println!("schema: import skipped, `cargo xtask schema` is not implemented yet");
             Ok(())
         }
-        _ => Err(format!("schema import failed ({status})").into()),
+        code => Err(format!("schema import failed (exit status {code:?})").into()),
     }
+}
+
+/// Runs this program with `args` in the repository's root; returns its exit code
+/// (`None` if a signal killed it).
+fn xtask(args: &[&str]) -> Result<Option<i32>> {
+    let status = Command::new(std::env::current_exe()?)
+        .current_dir(repo_root())
+        .args(args)
+        .status()?;
+    Ok(status.code())
 }

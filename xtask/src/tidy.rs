@@ -6,7 +6,7 @@
 //! - every crate of the workspace inherits the workspace's lints.
 //!
 //! "In the repository" means tracked or not ignored by git (`git ls-files --cached --others
-//! --exclude-standard`), so the imported schema in `schema/upstream/` does not count.
+//! --exclude-standard`), so the imported schema (`qmp-types/qemu-schema/`) does not count.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -76,7 +76,7 @@ fn ignored_dir(rel: &Path) -> bool {
     let name = rel.file_name().and_then(|name| name.to_str()).unwrap_or("");
     name == ".git"
         || name == "target"
-        || rel == Path::new("schema/upstream")
+        || rel == Path::new(crate::prepare::IMPORT_DIR)
         || rel.starts_with("fuzz/corpus")
         || rel.starts_with("fuzz/artifacts")
 }
