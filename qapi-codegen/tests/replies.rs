@@ -43,8 +43,14 @@ fn qemu_7_2_replies_round_trip() {
     write("src/qmp.rs", &code);
     let copy = |from: PathBuf, to: &str| write(to, &std::fs::read_to_string(from).unwrap());
     copy(manifest.join("tests/programs/replies.rs"), "src/main.rs");
-    copy(manifest.join("../qmp-types/src/command.rs"), "src/command.rs");
-    copy(manifest.join("../qmp-types/src/runtime.rs"), "src/runtime.rs");
+    copy(
+        manifest.join("../qmp-types/src/command.rs"),
+        "src/command.rs",
+    );
+    copy(
+        manifest.join("../qmp-types/src/runtime.rs"),
+        "src/runtime.rs",
+    );
     // Pin the same serde versions as the workspace, offline.
     let lock = manifest.join("../Cargo.lock");
     if !krate.join("Cargo.lock").exists() {
