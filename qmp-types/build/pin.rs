@@ -27,7 +27,10 @@ impl Pin {
             } else if let Some((digest, path)) = line.split_once("  ") {
                 pin.files.push((digest.to_owned(), path.trim().to_owned()));
             } else {
-                return Err(format!("line {}: expected `qemu VERSION` or `DIGEST  PATH`", n + 1));
+                return Err(format!(
+                    "line {}: expected `qemu VERSION` or `DIGEST  PATH`",
+                    n + 1
+                ));
             }
         }
         if pin.version.is_empty() || pin.files.is_empty() {
@@ -80,7 +83,8 @@ const K: [u32; 64] = [
 /// The SHA-256 digest of `data`, as 64 lowercase hex digits.
 pub fn sha256_hex(data: &[u8]) -> String {
     let mut h: [u32; 8] = [
-        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+        0x5be0cd19,
     ];
     let mut msg = data.to_vec();
     let bit_len = (data.len() as u64).wrapping_mul(8);
