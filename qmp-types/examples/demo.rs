@@ -1,12 +1,15 @@
 //! The demo behind `cargo xtask demo`: starts QEMU and the guest agent with the
-//! crate's launcher and prints a readable transcript of a session: version and status,
-//! stop/cont with their events, a disk hot-plug and unplug, a dirty-bitmap backup, an
-//! HMP command, and guest agent commands.
+//! crate's launcher and prints a readable transcript of a session with typed commands:
+//! version and status, stop/cont with their events, a disk hot-plug and unplug, a
+//! dirty-bitmap backup, an HMP command, and guest agent commands (typed with the `qga`
+//! feature, which `cargo xtask demo` enables; by name with JSON otherwise).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use qmp_types::client::{find_binary, Error, Event, EventFilter, Launcher, Qga, Qmp};
+use qmp_types::qmp::{self, commands as c};
+use qmp_types::Command;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
@@ -73,23 +76,58 @@ fn exec(qmp: &mut Qmp, name: &str, args: Option<Value>) -> Result<Value> {
     Ok(serde_json::from_str(ret.get())?)
 }
 
-/// Runs a command and waits for the event it causes (filter armed before sending).
-fn exec_and_wait(qmp: &mut Qmp, name: &str, args: Value, filter: &EventFilter) -> Result<Event> {
-    show_request(name, Some(&args));
-    let (ret, ev) =
-        qmp.execute_raw_and_wait(name, Some(&raw(args)), filter, Duration::from_secs(30))?;
-    show_reply(ret.get());
+fn section(title: &str) {
+    println!("\n== {title}");
+}
+
+/// Executes a typed command, printing its wire name and arguments, the reply as
+/// `show` renders it, and the events that came with it.
+fn typed<C, R>(qmp: &mut Qmp, cmd: &C, show: impl FnOnce(&C::Returns) -> R) -> Result<C::Returns>
+where
+    C: Command,
+    R: std::fmt::Display,
+{
+    show_typed_request(cmd)?;
+    let ret = qmp.execute(cmd)?;
+    println!("  <- {}", show(&ret));
+    while let Some(e) = qmp.poll_event()? {
+        show_event(&e);
+    }
+    Ok(ret)
+}
+
+/// Executes a typed command and waits for the event it causes (the filter is armed
+/// before the command is written); prints everything in arrival order.
+fn typed_and_wait<C>(qmp: &mut Qmp, cmd: &C, filter: &EventFilter) -> Result<qmp::Event>
+where
+    C: Command,
+{
+    show_typed_request(cmd)?;
+    let (_, ev) = qmp.execute_and_wait(cmd, filter, Duration::from_secs(30))?;
+    println!("  <- {{}}");
     let mut events = qmp.drain_events();
     events.push(ev.clone());
     events.sort_by_key(Event::sequence);
     for e in &events {
         show_event(e);
     }
-    Ok(ev)
+    Ok(ev.decode::<qmp::Event>()?)
 }
 
-fn section(title: &str) {
-    println!("\n== {title}");
+/// Prints a typed command as it goes on the wire (its name and compact arguments).
+fn show_typed_request<C: Command>(cmd: &C) -> Result {
+    let mut args = Vec::new();
+    cmd.write_arguments(&mut args)?;
+    if args.is_empty() || args == b"{}" {
+        println!("  -> {}", C::NAME);
+    } else {
+        println!("  -> {} {}", C::NAME, String::from_utf8_lossy(&args));
+    }
+    Ok(())
+}
+
+fn empty(_: &()) -> &'static str {
+    "{}"
 }
 
 fn run() -> Result {
@@ -119,14 +157,21 @@ fn run() -> Result {
         qmp.oob_enabled()
     );
 
-    section("version and status");
-    exec(&mut qmp, "query-version", None)?;
-    exec(&mut qmp, "query-status", None)?;
+    section("version and status (typed)");
+    typed(&mut qmp, &c::QueryVersion, |v| {
+        format!(
+            "QEMU {}.{}.{}, package {:?}",
+            v.qemu.major, v.qemu.minor, v.qemu.micro, v.package
+        )
+    })?;
+    let status =
+        |s: &qmp::StatusInfo| format!("status {}, running {}", s.status.as_str(), s.running);
+    typed(&mut qmp, &c::QueryStatus, status)?;
 
     section("stop / cont with their events");
-    exec(&mut qmp, "cont", None)?;
-    exec(&mut qmp, "stop", None)?;
-    exec(&mut qmp, "query-status", None)?;
+    typed(&mut qmp, &c::Cont, empty)?;
+    typed(&mut qmp, &c::Stop, empty)?;
+    typed(&mut qmp, &c::QueryStatus, status)?;
 
     section("hot-plug a disk");
     let disk = vm.dir().join("disk.qcow2");
@@ -145,77 +190,117 @@ fn run() -> Result {
             );
         }
     }
-    exec(
-        &mut qmp,
-        "blockdev-add",
-        Some(json!({"driver": "qcow2", "node-name": "disk0",
-                    "file": {"driver": "file", "filename": disk}})),
-    )?;
+    // BlockdevOptions is a large union: built from JSON, checked against the schema
+    // by its typed deserializer before anything is sent.
+    let qcow2 = |node: &str, file: &std::path::Path| -> Result<c::BlockdevAdd> {
+        Ok(c::BlockdevAdd(serde_json::from_value(json!({
+            "driver": "qcow2", "node-name": node,
+            "file": {"driver": "file", "filename": file}
+        }))?))
+    };
+    typed(&mut qmp, &qcow2("disk0", &disk)?, empty)?;
+    // device_add takes free-form driver properties (schema `gen: false`): raw JSON.
     exec(
         &mut qmp,
         "device_add",
         Some(json!({"driver": "scsi-hd", "id": "sd0", "drive": "disk0", "bus": "scsi0.0"})),
     )?;
-    let blocks = exec(&mut qmp, "query-block", None)?;
-    for b in blocks.as_array().into_iter().flatten() {
-        println!(
-            "     device {} qdev {} node {} ({} bytes)",
-            b["device"],
-            b["qdev"],
-            b["inserted"]["node-name"],
-            b["inserted"]["image"]["virtual-size"]
-        );
-    }
+    typed(&mut qmp, &c::QueryBlock, |blocks| {
+        blocks
+            .iter()
+            .map(|b| {
+                let ins = b.inserted.as_ref();
+                format!(
+                    "qdev {} node {} ({} bytes)",
+                    b.qdev.as_deref().unwrap_or("-"),
+                    ins.and_then(|i| i.node_name.as_deref()).unwrap_or("-"),
+                    ins.map_or(0, |i| i.image.virtual_size)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
 
     section("unplug the disk (waits for DEVICE_DELETED)");
-    let deleted =
-        EventFilter::name("DEVICE_DELETED").matching(|e| e.data_value()["device"] == "sd0");
-    exec_and_wait(&mut qmp, "device_del", json!({"id": "sd0"}), &deleted)?;
+    let deleted = EventFilter::name("DEVICE_DELETED").decoded(|e: &qmp::Event| {
+        matches!(e, qmp::Event::DeviceDeleted(d, _) if d.device.as_deref() == Some("sd0"))
+    });
+    typed_and_wait(&mut qmp, &c::DeviceDel { id: "sd0".into() }, &deleted)?;
 
     section("dirty-bitmap backup of the unplugged node");
-    exec(
+    let add_bitmap = qmp::TransactionAction {
+        r#type: qmp::TransactionActionBranch::BlockDirtyBitmapAdd(
+            qmp::BlockDirtyBitmapAddWrapper {
+                data: qmp::BlockDirtyBitmapAdd {
+                    node: "disk0".into(),
+                    name: "bitmap0".into(),
+                    granularity: None,
+                    persistent: Some(false),
+                    disabled: None,
+                },
+            },
+        ),
+    };
+    typed(
         &mut qmp,
-        "transaction",
-        Some(json!({"actions": [
-            {"type": "block-dirty-bitmap-add", "data": {"node": "disk0", "name": "bitmap0", "persistent": false}}
-        ]})),
+        &c::Transaction {
+            actions: vec![add_bitmap],
+            properties: None,
+        },
+        empty,
     )?;
     // Dirty 1 MiB through HMP's qemu-io so the bitmap has something to back up.
-    println!("  -> hmp \"qemu-io disk0 'write -P 0x5a 0 1M'\"");
-    println!(
-        "  <- {:?}",
-        qmp.hmp("qemu-io disk0 \"write -P 0x5a 0 1M\"")?
+    typed(
+        &mut qmp,
+        &c::HumanMonitorCommand {
+            command_line: "qemu-io disk0 \"write -P 0x5a 0 1M\"".into(),
+            cpu_index: None,
+        },
+        |out| format!("{out:?}"),
+    )?;
+    typed(&mut qmp, &qcow2("backup0", &backup)?, empty)?;
+    let done = EventFilter::name("BLOCK_JOB_COMPLETED").decoded(
+        |e: &qmp::Event| matches!(e, qmp::Event::BlockJobCompleted(j, _) if j.device == "job0"),
     );
-    exec(
+    let backup_cmd = c::BlockdevBackup(qmp::BlockdevBackup {
+        job_id: Some("job0".into()),
+        device: "disk0".into(),
+        target: "backup0".into(),
+        sync: qmp::MirrorSyncMode::Bitmap,
+        bitmap: Some("bitmap0".into()),
+        bitmap_mode: Some(qmp::BitmapSyncMode::OnSuccess),
+        speed: None,
+        compress: None,
+        on_source_error: None,
+        on_target_error: None,
+        auto_finalize: None,
+        auto_dismiss: None,
+        filter_node_name: None,
+        discard_source: None,
+        x_perf: None,
+    });
+    if let qmp::Event::BlockJobCompleted(j, _) = typed_and_wait(&mut qmp, &backup_cmd, &done)? {
+        println!(
+            "     backup job {} copied {} of {} bytes",
+            j.device, j.offset, j.len
+        );
+    }
+    typed(&mut qmp, &c::QueryBlockJobs, |jobs| {
+        format!("{} jobs", jobs.len())
+    })?;
+    typed(
         &mut qmp,
-        "blockdev-add",
-        Some(json!({"driver": "qcow2", "node-name": "backup0",
-                    "file": {"driver": "file", "filename": backup}})),
+        &c::BlockdevDel {
+            node_name: "backup0".into(),
+        },
+        empty,
     )?;
-    let done =
-        EventFilter::name("BLOCK_JOB_COMPLETED").matching(|e| e.data_value()["device"] == "job0");
-    let ev = exec_and_wait(
+    typed(
         &mut qmp,
-        "blockdev-backup",
-        json!({"job-id": "job0", "device": "disk0", "target": "backup0",
-               "sync": "bitmap", "bitmap": "bitmap0", "bitmap-mode": "on-success"}),
-        &done,
-    )?;
-    let d = ev.data_value();
-    println!(
-        "     backup job {} copied {} of {} bytes",
-        d["device"], d["offset"], d["len"]
-    );
-    exec(&mut qmp, "query-block-jobs", None)?;
-    exec(
-        &mut qmp,
-        "blockdev-del",
-        Some(json!({"node-name": "backup0"})),
-    )?;
-    exec(
-        &mut qmp,
-        "blockdev-del",
-        Some(json!({"node-name": "disk0"})),
+        &c::BlockdevDel {
+            node_name: "disk0".into(),
+        },
+        empty,
     )?;
 
     section("HMP");
@@ -225,9 +310,12 @@ fn run() -> Result {
     println!("  <- {:?}", qmp.hmp("info status")?);
 
     section("errors keep QEMU's class");
-    show_request("device_del", Some(&json!({"id": "nope"})));
-    match qmp.execute_raw("device_del", Some(&raw(json!({"id": "nope"})))) {
-        Err(Error::Qmp(e)) => println!("  <- error class {} desc {:?}", e.class, e.desc),
+    println!("  -> device_del {{\"id\":\"nope\"}}");
+    match qmp.execute(&c::DeviceDel { id: "nope".into() }) {
+        Err(Error::Qmp(e)) => println!(
+            "  <- error class {} desc {:?} (command {})",
+            e.class, e.desc, e.command
+        ),
         other => return Err(format!("expected an error, got {other:?}").into()),
     }
     drop(qmp);
@@ -241,24 +329,74 @@ fn run() -> Result {
         ga.pid(),
         ga.socket_path().display()
     );
-    qga_exec(&mut qga, "guest-ping", None)?;
-    let info = qga_exec(&mut qga, "guest-info", None)?;
+    guest_agent(&mut qga)?;
+    println!("\ndone in {:.2?}", started.elapsed());
+    Ok(())
+}
+
+/// The guest agent part, with the typed QGA API (feature `qga`).
+#[cfg(feature = "qga")]
+fn guest_agent(qga: &mut Qga) -> Result {
+    use qmp_types::qga::commands as g;
+    println!("  -> guest-ping");
+    qga.execute(&g::GuestPing)?;
+    println!("  <- {{}}");
+    println!("  -> guest-info");
+    let info = qga.execute(&g::GuestInfo)?;
+    println!(
+        "  <- agent {} with {} commands",
+        info.version,
+        info.supported_commands.len()
+    );
+    let exec = g::GuestExec {
+        path: "/bin/uname".into(),
+        arg: Some(vec!["-sr".into()]),
+        env: None,
+        input_data: None,
+        capture_output: Some(qmp_types::qga::GuestExecCaptureOutput::Flag(true)),
+    };
+    show_typed_request(&exec)?;
+    let pid = qga.execute(&exec)?.pid;
+    println!("  <- pid {pid}");
+    let status = loop {
+        println!("  -> guest-exec-status {{\"pid\":{pid}}}");
+        let st = qga.execute(&g::GuestExecStatus { pid })?;
+        println!("  <- exited {}", st.exited);
+        if st.exited {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = status
+        .out_data
+        .as_deref()
+        .map(base64_decode)
+        .unwrap_or_default();
+    println!(
+        "     exit code {:?}, output {:?}",
+        status.exitcode,
+        String::from_utf8_lossy(&out)
+    );
+    Ok(())
+}
+
+/// The guest agent part by name with JSON (without the `qga` feature).
+#[cfg(not(feature = "qga"))]
+fn guest_agent(qga: &mut Qga) -> Result {
+    qga_exec(qga, "guest-ping", None)?;
+    let info = qga_exec(qga, "guest-info", None)?;
     println!(
         "     agent {} with {} commands",
         info["version"],
         info["supported_commands"].as_array().map_or(0, Vec::len)
     );
     let pid = qga_exec(
-        &mut qga,
+        qga,
         "guest-exec",
         Some(json!({"path": "/bin/uname", "arg": ["-sr"], "capture-output": true})),
     )?;
     let status = loop {
-        let st = qga_exec(
-            &mut qga,
-            "guest-exec-status",
-            Some(json!({"pid": pid["pid"]})),
-        )?;
+        let st = qga_exec(qga, "guest-exec-status", Some(json!({"pid": pid["pid"]})))?;
         if st["exited"] == true {
             break st;
         }
@@ -273,10 +411,10 @@ fn run() -> Result {
         status["exitcode"],
         String::from_utf8_lossy(&out)
     );
-    println!("\ndone in {:.2?}", started.elapsed());
     Ok(())
 }
 
+#[cfg(not(feature = "qga"))]
 fn qga_exec(qga: &mut Qga, name: &str, args: Option<Value>) -> Result<Value> {
     show_request(name, args.as_ref());
     let ret = qga.execute_raw(name, args.map(raw).as_deref())?;

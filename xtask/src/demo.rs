@@ -1,6 +1,7 @@
 //! `cargo xtask demo`: the project's main job. After `prepare` has made sure QEMU and
 //! the pinned schema are there, it builds and runs `qmp-types`' demo example, which
-//! starts QEMU and the guest agent itself and prints a transcript.
+//! starts QEMU and the guest agent itself and prints a transcript (with the `qga`
+//! feature, so the guest agent part is typed too).
 //!
 //! The demo lives in `qmp-types/examples/demo.rs` rather than in xtask so that xtask
 //! does not depend on `qmp-types` (whose build script needs the imported schema that
@@ -18,10 +19,10 @@ pub(crate) fn run(args: &[String]) -> Result {
                 "--quiet",
                 "--package",
                 "qmp-types",
-                "--example",
-                "demo",
-                "--",
+                "--features",
+                "qga",
             ])
+            .args(["--example", "demo", "--"])
             .args(args),
     )
 }

@@ -317,6 +317,16 @@ impl EventFilter {
         self
     }
 
+    /// Also requires `predicate` to hold for the event decoded into a typed event set
+    /// (e.g. the generated `qmp_types::qmp::Event`); events that fail to decode are
+    /// not accepted.
+    pub fn decoded<E: EventSet + 'static>(
+        self,
+        predicate: impl Fn(&E) -> bool + Send + Sync + 'static,
+    ) -> EventFilter {
+        self.matching(move |e| e.decode::<E>().is_ok_and(|typed| predicate(&typed)))
+    }
+
     /// Whether `event` passes the filter.
     pub fn accepts(&self, event: &Event) -> bool {
         (self.names.is_empty() || self.names.iter().any(|n| n == event.name()))
