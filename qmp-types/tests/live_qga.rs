@@ -133,3 +133,35 @@ fn from_an_already_connected_stream() {
     let mut qga = Qga::from_stream(stream, &Default::default()).unwrap();
     qga.execute(&GuestPing).unwrap();
 }
+
+#[cfg(feature = "qga")]
+#[test]
+fn generated_guest_agent_api() {
+    use qmp_types::qga::{self, commands as g};
+    let ga = start(Launcher::guest_agent());
+    let mut qga = ga.connect_qga().unwrap();
+    qga.execute(&g::GuestPing).unwrap();
+    let info = qga.execute(&g::GuestInfo).unwrap();
+    assert!(info.version.starts_with("10.0.2"));
+    let pid = qga
+        .execute(&g::GuestExec {
+            path: "/bin/echo".into(),
+            arg: Some(vec!["typed".into()]),
+            env: None,
+            input_data: None,
+            capture_output: Some(qga::GuestExecCaptureOutput::Flag(true)),
+        })
+        .unwrap()
+        .pid;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let st = loop {
+        let st = qga.execute(&g::GuestExecStatus { pid }).unwrap();
+        if st.exited {
+            break st;
+        }
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(st.exitcode, Some(0));
+    assert_eq!(st.out_data.as_deref(), Some("dHlwZWQK")); // base64("typed\n")
+}

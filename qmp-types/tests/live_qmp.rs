@@ -532,3 +532,80 @@ fn nonblocking_connect(path: &std::path::Path) -> Option<std::os::fd::OwnedFd> {
         (r == 0).then_some(owned)
     }
 }
+
+#[test]
+fn generated_api_commands_and_events() {
+    use qmp_types::qmp::{self, commands as c};
+    let vm = start(Launcher::qemu().args([
+        "-machine",
+        "q35",
+        "-S",
+        "-device",
+        "virtio-scsi-pci,id=scsi0",
+    ]));
+    let mut qmp = vm.connect().unwrap();
+    let v = qmp.execute(&c::QueryVersion).unwrap();
+    assert_eq!((v.qemu.major, v.qemu.minor), (10, 0));
+    assert_eq!(
+        qmp.execute(&c::QueryStatus).unwrap().status,
+        qmp::RunState::Prelaunch
+    );
+    // Typed execute-then-wait on a typed event.
+    let resumed =
+        EventFilter::name("RESUME").decoded(|e: &qmp::Event| matches!(e, qmp::Event::Resume(..)));
+    qmp.execute_and_wait(&c::Cont, &resumed, Duration::from_secs(5))
+        .unwrap();
+    qmp.execute(&c::Stop).unwrap();
+    let stop = qmp
+        .poll_event()
+        .unwrap()
+        .unwrap()
+        .decode::<qmp::Event>()
+        .unwrap();
+    assert!(matches!(stop, qmp::Event::Stop(..)), "{stop:?}");
+    // Out-of-band with the generated command (allow-oob in the schema).
+    let yank = qmp.execute_with(&c::QueryYank, &Call::new().oob()).unwrap();
+    assert!(!yank.is_empty());
+    // Typed errors.
+    let e = qmp
+        .execute(&c::DeviceDel { id: "nope".into() })
+        .unwrap_err();
+    assert_eq!(e.class(), Some(&ErrorClass::DeviceNotFound));
+    // Hot-unplug with the typed DEVICE_DELETED.
+    qmp.execute(&c::BlockdevAdd(
+        serde_json::from_value(serde_json::json!({"driver": "null-co", "node-name": "n0"}))
+            .unwrap(),
+    ))
+    .unwrap();
+    qmp.execute_raw(
+        "device_add",
+        Some(&args(
+            serde_json::json!({"driver": "scsi-hd", "id": "sd0", "drive": "n0"}),
+        )),
+    )
+    .unwrap();
+    let deleted = EventFilter::name("DEVICE_DELETED").decoded(|e: &qmp::Event| {
+        matches!(e, qmp::Event::DeviceDeleted(d, _) if d.device.as_deref() == Some("sd0"))
+    });
+    let (_, ev) = qmp
+        .execute_and_wait(
+            &c::DeviceDel { id: "sd0".into() },
+            &deleted,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    match ev.decode::<qmp::Event>().unwrap() {
+        qmp::Event::DeviceDeleted(d, ts) => {
+            assert!(d.path.ends_with("sd0"), "{}", d.path);
+            assert!(ts.seconds > 0);
+        }
+        other => panic!("{other:?}"),
+    }
+    let hmp = qmp
+        .execute(&c::HumanMonitorCommand {
+            command_line: "info status".into(),
+            cpu_index: None,
+        })
+        .unwrap();
+    assert!(hmp.contains("paused"), "{hmp:?}");
+}
