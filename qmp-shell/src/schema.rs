@@ -91,7 +91,14 @@ pub struct CommandInfo {
     pub allow_oob: bool,
     /// Its features (`deprecated`, `unstable`, ...).
     pub features: Vec<String>,
+    /// Whether its arguments take members beyond the declared ones (QAPI `gen: false`,
+    /// i.e. `device_add` and its device properties).
+    pub open_args: bool,
 }
+
+/// Commands whose marshalling QEMU writes by hand (`gen: false`) to accept extra
+/// arguments; introspection does not say so.
+const OPEN_ARGS: [&str; 1] = ["device_add"];
 
 /// Errors building a schema from an introspection reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,6 +211,7 @@ impl Schema {
                             ret,
                             allow_oob: info.get("allow-oob") == Some(&Value::Bool(true)),
                             features,
+                            open_args: OPEN_ARGS.contains(&name),
                         },
                     );
                 }
@@ -403,6 +411,7 @@ impl Schema {
                             ret: c.ret_type.map(tr),
                             allow_oob: c.allow_oob,
                             features: e.features.iter().map(|f| f.name.clone()).collect(),
+                            open_args: !c.gen,
                         },
                     );
                     continue;

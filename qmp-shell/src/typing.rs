@@ -281,6 +281,8 @@ struct Typer<'a> {
     schema: &'a Schema,
     diags: Vec<Diag>,
     warnings: Vec<Diag>,
+    /// Unknown top-level arguments are allowed and typed by their look (`device_add`).
+    open: bool,
 }
 
 impl Typer<'_> {
@@ -608,6 +610,17 @@ impl Typer<'_> {
                 }
                 // With a bad discriminator the branch is unknown: no guessing.
                 None if !tag_ok => {}
+                // Extra properties of an open command (device_add): typed by look,
+                // unless it is a same-length typo of a declared argument (`drvier`;
+                // `drive` is a real property).
+                None if self.open
+                    && path.is_empty()
+                    && !known.iter().any(|m| {
+                        m.name.len() == k.len() && crate::suggest::distance(&m.name, k) <= 1
+                    }) =>
+                {
+                    out.insert(k.clone(), untyped(n));
+                }
                 None => {
                     let names: Vec<&str> = known.iter().map(|m| m.name.as_str()).collect();
                     let suggestion = closest(k, names.iter().copied()).map(str::to_owned);
@@ -714,6 +727,7 @@ pub fn prepare_command(
         schema,
         diags,
         warnings: Vec::new(),
+        open: cmd.open_args,
     };
     if cmd.features.iter().any(|f| f == "deprecated") {
         typer.warnings.push(Diag {
