@@ -374,6 +374,10 @@ fn run(cli: Cli) -> u8 {
         }
     };
     if cli.events {
+        if !cli.words.is_empty() {
+            eprintln!("qmp: --events takes no command");
+            return 2;
+        }
         return stream_events(&cli, &mut log);
     }
     if cli.words.is_empty() {
