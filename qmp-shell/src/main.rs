@@ -428,8 +428,9 @@ fn run(cli: Cli) -> u8 {
             return 0;
         }
         Statement::Empty => return 0,
-        Statement::Command { args, .. } if args.is_empty() && !peer.is_qga() => {
-            // Nothing to type: skip fetching the schema (QEMU reports unknown commands).
+        Statement::Command { args, .. } if (args.is_empty() && !peer.is_qga()) || cli.hmp => {
+            // Nothing to type (or an HMP line, a string): skip fetching the schema;
+            // QEMU reports unknown commands itself.
             match typing::prepare(None, &stmt) {
                 Ok(Some(r)) => (r, cli.oob, None),
                 _ => return 2,
