@@ -165,7 +165,8 @@ fn round_trips(rounds: usize, per_round: usize) {
             floor.query_status();
             f.push(t.elapsed().as_secs_f64() * 1e6);
             let t = Instant::now();
-            qmp.execute(&QueryStatus).expect("query-status");
+            qmp.execute(&qmp_types::qmp::commands::QueryStatus)
+                .expect("query-status");
             o.push(t.elapsed().as_secs_f64() * 1e6);
         }
         floor_mean.push(f.iter().sum::<f64>() / f.len() as f64);
@@ -282,9 +283,9 @@ fn event_ingest(n: usize, reps: usize) {
     let sock = dir.join("fake.sock");
     let _ = std::fs::remove_file(&sock);
     let listener = UnixListener::bind(&sock).expect("bind");
-    let server = std::thread::spawn(move || fake_server(listener, payload, 3 * reps));
+    let server = std::thread::spawn(move || fake_server(listener, payload, 4 * reps));
     let opts = Options::new().event_capacity(1024);
-    let (mut floor, mut raw, mut typed) = (vec![], vec![], vec![]);
+    let (mut floor, mut raw, mut typed, mut generated) = (vec![], vec![], vec![], vec![]);
     for _ in 0..reps {
         // Floor: line split only (after the same handshake).
         let mut f = Floor::connect(&sock);
@@ -322,10 +323,25 @@ fn event_ingest(n: usize, reps: usize) {
         typed.push(n as f64 / t.elapsed().as_secs_f64());
         assert_eq!(stops, n / 2);
         drop(q);
+        let mut q = Qmp::connect(Endpoint::Unix(sock.clone()), &opts).expect("connect");
+        let t = Instant::now();
+        let mut stops = 0usize;
+        for _ in 0..n {
+            let e = q.next_event(None).expect("event").expect("some");
+            if let qmp_types::qmp::Event::Stop(..) =
+                e.decode::<qmp_types::qmp::Event>().expect("typed")
+            {
+                stops += 1;
+            }
+        }
+        generated.push(n as f64 / t.elapsed().as_secs_f64());
+        assert_eq!(stops, n / 2);
+        drop(q);
     }
     server.join().expect("server");
     let _ = std::fs::remove_dir_all(&dir);
-    let (floor, raw, typed) = (median(floor), median(raw), median(typed));
+    let (floor, raw, typed, generated) =
+        (median(floor), median(raw), median(typed), median(generated));
     println!(
         "event ingest ({n} events, {:.1} MB in one write, median of {reps} reps)",
         bytes as f64 / 1e6
@@ -336,9 +352,13 @@ fn event_ingest(n: usize, reps: usize) {
         raw / 1e6
     );
     println!(
-        "  typed events (+ EventSet decode): {:.2} M events/s (target > 2 M) {}",
-        typed / 1e6,
-        if typed > 2e6 { "MET" } else { "NOT MET" }
+        "  typed events, minimal hand-written EventSet: {:.2} M events/s",
+        typed / 1e6
+    );
+    println!(
+        "  typed events, generated qmp_types::qmp::Event: {:.2} M events/s (target > 2 M) {}",
+        generated / 1e6,
+        if generated > 2e6 { "MET" } else { "NOT MET" }
     );
 }
 
