@@ -232,8 +232,28 @@ fn from_docs(q: &qapi_parser::Schema, id: TypeId) -> String {
             }
         }
     }
-    if c.ret_type.is_none() {
-        out.push_str("\nReturns: nothing ({} on success)\n");
+    match c.ret_type {
+        None => out.push_str("\nReturns: nothing ({} on success)\n"),
+        Some(r) => {
+            // The returned object's members (each element's, for a list).
+            let obj = match &q.entity(r).kind {
+                EntityKind::Array(a) => a.element,
+                _ => r,
+            };
+            if let EntityKind::Object(_) = &q.entity(obj).kind {
+                out.push_str(&format!("\nReturns {}:\n", type_name(q, r)));
+                for m in q.all_members(obj) {
+                    let opt = if m.optional { " (optional)" } else { "" };
+                    out.push_str(&format!("  {}: {}{opt}\n", m.name, type_name(q, m.ty)));
+                    if let Some(text) = q.member_doc(obj, &m.name).map(|s| dedent(s.text.trim())) {
+                        if !text.is_empty() {
+                            out.push_str(&indent(&text, "      "));
+                            out.push('\n');
+                        }
+                    }
+                }
+            }
+        }
     }
     if let Some(d) = doc {
         for s in &d.sections {
