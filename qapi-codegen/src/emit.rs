@@ -6,22 +6,91 @@ use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, ToTokens};
 
 /// Formats the IR as Rust source with its `@generated` header.
+///
+/// The file is cut into independent top-level parts (chunks of the root types, each
+/// submodule, the dynamic enums) that are tokenized, parsed and printed on separate
+/// threads; prettyplease prints top-level items independently, so the concatenation is
+/// the same text as printing the whole file at once. The cut does not depend on the
+/// machine, so the output is deterministic.
 pub fn format(file: &File) -> String {
-    let tokens = file_tokens(file);
-    let body = match syn::parse2::<syn::File>(tokens.clone()) {
-        Ok(f) => prettyplease::unparse(&f),
-        // Unreachable for IR made by `lower`; keep the unformatted text rather than panic.
-        Err(_) => tokens.to_string(),
-    };
-    let mut out = String::with_capacity(body.len() + 200);
-    for h in &file.header {
+    const TYPE_CHUNKS: usize = 4;
+    // Every field is used by some part (`part_text`); listed here so a new one is noticed.
+    let File {
+        header,
+        krate: _,
+        types,
+        commands,
+        events,
+        any_command: _,
+        any_return: _,
+        event_enum: _,
+    } = file;
+    let chunk = types.len().div_ceil(TYPE_CHUNKS).max(1);
+    let mut parts: Vec<Part<'_>> = types.chunks(chunk).map(Part::Types).collect();
+    parts.push(Part::Module(commands));
+    parts.push(Part::Module(events));
+    parts.push(Part::Dynamic);
+    let texts: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .iter()
+            .map(|p| std::thread::Builder::new().spawn_scoped(scope, move || part_text(file, p)))
+            .collect();
+        handles
+            .into_iter()
+            .zip(&parts)
+            .map(|(h, p)| match h {
+                Ok(h) => h.join().unwrap_or_else(|_| part_text(file, p)),
+                // No thread to be had: do it here.
+                Err(_) => part_text(file, p),
+            })
+            .collect()
+    });
+    let mut out = String::with_capacity(texts.iter().map(String::len).sum::<usize>() + 200);
+    for h in header {
         out.push_str("// ");
         out.push_str(h);
         out.push('\n');
     }
     out.push('\n');
-    out.push_str(&body);
+    for t in texts {
+        out.push_str(&t);
+    }
     out
+}
+
+/// A top-level part of the generated file.
+enum Part<'a> {
+    /// Some of the root types.
+    Types(&'a [Item]),
+    /// A submodule.
+    Module(&'a Module),
+    /// `AnyCommand`, `AnyReturn` and `Event`.
+    Dynamic,
+}
+
+fn part_text(file: &File, part: &Part<'_>) -> String {
+    let k = path(&file.krate);
+    let tokens = match part {
+        Part::Types(items) => {
+            let items = items.iter().map(|i| item(i, &k));
+            quote!(#(#items)*)
+        }
+        Part::Module(m) => module(m, &k),
+        Part::Dynamic => {
+            let a = any_command_tokens(&file.any_command, &k);
+            let r = any_return_tokens(&file.any_return, &k);
+            let e = event_enum_tokens(&file.event_enum, &k);
+            quote!(#a #r #e)
+        }
+    };
+    match syn::parse2::<syn::File>(tokens) {
+        Ok(f) => prettyplease::unparse(&f),
+        // Unreachable for IR made by `lower`; say so in the output rather than panic.
+        Err(e) => format!(
+            "compile_error!({:?});\n",
+            format!("qapi-codegen emitted invalid Rust: {e}")
+        ),
+    }
 }
 
 fn ident(s: &str) -> Ident {
@@ -191,34 +260,6 @@ fn field(f: &Field, k: &TokenStream) -> TokenStream {
     };
     let t = field_ty(t, *optional);
     quote!(#d #dep #rename #opt pub #name: #t)
-}
-
-fn file_tokens(file: &File) -> TokenStream {
-    let File {
-        header: _,
-        krate,
-        types,
-        commands,
-        events,
-        any_command,
-        any_return,
-        event_enum,
-    } = file;
-    let k = path(krate);
-    let types = types.iter().map(|i| item(i, &k));
-    let commands = module(commands, &k);
-    let events = module(events, &k);
-    let any_command = any_command_tokens(any_command, &k);
-    let any_return = any_return_tokens(any_return, &k);
-    let event_enum = event_enum_tokens(event_enum, &k);
-    quote! {
-        #(#types)*
-        #commands
-        #events
-        #any_command
-        #any_return
-        #event_enum
-    }
 }
 
 fn module(m: &Module, k: &TokenStream) -> TokenStream {

@@ -5,6 +5,7 @@
 //! of a child process, and the target-versus-measured lines.
 //! Benchmarks print numbers and say whether each target is met; they are never timed tests.
 
+mod codegen;
 mod parser;
 mod transport;
 
@@ -30,6 +31,12 @@ const BENCHES: &[Bench] = &[
         name: "parser",
         about: "load + check of the three QEMU 10.0.2 schemas; peak memory of `qapi check`",
         run: parser::run,
+    },
+    Bench {
+        name: "codegen",
+        about:
+            "generation of the QMP API, typed decoding, cold build vs qapi-qmp, dependent rebuild",
+        run: codegen::run,
     },
     Bench {
         name: "transport",
