@@ -40,3 +40,26 @@ fn generation_is_deterministic() {
     let cfg = qapi_codegen::Config::new();
     assert_eq!(cfg.generate(&loaded, "x"), cfg.generate(&loaded, "x"));
 }
+
+#[test]
+fn filter_keeps_what_the_kept_entities_use() {
+    let schema = schema_dir().join("commands.json");
+    let loaded = qapi_parser::load(&schema, &qapi_parser::Options::default()).unwrap();
+    let mut cfg = qapi_codegen::Config::new();
+    cfg.filter(|name| name == "query-infos" || name == "CHANGED");
+    let ir = cfg.lower(&loaded, "commands.json");
+    let names = |items: &[qapi_codegen::ir::Item]| -> Vec<String> {
+        items
+            .iter()
+            .map(|i| match i {
+                qapi_codegen::ir::Item::Struct(s) => s.meta.ident.clone(),
+                qapi_codegen::ir::Item::Enum(e) => e.meta.ident.clone(),
+                qapi_codegen::ir::Item::Union(u) => u.meta.ident.clone(),
+                qapi_codegen::ir::Item::Alternate(a) => a.meta.ident.clone(),
+            })
+            .collect()
+    };
+    assert_eq!(names(&ir.types), ["Info"]);
+    assert_eq!(names(&ir.commands.items), ["QueryInfos"]);
+    assert_eq!(names(&ir.events.items), ["Changed"]);
+}
