@@ -42,89 +42,149 @@ pub(crate) struct Tok {
 ///
 /// The stream always ends with an [`TokKind::Eof`] or an error token.
 pub(crate) fn lex(src: &str) -> Vec<Tok> {
-    let eof = Tok {
-        kind: TokKind::Eof,
-        start: src.len().saturating_sub(1) as u32,
-        end: src.len() as u32,
-    };
     // Twelve bytes per token is about the density of real schemas.
     let mut toks = Vec::with_capacity(src.len() / 12 + 1);
     let pairs = match QapiLexer::parse(Rule::file, src) {
         Ok(pairs) => pairs,
-        // The grammar accepts every input; should pest still fail, report a stray
-        // character at its position rather than panic.
         Err(e) => {
-            let pos = match e.location {
-                pest::error::InputLocation::Pos(p) => p,
-                pest::error::InputLocation::Span((p, _)) => p,
-            };
-            toks.push(Tok {
-                kind: TokKind::Stray,
-                start: pos as u32,
-                end: pos as u32 + 1,
-            });
+            lex_failure(&e, &mut toks);
             return toks;
         }
     };
-    // Token pairs are flat (nothing nests in an atomic rule): walk the raw
-    // start/end marks, which is cheaper than building `Pair`s.
-    let bytes = src.as_bytes();
-    let mut start = 0;
-    for mark in pairs.flat_map(|file| file.into_inner().tokens()) {
-        let (rule, pos) = match mark {
-            pest::Token::Start { pos, .. } => {
-                start = pos.pos();
+    for pair in pairs {
+        let span = pair.as_span();
+        match pair.as_rule() {
+            Rule::valid => split_run(src, 0, src.len(), &mut toks),
+            Rule::run => split_run(src, span.start(), span.end(), &mut toks),
+            Rule::bad_string => return error_token(TokKind::BadString, span, toks),
+            Rule::stray => return error_token(TokKind::Stray, span, toks),
+            _ => {}
+        }
+    }
+    toks.push(eof(src));
+    toks
+}
+
+/// The end-of-input token, on the final newline (QEMU reports EOF there).
+fn eof(src: &str) -> Tok {
+    Tok {
+        kind: TokKind::Eof,
+        start: src.len().saturating_sub(1) as u32,
+        end: src.len() as u32,
+    }
+}
+
+fn error_token(kind: TokKind, span: pest::Span<'_>, mut toks: Vec<Tok>) -> Vec<Tok> {
+    toks.push(Tok {
+        kind,
+        start: span.start() as u32,
+        end: span.end() as u32,
+    });
+    toks
+}
+
+/// The grammar accepts every input; should pest still fail, report a stray
+/// character at its position rather than panic.
+fn lex_failure(e: &pest::error::Error<Rule>, toks: &mut Vec<Tok>) {
+    let pos = match e.location {
+        pest::error::InputLocation::Pos(p) => p,
+        pest::error::InputLocation::Span((p, _)) => p,
+    };
+    toks.push(Tok {
+        kind: TokKind::Stray,
+        start: pos as u32,
+        end: pos as u32 + 1,
+    });
+}
+
+/// Cuts a run that pest has validated into tokens: each piece's first byte tells
+/// its kind, and its end is found without checking it again.
+fn split_run(src: &str, start: usize, end: usize, toks: &mut Vec<Tok>) {
+    let bytes = src.as_bytes().get(..end).unwrap_or(&[]);
+    let mut i = start;
+    while i < end {
+        let (kind, len) = match bytes[i] {
+            b' ' | b'\t'..=b'\r' | 0x1c..=0x1f => {
+                i += 1;
                 continue;
             }
-            pest::Token::End { rule, pos } => (rule, pos.pos()),
+            b':' => (TokKind::Colon, 1),
+            b',' => (TokKind::Comma, 1),
+            b'{' => (TokKind::LBrace, 1),
+            b'}' => (TokKind::RBrace, 1),
+            b'[' => (TokKind::LBracket, 1),
+            b']' => (TokKind::RBracket, 1),
+            // A valid string holds no quote: the next one closes it.
+            b'\'' => (
+                TokKind::Str,
+                bytes[i + 1..]
+                    .iter()
+                    .position(|&b| b == b'\'')
+                    .map_or(end - i, |n| n + 2),
+            ),
+            b'#' => (
+                TokKind::Comment,
+                find_newline(&bytes[i..]).unwrap_or(end - i),
+            ),
+            b't' => (TokKind::True, 4),
+            b'f' => (TokKind::False, 5),
+            // Anything else pest accepted is a non-ASCII blank.
+            _ => {
+                i += src
+                    .get(i..)
+                    .and_then(|s| s.chars().next())
+                    .map_or(1, char::len_utf8);
+                continue;
+            }
         };
-        let kind = match rule {
-            Rule::token => match bytes.get(start) {
-                Some(b'#') => {
-                    split_comments(src, start, pos, &mut toks);
-                    continue;
-                }
-                Some(b'\'') => TokKind::Str,
-                Some(b'{') => TokKind::LBrace,
-                Some(b'}') => TokKind::RBrace,
-                Some(b'[') => TokKind::LBracket,
-                Some(b']') => TokKind::RBracket,
-                Some(b':') => TokKind::Colon,
-                Some(b',') => TokKind::Comma,
-                Some(b't') => TokKind::True,
-                _ => TokKind::False,
+        toks.push(Tok {
+            kind,
+            start: i as u32,
+            end: (i + len) as u32,
+        });
+        i += len;
+    }
+}
+
+/// Lexes with one pest pair per token: the reference [`split_run`] is tested against.
+#[cfg(test)]
+pub(crate) fn lex_reference(src: &str) -> Vec<Tok> {
+    let mut toks = Vec::new();
+    let pairs = match QapiLexer::parse(Rule::tokens, src) {
+        Ok(pairs) => pairs,
+        Err(e) => {
+            lex_failure(&e, &mut toks);
+            return toks;
+        }
+    };
+    for pair in pairs {
+        let span = pair.as_span();
+        let text = span.as_str();
+        let kind = match pair.as_rule() {
+            Rule::punct => match text {
+                ":" => TokKind::Colon,
+                "," => TokKind::Comma,
+                "{" => TokKind::LBrace,
+                "}" => TokKind::RBrace,
+                "[" => TokKind::LBracket,
+                _ => TokKind::RBracket,
             },
-            Rule::bad_string => TokKind::BadString,
-            Rule::stray => TokKind::Stray,
+            Rule::string => TokKind::Str,
+            Rule::comment => TokKind::Comment,
+            Rule::literal if text == "true" => TokKind::True,
+            Rule::literal => TokKind::False,
+            Rule::bad_string => return error_token(TokKind::BadString, span, toks),
+            Rule::stray => return error_token(TokKind::Stray, span, toks),
             _ => continue,
         };
         toks.push(Tok {
             kind,
-            start: start as u32,
-            end: pos as u32,
+            start: span.start() as u32,
+            end: span.end() as u32,
         });
-        if matches!(kind, TokKind::BadString | TokKind::Stray) {
-            return toks;
-        }
     }
-    toks.push(eof);
+    toks.push(eof(src));
     toks
-}
-
-/// Splits a run of comments (each starting right after the previous one's line
-/// break) into one token per comment.
-fn split_comments(src: &str, mut start: usize, end: usize, toks: &mut Vec<Tok>) {
-    let run = src.as_bytes().get(..end).unwrap_or(&[]);
-    while start < end {
-        let stop = find_newline(&run[start..]).map_or(end, |i| start + i);
-        toks.push(Tok {
-            kind: TokKind::Comment,
-            start: start as u32,
-            end: stop as u32,
-        });
-        // The next comment of the run starts right after the line break.
-        start = stop + 1;
-    }
 }
 
 /// Position of the first `\n`, eight bytes at a time (comment lines are long).
@@ -309,6 +369,59 @@ mod tests {
         assert_eq!(kinds("trueX\n"), [True, Stray]);
         assert_eq!(kinds("'a\\x'\n"), [BadString]);
         assert_eq!(kinds("'a\\\\b'\u{a0}\u{1f}\n"), [Str, Eof]);
+    }
+
+    /// The run splitter and the one-pair-per-token grammar agree.
+    fn same_tokens(src: &str) {
+        assert_eq!(lex(src), lex_reference(src), "{src:?}");
+    }
+
+    #[test]
+    fn splitter_matches_reference() {
+        let shared = match std::env::var_os("QAPI_SHARED_DIR") {
+            Some(dir) => std::path::PathBuf::from(dir),
+            None => std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/qemu"),
+        };
+        let mut files = 0;
+        for dir in [
+            "10.0.2/tests/qapi-schema",
+            "10.0.2/qapi",
+            "10.0.2/qga",
+            "7.2.0/qapi",
+        ] {
+            let Ok(entries) = std::fs::read_dir(shared.join(dir)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if let Ok(bytes) = std::fs::read(entry.path()) {
+                    if let Ok(src) = decode(bytes) {
+                        same_tokens(&src);
+                        files += 1;
+                    }
+                }
+            }
+        }
+        assert!(
+            files > 400,
+            "only {files} files found under {}",
+            shared.display()
+        );
+        // Random mixes of the characters that matter.
+        let alphabet: Vec<char> = " \t\n\u{b}\u{1c}\u{a0}\u{2028}#'\\{}[]:,truefalsexé\""
+            .chars()
+            .collect();
+        let mut seed: u64 = 0x5eed;
+        for _ in 0..3000 {
+            let mut src = String::new();
+            for _ in 0..(seed % 40) {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                src.push(alphabet[(seed >> 33) as usize % alphabet.len()]);
+            }
+            src.push('\n');
+            same_tokens(&src);
+        }
     }
 
     #[test]
