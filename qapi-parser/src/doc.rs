@@ -114,12 +114,17 @@ impl Doc {
             doc: ParsedDoc {
                 info,
                 symbol: None,
-                sections: vec![RawSection {
-                    kind: SectionKind::Plain,
-                    name: None,
-                    text: String::new(),
-                    info,
-                }],
+                sections: {
+                    // Blocks have a few sections; avoid regrowing for most.
+                    let mut sections = Vec::with_capacity(8);
+                    sections.push(RawSection {
+                        kind: SectionKind::Plain,
+                        name: None,
+                        text: String::with_capacity(128),
+                        info,
+                    });
+                    sections
+                },
             },
             args: Seen::default(),
             features: Seen::default(),
