@@ -794,3 +794,57 @@ fn large_inputs_stay_linear() {
     let err = parse_str("t.json", &text, &Options::default()).err();
     assert!(err.is_some_and(|e| e.message == "'a7' parameter name duplicated"));
 }
+
+/// Random soups of the pieces that matter never make the parse phase panic.
+#[test]
+fn random_inputs_do_not_panic() {
+    const PIECES: [&str; 30] = [
+        "{",
+        "}",
+        "[",
+        "]",
+        ":",
+        ",",
+        "'a'",
+        "'include'",
+        "'pragma'",
+        "'doc-required'",
+        "true",
+        "false",
+        "\n",
+        " ",
+        "\t",
+        "##\n",
+        "# @a:\n",
+        "# @b: x\n",
+        "# Features:\n",
+        "# Since: 1\n",
+        "# Note: x\n",
+        "#   y\n",
+        "#\n",
+        "# = H\n",
+        "# x\n",
+        "'\\\\'",
+        "'é'",
+        "\u{a0}",
+        "x",
+        "'sub.json'",
+    ];
+    let mut seed: u64 = 0xfeed;
+    for round in 0..4000 {
+        let mut text = String::new();
+        for _ in 0..(seed % 60) {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            text.push_str(PIECES[(seed >> 33) as usize % PIECES.len()]);
+        }
+        let compat = if round % 2 == 0 {
+            Compat::Qemu10
+        } else {
+            Compat::Legacy
+        };
+        // Includes resolve against a folder that does not exist.
+        let _ = parse_str("/nonexistent-qapi-dir/t.json", &text, &Options { compat });
+    }
+}
