@@ -136,6 +136,9 @@ pub(crate) struct RawSection {
     pub kind: SectionKind,
     /// Member/feature name for `@name:` sections.
     pub name: Option<String>,
+    /// The text as QEMU stores it once the block ends: lines without `# `, trailing
+    /// blanks stripped, body/plain paragraphs separated by exactly one empty line,
+    /// leading and trailing newlines stripped (the `.out` dump prints it as is).
     pub text: String,
     /// Info of the section's first line.
     pub info: InfoId,
