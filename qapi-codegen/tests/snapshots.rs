@@ -17,6 +17,9 @@ fn check(schema: &Path) {
     cfg.crate_path("crate");
     let text = cfg.generate(&loaded, &label);
     expect_test::expect_file![format!("snapshots/{name}.rs")].assert_eq(&text);
+    // The IR too, so a changed snapshot tells whether lowering or emission moved.
+    let ir = cfg.lower(&loaded, &label);
+    expect_test::expect_file![format!("snapshots/{name}.ir.txt")].assert_eq(&format!("{ir:#?}\n"));
 }
 
 #[test]
