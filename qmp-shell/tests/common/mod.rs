@@ -53,15 +53,26 @@ fn require(binary: &str) {
     );
 }
 
-fn wait_for_socket(child: &mut Child, sock: &Path) {
+fn wait_for_socket(child: &mut Child, sock: &Path, greets: bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    // The file appears before the peer listens: wait until a connection succeeds
-    // (the probe connection is closed at once).
-    while UnixStream::connect(sock).is_err() {
+    // The file appears before the peer listens: wait until a connection succeeds and,
+    // for a QMP monitor, until it greets (the monitor is then fully up). The probe
+    // connection is closed at once.
+    loop {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("peer exited early: {status}");
         }
         assert!(Instant::now() < deadline, "no socket at {}", sock.display());
+        if let Ok(probe) = UnixStream::connect(sock) {
+            if !greets {
+                return;
+            }
+            let _ = probe.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut line = String::new();
+            if BufReader::new(&probe).read_line(&mut line).is_ok() && line.contains("QMP") {
+                return;
+            }
+        }
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -87,7 +98,7 @@ pub fn qemu(extra: &[&str]) -> Peer {
         .stderr(Stdio::null())
         .spawn()
         .expect("start qemu-system-x86_64");
-    wait_for_socket(&mut child, &sock);
+    wait_for_socket(&mut child, &sock, true);
     Peer { child, dir, sock }
 }
 
@@ -108,7 +119,7 @@ pub fn storage_daemon() -> Peer {
         .stderr(Stdio::null())
         .spawn()
         .expect("start qemu-storage-daemon");
-    wait_for_socket(&mut child, &sock);
+    wait_for_socket(&mut child, &sock, true);
     Peer { child, dir, sock }
 }
 
@@ -128,7 +139,7 @@ pub fn guest_agent() -> Peer {
         .stderr(Stdio::null())
         .spawn()
         .expect("start qemu-ga");
-    wait_for_socket(&mut child, &sock);
+    wait_for_socket(&mut child, &sock, false);
     Peer { child, dir, sock }
 }
 
