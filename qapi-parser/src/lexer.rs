@@ -38,124 +38,144 @@ pub(crate) struct Tok {
     pub end: u32,
 }
 
-/// Lexes a whole file. `src` must end with `\n` (see [`decode`]).
-///
-/// The stream always ends with an [`TokKind::Eof`] or an error token.
-pub(crate) fn lex(src: &str) -> Vec<Tok> {
-    // Twelve bytes per token is about the density of real schemas.
-    let mut toks = Vec::with_capacity(src.len() / 12 + 1);
-    let pairs = match QapiLexer::parse(Rule::file, src) {
-        Ok(pairs) => pairs,
-        Err(e) => {
-            lex_failure(&e, &mut toks);
-            return toks;
-        }
-    };
-    for pair in pairs {
-        let span = pair.as_span();
-        match pair.as_rule() {
-            Rule::valid => split_run(src, 0, src.len(), &mut toks),
-            Rule::run => split_run(src, span.start(), span.end(), &mut toks),
-            Rule::bad_string => return error_token(TokKind::BadString, span, toks),
-            Rule::stray => return error_token(TokKind::Stray, span, toks),
-            _ => {}
-        }
-    }
-    toks.push(eof(src));
-    toks
+/// A file's tokens, cut one at a time from the run pest has validated, so that
+/// no token list is ever built (memory stays proportional to the text).
+pub(crate) struct Tokens {
+    /// Where the next token is looked for.
+    pos: usize,
+    /// End of the validated run.
+    run_end: usize,
+    /// What comes after the run: the end of input or a lexical error.
+    last: Tok,
 }
 
-/// The end-of-input token, on the final newline (QEMU reports EOF there).
-fn eof(src: &str) -> Tok {
-    Tok {
-        kind: TokKind::Eof,
-        start: src.len().saturating_sub(1) as u32,
-        end: src.len() as u32,
-    }
-}
-
-fn error_token(kind: TokKind, span: pest::Span<'_>, mut toks: Vec<Tok>) -> Vec<Tok> {
-    toks.push(Tok {
-        kind,
-        start: span.start() as u32,
-        end: span.end() as u32,
-    });
-    toks
-}
-
-/// The grammar accepts every input; should pest still fail, report a stray
-/// character at its position rather than panic.
-fn lex_failure(e: &pest::error::Error<Rule>, toks: &mut Vec<Tok>) {
-    let pos = match e.location {
-        pest::error::InputLocation::Pos(p) => p,
-        pest::error::InputLocation::Span((p, _)) => p,
-    };
-    toks.push(Tok {
-        kind: TokKind::Stray,
-        start: pos as u32,
-        end: pos as u32 + 1,
-    });
-}
-
-/// Cuts a run that pest has validated into tokens: each piece's first byte tells
-/// its kind, and its end is found without checking it again.
-fn split_run(src: &str, start: usize, end: usize, toks: &mut Vec<Tok>) {
-    let bytes = src.as_bytes().get(..end).unwrap_or(&[]);
-    let mut i = start;
-    while i < end {
-        let (kind, len) = match bytes[i] {
-            b' ' | b'\t'..=b'\r' | 0x1c..=0x1f => {
-                i += 1;
-                continue;
-            }
-            b':' => (TokKind::Colon, 1),
-            b',' => (TokKind::Comma, 1),
-            b'{' => (TokKind::LBrace, 1),
-            b'}' => (TokKind::RBrace, 1),
-            b'[' => (TokKind::LBracket, 1),
-            b']' => (TokKind::RBracket, 1),
-            // A valid string holds no quote: the next one closes it.
-            b'\'' => (
-                TokKind::Str,
-                bytes[i + 1..]
-                    .iter()
-                    .position(|&b| b == b'\'')
-                    .map_or(end - i, |n| n + 2),
-            ),
-            b'#' => (
-                TokKind::Comment,
-                find_newline(&bytes[i..]).unwrap_or(end - i),
-            ),
-            b't' => (TokKind::True, 4),
-            b'f' => (TokKind::False, 5),
-            // Anything else pest accepted is a non-ASCII blank.
-            _ => {
-                i += src
-                    .get(i..)
-                    .and_then(|s| s.chars().next())
-                    .map_or(1, char::len_utf8);
-                continue;
+impl Tokens {
+    /// Lexes a whole file. `src` must end with `\n` (see [`decode`]).
+    pub(crate) fn new(src: &str) -> Tokens {
+        let mut tokens = Tokens {
+            pos: 0,
+            run_end: 0,
+            last: Tok {
+                kind: TokKind::Eof,
+                start: src.len().saturating_sub(1) as u32,
+                end: src.len() as u32,
+            },
+        };
+        let pairs = match QapiLexer::parse(Rule::file, src) {
+            Ok(pairs) => pairs,
+            // The grammar accepts every input; should pest still fail, report a
+            // stray character at its position rather than panic.
+            Err(e) => {
+                let pos = match e.location {
+                    pest::error::InputLocation::Pos(p) => p,
+                    pest::error::InputLocation::Span((p, _)) => p,
+                };
+                tokens.last = Tok {
+                    kind: TokKind::Stray,
+                    start: pos as u32,
+                    end: pos as u32 + 1,
+                };
+                return tokens;
             }
         };
-        toks.push(Tok {
-            kind,
-            start: i as u32,
-            end: (i + len) as u32,
-        });
-        i += len;
+        for pair in pairs {
+            let span = pair.as_span();
+            let kind = match pair.as_rule() {
+                Rule::valid => {
+                    tokens.run_end = src.len();
+                    continue;
+                }
+                Rule::run => {
+                    tokens.pos = span.start();
+                    tokens.run_end = span.end();
+                    continue;
+                }
+                Rule::bad_string => TokKind::BadString,
+                Rule::stray => TokKind::Stray,
+                _ => continue,
+            };
+            tokens.last = Tok {
+                kind,
+                start: span.start() as u32,
+                end: span.end() as u32,
+            };
+        }
+        tokens
+    }
+
+    /// The next token: each piece of the run tells its kind by its first byte, and
+    /// its end is found without checking it again. After the run, the end of input
+    /// or the lexical error, for ever.
+    pub(crate) fn next(&mut self, src: &str) -> Tok {
+        let bytes = src.as_bytes().get(..self.run_end).unwrap_or(&[]);
+        while self.pos < self.run_end {
+            let i = self.pos;
+            let (kind, len) = match bytes[i] {
+                b' ' | b'\t'..=b'\r' | 0x1c..=0x1f => {
+                    self.pos += 1;
+                    continue;
+                }
+                b':' => (TokKind::Colon, 1),
+                b',' => (TokKind::Comma, 1),
+                b'{' => (TokKind::LBrace, 1),
+                b'}' => (TokKind::RBrace, 1),
+                b'[' => (TokKind::LBracket, 1),
+                b']' => (TokKind::RBracket, 1),
+                // A valid string holds no quote: the next one closes it.
+                b'\'' => (
+                    TokKind::Str,
+                    bytes[i + 1..]
+                        .iter()
+                        .position(|&b| b == b'\'')
+                        .map_or(self.run_end - i, |n| n + 2),
+                ),
+                b'#' => (
+                    TokKind::Comment,
+                    find_newline(&bytes[i..]).unwrap_or(self.run_end - i),
+                ),
+                b't' => (TokKind::True, 4),
+                b'f' => (TokKind::False, 5),
+                // Anything else pest accepted is a non-ASCII blank.
+                _ => {
+                    self.pos += src
+                        .get(i..)
+                        .and_then(|s| s.chars().next())
+                        .map_or(1, char::len_utf8);
+                    continue;
+                }
+            };
+            self.pos = i + len;
+            return Tok {
+                kind,
+                start: i as u32,
+                end: (i + len) as u32,
+            };
+        }
+        self.last
     }
 }
 
-/// Lexes with one pest pair per token: the reference [`split_run`] is tested against.
+/// All tokens of a file, up to the end of input or the first lexical error.
+#[cfg(test)]
+pub(crate) fn lex(src: &str) -> Vec<Tok> {
+    let mut tokens = Tokens::new(src);
+    let mut toks = Vec::new();
+    loop {
+        let tok = tokens.next(src);
+        toks.push(tok);
+        if matches!(tok.kind, TokKind::Eof | TokKind::BadString | TokKind::Stray) {
+            return toks;
+        }
+    }
+}
+
+/// Lexes with one pest pair per token: the reference [`Tokens`] is tested against.
 #[cfg(test)]
 pub(crate) fn lex_reference(src: &str) -> Vec<Tok> {
     let mut toks = Vec::new();
     let pairs = match QapiLexer::parse(Rule::tokens, src) {
         Ok(pairs) => pairs,
-        Err(e) => {
-            lex_failure(&e, &mut toks);
-            return toks;
-        }
+        Err(_) => return toks,
     };
     for pair in pairs {
         let span = pair.as_span();
@@ -173,8 +193,8 @@ pub(crate) fn lex_reference(src: &str) -> Vec<Tok> {
             Rule::comment => TokKind::Comment,
             Rule::literal if text == "true" => TokKind::True,
             Rule::literal => TokKind::False,
-            Rule::bad_string => return error_token(TokKind::BadString, span, toks),
-            Rule::stray => return error_token(TokKind::Stray, span, toks),
+            Rule::bad_string => TokKind::BadString,
+            Rule::stray => TokKind::Stray,
             _ => continue,
         };
         toks.push(Tok {
@@ -182,8 +202,15 @@ pub(crate) fn lex_reference(src: &str) -> Vec<Tok> {
             start: span.start() as u32,
             end: span.end() as u32,
         });
+        if matches!(kind, TokKind::BadString | TokKind::Stray) {
+            return toks;
+        }
     }
-    toks.push(eof(src));
+    toks.push(Tok {
+        kind: TokKind::Eof,
+        start: src.len().saturating_sub(1) as u32,
+        end: src.len() as u32,
+    });
     toks
 }
 

@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use crate::ast::{Dict, InfoData, InfoId, Infos, ParseOutput, ParsedDoc, ParsedExpr, Span, Value};
 use crate::diagnostic::Warning;
-use crate::lexer::{self, Tok, TokKind};
+use crate::lexer::{self, Tok, TokKind, Tokens};
 use crate::{Compat, Error, Options};
 
 /// Nesting deeper than this is rejected (QEMU itself dies of Python's recursion limit
@@ -165,8 +165,7 @@ pub(crate) struct FileState {
     /// `os.path.abspath` of the name, for QEMU's cycle and repetition checks.
     abs: String,
     pub src: String,
-    toks: Vec<Tok>,
-    next: usize,
+    tokens: Tokens,
     /// The current token (QEMU's `tok`/`pos`).
     pub tok: Tok,
     line: u32,
@@ -183,13 +182,12 @@ pub(crate) struct FileState {
 
 impl FileState {
     fn new(name: String, abs: String, src: String, parent: Option<InfoId>) -> FileState {
-        let toks = lexer::lex(&src);
+        let tokens = Tokens::new(&src);
         FileState {
             name: name.into(),
             abs,
             src,
-            toks,
-            next: 0,
+            tokens,
             tok: Tok {
                 kind: TokKind::Eof,
                 start: 0,
@@ -253,13 +251,7 @@ impl FileState {
     /// raised here, when the token is read, as QEMU does.
     pub fn accept(&mut self, ctx: &mut Ctx, skip_comment: bool) -> PResult<()> {
         loop {
-            let eof = Tok {
-                kind: TokKind::Eof,
-                start: self.src.len().saturating_sub(1) as u32,
-                end: self.src.len() as u32,
-            };
-            let tok = self.toks.get(self.next).copied().unwrap_or(eof);
-            self.next += 1;
+            let tok = self.tokens.next(&self.src);
             self.advance_to(tok.start as usize);
             self.scanned = tok.end as usize;
             self.tok = tok;
