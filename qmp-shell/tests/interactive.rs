@@ -156,14 +156,34 @@ impl Pty {
         std::thread::sleep(Duration::from_millis(150));
     }
 
+    /// Ends the session with Ctrl-D on an empty line; returns the exit code.
     fn quit(mut self) -> i32 {
+        // Wait for the prompt so that Ctrl-D meets an empty line (under load the
+        // previous command's output may still be on its way).
+        self.expect_prompt();
         self.send("\x04");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(s) = self.child.try_wait().expect("wait") {
                 return s.code().unwrap_or(-1);
             }
-            assert!(Instant::now() < deadline, "qmp did not exit on Ctrl-D");
+            if Instant::now() > deadline {
+                panic!("qmp did not exit on Ctrl-D; screen:\n{}", self.screen());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the screen ends with an empty prompt.
+    fn expect_prompt(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !["(QEMU) ", "(HMP) ", "(QGA) "]
+            .iter()
+            .any(|p| self.screen().ends_with(p))
+        {
+            if Instant::now() > deadline {
+                panic!("no empty prompt; screen:\n{}", self.screen());
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
