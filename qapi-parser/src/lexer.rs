@@ -41,6 +41,10 @@ pub(crate) struct Tok {
 /// A file's tokens, cut one at a time from the run pest has validated, so that
 /// no token list is ever built (memory stays proportional to the text).
 pub(crate) struct Tokens {
+    /// 1-based line of the last token returned.
+    pub line: u32,
+    /// Start of that line (QEMU's `line_pos`).
+    pub line_pos: usize,
     /// Where the next token is looked for.
     pos: usize,
     /// End of the validated run.
@@ -53,6 +57,8 @@ impl Tokens {
     /// Lexes a whole file. `src` must end with `\n` (see [`decode`]).
     pub(crate) fn new(src: &str) -> Tokens {
         let mut tokens = Tokens {
+            line: 1,
+            line_pos: 0,
             pos: 0,
             run_end: 0,
             last: Tok {
@@ -100,17 +106,29 @@ impl Tokens {
                 end: span.end() as u32,
             };
         }
+        if tokens.last.kind == TokKind::Eof {
+            // EOF sits on the final newline, which QEMU never counts as a break.
+            tokens.run_end = tokens.run_end.min(src.len().saturating_sub(1));
+        }
         tokens
     }
 
     /// The next token: each piece of the run tells its kind by its first byte, and
-    /// its end is found without checking it again. After the run, the end of input
-    /// or the lexical error, for ever.
+    /// its end is found without checking it again (except that strings are checked
+    /// for characters outside printable ASCII: QEMU's lexer rejects those, pest's
+    /// grammar does not). After the run, the end of input or the lexical error, for
+    /// ever. Counts line breaks on the way.
     pub(crate) fn next(&mut self, src: &str) -> Tok {
         let bytes = src.as_bytes().get(..self.run_end).unwrap_or(&[]);
         while self.pos < self.run_end {
             let i = self.pos;
             let (kind, len) = match bytes[i] {
+                b'\n' => {
+                    self.pos += 1;
+                    self.line += 1;
+                    self.line_pos = self.pos;
+                    continue;
+                }
                 b' ' | b'\t'..=b'\r' | 0x1c..=0x1f => {
                     self.pos += 1;
                     continue;
@@ -122,13 +140,14 @@ impl Tokens {
                 b'[' => (TokKind::LBracket, 1),
                 b']' => (TokKind::RBracket, 1),
                 // A valid string holds no quote: the next one closes it.
-                b'\'' => (
-                    TokKind::Str,
-                    bytes[i + 1..]
-                        .iter()
-                        .position(|&b| b == b'\'')
-                        .map_or(self.run_end - i, |n| n + 2),
-                ),
+                b'\'' => match bytes[i + 1..]
+                    .iter()
+                    .position(|&b| b == b'\'' || !(b' '..=b'~').contains(&b))
+                {
+                    Some(n) if bytes[i + 1 + n] == b'\'' => (TokKind::Str, n + 2),
+                    // The parser reports it as QEMU does, and stops there.
+                    _ => (TokKind::BadString, 1),
+                },
                 b'#' => (
                     TokKind::Comment,
                     find_newline(&bytes[i..]).unwrap_or(self.run_end - i),
@@ -189,6 +208,15 @@ pub(crate) fn lex_reference(src: &str) -> Vec<Tok> {
                 "[" => TokKind::LBracket,
                 _ => TokKind::RBracket,
             },
+            // The parser's lexer also rejects characters outside printable ASCII.
+            Rule::string if !text.bytes().all(|b| (b' '..=b'~').contains(&b)) => {
+                toks.push(Tok {
+                    kind: TokKind::BadString,
+                    start: span.start() as u32,
+                    end: span.start() as u32 + 1,
+                });
+                return toks;
+            }
             Rule::string => TokKind::Str,
             Rule::comment => TokKind::Comment,
             Rule::literal if text == "true" => TokKind::True,
@@ -302,18 +330,14 @@ pub(crate) fn string_error(src: &str, pos: usize) -> Option<String> {
     }
 }
 
-/// The value of a valid string token (quotes removed, `\\` unescaped), or `None` if
-/// it holds a character outside printable ASCII.
-pub(crate) fn string_value(text: &str) -> Option<String> {
+/// The value of a valid string token: quotes removed, `\\` unescaped.
+pub(crate) fn string_value(text: &str) -> String {
     let inner = text.get(1..text.len().saturating_sub(1)).unwrap_or("");
-    if !inner.bytes().all(|b| (b' '..=b'~').contains(&b)) {
-        return None;
-    }
-    Some(if inner.contains('\\') {
+    if inner.contains('\\') {
         inner.replace("\\\\", "\\")
     } else {
         inner.to_owned()
-    })
+    }
 }
 
 /// Why a file's bytes are not a schema text.
@@ -486,7 +510,7 @@ mod tests {
             string_error("'é\\x'", 0).as_deref(),
             Some("funny character in string")
         );
-        assert_eq!(string_value("'a\\\\b'").as_deref(), Some("a\\b"));
+        assert_eq!(string_value("'a\\\\b'"), "a\\b");
     }
 
     #[test]
