@@ -815,6 +815,82 @@ mod tests {
     }
 
     #[test]
+    fn fast_envelope_never_panics_and_agrees_on_valid_json() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let pieces: [&[u8]; 24] = [
+            b"{",
+            b"}",
+            b"[",
+            b"]",
+            b"\"",
+            b":",
+            b",",
+            b" ",
+            b"\\",
+            b"1",
+            b"-",
+            b".5",
+            b"\"event\"",
+            b"\"data\"",
+            b"\"return\"",
+            b"\"id\"",
+            b"\"timestamp\"",
+            b"\"seconds\"",
+            b"\"microseconds\"",
+            b"true",
+            b"nul",
+            b"\xff",
+            b"\xc3\xa9",
+            b"\r\n",
+        ];
+        let templates: [&[u8]; 4] = [
+            br#"{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "STOP"}"#,
+            br#"{"event": "X", "data": {"a": [1, {"b": "}\""}], "c": null}, "timestamp": {"microseconds": 3, "seconds": 4}}"#,
+            br#"{"return": {"status": "running", "running": true}, "id": 12}"#,
+            br#"{"id": 3, "error": {"class": "GenericError", "desc": "x"}}"#,
+        ];
+        let (mut fast_ok, mut agreed) = (0, 0);
+        for _ in 0..20_000 {
+            // A valid message with one or two random mutations.
+            let mut msg = templates[(next() % 4) as usize].to_vec();
+            for _ in 0..1 + next() % 2 {
+                let at = (next() % msg.len() as u64) as usize;
+                let piece = pieces[(next() % 24) as usize];
+                match next() % 3 {
+                    0 => {
+                        msg.splice(at..at + 1, piece.iter().copied());
+                    }
+                    1 => {
+                        msg.remove(at);
+                    }
+                    _ => msg.truncate(at.max(1)),
+                }
+                if msg.is_empty() {
+                    msg.push(b'{');
+                }
+            }
+            if let Some((spans, len)) = fast_envelope(&msg) {
+                fast_ok += 1;
+                if let Ok(text) = std::str::from_utf8(&msg[..len]) {
+                    let fast = render(&spans.resolve(text));
+                    // Where serde accepts the message, both must agree.
+                    if let Ok(slow) = slow_envelope(text) {
+                        assert_eq!(fast, render(&slow), "{text}");
+                        agreed += 1;
+                    }
+                }
+            }
+        }
+        assert!(fast_ok > 1000 && agreed > 1000, "{fast_ok} {agreed}");
+    }
+
+    #[test]
     fn fast_envelope_matches_serde() {
         check(
             r#"{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "STOP"}"#,
