@@ -420,6 +420,17 @@ fn missing_binary_says_how_to_install() {
 }
 
 #[test]
+fn qemu_that_exits_at_start_reports_its_stderr() {
+    let e = Launcher::qemu().arg("-no-such-option").spawn().unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, Error::Launch { .. }), "{msg}");
+    assert!(
+        msg.contains("exited early") && msg.contains("no-such-option"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn tcp_endpoint_connect() {
     // Find a free port, then let QEMU listen on it.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
