@@ -620,3 +620,17 @@ fn generated_api_commands_and_events() {
         .unwrap();
     assert!(hmp.contains("paused"), "{hmp:?}");
 }
+
+#[test]
+fn launcher_kills_and_reaps_on_drop_and_removes_its_dir() {
+    let vm = start(Launcher::qemu());
+    let pid = vm.pid() as libc::pid_t;
+    let dir = vm.dir().to_owned();
+    assert!(dir.exists());
+    drop(vm);
+    // Reaped (not a zombie): the pid is gone.
+    // SAFETY: signal 0 only checks whether the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    assert!(!alive, "QEMU {pid} still exists after drop");
+    assert!(!dir.exists(), "{} not removed", dir.display());
+}
