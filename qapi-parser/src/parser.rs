@@ -31,8 +31,8 @@ pub(crate) fn parse(path: &Path, options: &Options) -> Result<ParseOutput, Error
 }
 
 /// Parses `text` as the schema file `name`; includes are read from disk relative to
-/// `name`. For tests and fuzzing.
-#[allow(dead_code, clippy::result_large_err)]
+/// `name` (for `load_str`, tests and fuzzing).
+#[allow(clippy::result_large_err)]
 pub(crate) fn parse_str(name: &str, text: &str, options: &Options) -> Result<ParseOutput, Error> {
     Parser::new(options)
         .run(
