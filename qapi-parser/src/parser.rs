@@ -429,6 +429,9 @@ struct Parser {
     /// Absolute paths of every file opened (QEMU's `_included`).
     included: BTreeSet<String>,
     stack: Vec<FileState>,
+    /// Files done with, freed together at the end: freeing each large text as soon
+    /// as its file ends makes the allocator consolidate its free lists every time.
+    finished: Vec<FileState>,
 }
 
 impl Parser {
@@ -445,6 +448,7 @@ impl Parser {
                 .unwrap_or_default(),
             included: BTreeSet::new(),
             stack: Vec::new(),
+            finished: Vec::new(),
         }
     }
 
@@ -509,7 +513,7 @@ impl Parser {
                 TokKind::Eof => {
                     let doc = file.cur_doc;
                     self.reject_expr_doc(doc)?;
-                    self.stack.pop();
+                    self.finished.extend(self.stack.pop());
                     continue;
                 }
                 TokKind::Comment => {
