@@ -150,6 +150,14 @@ pub(crate) fn verdict(what: &str, target: &str, measured: &str, met: bool) -> bo
     met
 }
 
+/// The machine's load average and core count, to print beside numbers measured on it.
+pub(crate) fn machine_load() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().next().unwrap_or("?");
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("load average {load} on {cores} cores")
+}
+
 /// Formats a byte count in MB (10^6 bytes), or KB below one MB.
 pub(crate) fn fmt_bytes(bytes: u64) -> String {
     if bytes >= 1_000_000 {
