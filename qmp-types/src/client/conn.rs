@@ -432,8 +432,6 @@ pub(crate) struct Core {
     pub(crate) partial_write: bool,
     /// Id-less parse errors still expected because we sent a resync control byte.
     pub(crate) resyncs_pending: u32,
-    /// A request was just written and nothing read since.
-    just_sent: bool,
     pub(crate) default_timeout: Option<Duration>,
     max_message: usize,
 }
@@ -454,7 +452,6 @@ impl Core {
             stats: Stats::default(),
             partial_write: false,
             resyncs_pending: 0,
-            just_sent: false,
             default_timeout,
             max_message,
         }
@@ -585,7 +582,6 @@ impl Core {
         self.partial_write = false;
         fd::send_all(raw, body, fds, deadline).map_err(|e| map(e, 0, &mut self.partial_write))?;
         self.stats.requests += 1;
-        self.just_sent = !self.framer.has_pending();
         Ok(())
     }
 
@@ -628,16 +624,7 @@ impl Core {
                 Ok(None) => {}
             }
             let raw = self.fd.as_raw_fd();
-            // Right after a request nothing can be there yet: wait before reading
-            // (saves a recv that would only say EAGAIN on every round trip).
-            let wait_first = std::mem::take(&mut self.just_sent);
             let n = self.framer.fill(|buf| loop {
-                if wait_first && started.is_none() {
-                    started = Some(Instant::now());
-                    if !fd::wait(raw, false, deadline)? {
-                        return Err(io::Error::new(io::ErrorKind::TimedOut, "timeout"));
-                    }
-                }
                 match fd::recv(raw, buf)? {
                     Some(n) => return Ok(n),
                     None => {
