@@ -55,7 +55,7 @@ pub(crate) struct InfoData {
     /// The info of the `include` directive that brought this file in.
     pub parent: Option<InfoId>,
     /// `(meta, name)`, set by the expression checks once the name is known to be a string.
-    pub defn: Option<(String, String)>,
+    pub defn: Option<(&'static str, String)>,
 }
 
 /// Arena of source infos; errors are rendered from it.
@@ -77,7 +77,7 @@ impl Infos {
     pub fn location(&self, id: InfoId) -> Location {
         let d = self.get(id);
         Location {
-            file: d.file.to_string(),
+            file: String::from(&*d.file),
             line: d.line,
         }
     }
@@ -94,13 +94,13 @@ impl Infos {
         let mut p = d.parent;
         while let Some(pid) = p {
             let pd = self.get(pid);
-            included_from.push((pd.file.to_string(), pd.line));
+            included_from.push((String::from(&*pd.file), pd.line));
             p = pd.parent;
         }
         included_from.reverse();
         Error {
             included_from,
-            context: d.defn.clone(),
+            context: d.defn.as_ref().map(|(m, n)| ((*m).to_owned(), n.clone())),
             location: Some(self.location(id)),
             col,
             message: message.into(),

@@ -184,7 +184,7 @@ impl Doc {
         &mut self,
         ctx: &Ctx,
         info: InfoId,
-        name: &str,
+        name: String,
         kind: SectionKind,
     ) -> PResult<()> {
         if name.is_empty() {
@@ -201,13 +201,13 @@ impl Doc {
         } else {
             &mut self.args
         };
-        if seen.contains(names, name) {
+        if seen.contains(names, &name) {
             return Err(ctx
                 .infos
                 .error_boxed(info, format!("'{name}' parameter name duplicated")));
         }
-        seen.add(name);
-        self.push(kind, Some(name.to_owned()), info);
+        seen.add(&name);
+        self.push(kind, Some(name), info);
         Ok(())
     }
 
@@ -482,7 +482,7 @@ fn descriptions(
             break;
         };
         let info = file.info(ctx);
-        doc.new_description(ctx, info, &name, kind)?;
+        doc.new_description(ctx, info, name, kind)?;
         let rest = &text(file, l)[end..];
         if !rest.is_empty() {
             doc.append_line(rest);

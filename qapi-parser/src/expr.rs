@@ -264,7 +264,7 @@ fn check_definition(
             ))
         }
     };
-    infos.data[info.0 as usize].defn = Some((meta.to_string(), name.clone()));
+    infos.data[info.0 as usize].defn = Some((meta, name.clone()));
     let c = Ctx { infos, info };
     c.check_defn_name(&name, meta, pragma)?;
 

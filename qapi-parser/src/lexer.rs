@@ -272,7 +272,11 @@ pub(crate) fn is_py_space(c: char) -> bool {
 
 /// Python's `str.rstrip()` (no arguments).
 pub(crate) fn py_rstrip(s: &str) -> &str {
-    s.trim_end_matches(is_py_space)
+    // Most lines end in a printable ASCII character: nothing to strip.
+    match s.as_bytes().last() {
+        Some(b'!'..=b'~') | None => s,
+        _ => s.trim_end_matches(is_py_space),
+    }
 }
 
 /// QEMU's error column for a token at byte `pos` on the line starting at `line_pos`.

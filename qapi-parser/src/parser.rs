@@ -295,7 +295,8 @@ impl FileState {
                 items: Vec<Value>,
             },
         }
-        let mut stack: Vec<Frame> = Vec::new();
+        // Schemas nest a few levels: no regrowth for most expressions.
+        let mut stack: Vec<Frame> = Vec::with_capacity(8);
         'value: loop {
             let mut value = match self.tok.kind {
                 TokKind::LBrace | TokKind::LBracket => {

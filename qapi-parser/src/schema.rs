@@ -301,7 +301,8 @@ impl DocState {
     /// Moves the description names (and the symbol) out of the raw block; they go
     /// back into the model in [`convert_doc`].
     fn new(d: &mut ParsedDoc) -> Self {
-        let mut args = Vec::new();
+        // Most blocks describe a few members: one allocation, no regrowth.
+        let mut args = Vec::with_capacity(d.sections.len());
         let mut features = Vec::new();
         for s in &mut d.sections {
             let target = match s.kind {
@@ -1004,7 +1005,7 @@ impl<'a> Builder<'a> {
         let info = e.info;
         let meta = info
             .and_then(|i| self.infos.get(i).defn.as_ref())
-            .map(|(m, _)| m.clone())
+            .map(|(m, _)| (*m).to_owned())
             .unwrap_or_default();
         let elem = self.resolve(elem_name, info, || meta.clone())?;
         if let K::Array { .. } = self.ents[elem as usize].kind {
@@ -1828,7 +1829,12 @@ fn convert_doc(infos: &Infos, raw: ParsedDoc, st: DocState) -> model::Doc {
     let line = |i: InfoId| infos.get(i).line;
     let mut args = Vec::with_capacity(st.args.len());
     let mut features = Vec::with_capacity(st.features.len());
-    let mut sections = Vec::new();
+    // Everything but the body and the descriptions: sized once.
+    let mut sections = Vec::with_capacity(
+        raw.sections
+            .len()
+            .saturating_sub(1 + st.args.len() + st.features.len()),
+    );
     let mut body = None;
     let mut arg_names = st.args.into_iter();
     let mut feature_names = st.features.into_iter();
