@@ -106,6 +106,9 @@ struct Doc {
     args: Seen,
     /// Feature names described so far.
     features: Seen,
+    /// The text of the last section, built here and copied into it exactly sized
+    /// once the section ends (small exact strings are cheap to allocate and free).
+    text: String,
 }
 
 impl Doc {
@@ -120,7 +123,7 @@ impl Doc {
                     sections.push(RawSection {
                         kind: SectionKind::Plain,
                         name: None,
-                        text: String::with_capacity(128),
+                        text: String::new(),
                         info,
                     });
                     sections
@@ -128,14 +131,22 @@ impl Doc {
             },
             args: Seen::default(),
             features: Seen::default(),
+            text: String::with_capacity(1024),
         }
     }
 
     fn append_line(&mut self, line: &str) {
+        self.text.push_str(line);
+        self.text.push('\n');
+    }
+
+    /// Stores the text of the last section, without leading and trailing newlines
+    /// (QEMU strips them when the block ends).
+    fn finish_section(&mut self) {
         if let Some(section) = self.doc.sections.last_mut() {
-            section.text.push_str(line);
-            section.text.push('\n');
+            section.text = String::from(self.text.trim_matches('\n'));
         }
+        self.text.clear();
     }
 
     fn has(&self, kind: SectionKind) -> bool {
@@ -143,11 +154,11 @@ impl Doc {
     }
 
     fn push(&mut self, kind: SectionKind, name: Option<String>, info: InfoId) {
+        self.finish_section();
         self.doc.sections.push(RawSection {
             kind,
             name,
-            // Most sections are a line or two: avoid regrowing.
-            text: String::with_capacity(128),
+            text: String::new(),
             info,
         });
     }
@@ -156,8 +167,8 @@ impl Doc {
     fn ensure_untagged_section(&mut self, info: InfoId) {
         if let Some(last) = self.doc.sections.last_mut() {
             if last.kind == SectionKind::Plain {
-                if !last.text.ends_with("\n\n") {
-                    last.text.push('\n');
+                if !self.text.ends_with("\n\n") {
+                    self.text.push('\n');
                 }
                 return;
             }
@@ -213,13 +224,9 @@ impl Doc {
 
     /// QEMU's `QAPIDoc.end`: strips the texts and requires text in tagged sections.
     fn end(mut self, ctx: &Ctx) -> PResult<ParsedDoc> {
-        for section in &mut self.doc.sections {
-            let text = &mut section.text;
-            let end = text.trim_end_matches('\n').len();
-            text.truncate(end);
-            let lead = text.len() - text.trim_start_matches('\n').len();
-            text.drain(..lead);
-            if section.kind != SectionKind::Plain && text.is_empty() {
+        self.finish_section();
+        for section in &self.doc.sections {
+            if section.kind != SectionKind::Plain && section.text.is_empty() {
                 return Err(ctx.infos.error_boxed(
                     section.info,
                     format!("text required after '{}:'", kind_name(section.kind)),
@@ -244,11 +251,7 @@ fn get_doc_indented(file: &mut FileState, ctx: &mut Ctx, doc: &mut Doc) -> PResu
     let want = indent(text(file, first));
     if want == 0 {
         let t = text(file, first);
-        let empty = doc
-            .doc
-            .sections
-            .last()
-            .is_some_and(|s| s.text.trim_matches('\n').is_empty());
+        let empty = !doc.doc.sections.is_empty() && doc.text.trim_matches('\n').is_empty();
         if ctx.compat == Compat::Legacy && empty && !is_section_start(t) {
             // QEMU 7.2 read unindented text after a bare `@name:` or `Tag:` line.
             let warning = file.error(
