@@ -229,37 +229,143 @@ fn field_ty(t: &TypeRef, optional: bool) -> TokenStream {
     }
 }
 
-fn field(f: &Field, k: &TokenStream) -> TokenStream {
+fn field(f: &Field) -> TokenStream {
     let Field {
         ident: name,
-        rename,
+        rename: _,
         ty: t,
         optional,
-        nullable,
+        nullable: _,
         docs: lines,
         deprecated: dep,
     } = f;
     let d = docs(lines);
     let dep = deprecated(dep);
     let name = ident(name);
-    let rename = rename.as_ref().map(|r| quote!(#[serde(rename = #r)]));
-    let opt = match (optional, nullable) {
-        (false, _) => None,
-        (true, false) => {
-            Some(quote!(#[serde(default, skip_serializing_if = "::std::option::Option::is_none")]))
+    let t = field_ty(t, *optional);
+    quote!(#d #dep pub #name: #t)
+}
+
+/// The wire name of a field.
+fn wire_name(f: &Field) -> String {
+    f.rename
+        .clone()
+        .unwrap_or_else(|| crate::names::unraw(&f.ident).to_owned())
+}
+
+/// Serialization of one member into map `m` (skipped when optional and `None`).
+fn ser_entry(f: &Field) -> TokenStream {
+    let wire = wire_name(f);
+    let fi = ident(&f.ident);
+    if f.optional {
+        quote! {
+            if let ::std::option::Option::Some(v) = &self.#fi {
+                m.serialize_entry(#wire, v)?;
+            }
         }
-        (true, true) => {
-            let with = format!(
-                "{}::runtime::deserialize_some",
-                k.to_string().replace(' ', "")
-            );
-            Some(
-                quote!(#[serde(default, skip_serializing_if = "::std::option::Option::is_none", deserialize_with = #with)]),
-            )
+    } else {
+        quote!(m.serialize_entry(#wire, &self.#fi)?;)
+    }
+}
+
+/// The decoding slot of the `n`th member: its declaration, its `match` arm on the key,
+/// and its initializer in the struct literal.
+fn de_slot(f: &Field, n: usize) -> (TokenStream, TokenStream, TokenStream) {
+    let wire = wire_name(f);
+    let fi = ident(&f.ident);
+    let slot = ident(&format!("f{n}"));
+    let t = ty(&f.ty);
+    let decl = quote!(let mut #slot: ::std::option::Option<#t> = ::std::option::Option::None;);
+    let arm = if f.nullable {
+        quote!(#wire => #slot = ::std::option::Option::Some(map.next_value()?),)
+    } else {
+        quote!(#wire => #slot = map.next_value()?,)
+    };
+    let init = if f.optional {
+        quote!(#fi: #slot)
+    } else {
+        quote!(#fi: #slot.ok_or_else(|| A::Error::missing_field(#wire))?)
+    };
+    (decl, arm, init)
+}
+
+/// Hand-written `Serialize`/`Deserialize` of a struct: one map, members by name, unknown
+/// members skipped; smaller to compile than serde's derive (no sequence form).
+fn struct_serde(
+    name: &Ident,
+    fields: &[Field],
+    allow: &TokenStream,
+    k: &TokenStream,
+) -> TokenStream {
+    let ser = fields.iter().map(ser_entry);
+    let mut decls = Vec::new();
+    let mut arms = Vec::new();
+    let mut inits = Vec::new();
+    for (n, f) in fields.iter().enumerate() {
+        let (d, a, i) = de_slot(f, n);
+        decls.push(d);
+        arms.push(a);
+        inits.push(i);
+    }
+    let expecting = format!("struct {name}");
+    let mut_m = if fields.is_empty() {
+        quote!()
+    } else {
+        quote!(mut)
+    };
+    // Syntax only: clippy rejects a `match` with nothing but the fallback arm.
+    let read = if fields.is_empty() {
+        quote! {
+            while #k::runtime::next_key(&mut map)?.is_some() {
+                map.next_value::<::serde::de::IgnoredAny>()?;
+            }
+        }
+    } else {
+        quote! {
+            while let ::std::option::Option::Some(key) = #k::runtime::next_key(&mut map)? {
+                match &*key {
+                    #(#arms)*
+                    _ => {
+                        map.next_value::<::serde::de::IgnoredAny>()?;
+                    }
+                }
+            }
         }
     };
-    let t = field_ty(t, *optional);
-    quote!(#d #dep #rename #opt pub #name: #t)
+    quote! {
+        #allow
+        impl ::serde::Serialize for #name {
+            fn serialize<S: ::serde::Serializer>(&self, s: S) -> ::std::result::Result<S::Ok, S::Error> {
+                use ::serde::ser::SerializeMap as _;
+                let #mut_m m = s.serialize_map(::std::option::Option::None)?;
+                #(#ser)*
+                m.end()
+            }
+        }
+
+        #allow
+        impl<'de> ::serde::Deserialize<'de> for #name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> ::std::result::Result<Self, D::Error> {
+                struct V;
+                #allow
+                impl<'de> ::serde::de::Visitor<'de> for V {
+                    type Value = #name;
+                    fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                        f.write_str(#expecting)
+                    }
+                    fn visit_map<A: ::serde::de::MapAccess<'de>>(self, mut map: A) -> ::std::result::Result<#name, A::Error> {
+                        // Traits only (`as _`): no name of the schema's can be shadowed.
+                        #[allow(unused_imports)]
+                        use ::serde::de::{Error as _, MapAccess as _};
+                        #(#decls)*
+                        #read
+                        ::std::result::Result::Ok(#name { #(#inits,)* })
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+    }
 }
 
 fn module(m: &Module, k: &TokenStream) -> TokenStream {
@@ -298,12 +404,14 @@ fn struct_tokens(s: &Struct, k: &TokenStream) -> TokenStream {
     let (name, attrs, allow) = meta_attrs(meta);
     let def = match shape {
         StructShape::Fields(fields) => {
-            let derive = derive_attr(derives, true);
-            let fields = fields.iter().map(|f| field(f, k));
+            let derive = derive_attr(derives, false);
+            let defs = fields.iter().map(field);
+            let serde = struct_serde(&name, fields, &allow, k);
             quote! {
                 #attrs
                 #derive
-                pub struct #name { #(#fields,)* }
+                pub struct #name { #(#defs,)* }
+                #serde
             }
         }
         StructShape::Newtype(t) => {

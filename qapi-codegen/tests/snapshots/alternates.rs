@@ -45,12 +45,65 @@ impl<'de> ::serde::Deserialize<'de> for Color {
     }
 }
 /// A point.
-#[derive(Debug, Clone, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Point {
     /// abscissa
     pub x: i64,
     /// ordinate
     pub y: i64,
+}
+impl ::serde::Serialize for Point {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        s: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        use ::serde::ser::SerializeMap as _;
+        let mut m = s.serialize_map(::std::option::Option::None)?;
+        m.serialize_entry("x", &self.x)?;
+        m.serialize_entry("y", &self.y)?;
+        m.end()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for Point {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        d: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> ::serde::de::Visitor<'de> for V {
+            type Value = Point;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("struct Point")
+            }
+            fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> ::std::result::Result<Point, A::Error> {
+                #[allow(unused_imports)]
+                use ::serde::de::{Error as _, MapAccess as _};
+                let mut f0: ::std::option::Option<i64> = ::std::option::Option::None;
+                let mut f1: ::std::option::Option<i64> = ::std::option::Option::None;
+                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                    &mut map,
+                )? {
+                    match &*key {
+                        "x" => f0 = map.next_value()?,
+                        "y" => f1 = map.next_value()?,
+                        _ => {
+                            map.next_value::<::serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                ::std::result::Result::Ok(Point {
+                    x: f0.ok_or_else(|| A::Error::missing_field("x"))?,
+                    y: f1.ok_or_else(|| A::Error::missing_field("y"))?,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 /// A string or null.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,20 +304,75 @@ impl<'de> ::serde::Deserialize<'de> for NumberOrPoints {
     }
 }
 /// Members of alternate type.
-#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Holder {
     /// required
     pub a: Everything,
     /// optional
-    #[serde(
-        default,
-        skip_serializing_if = "::std::option::Option::is_none",
-        deserialize_with = "crate::runtime::deserialize_some"
-    )]
     pub b: ::std::option::Option<StrOrNull>,
     /// optional
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub c: ::std::option::Option<NumberOrPoints>,
+}
+impl ::serde::Serialize for Holder {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        s: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        use ::serde::ser::SerializeMap as _;
+        let mut m = s.serialize_map(::std::option::Option::None)?;
+        m.serialize_entry("a", &self.a)?;
+        if let ::std::option::Option::Some(v) = &self.b {
+            m.serialize_entry("b", v)?;
+        }
+        if let ::std::option::Option::Some(v) = &self.c {
+            m.serialize_entry("c", v)?;
+        }
+        m.end()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for Holder {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        d: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> ::serde::de::Visitor<'de> for V {
+            type Value = Holder;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("struct Holder")
+            }
+            fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> ::std::result::Result<Holder, A::Error> {
+                #[allow(unused_imports)]
+                use ::serde::de::{Error as _, MapAccess as _};
+                let mut f0: ::std::option::Option<Everything> = ::std::option::Option::None;
+                let mut f1: ::std::option::Option<StrOrNull> = ::std::option::Option::None;
+                let mut f2: ::std::option::Option<NumberOrPoints> = ::std::option::Option::None;
+                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                    &mut map,
+                )? {
+                    match &*key {
+                        "a" => f0 = ::std::option::Option::Some(map.next_value()?),
+                        "b" => f1 = ::std::option::Option::Some(map.next_value()?),
+                        "c" => f2 = map.next_value()?,
+                        _ => {
+                            map.next_value::<::serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                ::std::result::Result::Ok(Holder {
+                    a: f0.ok_or_else(|| A::Error::missing_field("a"))?,
+                    b: f1,
+                    c: f2,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {}

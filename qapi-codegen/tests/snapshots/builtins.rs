@@ -65,7 +65,7 @@ impl<'de> ::serde::Deserialize<'de> for QType {
     }
 }
 /// One member per builtin.
-#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Builtins {
     /// str
     pub s: ::std::string::String,
@@ -99,6 +99,117 @@ pub struct Builtins {
     pub q: QType,
     /// a list of strings
     pub l: ::std::vec::Vec<::std::string::String>,
+}
+impl ::serde::Serialize for Builtins {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        s: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        use ::serde::ser::SerializeMap as _;
+        let mut m = s.serialize_map(::std::option::Option::None)?;
+        m.serialize_entry("s", &self.s)?;
+        m.serialize_entry("n", &self.n)?;
+        m.serialize_entry("i", &self.i)?;
+        m.serialize_entry("i8", &self.i8)?;
+        m.serialize_entry("i16", &self.i16)?;
+        m.serialize_entry("i32", &self.i32)?;
+        m.serialize_entry("i64", &self.i64)?;
+        m.serialize_entry("u8", &self.u8)?;
+        m.serialize_entry("u16", &self.u16)?;
+        m.serialize_entry("u32", &self.u32)?;
+        m.serialize_entry("u64", &self.u64)?;
+        m.serialize_entry("sz", &self.sz)?;
+        m.serialize_entry("b", &self.b)?;
+        m.serialize_entry("a", &self.a)?;
+        m.serialize_entry("q", &self.q)?;
+        m.serialize_entry("l", &self.l)?;
+        m.end()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for Builtins {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        d: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> ::serde::de::Visitor<'de> for V {
+            type Value = Builtins;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("struct Builtins")
+            }
+            fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> ::std::result::Result<Builtins, A::Error> {
+                #[allow(unused_imports)]
+                use ::serde::de::{Error as _, MapAccess as _};
+                let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+                let mut f1: ::std::option::Option<f64> = ::std::option::Option::None;
+                let mut f2: ::std::option::Option<i64> = ::std::option::Option::None;
+                let mut f3: ::std::option::Option<i8> = ::std::option::Option::None;
+                let mut f4: ::std::option::Option<i16> = ::std::option::Option::None;
+                let mut f5: ::std::option::Option<i32> = ::std::option::Option::None;
+                let mut f6: ::std::option::Option<i64> = ::std::option::Option::None;
+                let mut f7: ::std::option::Option<u8> = ::std::option::Option::None;
+                let mut f8: ::std::option::Option<u16> = ::std::option::Option::None;
+                let mut f9: ::std::option::Option<u32> = ::std::option::Option::None;
+                let mut f10: ::std::option::Option<u64> = ::std::option::Option::None;
+                let mut f11: ::std::option::Option<u64> = ::std::option::Option::None;
+                let mut f12: ::std::option::Option<bool> = ::std::option::Option::None;
+                let mut f13: ::std::option::Option<::serde_json::Value> = ::std::option::Option::None;
+                let mut f14: ::std::option::Option<QType> = ::std::option::Option::None;
+                let mut f15: ::std::option::Option<
+                    ::std::vec::Vec<::std::string::String>,
+                > = ::std::option::Option::None;
+                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                    &mut map,
+                )? {
+                    match &*key {
+                        "s" => f0 = map.next_value()?,
+                        "n" => f1 = map.next_value()?,
+                        "i" => f2 = map.next_value()?,
+                        "i8" => f3 = map.next_value()?,
+                        "i16" => f4 = map.next_value()?,
+                        "i32" => f5 = map.next_value()?,
+                        "i64" => f6 = map.next_value()?,
+                        "u8" => f7 = map.next_value()?,
+                        "u16" => f8 = map.next_value()?,
+                        "u32" => f9 = map.next_value()?,
+                        "u64" => f10 = map.next_value()?,
+                        "sz" => f11 = map.next_value()?,
+                        "b" => f12 = map.next_value()?,
+                        "a" => f13 = ::std::option::Option::Some(map.next_value()?),
+                        "q" => f14 = map.next_value()?,
+                        "l" => f15 = map.next_value()?,
+                        _ => {
+                            map.next_value::<::serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                ::std::result::Result::Ok(Builtins {
+                    s: f0.ok_or_else(|| A::Error::missing_field("s"))?,
+                    n: f1.ok_or_else(|| A::Error::missing_field("n"))?,
+                    i: f2.ok_or_else(|| A::Error::missing_field("i"))?,
+                    i8: f3.ok_or_else(|| A::Error::missing_field("i8"))?,
+                    i16: f4.ok_or_else(|| A::Error::missing_field("i16"))?,
+                    i32: f5.ok_or_else(|| A::Error::missing_field("i32"))?,
+                    i64: f6.ok_or_else(|| A::Error::missing_field("i64"))?,
+                    u8: f7.ok_or_else(|| A::Error::missing_field("u8"))?,
+                    u16: f8.ok_or_else(|| A::Error::missing_field("u16"))?,
+                    u32: f9.ok_or_else(|| A::Error::missing_field("u32"))?,
+                    u64: f10.ok_or_else(|| A::Error::missing_field("u64"))?,
+                    sz: f11.ok_or_else(|| A::Error::missing_field("sz"))?,
+                    b: f12.ok_or_else(|| A::Error::missing_field("b"))?,
+                    a: f13.ok_or_else(|| A::Error::missing_field("a"))?,
+                    q: f14.ok_or_else(|| A::Error::missing_field("q"))?,
+                    l: f15.ok_or_else(|| A::Error::missing_field("l"))?,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {}

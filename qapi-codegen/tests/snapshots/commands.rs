@@ -2,12 +2,65 @@
 // Regenerate it by building; see the qapi-codegen crate.
 
 /// Some information.
-#[derive(Debug, Clone, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Info {
     /// a name
     pub name: ::std::string::String,
     /// some values
     pub values: ::std::vec::Vec<i64>,
+}
+impl ::serde::Serialize for Info {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        s: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        use ::serde::ser::SerializeMap as _;
+        let mut m = s.serialize_map(::std::option::Option::None)?;
+        m.serialize_entry("name", &self.name)?;
+        m.serialize_entry("values", &self.values)?;
+        m.end()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for Info {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        d: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> ::serde::de::Visitor<'de> for V {
+            type Value = Info;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("struct Info")
+            }
+            fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> ::std::result::Result<Info, A::Error> {
+                #[allow(unused_imports)]
+                use ::serde::de::{Error as _, MapAccess as _};
+                let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+                let mut f1: ::std::option::Option<::std::vec::Vec<i64>> = ::std::option::Option::None;
+                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                    &mut map,
+                )? {
+                    match &*key {
+                        "name" => f0 = map.next_value()?,
+                        "values" => f1 = map.next_value()?,
+                        _ => {
+                            map.next_value::<::serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                ::std::result::Result::Ok(Info {
+                    name: f0.ok_or_else(|| A::Error::missing_field("name"))?,
+                    values: f1.ok_or_else(|| A::Error::missing_field("values"))?,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {
@@ -58,13 +111,67 @@ pub mod commands {
     /// Arguments and a list return.
     ///
     /// **Returns:** matching information
-    #[derive(Debug, Clone, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct QueryInfos {
         /// a filter
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub filter: ::std::option::Option<::std::string::String>,
         /// at most this many
         pub limit: u32,
+    }
+    impl ::serde::Serialize for QueryInfos {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            s: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            use ::serde::ser::SerializeMap as _;
+            let mut m = s.serialize_map(::std::option::Option::None)?;
+            if let ::std::option::Option::Some(v) = &self.filter {
+                m.serialize_entry("filter", v)?;
+            }
+            m.serialize_entry("limit", &self.limit)?;
+            m.end()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for QueryInfos {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            d: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            struct V;
+            impl<'de> ::serde::de::Visitor<'de> for V {
+                type Value = QueryInfos;
+                fn expecting(
+                    &self,
+                    f: &mut ::std::fmt::Formatter<'_>,
+                ) -> ::std::fmt::Result {
+                    f.write_str("struct QueryInfos")
+                }
+                fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> ::std::result::Result<QueryInfos, A::Error> {
+                    #[allow(unused_imports)]
+                    use ::serde::de::{Error as _, MapAccess as _};
+                    let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+                    let mut f1: ::std::option::Option<u32> = ::std::option::Option::None;
+                    while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                        &mut map,
+                    )? {
+                        match &*key {
+                            "filter" => f0 = map.next_value()?,
+                            "limit" => f1 = map.next_value()?,
+                            _ => {
+                                map.next_value::<::serde::de::IgnoredAny>()?;
+                            }
+                        }
+                    }
+                    ::std::result::Result::Ok(QueryInfos {
+                        filter: f0,
+                        limit: f1.ok_or_else(|| A::Error::missing_field("limit"))?,
+                    })
+                }
+            }
+            d.deserialize_map(V)
+        }
     }
     impl crate::Command for QueryInfos {
         const NAME: &'static str = "query-infos";
@@ -107,12 +214,65 @@ pub mod commands {
         }
     }
     /// A named argument type, not boxed.
-    #[derive(Debug, Clone, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct UseInfo {
         /// a name
         pub name: ::std::string::String,
         /// some values
         pub values: ::std::vec::Vec<i64>,
+    }
+    impl ::serde::Serialize for UseInfo {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            s: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            use ::serde::ser::SerializeMap as _;
+            let mut m = s.serialize_map(::std::option::Option::None)?;
+            m.serialize_entry("name", &self.name)?;
+            m.serialize_entry("values", &self.values)?;
+            m.end()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UseInfo {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            d: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            struct V;
+            impl<'de> ::serde::de::Visitor<'de> for V {
+                type Value = UseInfo;
+                fn expecting(
+                    &self,
+                    f: &mut ::std::fmt::Formatter<'_>,
+                ) -> ::std::fmt::Result {
+                    f.write_str("struct UseInfo")
+                }
+                fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> ::std::result::Result<UseInfo, A::Error> {
+                    #[allow(unused_imports)]
+                    use ::serde::de::{Error as _, MapAccess as _};
+                    let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+                    let mut f1: ::std::option::Option<::std::vec::Vec<i64>> = ::std::option::Option::None;
+                    while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                        &mut map,
+                    )? {
+                        match &*key {
+                            "name" => f0 = map.next_value()?,
+                            "values" => f1 = map.next_value()?,
+                            _ => {
+                                map.next_value::<::serde::de::IgnoredAny>()?;
+                            }
+                        }
+                    }
+                    ::std::result::Result::Ok(UseInfo {
+                        name: f0.ok_or_else(|| A::Error::missing_field("name"))?,
+                        values: f1.ok_or_else(|| A::Error::missing_field("values"))?,
+                    })
+                }
+            }
+            d.deserialize_map(V)
+        }
     }
     impl crate::Command for UseInfo {
         const NAME: &'static str = "use-info";
@@ -227,13 +387,67 @@ pub mod events {
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub struct Started;
     /// An event with data.
-    #[derive(Debug, Clone, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct Changed {
         /// what changed
         pub name: ::std::string::String,
         /// how many times
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub count: ::std::option::Option<i64>,
+    }
+    impl ::serde::Serialize for Changed {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            s: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            use ::serde::ser::SerializeMap as _;
+            let mut m = s.serialize_map(::std::option::Option::None)?;
+            m.serialize_entry("name", &self.name)?;
+            if let ::std::option::Option::Some(v) = &self.count {
+                m.serialize_entry("count", v)?;
+            }
+            m.end()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for Changed {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            d: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            struct V;
+            impl<'de> ::serde::de::Visitor<'de> for V {
+                type Value = Changed;
+                fn expecting(
+                    &self,
+                    f: &mut ::std::fmt::Formatter<'_>,
+                ) -> ::std::fmt::Result {
+                    f.write_str("struct Changed")
+                }
+                fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> ::std::result::Result<Changed, A::Error> {
+                    #[allow(unused_imports)]
+                    use ::serde::de::{Error as _, MapAccess as _};
+                    let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+                    let mut f1: ::std::option::Option<i64> = ::std::option::Option::None;
+                    while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                        &mut map,
+                    )? {
+                        match &*key {
+                            "name" => f0 = map.next_value()?,
+                            "count" => f1 = map.next_value()?,
+                            _ => {
+                                map.next_value::<::serde::de::IgnoredAny>()?;
+                            }
+                        }
+                    }
+                    ::std::result::Result::Ok(Changed {
+                        name: f0.ok_or_else(|| A::Error::missing_field("name"))?,
+                        count: f1,
+                    })
+                }
+            }
+            d.deserialize_map(V)
+        }
     }
     /// A boxed event.
     #[derive(Debug, Clone, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize)]

@@ -2,10 +2,59 @@
 // Regenerate it by building; see the qapi-codegen crate.
 
 /// The reply.
-#[derive(Debug, Clone, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Example {
     /// some text with a `backquoted` word and `code` in it
     pub text: ::std::string::String,
+}
+impl ::serde::Serialize for Example {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        s: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        use ::serde::ser::SerializeMap as _;
+        let mut m = s.serialize_map(::std::option::Option::None)?;
+        m.serialize_entry("text", &self.text)?;
+        m.end()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for Example {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        d: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> ::serde::de::Visitor<'de> for V {
+            type Value = Example;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("struct Example")
+            }
+            fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> ::std::result::Result<Example, A::Error> {
+                #[allow(unused_imports)]
+                use ::serde::de::{Error as _, MapAccess as _};
+                let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                    &mut map,
+                )? {
+                    match &*key {
+                        "text" => f0 = map.next_value()?,
+                        _ => {
+                            map.next_value::<::serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                ::std::result::Result::Ok(Example {
+                    text: f0.ok_or_else(|| A::Error::missing_field("text"))?,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {
@@ -47,19 +96,59 @@ pub mod commands {
     /// -> { "execute": "query-example", "arguments": { "verbose": true } }
     /// <- { "return": { "text": "hello, world" } }
     /// ```
-    #[derive(
-        Debug,
-        Clone,
-        PartialEq,
-        Eq,
-        Default,
-        ::serde::Serialize,
-        ::serde::Deserialize
-    )]
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct QueryExample {
         /// whether to say more.  See [QEMU](https://www.qemu.org).
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub verbose: ::std::option::Option<bool>,
+    }
+    impl ::serde::Serialize for QueryExample {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            s: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            use ::serde::ser::SerializeMap as _;
+            let mut m = s.serialize_map(::std::option::Option::None)?;
+            if let ::std::option::Option::Some(v) = &self.verbose {
+                m.serialize_entry("verbose", v)?;
+            }
+            m.end()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for QueryExample {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            d: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            struct V;
+            impl<'de> ::serde::de::Visitor<'de> for V {
+                type Value = QueryExample;
+                fn expecting(
+                    &self,
+                    f: &mut ::std::fmt::Formatter<'_>,
+                ) -> ::std::fmt::Result {
+                    f.write_str("struct QueryExample")
+                }
+                fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> ::std::result::Result<QueryExample, A::Error> {
+                    #[allow(unused_imports)]
+                    use ::serde::de::{Error as _, MapAccess as _};
+                    let mut f0: ::std::option::Option<bool> = ::std::option::Option::None;
+                    while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                        &mut map,
+                    )? {
+                        match &*key {
+                            "verbose" => f0 = map.next_value()?,
+                            _ => {
+                                map.next_value::<::serde::de::IgnoredAny>()?;
+                            }
+                        }
+                    }
+                    ::std::result::Result::Ok(QueryExample { verbose: f0 })
+                }
+            }
+            d.deserialize_map(V)
+        }
     }
     impl crate::Command for QueryExample {
         const NAME: &'static str = "query-example";

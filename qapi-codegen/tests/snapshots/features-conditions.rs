@@ -60,10 +60,59 @@ impl<'de> ::serde::Deserialize<'de> for Mode {
 /// **Feature `fancy`:** This type has a custom feature.
 ///
 /// *Since:* 2.0
-#[derive(Debug, Clone, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OldThing {
     /// a size
     pub size: i64,
+}
+impl ::serde::Serialize for OldThing {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        s: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        use ::serde::ser::SerializeMap as _;
+        let mut m = s.serialize_map(::std::option::Option::None)?;
+        m.serialize_entry("size", &self.size)?;
+        m.end()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for OldThing {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        d: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> ::serde::de::Visitor<'de> for V {
+            type Value = OldThing;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("struct OldThing")
+            }
+            fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> ::std::result::Result<OldThing, A::Error> {
+                #[allow(unused_imports)]
+                use ::serde::de::{Error as _, MapAccess as _};
+                let mut f0: ::std::option::Option<i64> = ::std::option::Option::None;
+                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                    &mut map,
+                )? {
+                    match &*key {
+                        "size" => f0 = map.next_value()?,
+                        _ => {
+                            map.next_value::<::serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                ::std::result::Result::Ok(OldThing {
+                    size: f0.ok_or_else(|| A::Error::missing_field("size"))?,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 /// Uses a deprecated type and has feature-marked members.
 ///
@@ -71,26 +120,93 @@ pub struct OldThing {
 ///
 /// **Deprecated:** Member `legacy` is deprecated, with no replacement.
 #[allow(deprecated)]
-#[derive(Debug, Clone, PartialEq, Eq, Default, ::serde::Serialize, ::serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NewThing {
     /// the old thing
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub old: ::std::option::Option<OldThing>,
     /// experimental
     ///
     /// **Unstable:** this member is experimental.
-    #[serde(rename = "x-fancy")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_fancy: ::std::option::Option<i64>,
     /// a deprecated member
     #[deprecated(note = "Member `legacy` is deprecated, with no replacement.")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub legacy: ::std::option::Option<::std::string::String>,
     /// only on Linux
     ///
     /// **Availability:** only in QEMU builds where `all(CONFIG_LINUX, not(CONFIG_WIN32))` holds.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub linux: ::std::option::Option<bool>,
+}
+#[allow(deprecated)]
+impl ::serde::Serialize for NewThing {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        s: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        use ::serde::ser::SerializeMap as _;
+        let mut m = s.serialize_map(::std::option::Option::None)?;
+        if let ::std::option::Option::Some(v) = &self.old {
+            m.serialize_entry("old", v)?;
+        }
+        if let ::std::option::Option::Some(v) = &self.x_fancy {
+            m.serialize_entry("x-fancy", v)?;
+        }
+        if let ::std::option::Option::Some(v) = &self.legacy {
+            m.serialize_entry("legacy", v)?;
+        }
+        if let ::std::option::Option::Some(v) = &self.linux {
+            m.serialize_entry("linux", v)?;
+        }
+        m.end()
+    }
+}
+#[allow(deprecated)]
+impl<'de> ::serde::Deserialize<'de> for NewThing {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        d: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        struct V;
+        #[allow(deprecated)]
+        impl<'de> ::serde::de::Visitor<'de> for V {
+            type Value = NewThing;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("struct NewThing")
+            }
+            fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> ::std::result::Result<NewThing, A::Error> {
+                #[allow(unused_imports)]
+                use ::serde::de::{Error as _, MapAccess as _};
+                let mut f0: ::std::option::Option<OldThing> = ::std::option::Option::None;
+                let mut f1: ::std::option::Option<i64> = ::std::option::Option::None;
+                let mut f2: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+                let mut f3: ::std::option::Option<bool> = ::std::option::Option::None;
+                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                    &mut map,
+                )? {
+                    match &*key {
+                        "old" => f0 = map.next_value()?,
+                        "x-fancy" => f1 = map.next_value()?,
+                        "legacy" => f2 = map.next_value()?,
+                        "linux" => f3 = map.next_value()?,
+                        _ => {
+                            map.next_value::<::serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                ::std::result::Result::Ok(NewThing {
+                    old: f0,
+                    x_fancy: f1,
+                    legacy: f2,
+                    linux: f3,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {
@@ -151,10 +267,62 @@ pub mod events {
     /// A deprecated event.
     #[deprecated(note = "Nobody listens.")]
     #[allow(deprecated)]
-    #[derive(Debug, Clone, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct OldEvent {
         /// the old thing
         pub thing: super::OldThing,
+    }
+    #[allow(deprecated)]
+    impl ::serde::Serialize for OldEvent {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            s: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            use ::serde::ser::SerializeMap as _;
+            let mut m = s.serialize_map(::std::option::Option::None)?;
+            m.serialize_entry("thing", &self.thing)?;
+            m.end()
+        }
+    }
+    #[allow(deprecated)]
+    impl<'de> ::serde::Deserialize<'de> for OldEvent {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            d: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            struct V;
+            #[allow(deprecated)]
+            impl<'de> ::serde::de::Visitor<'de> for V {
+                type Value = OldEvent;
+                fn expecting(
+                    &self,
+                    f: &mut ::std::fmt::Formatter<'_>,
+                ) -> ::std::fmt::Result {
+                    f.write_str("struct OldEvent")
+                }
+                fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> ::std::result::Result<OldEvent, A::Error> {
+                    #[allow(unused_imports)]
+                    use ::serde::de::{Error as _, MapAccess as _};
+                    let mut f0: ::std::option::Option<super::OldThing> = ::std::option::Option::None;
+                    while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                        &mut map,
+                    )? {
+                        match &*key {
+                            "thing" => f0 = map.next_value()?,
+                            _ => {
+                                map.next_value::<::serde::de::IgnoredAny>()?;
+                            }
+                        }
+                    }
+                    ::std::result::Result::Ok(OldEvent {
+                        thing: f0.ok_or_else(|| A::Error::missing_field("thing"))?,
+                    })
+                }
+            }
+            d.deserialize_map(V)
+        }
     }
 }
 /// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`.

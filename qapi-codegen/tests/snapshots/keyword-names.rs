@@ -4,25 +4,93 @@
 /// Members named like Rust keywords.
 ///
 /// *Since:* 1.0
-#[derive(Debug, Clone, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keywords {
     /// a strict keyword
     pub r#type: ::std::string::String,
     /// reserved in edition 2024
     pub r#gen: i64,
     /// cannot be a raw identifier
-    #[serde(rename = "self")]
     pub self_: bool,
     /// 2018 keyword
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub r#async: ::std::option::Option<KeywordValues>,
     /// an experimental member
-    #[serde(rename = "x-perf")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_perf: ::std::option::Option<bool>,
     /// a dash-separated name
-    #[serde(rename = "match-mode")]
     pub match_mode: u8,
+}
+impl ::serde::Serialize for Keywords {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        s: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        use ::serde::ser::SerializeMap as _;
+        let mut m = s.serialize_map(::std::option::Option::None)?;
+        m.serialize_entry("type", &self.r#type)?;
+        m.serialize_entry("gen", &self.r#gen)?;
+        m.serialize_entry("self", &self.self_)?;
+        if let ::std::option::Option::Some(v) = &self.r#async {
+            m.serialize_entry("async", v)?;
+        }
+        if let ::std::option::Option::Some(v) = &self.x_perf {
+            m.serialize_entry("x-perf", v)?;
+        }
+        m.serialize_entry("match-mode", &self.match_mode)?;
+        m.end()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for Keywords {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        d: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> ::serde::de::Visitor<'de> for V {
+            type Value = Keywords;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("struct Keywords")
+            }
+            fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> ::std::result::Result<Keywords, A::Error> {
+                #[allow(unused_imports)]
+                use ::serde::de::{Error as _, MapAccess as _};
+                let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+                let mut f1: ::std::option::Option<i64> = ::std::option::Option::None;
+                let mut f2: ::std::option::Option<bool> = ::std::option::Option::None;
+                let mut f3: ::std::option::Option<KeywordValues> = ::std::option::Option::None;
+                let mut f4: ::std::option::Option<bool> = ::std::option::Option::None;
+                let mut f5: ::std::option::Option<u8> = ::std::option::Option::None;
+                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                    &mut map,
+                )? {
+                    match &*key {
+                        "type" => f0 = map.next_value()?,
+                        "gen" => f1 = map.next_value()?,
+                        "self" => f2 = map.next_value()?,
+                        "async" => f3 = map.next_value()?,
+                        "x-perf" => f4 = map.next_value()?,
+                        "match-mode" => f5 = map.next_value()?,
+                        _ => {
+                            map.next_value::<::serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                ::std::result::Result::Ok(Keywords {
+                    r#type: f0.ok_or_else(|| A::Error::missing_field("type"))?,
+                    r#gen: f1.ok_or_else(|| A::Error::missing_field("gen"))?,
+                    self_: f2.ok_or_else(|| A::Error::missing_field("self"))?,
+                    r#async: f3,
+                    x_perf: f4,
+                    match_mode: f5.ok_or_else(|| A::Error::missing_field("match-mode"))?,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 /// Enum values that are keywords or start with a digit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -84,19 +152,59 @@ pub mod commands {
     /// An experimental command with keyword arguments.
     ///
     /// **Returns:** the keywords
-    #[derive(
-        Debug,
-        Clone,
-        PartialEq,
-        Eq,
-        Default,
-        ::serde::Serialize,
-        ::serde::Deserialize
-    )]
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct XQueryKeywords {
         /// a keyword argument
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub r#struct: ::std::option::Option<::std::string::String>,
+    }
+    impl ::serde::Serialize for XQueryKeywords {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            s: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            use ::serde::ser::SerializeMap as _;
+            let mut m = s.serialize_map(::std::option::Option::None)?;
+            if let ::std::option::Option::Some(v) = &self.r#struct {
+                m.serialize_entry("struct", v)?;
+            }
+            m.end()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for XQueryKeywords {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            d: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            struct V;
+            impl<'de> ::serde::de::Visitor<'de> for V {
+                type Value = XQueryKeywords;
+                fn expecting(
+                    &self,
+                    f: &mut ::std::fmt::Formatter<'_>,
+                ) -> ::std::fmt::Result {
+                    f.write_str("struct XQueryKeywords")
+                }
+                fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> ::std::result::Result<XQueryKeywords, A::Error> {
+                    #[allow(unused_imports)]
+                    use ::serde::de::{Error as _, MapAccess as _};
+                    let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+                    while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                        &mut map,
+                    )? {
+                        match &*key {
+                            "struct" => f0 = map.next_value()?,
+                            _ => {
+                                map.next_value::<::serde::de::IgnoredAny>()?;
+                            }
+                        }
+                    }
+                    ::std::result::Result::Ok(XQueryKeywords { r#struct: f0 })
+                }
+            }
+            d.deserialize_map(V)
+        }
     }
     impl crate::Command for XQueryKeywords {
         const NAME: &'static str = "x-query-keywords";
@@ -120,10 +228,59 @@ pub mod commands {
 /// One type per event, holding its data; received events decode into [`Event`].
 pub mod events {
     /// An event with an x- name.
-    #[derive(Debug, Clone, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct XEvent {
         /// a keyword member
         pub r#loop: i64,
+    }
+    impl ::serde::Serialize for XEvent {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            s: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            use ::serde::ser::SerializeMap as _;
+            let mut m = s.serialize_map(::std::option::Option::None)?;
+            m.serialize_entry("loop", &self.r#loop)?;
+            m.end()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for XEvent {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            d: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            struct V;
+            impl<'de> ::serde::de::Visitor<'de> for V {
+                type Value = XEvent;
+                fn expecting(
+                    &self,
+                    f: &mut ::std::fmt::Formatter<'_>,
+                ) -> ::std::fmt::Result {
+                    f.write_str("struct XEvent")
+                }
+                fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> ::std::result::Result<XEvent, A::Error> {
+                    #[allow(unused_imports)]
+                    use ::serde::de::{Error as _, MapAccess as _};
+                    let mut f0: ::std::option::Option<i64> = ::std::option::Option::None;
+                    while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                        &mut map,
+                    )? {
+                        match &*key {
+                            "loop" => f0 = map.next_value()?,
+                            _ => {
+                                map.next_value::<::serde::de::IgnoredAny>()?;
+                            }
+                        }
+                    }
+                    ::std::result::Result::Ok(XEvent {
+                        r#loop: f0.ok_or_else(|| A::Error::missing_field("loop"))?,
+                    })
+                }
+            }
+            d.deserialize_map(V)
+        }
     }
 }
 /// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`.

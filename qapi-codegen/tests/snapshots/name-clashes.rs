@@ -2,31 +2,232 @@
 // Regenerate it by building; see the qapi-codegen crate.
 
 /// The arguments of blockdev-backup.
-#[derive(Debug, Clone, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockdevBackup {
     /// the device
     pub device: ::std::string::String,
 }
+impl ::serde::Serialize for BlockdevBackup {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        s: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        use ::serde::ser::SerializeMap as _;
+        let mut m = s.serialize_map(::std::option::Option::None)?;
+        m.serialize_entry("device", &self.device)?;
+        m.end()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for BlockdevBackup {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        d: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> ::serde::de::Visitor<'de> for V {
+            type Value = BlockdevBackup;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("struct BlockdevBackup")
+            }
+            fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> ::std::result::Result<BlockdevBackup, A::Error> {
+                #[allow(unused_imports)]
+                use ::serde::de::{Error as _, MapAccess as _};
+                let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                    &mut map,
+                )? {
+                    match &*key {
+                        "device" => f0 = map.next_value()?,
+                        _ => {
+                            map.next_value::<::serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                ::std::result::Result::Ok(BlockdevBackup {
+                    device: f0.ok_or_else(|| A::Error::missing_field("device"))?,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
 /// A type named like the generated event enum.
-#[derive(Debug, Clone, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// a name
     pub name: ::std::string::String,
 }
+impl ::serde::Serialize for Event {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        s: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        use ::serde::ser::SerializeMap as _;
+        let mut m = s.serialize_map(::std::option::Option::None)?;
+        m.serialize_entry("name", &self.name)?;
+        m.end()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for Event {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        d: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> ::serde::de::Visitor<'de> for V {
+            type Value = Event;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("struct Event")
+            }
+            fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> ::std::result::Result<Event, A::Error> {
+                #[allow(unused_imports)]
+                use ::serde::de::{Error as _, MapAccess as _};
+                let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                    &mut map,
+                )? {
+                    match &*key {
+                        "name" => f0 = map.next_value()?,
+                        _ => {
+                            map.next_value::<::serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                ::std::result::Result::Ok(Event {
+                    name: f0.ok_or_else(|| A::Error::missing_field("name"))?,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
 /// A type named like the generated command enum.
-#[derive(Debug, Clone, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnyCommand {
     /// a name
     pub name: ::std::string::String,
 }
+impl ::serde::Serialize for AnyCommand {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        s: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        use ::serde::ser::SerializeMap as _;
+        let mut m = s.serialize_map(::std::option::Option::None)?;
+        m.serialize_entry("name", &self.name)?;
+        m.end()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for AnyCommand {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        d: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> ::serde::de::Visitor<'de> for V {
+            type Value = AnyCommand;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("struct AnyCommand")
+            }
+            fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> ::std::result::Result<AnyCommand, A::Error> {
+                #[allow(unused_imports)]
+                use ::serde::de::{Error as _, MapAccess as _};
+                let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                    &mut map,
+                )? {
+                    match &*key {
+                        "name" => f0 = map.next_value()?,
+                        _ => {
+                            map.next_value::<::serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                ::std::result::Result::Ok(AnyCommand {
+                    name: f0.ok_or_else(|| A::Error::missing_field("name"))?,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
 /// A type named like a std type.
-#[derive(Debug, Clone, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct String {
     /// a value
     pub value: ::std::string::String,
     /// an optional member of a type named like std's Option
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub opt: ::std::option::Option<Option>,
+}
+impl ::serde::Serialize for String {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        s: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        use ::serde::ser::SerializeMap as _;
+        let mut m = s.serialize_map(::std::option::Option::None)?;
+        m.serialize_entry("value", &self.value)?;
+        if let ::std::option::Option::Some(v) = &self.opt {
+            m.serialize_entry("opt", v)?;
+        }
+        m.end()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for String {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        d: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> ::serde::de::Visitor<'de> for V {
+            type Value = String;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("struct String")
+            }
+            fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> ::std::result::Result<String, A::Error> {
+                #[allow(unused_imports)]
+                use ::serde::de::{Error as _, MapAccess as _};
+                let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+                let mut f1: ::std::option::Option<Option> = ::std::option::Option::None;
+                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                    &mut map,
+                )? {
+                    match &*key {
+                        "value" => f0 = map.next_value()?,
+                        "opt" => f1 = map.next_value()?,
+                        _ => {
+                            map.next_value::<::serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                ::std::result::Result::Ok(String {
+                    value: f0.ok_or_else(|| A::Error::missing_field("value"))?,
+                    opt: f1,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 /// An enum named like a std type.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -229,10 +430,59 @@ impl<'de> ::serde::Deserialize<'de> for Opts {
     }
 }
 /// A type named like the branch enum of Opts.
-#[derive(Debug, Clone, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OptsBranch {
     /// a member
     pub x: i64,
+}
+impl ::serde::Serialize for OptsBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        s: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        use ::serde::ser::SerializeMap as _;
+        let mut m = s.serialize_map(::std::option::Option::None)?;
+        m.serialize_entry("x", &self.x)?;
+        m.end()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for OptsBranch {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        d: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> ::serde::de::Visitor<'de> for V {
+            type Value = OptsBranch;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("struct OptsBranch")
+            }
+            fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> ::std::result::Result<OptsBranch, A::Error> {
+                #[allow(unused_imports)]
+                use ::serde::de::{Error as _, MapAccess as _};
+                let mut f0: ::std::option::Option<i64> = ::std::option::Option::None;
+                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                    &mut map,
+                )? {
+                    match &*key {
+                        "x" => f0 = map.next_value()?,
+                        _ => {
+                            map.next_value::<::serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                ::std::result::Result::Ok(OptsBranch {
+                    x: f0.ok_or_else(|| A::Error::missing_field("x"))?,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {
@@ -304,10 +554,59 @@ pub mod commands {
 /// One type per event, holding its data; received events decode into [`Event2`].
 pub mod events {
     /// An event named like the command and the type.
-    #[derive(Debug, Clone, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct BlockdevBackup {
         /// the device
         pub device: ::std::string::String,
+    }
+    impl ::serde::Serialize for BlockdevBackup {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            s: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            use ::serde::ser::SerializeMap as _;
+            let mut m = s.serialize_map(::std::option::Option::None)?;
+            m.serialize_entry("device", &self.device)?;
+            m.end()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for BlockdevBackup {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            d: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            struct V;
+            impl<'de> ::serde::de::Visitor<'de> for V {
+                type Value = BlockdevBackup;
+                fn expecting(
+                    &self,
+                    f: &mut ::std::fmt::Formatter<'_>,
+                ) -> ::std::fmt::Result {
+                    f.write_str("struct BlockdevBackup")
+                }
+                fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> ::std::result::Result<BlockdevBackup, A::Error> {
+                    #[allow(unused_imports)]
+                    use ::serde::de::{Error as _, MapAccess as _};
+                    let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+                    while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                        &mut map,
+                    )? {
+                        match &*key {
+                            "device" => f0 = map.next_value()?,
+                            _ => {
+                                map.next_value::<::serde::de::IgnoredAny>()?;
+                            }
+                        }
+                    }
+                    ::std::result::Result::Ok(BlockdevBackup {
+                        device: f0.ok_or_else(|| A::Error::missing_field("device"))?,
+                    })
+                }
+            }
+            d.deserialize_map(V)
+        }
     }
 }
 /// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`.
