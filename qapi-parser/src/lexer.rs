@@ -63,11 +63,26 @@ impl Tokens {
             run_end: 0,
             last: Tok {
                 kind: TokKind::Eof,
-                start: src.len().saturating_sub(1) as u32,
-                end: src.len() as u32,
+                start: 0,
+                end: 0,
             },
         };
-        let pairs = match QapiLexer::parse(Rule::file, src) {
+        tokens.validate(src, 0);
+        tokens
+    }
+
+    /// Has pest validate `src` from `from`, a line start, to the end or the first
+    /// lexical error, and continues cutting from there.
+    fn validate(&mut self, src: &str, from: usize) {
+        let tokens = self;
+        tokens.pos = from;
+        tokens.run_end = from;
+        tokens.last = Tok {
+            kind: TokKind::Eof,
+            start: src.len().saturating_sub(1) as u32,
+            end: src.len() as u32,
+        };
+        let pairs = match QapiLexer::parse(Rule::file, src.get(from..).unwrap_or("")) {
             Ok(pairs) => pairs,
             // The grammar accepts every input; should pest still fail, report a
             // stray character at its position rather than panic.
@@ -78,10 +93,10 @@ impl Tokens {
                 };
                 tokens.last = Tok {
                     kind: TokKind::Stray,
-                    start: pos as u32,
-                    end: pos as u32 + 1,
+                    start: (from + pos) as u32,
+                    end: (from + pos) as u32 + 1,
                 };
-                return tokens;
+                return;
             }
         };
         for pair in pairs {
@@ -92,8 +107,8 @@ impl Tokens {
                     continue;
                 }
                 Rule::run => {
-                    tokens.pos = span.start();
-                    tokens.run_end = span.end();
+                    tokens.pos = from + span.start();
+                    tokens.run_end = from + span.end();
                     continue;
                 }
                 Rule::bad_string => TokKind::BadString,
@@ -102,15 +117,14 @@ impl Tokens {
             };
             tokens.last = Tok {
                 kind,
-                start: span.start() as u32,
-                end: span.end() as u32,
+                start: (from + span.start()) as u32,
+                end: (from + span.end()) as u32,
             };
         }
         if tokens.last.kind == TokKind::Eof {
             // EOF sits on the final newline, which QEMU never counts as a break.
             tokens.run_end = tokens.run_end.min(src.len().saturating_sub(1));
         }
-        tokens
     }
 
     /// The next token: each piece of the run tells its kind by its first byte, and
@@ -148,10 +162,17 @@ impl Tokens {
                     // The parser reports it as QEMU does, and stops there.
                     _ => (TokKind::BadString, 1),
                 },
-                b'#' => (
-                    TokKind::Comment,
-                    find_newline(&bytes[i..]).unwrap_or(self.run_end - i),
-                ),
+                b'#' => {
+                    let len = find_newline(&bytes[i..]).unwrap_or(self.run_end - i);
+                    // pest took the next line along as a comment unless it starts
+                    // with one of its stops; if it is not one, validate it afresh.
+                    let next = i + len + 1;
+                    if next < self.run_end && !matches!(bytes[next], b'#' | b'\n' | b'{' | b' ') {
+                        // The comment is returned before `bytes` (the old run) is read again.
+                        self.validate(src, next);
+                    }
+                    (TokKind::Comment, len)
+                }
                 b't' => (TokKind::True, 4),
                 b'f' => (TokKind::False, 5),
                 // Anything else pest accepted is a non-ASCII blank.
@@ -424,6 +445,21 @@ mod tests {
         assert_eq!(kinds("trueX\n"), [True, Stray]);
         assert_eq!(kinds("'a\\x'\n"), [BadString]);
         assert_eq!(kinds("'a\\\\b'\u{a0}\u{1f}\n"), [Str, Eof]);
+        // Lines pest took along with a comment are validated again.
+        assert_eq!(kinds("# c\nx\n"), [Comment, Stray]);
+        assert_eq!(
+            kinds("# c\n#d\n}# e\n'a\\x'\n"),
+            [Comment, Comment, RBrace, Comment, BadString]
+        );
+        assert_eq!(kinds("# c\n\t[\n"), [Comment, LBracket, Eof]);
+        for src in [
+            "# c\nx\n",
+            "# c\n#d\n}# e\n'a\\x'\n",
+            "# c\n\t[\n",
+            "#\n{\n",
+        ] {
+            same_tokens(src);
+        }
     }
 
     /// The run splitter and the one-pair-per-token grammar agree.
