@@ -51,6 +51,8 @@ pub(crate) struct Tokens {
     run_end: usize,
     /// What comes after the run: the end of input or a lexical error.
     last: Tok,
+    /// Whether the run is `run_exact`'s (comments end at their line break).
+    exact: bool,
 }
 
 impl Tokens {
@@ -66,15 +68,18 @@ impl Tokens {
                 start: 0,
                 end: 0,
             },
+            exact: false,
         };
-        tokens.validate(src, 0);
+        tokens.validate(src, 0, Rule::file);
         tokens
     }
 
     /// Has pest validate `src` from `from`, a line start, to the end or the first
-    /// lexical error, and continues cutting from there.
-    fn validate(&mut self, src: &str, from: usize) {
+    /// lexical error with `rule` (`file` or `file_exact`), and continues cutting
+    /// from there.
+    fn validate(&mut self, src: &str, from: usize, rule: Rule) {
         let tokens = self;
+        tokens.exact = rule == Rule::file_exact;
         tokens.pos = from;
         tokens.run_end = from;
         tokens.last = Tok {
@@ -82,7 +87,7 @@ impl Tokens {
             start: src.len().saturating_sub(1) as u32,
             end: src.len() as u32,
         };
-        let pairs = match QapiLexer::parse(Rule::file, src.get(from..).unwrap_or("")) {
+        let pairs = match QapiLexer::parse(rule, src.get(from..).unwrap_or("")) {
             Ok(pairs) => pairs,
             // The grammar accepts every input; should pest still fail, report a
             // stray character at its position rather than panic.
@@ -106,7 +111,7 @@ impl Tokens {
                     tokens.run_end = src.len();
                     continue;
                 }
-                Rule::run => {
+                Rule::run | Rule::run_exact => {
                     tokens.pos = from + span.start();
                     tokens.run_end = from + span.end();
                     continue;
@@ -167,9 +172,12 @@ impl Tokens {
                     // pest took the next line along as a comment unless it starts
                     // with one of its stops; if it is not one, validate it afresh.
                     let next = i + len + 1;
-                    if next < self.run_end && !matches!(bytes[next], b'#' | b'\n' | b'{' | b' ') {
+                    if !self.exact
+                        && next < self.run_end
+                        && !matches!(bytes[next], b'#' | b'\n' | b'{' | b' ')
+                    {
                         // The comment is returned before `bytes` (the old run) is read again.
-                        self.validate(src, next);
+                        self.validate(src, next, Rule::file_exact);
                     }
                     (TokKind::Comment, len)
                 }
@@ -452,7 +460,12 @@ mod tests {
             [Comment, Comment, RBrace, Comment, BadString]
         );
         assert_eq!(kinds("# c\n\t[\n"), [Comment, LBracket, Eof]);
+        assert_eq!(
+            kinds("#\n}\n#\n]\n#\nx\n"),
+            [Comment, RBrace, Comment, RBracket, Comment, Stray]
+        );
         for src in [
+            "#\n}\n#\n]\n#\n[\n",
             "# c\nx\n",
             "# c\n#d\n}# e\n'a\\x'\n",
             "# c\n\t[\n",
