@@ -282,9 +282,11 @@ fn find_newline(bytes: &[u8]) -> Option<usize> {
         let mut word = [0; 8];
         word.copy_from_slice(chunk);
         let x = u64::from_le_bytes(word) ^ NEWLINES;
-        // Some byte is zero (was a newline) iff this is non-zero.
-        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
-            break;
+        // Some byte is zero (was a newline) iff this is non-zero; its lowest set
+        // bit is in the first such byte (borrows only reach bytes above it).
+        let found = x.wrapping_sub(ONES) & !x & HIGHS;
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
         }
         offset += 8;
     }
@@ -530,14 +532,17 @@ mod tests {
 
     #[test]
     fn newlines() {
-        for len in 0..40 {
-            for at in 0..=len {
-                let mut bytes = vec![b'#'; len];
-                if at < len {
-                    bytes[at] = b'\n';
+        // 0x0b next to a newline is what the word trick flags wrongly.
+        for fill in [b'#', 0x0b] {
+            for len in 0..40 {
+                for at in 0..=len {
+                    let mut bytes = vec![fill; len];
+                    if at < len {
+                        bytes[at] = b'\n';
+                    }
+                    let want = bytes.iter().position(|&b| b == b'\n');
+                    assert_eq!(find_newline(&bytes), want, "{len} {at}");
                 }
-                let want = bytes.iter().position(|&b| b == b'\n');
-                assert_eq!(find_newline(&bytes), want, "{len} {at}");
             }
         }
     }
