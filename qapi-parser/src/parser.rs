@@ -430,9 +430,10 @@ struct Parser {
     /// Absolute paths of every file opened (QEMU's `_included`).
     included: BTreeSet<String>,
     stack: Vec<FileState>,
-    /// Files done with, freed together at the end: freeing each large text as soon
-    /// as its file ends makes the allocator consolidate its free lists every time.
-    finished: Vec<FileState>,
+    /// Texts of the files done with, reused to read the next ones: freeing (and
+    /// allocating) each large text makes the allocator consolidate its free lists
+    /// every time.
+    spare: Vec<Vec<u8>>,
 }
 
 impl Parser {
@@ -449,8 +450,18 @@ impl Parser {
                 .unwrap_or_default(),
             included: BTreeSet::new(),
             stack: Vec::new(),
-            finished: Vec::new(),
+            spare: Vec::new(),
         }
+    }
+
+    /// Reads a file into the largest spare buffer.
+    fn read(&mut self, path: &str) -> std::io::Result<Vec<u8>> {
+        use std::io::Read as _;
+        let largest = (0..self.spare.len()).max_by_key(|&i| self.spare[i].capacity());
+        let mut buf = largest.map_or_else(Vec::new, |i| self.spare.swap_remove(i));
+        buf.clear();
+        std::fs::File::open(path)?.read_to_end(&mut buf)?;
+        Ok(buf)
     }
 
     /// Opens a file (main or included) and primes its lexer.
@@ -514,7 +525,9 @@ impl Parser {
                 TokKind::Eof => {
                     let doc = file.cur_doc;
                     self.reject_expr_doc(doc)?;
-                    self.finished.extend(self.stack.pop());
+                    if let Some(file) = self.stack.pop() {
+                        self.spare.push(file.src.into_bytes());
+                    }
                     continue;
                 }
                 TokKind::Comment => {
@@ -599,7 +612,7 @@ impl Parser {
         if self.included.contains(&abs) {
             return Ok(());
         }
-        let bytes = match std::fs::read(&incl_fname) {
+        let bytes = match self.read(&incl_fname) {
             Ok(bytes) => bytes,
             Err(e) => {
                 self.included.insert(abs);
