@@ -93,7 +93,7 @@ const TASKS: &[Task] = &[
     Task {
         name: "prepare",
         args: "",
-        about: "install QEMU (as root) and import the pinned schema, when missing",
+        about: "install QEMU (as root) when missing, import the pinned schema when missing or stale",
         needs: Needs::Nothing,
         run: Some(prepare::run),
     },
