@@ -93,7 +93,8 @@ const TASKS: &[Task] = &[
     Task {
         name: "prepare",
         args: "",
-        about: "install QEMU (as root) when missing, import the pinned schema when missing or stale",
+        about:
+            "install QEMU (as root) when missing, import the pinned schema when missing or stale",
         needs: Needs::Nothing,
         run: Some(prepare::run),
     },
