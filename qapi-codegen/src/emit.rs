@@ -307,6 +307,26 @@ fn struct_serde(
         arms.push(a);
         inits.push(i);
     }
+    // An `if` chain (not a `match`): clippy wants no one-arm `match`.
+    let prefix_read = if fields.is_empty() {
+        quote!(drop(prefix);)
+    } else {
+        let mut ifs = fields.iter().enumerate().map(|(n, f)| {
+            let wire = wire_name(f);
+            let slot = ident(&format!("f{n}"));
+            if f.nullable {
+                quote!(if key == #wire { #slot = ::std::option::Option::Some(#k::runtime::from_stash(v)?); })
+            } else {
+                quote!(if key == #wire { #slot = #k::runtime::from_stash(v)?; })
+            }
+        });
+        let first = ifs.next();
+        quote! {
+            for (key, v) in prefix {
+                #first #(else #ifs)*
+            }
+        }
+    };
     let expecting = format!("struct {name}");
     let mut_m = if fields.is_empty() {
         quote!()
@@ -353,16 +373,27 @@ fn struct_serde(
                     fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                         f.write_str(#expecting)
                     }
-                    fn visit_map<A: ::serde::de::MapAccess<'de>>(self, mut map: A) -> ::std::result::Result<#name, A::Error> {
-                        // Traits only (`as _`): no name of the schema's can be shadowed.
-                        #[allow(unused_imports)]
-                        use ::serde::de::{Error as _, MapAccess as _};
-                        #(#decls)*
-                        #read
-                        ::std::result::Result::Ok(#name { #(#inits,)* })
+                    fn visit_map<A: ::serde::de::MapAccess<'de>>(self, map: A) -> ::std::result::Result<#name, A::Error> {
+                        #name::__from_map(map, ::std::vec::Vec::new())
                     }
                 }
                 d.deserialize_map(V)
+            }
+        }
+
+        #allow
+        impl #name {
+            /// Decodes the members of `map`, after those of `prefix` (members a union
+            /// read before its discriminator). For the generated code only.
+            #[doc(hidden)]
+            pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(mut map: A, prefix: #k::runtime::Prefix) -> ::std::result::Result<Self, A::Error> {
+                // Traits only (`as _`): no name of the schema's can be shadowed.
+                #[allow(unused_imports)]
+                use ::serde::de::{Error as _, MapAccess as _};
+                #(#decls)*
+                #prefix_read
+                #read
+                ::std::result::Result::Ok(#name { #(#inits,)* })
             }
         }
     }
@@ -571,6 +602,7 @@ fn union_tokens(u: &Union, k: &TokenStream) -> TokenStream {
     let mut slots = Vec::new();
     let mut arms = Vec::new();
     let mut stash_arms = Vec::new();
+    let mut prefix_ifs = Vec::new();
     let mut inits = Vec::new();
     let mut base_names = Vec::new();
     let mut tag_wire = String::new();
@@ -619,6 +651,12 @@ fn union_tokens(u: &Union, k: &TokenStream) -> TokenStream {
                     );
                 }
                 stash_arms.push((idx, quote!(#slot = #k::runtime::from_stash(v)?)));
+                if *nullable {
+                    prefix_ifs.push(quote!(if key == #wire { #slot = ::std::option::Option::Some(#k::runtime::from_stash(v)?); }));
+                } else {
+                    prefix_ifs
+                        .push(quote!(if key == #wire { #slot = #k::runtime::from_stash(v)?; }));
+                }
                 if *optional {
                     inits.push(quote!(#fi: #slot));
                 } else {
@@ -659,18 +697,29 @@ fn union_tokens(u: &Union, k: &TokenStream) -> TokenStream {
         let vi = ident(vi);
         let d = docs(lines);
         match t {
-            Some(t) => {
-                let t = ty(t);
+            Some(t_ref) => {
+                let t = ty(t_ref);
+                let decode = match t_ref {
+                    TypeRef::Boxed(inner) => {
+                        let inner = ty(inner);
+                        quote!(::std::boxed::Box::new(#inner::__from_map(map, prefix)?))
+                    }
+                    other => {
+                        let other = ty(other);
+                        quote!(#other::__from_map(map, prefix)?)
+                    }
+                };
                 bdefs.push(quote!(#d #vi(#t)));
                 tag_arms.push(quote!(Self::#vi(_) => #wire));
-                dec_arms.push(quote!(#wire => Self::#vi(::serde::Deserialize::deserialize(d)?)));
+                dec_arms.push(quote!(#wire => Self::#vi(#decode)));
                 ser_arms.push(quote!(Self::#vi(v) => ::serde::Serialize::serialize(v, #k::runtime::FlatMap(m))));
             }
             None => {
                 bdefs.push(quote!(#d #vi));
                 tag_arms.push(quote!(Self::#vi => #wire));
                 dec_arms.push(quote!(#wire => {
-                    <::serde::de::IgnoredAny as ::serde::Deserialize>::deserialize(d)?;
+                    drop(prefix);
+                    #k::runtime::skip_rest(map)?;
                     Self::#vi
                 }));
                 ser_arms.push(quote!(Self::#vi => ::std::result::Result::Ok(())));
@@ -729,10 +778,10 @@ fn union_tokens(u: &Union, k: &TokenStream) -> TokenStream {
                     Self::#unknown { tag, .. } => tag,
                 }
             }
-            fn decode_branch<'de, D: ::serde::Deserializer<'de>>(tag: &str, d: D) -> ::std::result::Result<Self, D::Error> {
+            fn decode_branch<'de, M: ::serde::de::MapAccess<'de>>(tag: &str, map: M, prefix: #k::runtime::Prefix) -> ::std::result::Result<Self, M::Error> {
                 ::std::result::Result::Ok(match tag {
                     #(#dec_arms,)*
-                    _ => Self::#unknown { tag: tag.into(), data: ::serde::Deserialize::deserialize(d)? },
+                    _ => Self::#unknown { tag: tag.into(), data: #k::runtime::rest_to_json_map(map, prefix)? },
                 })
             }
             fn serialize_branch<M: ::serde::ser::SerializeMap>(&self, m: &mut M) -> ::std::result::Result<(), M::Error> {
@@ -769,12 +818,35 @@ fn union_tokens(u: &Union, k: &TokenStream) -> TokenStream {
                     fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                         f.write_str(#expecting)
                     }
-                    fn visit_map<A: ::serde::de::MapAccess<'de>>(self, mut map: A) -> ::std::result::Result<#name, A::Error> {
+                    fn visit_map<A: ::serde::de::MapAccess<'de>>(self, map: A) -> ::std::result::Result<#name, A::Error> {
+                        #name::__from_map(map, ::std::vec::Vec::new())
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+
+        #allow
+        impl #name {
+            /// Decodes the members of `map`, after those of `outer` (members an enclosing
+            /// union read before its own discriminator). For the generated code only.
+            #[doc(hidden)]
+            pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(mut map: A, outer: #k::runtime::Prefix) -> ::std::result::Result<Self, A::Error> {
                         const BASE: &[&str] = &[#(#base_names),*];
                         const TAG: &str = #tag_wire;
                         #(#slots)*
                         let mut tag: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
                         let mut stash = ::std::vec::Vec::new();
+                        // Branch members met before the discriminator (QEMU's member order is
+                        // arbitrary): kept as JSON values and handed to the branch first.
+                        let mut prefix: #k::runtime::Prefix = ::std::vec::Vec::new();
+                        for (key, v) in outer {
+                            #(#prefix_ifs else)* if key == TAG {
+                                tag = ::std::option::Option::Some(#k::runtime::from_stash(v)?);
+                            } else {
+                                prefix.push((key, v));
+                            }
+                        }
                         let mut branch = ::std::option::Option::None;
                         while let ::std::option::Option::Some(key) = #k::runtime::next_key(&mut map)? {
                             match &*key {
@@ -782,30 +854,24 @@ fn union_tokens(u: &Union, k: &TokenStream) -> TokenStream {
                                 TAG => tag = ::std::option::Option::Some(::serde::de::MapAccess::next_value(&mut map)?),
                                 _ => {
                                     if let ::std::option::Option::Some(t) = &tag {
-                                        let rest = #k::runtime::BranchMap::new(&mut map, key, BASE, TAG, &mut stash);
-                                        branch = ::std::option::Option::Some(#bname::decode_branch(t, ::serde::de::value::MapAccessDeserializer::new(rest))?);
-                                    } else {
-                                        let mut rest = #k::runtime::collect_rest(&mut map, key)?;
-                                        let t: ::std::string::String = #k::runtime::split_buffered(&mut rest, TAG, BASE, &mut stash)?;
-                                        branch = ::std::option::Option::Some(#k::runtime::decode_branch_text(rest, |d| #bname::decode_branch(&t, d))?);
-                                        tag = ::std::option::Option::Some(t);
+                                        let rest = #k::runtime::BranchMap::new(&mut map, ::std::option::Option::Some(key), BASE, TAG, &mut stash);
+                                        branch = ::std::option::Option::Some(#bname::decode_branch(t, rest, ::std::mem::take(&mut prefix))?);
+                                        break;
                                     }
-                                    break;
+                                    prefix.push((key.into_owned(), ::serde::de::MapAccess::next_value(&mut map)?));
                                 }
                             }
                         }
-                        #stash_loop
                         let branch = match branch {
                             ::std::option::Option::Some(b) => b,
                             ::std::option::Option::None => {
                                 let t = tag.ok_or_else(|| <A::Error as ::serde::de::Error>::missing_field(TAG))?;
-                                #k::runtime::decode_branch_text(::std::default::Default::default(), |d| #bname::decode_branch(&t, d))?
+                                let rest = #k::runtime::BranchMap::new(&mut map, ::std::option::Option::None, BASE, TAG, &mut stash);
+                                #bname::decode_branch(&t, rest, prefix)?
                             }
                         };
+                        #stash_loop
                         ::std::result::Result::Ok(#name { #(#inits,)* })
-                    }
-                }
-                d.deserialize_map(V)
             }
         }
     }

@@ -95,19 +95,22 @@ pub struct BranchMap<'a, 'de, A> {
 }
 
 impl<'a, 'de, A: MapAccess<'de>> BranchMap<'a, 'de, A> {
-    /// Wraps `inner`; `pending` is a key already read whose value is still unread.
+    /// Wraps `inner`; `pending` is a key already read whose value is still unread
+    /// (`None` when `inner` is exhausted).
     /// Base members met later are pushed to `stash` as (index into `base`, value).
     pub fn new(
         inner: &'a mut A,
-        pending: Str<'de>,
+        pending: Option<Str<'de>>,
         base: &'static [&'static str],
         tag: &'static str,
         stash: &'a mut Vec<(usize, serde_json::Value)>,
     ) -> Self {
+        // No pending key: `inner` has already returned its last key.
+        let done = pending.is_none();
         BranchMap {
             inner,
-            pending: Some(pending),
-            done: false,
+            pending,
+            done,
             base,
             tag,
             stash,
@@ -160,58 +163,6 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for BranchMap<'_, 'de, A> {
 /// through JSON text so that only the text decoders of the member types are compiled.
 pub fn from_stash<T: de::DeserializeOwned, E: de::Error>(v: serde_json::Value) -> Result<T, E> {
     serde_json::from_str(&v.to_string()).map_err(E::custom)
-}
-
-/// Removes the discriminator and the base members from a buffered union object (the
-/// slow path), returning the discriminator and stashing the base members.
-pub fn split_buffered<E: de::Error>(
-    rest: &mut JsonMap,
-    tag: &'static str,
-    base: &'static [&'static str],
-    stash: &mut Vec<(usize, serde_json::Value)>,
-) -> Result<String, E> {
-    for (i, name) in base.iter().enumerate() {
-        if let Some(v) = rest.remove(*name) {
-            stash.push((i, v));
-        }
-    }
-    match rest.remove(tag) {
-        Some(v) => from_stash(v),
-        None => Err(E::missing_field(tag)),
-    }
-}
-
-/// Collects the remaining entries of `map` (after `first`, whose value is unread) into
-/// a JSON object: the slow path for a union whose discriminator follows its branch
-/// members.
-pub fn collect_rest<'de, A: MapAccess<'de>>(
-    map: &mut A,
-    first: Str<'de>,
-) -> Result<JsonMap, A::Error> {
-    let mut out = JsonMap::new();
-    let v = map.next_value::<serde_json::Value>()?;
-    out.insert(first.into_owned(), v);
-    while let Some(k) = next_key(map)? {
-        let v = map.next_value::<serde_json::Value>()?;
-        out.insert(k.into_owned(), v);
-    }
-    Ok(out)
-}
-
-/// Decodes a union's branch from a buffered JSON object (the slow path). The branch
-/// decoder is the same one the fast path uses on JSON text, so no second copy of the
-/// branch types' deserializers is compiled.
-pub fn decode_branch_text<T, E: de::Error>(
-    rest: JsonMap,
-    decode: impl FnOnce(
-        &mut serde_json::Deserializer<serde_json::de::StrRead<'_>>,
-    ) -> Result<T, serde_json::Error>,
-) -> Result<T, E> {
-    let text = serde_json::to_string(&rest).map_err(E::custom)?;
-    let mut d = serde_json::Deserializer::from_str(&text);
-    let v = decode(&mut d).map_err(E::custom)?;
-    d.end().map_err(E::custom)?;
-    Ok(v)
 }
 
 /// Error for a union object without its discriminator.
@@ -427,6 +378,30 @@ pub fn int_in_range<T: TryFrom<i64> + TryFrom<u64>, E: de::Error>(
         Err(u) => T::try_from(u).ok(),
     };
     r.ok_or_else(|| E::custom("integer out of range"))
+}
+
+/// Members a union read before its discriminator, handed to the branch's decoder.
+pub type Prefix = Vec<(String, serde_json::Value)>;
+
+/// Skips the rest of `map` (an implicit union branch: no members of its own).
+pub fn skip_rest<'de, M: MapAccess<'de>>(mut map: M) -> Result<(), M::Error> {
+    while next_key(&mut map)?.is_some() {
+        map.next_value::<IgnoredAny>()?;
+    }
+    Ok(())
+}
+
+/// The members of an unknown union branch: `prefix`, then the rest of `map`.
+pub fn rest_to_json_map<'de, M: MapAccess<'de>>(
+    mut map: M,
+    prefix: Prefix,
+) -> Result<JsonMap, M::Error> {
+    let mut out: JsonMap = prefix.into_iter().collect();
+    while let Some(k) = next_key(&mut map)? {
+        let v = map.next_value::<serde_json::Value>()?;
+        out.insert(k.into_owned(), v);
+    }
+    Ok(out)
 }
 
 /// A string-keyed JSON object used to keep the data of unknown union branches.

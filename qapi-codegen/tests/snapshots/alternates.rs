@@ -79,30 +79,48 @@ impl<'de> ::serde::Deserialize<'de> for Point {
             }
             fn visit_map<A: ::serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> ::std::result::Result<Point, A::Error> {
-                #[allow(unused_imports)]
-                use ::serde::de::{Error as _, MapAccess as _};
-                let mut f0: ::std::option::Option<i64> = ::std::option::Option::None;
-                let mut f1: ::std::option::Option<i64> = ::std::option::Option::None;
-                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                    &mut map,
-                )? {
-                    match &*key {
-                        "x" => f0 = map.next_value()?,
-                        "y" => f1 = map.next_value()?,
-                        _ => {
-                            map.next_value::<::serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                ::std::result::Result::Ok(Point {
-                    x: f0.ok_or_else(|| A::Error::missing_field("x"))?,
-                    y: f1.ok_or_else(|| A::Error::missing_field("y"))?,
-                })
+                Point::__from_map(map, ::std::vec::Vec::new())
             }
         }
         d.deserialize_map(V)
+    }
+}
+impl Point {
+    /// Decodes the members of `map`, after those of `prefix` (members a union
+    /// read before its discriminator). For the generated code only.
+    #[doc(hidden)]
+    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+        mut map: A,
+        prefix: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, A::Error> {
+        #[allow(unused_imports)]
+        use ::serde::de::{Error as _, MapAccess as _};
+        let mut f0: ::std::option::Option<i64> = ::std::option::Option::None;
+        let mut f1: ::std::option::Option<i64> = ::std::option::Option::None;
+        for (key, v) in prefix {
+            if key == "x" {
+                f0 = crate::runtime::from_stash(v)?;
+            } else if key == "y" {
+                f1 = crate::runtime::from_stash(v)?;
+            }
+        }
+        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+            &mut map,
+        )? {
+            match &*key {
+                "x" => f0 = map.next_value()?,
+                "y" => f1 = map.next_value()?,
+                _ => {
+                    map.next_value::<::serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        ::std::result::Result::Ok(Point {
+            x: f0.ok_or_else(|| A::Error::missing_field("x"))?,
+            y: f1.ok_or_else(|| A::Error::missing_field("y"))?,
+        })
     }
 }
 /// A string or null.
@@ -345,33 +363,53 @@ impl<'de> ::serde::Deserialize<'de> for Holder {
             }
             fn visit_map<A: ::serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> ::std::result::Result<Holder, A::Error> {
-                #[allow(unused_imports)]
-                use ::serde::de::{Error as _, MapAccess as _};
-                let mut f0: ::std::option::Option<Everything> = ::std::option::Option::None;
-                let mut f1: ::std::option::Option<StrOrNull> = ::std::option::Option::None;
-                let mut f2: ::std::option::Option<NumberOrPoints> = ::std::option::Option::None;
-                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                    &mut map,
-                )? {
-                    match &*key {
-                        "a" => f0 = ::std::option::Option::Some(map.next_value()?),
-                        "b" => f1 = ::std::option::Option::Some(map.next_value()?),
-                        "c" => f2 = map.next_value()?,
-                        _ => {
-                            map.next_value::<::serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                ::std::result::Result::Ok(Holder {
-                    a: f0.ok_or_else(|| A::Error::missing_field("a"))?,
-                    b: f1,
-                    c: f2,
-                })
+                Holder::__from_map(map, ::std::vec::Vec::new())
             }
         }
         d.deserialize_map(V)
+    }
+}
+impl Holder {
+    /// Decodes the members of `map`, after those of `prefix` (members a union
+    /// read before its discriminator). For the generated code only.
+    #[doc(hidden)]
+    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+        mut map: A,
+        prefix: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, A::Error> {
+        #[allow(unused_imports)]
+        use ::serde::de::{Error as _, MapAccess as _};
+        let mut f0: ::std::option::Option<Everything> = ::std::option::Option::None;
+        let mut f1: ::std::option::Option<StrOrNull> = ::std::option::Option::None;
+        let mut f2: ::std::option::Option<NumberOrPoints> = ::std::option::Option::None;
+        for (key, v) in prefix {
+            if key == "a" {
+                f0 = ::std::option::Option::Some(crate::runtime::from_stash(v)?);
+            } else if key == "b" {
+                f1 = ::std::option::Option::Some(crate::runtime::from_stash(v)?);
+            } else if key == "c" {
+                f2 = crate::runtime::from_stash(v)?;
+            }
+        }
+        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+            &mut map,
+        )? {
+            match &*key {
+                "a" => f0 = ::std::option::Option::Some(map.next_value()?),
+                "b" => f1 = ::std::option::Option::Some(map.next_value()?),
+                "c" => f2 = map.next_value()?,
+                _ => {
+                    map.next_value::<::serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        ::std::result::Result::Ok(Holder {
+            a: f0.ok_or_else(|| A::Error::missing_field("a"))?,
+            b: f1,
+            c: f2,
+        })
     }
 }
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.

@@ -141,74 +141,118 @@ impl<'de> ::serde::Deserialize<'de> for Builtins {
             }
             fn visit_map<A: ::serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> ::std::result::Result<Builtins, A::Error> {
-                #[allow(unused_imports)]
-                use ::serde::de::{Error as _, MapAccess as _};
-                let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                let mut f1: ::std::option::Option<f64> = ::std::option::Option::None;
-                let mut f2: ::std::option::Option<i64> = ::std::option::Option::None;
-                let mut f3: ::std::option::Option<i8> = ::std::option::Option::None;
-                let mut f4: ::std::option::Option<i16> = ::std::option::Option::None;
-                let mut f5: ::std::option::Option<i32> = ::std::option::Option::None;
-                let mut f6: ::std::option::Option<i64> = ::std::option::Option::None;
-                let mut f7: ::std::option::Option<u8> = ::std::option::Option::None;
-                let mut f8: ::std::option::Option<u16> = ::std::option::Option::None;
-                let mut f9: ::std::option::Option<u32> = ::std::option::Option::None;
-                let mut f10: ::std::option::Option<u64> = ::std::option::Option::None;
-                let mut f11: ::std::option::Option<u64> = ::std::option::Option::None;
-                let mut f12: ::std::option::Option<bool> = ::std::option::Option::None;
-                let mut f13: ::std::option::Option<::serde_json::Value> = ::std::option::Option::None;
-                let mut f14: ::std::option::Option<QType> = ::std::option::Option::None;
-                let mut f15: ::std::option::Option<
-                    ::std::vec::Vec<::std::string::String>,
-                > = ::std::option::Option::None;
-                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                    &mut map,
-                )? {
-                    match &*key {
-                        "s" => f0 = map.next_value()?,
-                        "n" => f1 = map.next_value()?,
-                        "i" => f2 = map.next_value()?,
-                        "i8" => f3 = map.next_value()?,
-                        "i16" => f4 = map.next_value()?,
-                        "i32" => f5 = map.next_value()?,
-                        "i64" => f6 = map.next_value()?,
-                        "u8" => f7 = map.next_value()?,
-                        "u16" => f8 = map.next_value()?,
-                        "u32" => f9 = map.next_value()?,
-                        "u64" => f10 = map.next_value()?,
-                        "sz" => f11 = map.next_value()?,
-                        "b" => f12 = map.next_value()?,
-                        "a" => f13 = ::std::option::Option::Some(map.next_value()?),
-                        "q" => f14 = map.next_value()?,
-                        "l" => f15 = map.next_value()?,
-                        _ => {
-                            map.next_value::<::serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                ::std::result::Result::Ok(Builtins {
-                    s: f0.ok_or_else(|| A::Error::missing_field("s"))?,
-                    n: f1.ok_or_else(|| A::Error::missing_field("n"))?,
-                    i: f2.ok_or_else(|| A::Error::missing_field("i"))?,
-                    i8: f3.ok_or_else(|| A::Error::missing_field("i8"))?,
-                    i16: f4.ok_or_else(|| A::Error::missing_field("i16"))?,
-                    i32: f5.ok_or_else(|| A::Error::missing_field("i32"))?,
-                    i64: f6.ok_or_else(|| A::Error::missing_field("i64"))?,
-                    u8: f7.ok_or_else(|| A::Error::missing_field("u8"))?,
-                    u16: f8.ok_or_else(|| A::Error::missing_field("u16"))?,
-                    u32: f9.ok_or_else(|| A::Error::missing_field("u32"))?,
-                    u64: f10.ok_or_else(|| A::Error::missing_field("u64"))?,
-                    sz: f11.ok_or_else(|| A::Error::missing_field("sz"))?,
-                    b: f12.ok_or_else(|| A::Error::missing_field("b"))?,
-                    a: f13.ok_or_else(|| A::Error::missing_field("a"))?,
-                    q: f14.ok_or_else(|| A::Error::missing_field("q"))?,
-                    l: f15.ok_or_else(|| A::Error::missing_field("l"))?,
-                })
+                Builtins::__from_map(map, ::std::vec::Vec::new())
             }
         }
         d.deserialize_map(V)
+    }
+}
+impl Builtins {
+    /// Decodes the members of `map`, after those of `prefix` (members a union
+    /// read before its discriminator). For the generated code only.
+    #[doc(hidden)]
+    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+        mut map: A,
+        prefix: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, A::Error> {
+        #[allow(unused_imports)]
+        use ::serde::de::{Error as _, MapAccess as _};
+        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+        let mut f1: ::std::option::Option<f64> = ::std::option::Option::None;
+        let mut f2: ::std::option::Option<i64> = ::std::option::Option::None;
+        let mut f3: ::std::option::Option<i8> = ::std::option::Option::None;
+        let mut f4: ::std::option::Option<i16> = ::std::option::Option::None;
+        let mut f5: ::std::option::Option<i32> = ::std::option::Option::None;
+        let mut f6: ::std::option::Option<i64> = ::std::option::Option::None;
+        let mut f7: ::std::option::Option<u8> = ::std::option::Option::None;
+        let mut f8: ::std::option::Option<u16> = ::std::option::Option::None;
+        let mut f9: ::std::option::Option<u32> = ::std::option::Option::None;
+        let mut f10: ::std::option::Option<u64> = ::std::option::Option::None;
+        let mut f11: ::std::option::Option<u64> = ::std::option::Option::None;
+        let mut f12: ::std::option::Option<bool> = ::std::option::Option::None;
+        let mut f13: ::std::option::Option<::serde_json::Value> = ::std::option::Option::None;
+        let mut f14: ::std::option::Option<QType> = ::std::option::Option::None;
+        let mut f15: ::std::option::Option<::std::vec::Vec<::std::string::String>> = ::std::option::Option::None;
+        for (key, v) in prefix {
+            if key == "s" {
+                f0 = crate::runtime::from_stash(v)?;
+            } else if key == "n" {
+                f1 = crate::runtime::from_stash(v)?;
+            } else if key == "i" {
+                f2 = crate::runtime::from_stash(v)?;
+            } else if key == "i8" {
+                f3 = crate::runtime::from_stash(v)?;
+            } else if key == "i16" {
+                f4 = crate::runtime::from_stash(v)?;
+            } else if key == "i32" {
+                f5 = crate::runtime::from_stash(v)?;
+            } else if key == "i64" {
+                f6 = crate::runtime::from_stash(v)?;
+            } else if key == "u8" {
+                f7 = crate::runtime::from_stash(v)?;
+            } else if key == "u16" {
+                f8 = crate::runtime::from_stash(v)?;
+            } else if key == "u32" {
+                f9 = crate::runtime::from_stash(v)?;
+            } else if key == "u64" {
+                f10 = crate::runtime::from_stash(v)?;
+            } else if key == "sz" {
+                f11 = crate::runtime::from_stash(v)?;
+            } else if key == "b" {
+                f12 = crate::runtime::from_stash(v)?;
+            } else if key == "a" {
+                f13 = ::std::option::Option::Some(crate::runtime::from_stash(v)?);
+            } else if key == "q" {
+                f14 = crate::runtime::from_stash(v)?;
+            } else if key == "l" {
+                f15 = crate::runtime::from_stash(v)?;
+            }
+        }
+        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+            &mut map,
+        )? {
+            match &*key {
+                "s" => f0 = map.next_value()?,
+                "n" => f1 = map.next_value()?,
+                "i" => f2 = map.next_value()?,
+                "i8" => f3 = map.next_value()?,
+                "i16" => f4 = map.next_value()?,
+                "i32" => f5 = map.next_value()?,
+                "i64" => f6 = map.next_value()?,
+                "u8" => f7 = map.next_value()?,
+                "u16" => f8 = map.next_value()?,
+                "u32" => f9 = map.next_value()?,
+                "u64" => f10 = map.next_value()?,
+                "sz" => f11 = map.next_value()?,
+                "b" => f12 = map.next_value()?,
+                "a" => f13 = ::std::option::Option::Some(map.next_value()?),
+                "q" => f14 = map.next_value()?,
+                "l" => f15 = map.next_value()?,
+                _ => {
+                    map.next_value::<::serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        ::std::result::Result::Ok(Builtins {
+            s: f0.ok_or_else(|| A::Error::missing_field("s"))?,
+            n: f1.ok_or_else(|| A::Error::missing_field("n"))?,
+            i: f2.ok_or_else(|| A::Error::missing_field("i"))?,
+            i8: f3.ok_or_else(|| A::Error::missing_field("i8"))?,
+            i16: f4.ok_or_else(|| A::Error::missing_field("i16"))?,
+            i32: f5.ok_or_else(|| A::Error::missing_field("i32"))?,
+            i64: f6.ok_or_else(|| A::Error::missing_field("i64"))?,
+            u8: f7.ok_or_else(|| A::Error::missing_field("u8"))?,
+            u16: f8.ok_or_else(|| A::Error::missing_field("u16"))?,
+            u32: f9.ok_or_else(|| A::Error::missing_field("u32"))?,
+            u64: f10.ok_or_else(|| A::Error::missing_field("u64"))?,
+            sz: f11.ok_or_else(|| A::Error::missing_field("sz"))?,
+            b: f12.ok_or_else(|| A::Error::missing_field("b"))?,
+            a: f13.ok_or_else(|| A::Error::missing_field("a"))?,
+            q: f14.ok_or_else(|| A::Error::missing_field("q"))?,
+            l: f15.ok_or_else(|| A::Error::missing_field("l"))?,
+        })
     }
 }
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.

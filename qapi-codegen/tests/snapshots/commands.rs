@@ -36,30 +36,48 @@ impl<'de> ::serde::Deserialize<'de> for Info {
             }
             fn visit_map<A: ::serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> ::std::result::Result<Info, A::Error> {
-                #[allow(unused_imports)]
-                use ::serde::de::{Error as _, MapAccess as _};
-                let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                let mut f1: ::std::option::Option<::std::vec::Vec<i64>> = ::std::option::Option::None;
-                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                    &mut map,
-                )? {
-                    match &*key {
-                        "name" => f0 = map.next_value()?,
-                        "values" => f1 = map.next_value()?,
-                        _ => {
-                            map.next_value::<::serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                ::std::result::Result::Ok(Info {
-                    name: f0.ok_or_else(|| A::Error::missing_field("name"))?,
-                    values: f1.ok_or_else(|| A::Error::missing_field("values"))?,
-                })
+                Info::__from_map(map, ::std::vec::Vec::new())
             }
         }
         d.deserialize_map(V)
+    }
+}
+impl Info {
+    /// Decodes the members of `map`, after those of `prefix` (members a union
+    /// read before its discriminator). For the generated code only.
+    #[doc(hidden)]
+    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+        mut map: A,
+        prefix: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, A::Error> {
+        #[allow(unused_imports)]
+        use ::serde::de::{Error as _, MapAccess as _};
+        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+        let mut f1: ::std::option::Option<::std::vec::Vec<i64>> = ::std::option::Option::None;
+        for (key, v) in prefix {
+            if key == "name" {
+                f0 = crate::runtime::from_stash(v)?;
+            } else if key == "values" {
+                f1 = crate::runtime::from_stash(v)?;
+            }
+        }
+        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+            &mut map,
+        )? {
+            match &*key {
+                "name" => f0 = map.next_value()?,
+                "values" => f1 = map.next_value()?,
+                _ => {
+                    map.next_value::<::serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        ::std::result::Result::Ok(Info {
+            name: f0.ok_or_else(|| A::Error::missing_field("name"))?,
+            values: f1.ok_or_else(|| A::Error::missing_field("values"))?,
+        })
     }
 }
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
@@ -147,30 +165,48 @@ pub mod commands {
                 }
                 fn visit_map<A: ::serde::de::MapAccess<'de>>(
                     self,
-                    mut map: A,
+                    map: A,
                 ) -> ::std::result::Result<QueryInfos, A::Error> {
-                    #[allow(unused_imports)]
-                    use ::serde::de::{Error as _, MapAccess as _};
-                    let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                    let mut f1: ::std::option::Option<u32> = ::std::option::Option::None;
-                    while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                        &mut map,
-                    )? {
-                        match &*key {
-                            "filter" => f0 = map.next_value()?,
-                            "limit" => f1 = map.next_value()?,
-                            _ => {
-                                map.next_value::<::serde::de::IgnoredAny>()?;
-                            }
-                        }
-                    }
-                    ::std::result::Result::Ok(QueryInfos {
-                        filter: f0,
-                        limit: f1.ok_or_else(|| A::Error::missing_field("limit"))?,
-                    })
+                    QueryInfos::__from_map(map, ::std::vec::Vec::new())
                 }
             }
             d.deserialize_map(V)
+        }
+    }
+    impl QueryInfos {
+        /// Decodes the members of `map`, after those of `prefix` (members a union
+        /// read before its discriminator). For the generated code only.
+        #[doc(hidden)]
+        pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+            mut map: A,
+            prefix: crate::runtime::Prefix,
+        ) -> ::std::result::Result<Self, A::Error> {
+            #[allow(unused_imports)]
+            use ::serde::de::{Error as _, MapAccess as _};
+            let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+            let mut f1: ::std::option::Option<u32> = ::std::option::Option::None;
+            for (key, v) in prefix {
+                if key == "filter" {
+                    f0 = crate::runtime::from_stash(v)?;
+                } else if key == "limit" {
+                    f1 = crate::runtime::from_stash(v)?;
+                }
+            }
+            while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                &mut map,
+            )? {
+                match &*key {
+                    "filter" => f0 = map.next_value()?,
+                    "limit" => f1 = map.next_value()?,
+                    _ => {
+                        map.next_value::<::serde::de::IgnoredAny>()?;
+                    }
+                }
+            }
+            ::std::result::Result::Ok(QueryInfos {
+                filter: f0,
+                limit: f1.ok_or_else(|| A::Error::missing_field("limit"))?,
+            })
         }
     }
     impl crate::Command for QueryInfos {
@@ -248,30 +284,48 @@ pub mod commands {
                 }
                 fn visit_map<A: ::serde::de::MapAccess<'de>>(
                     self,
-                    mut map: A,
+                    map: A,
                 ) -> ::std::result::Result<UseInfo, A::Error> {
-                    #[allow(unused_imports)]
-                    use ::serde::de::{Error as _, MapAccess as _};
-                    let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                    let mut f1: ::std::option::Option<::std::vec::Vec<i64>> = ::std::option::Option::None;
-                    while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                        &mut map,
-                    )? {
-                        match &*key {
-                            "name" => f0 = map.next_value()?,
-                            "values" => f1 = map.next_value()?,
-                            _ => {
-                                map.next_value::<::serde::de::IgnoredAny>()?;
-                            }
-                        }
-                    }
-                    ::std::result::Result::Ok(UseInfo {
-                        name: f0.ok_or_else(|| A::Error::missing_field("name"))?,
-                        values: f1.ok_or_else(|| A::Error::missing_field("values"))?,
-                    })
+                    UseInfo::__from_map(map, ::std::vec::Vec::new())
                 }
             }
             d.deserialize_map(V)
+        }
+    }
+    impl UseInfo {
+        /// Decodes the members of `map`, after those of `prefix` (members a union
+        /// read before its discriminator). For the generated code only.
+        #[doc(hidden)]
+        pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+            mut map: A,
+            prefix: crate::runtime::Prefix,
+        ) -> ::std::result::Result<Self, A::Error> {
+            #[allow(unused_imports)]
+            use ::serde::de::{Error as _, MapAccess as _};
+            let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+            let mut f1: ::std::option::Option<::std::vec::Vec<i64>> = ::std::option::Option::None;
+            for (key, v) in prefix {
+                if key == "name" {
+                    f0 = crate::runtime::from_stash(v)?;
+                } else if key == "values" {
+                    f1 = crate::runtime::from_stash(v)?;
+                }
+            }
+            while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                &mut map,
+            )? {
+                match &*key {
+                    "name" => f0 = map.next_value()?,
+                    "values" => f1 = map.next_value()?,
+                    _ => {
+                        map.next_value::<::serde::de::IgnoredAny>()?;
+                    }
+                }
+            }
+            ::std::result::Result::Ok(UseInfo {
+                name: f0.ok_or_else(|| A::Error::missing_field("name"))?,
+                values: f1.ok_or_else(|| A::Error::missing_field("values"))?,
+            })
         }
     }
     impl crate::Command for UseInfo {
@@ -423,30 +477,48 @@ pub mod events {
                 }
                 fn visit_map<A: ::serde::de::MapAccess<'de>>(
                     self,
-                    mut map: A,
+                    map: A,
                 ) -> ::std::result::Result<Changed, A::Error> {
-                    #[allow(unused_imports)]
-                    use ::serde::de::{Error as _, MapAccess as _};
-                    let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                    let mut f1: ::std::option::Option<i64> = ::std::option::Option::None;
-                    while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                        &mut map,
-                    )? {
-                        match &*key {
-                            "name" => f0 = map.next_value()?,
-                            "count" => f1 = map.next_value()?,
-                            _ => {
-                                map.next_value::<::serde::de::IgnoredAny>()?;
-                            }
-                        }
-                    }
-                    ::std::result::Result::Ok(Changed {
-                        name: f0.ok_or_else(|| A::Error::missing_field("name"))?,
-                        count: f1,
-                    })
+                    Changed::__from_map(map, ::std::vec::Vec::new())
                 }
             }
             d.deserialize_map(V)
+        }
+    }
+    impl Changed {
+        /// Decodes the members of `map`, after those of `prefix` (members a union
+        /// read before its discriminator). For the generated code only.
+        #[doc(hidden)]
+        pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+            mut map: A,
+            prefix: crate::runtime::Prefix,
+        ) -> ::std::result::Result<Self, A::Error> {
+            #[allow(unused_imports)]
+            use ::serde::de::{Error as _, MapAccess as _};
+            let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+            let mut f1: ::std::option::Option<i64> = ::std::option::Option::None;
+            for (key, v) in prefix {
+                if key == "name" {
+                    f0 = crate::runtime::from_stash(v)?;
+                } else if key == "count" {
+                    f1 = crate::runtime::from_stash(v)?;
+                }
+            }
+            while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                &mut map,
+            )? {
+                match &*key {
+                    "name" => f0 = map.next_value()?,
+                    "count" => f1 = map.next_value()?,
+                    _ => {
+                        map.next_value::<::serde::de::IgnoredAny>()?;
+                    }
+                }
+            }
+            ::std::result::Result::Ok(Changed {
+                name: f0.ok_or_else(|| A::Error::missing_field("name"))?,
+                count: f1,
+            })
         }
     }
     /// A boxed event.

@@ -33,27 +33,43 @@ impl<'de> ::serde::Deserialize<'de> for Example {
             }
             fn visit_map<A: ::serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> ::std::result::Result<Example, A::Error> {
-                #[allow(unused_imports)]
-                use ::serde::de::{Error as _, MapAccess as _};
-                let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                    &mut map,
-                )? {
-                    match &*key {
-                        "text" => f0 = map.next_value()?,
-                        _ => {
-                            map.next_value::<::serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                ::std::result::Result::Ok(Example {
-                    text: f0.ok_or_else(|| A::Error::missing_field("text"))?,
-                })
+                Example::__from_map(map, ::std::vec::Vec::new())
             }
         }
         d.deserialize_map(V)
+    }
+}
+impl Example {
+    /// Decodes the members of `map`, after those of `prefix` (members a union
+    /// read before its discriminator). For the generated code only.
+    #[doc(hidden)]
+    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+        mut map: A,
+        prefix: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, A::Error> {
+        #[allow(unused_imports)]
+        use ::serde::de::{Error as _, MapAccess as _};
+        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+        for (key, v) in prefix {
+            if key == "text" {
+                f0 = crate::runtime::from_stash(v)?;
+            }
+        }
+        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+            &mut map,
+        )? {
+            match &*key {
+                "text" => f0 = map.next_value()?,
+                _ => {
+                    map.next_value::<::serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        ::std::result::Result::Ok(Example {
+            text: f0.ok_or_else(|| A::Error::missing_field("text"))?,
+        })
     }
 }
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
@@ -129,25 +145,41 @@ pub mod commands {
                 }
                 fn visit_map<A: ::serde::de::MapAccess<'de>>(
                     self,
-                    mut map: A,
+                    map: A,
                 ) -> ::std::result::Result<QueryExample, A::Error> {
-                    #[allow(unused_imports)]
-                    use ::serde::de::{Error as _, MapAccess as _};
-                    let mut f0: ::std::option::Option<bool> = ::std::option::Option::None;
-                    while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                        &mut map,
-                    )? {
-                        match &*key {
-                            "verbose" => f0 = map.next_value()?,
-                            _ => {
-                                map.next_value::<::serde::de::IgnoredAny>()?;
-                            }
-                        }
-                    }
-                    ::std::result::Result::Ok(QueryExample { verbose: f0 })
+                    QueryExample::__from_map(map, ::std::vec::Vec::new())
                 }
             }
             d.deserialize_map(V)
+        }
+    }
+    impl QueryExample {
+        /// Decodes the members of `map`, after those of `prefix` (members a union
+        /// read before its discriminator). For the generated code only.
+        #[doc(hidden)]
+        pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+            mut map: A,
+            prefix: crate::runtime::Prefix,
+        ) -> ::std::result::Result<Self, A::Error> {
+            #[allow(unused_imports)]
+            use ::serde::de::{Error as _, MapAccess as _};
+            let mut f0: ::std::option::Option<bool> = ::std::option::Option::None;
+            for (key, v) in prefix {
+                if key == "verbose" {
+                    f0 = crate::runtime::from_stash(v)?;
+                }
+            }
+            while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                &mut map,
+            )? {
+                match &*key {
+                    "verbose" => f0 = map.next_value()?,
+                    _ => {
+                        map.next_value::<::serde::de::IgnoredAny>()?;
+                    }
+                }
+            }
+            ::std::result::Result::Ok(QueryExample { verbose: f0 })
         }
     }
     impl crate::Command for QueryExample {

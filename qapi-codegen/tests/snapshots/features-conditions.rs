@@ -91,27 +91,43 @@ impl<'de> ::serde::Deserialize<'de> for OldThing {
             }
             fn visit_map<A: ::serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> ::std::result::Result<OldThing, A::Error> {
-                #[allow(unused_imports)]
-                use ::serde::de::{Error as _, MapAccess as _};
-                let mut f0: ::std::option::Option<i64> = ::std::option::Option::None;
-                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                    &mut map,
-                )? {
-                    match &*key {
-                        "size" => f0 = map.next_value()?,
-                        _ => {
-                            map.next_value::<::serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                ::std::result::Result::Ok(OldThing {
-                    size: f0.ok_or_else(|| A::Error::missing_field("size"))?,
-                })
+                OldThing::__from_map(map, ::std::vec::Vec::new())
             }
         }
         d.deserialize_map(V)
+    }
+}
+impl OldThing {
+    /// Decodes the members of `map`, after those of `prefix` (members a union
+    /// read before its discriminator). For the generated code only.
+    #[doc(hidden)]
+    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+        mut map: A,
+        prefix: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, A::Error> {
+        #[allow(unused_imports)]
+        use ::serde::de::{Error as _, MapAccess as _};
+        let mut f0: ::std::option::Option<i64> = ::std::option::Option::None;
+        for (key, v) in prefix {
+            if key == "size" {
+                f0 = crate::runtime::from_stash(v)?;
+            }
+        }
+        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+            &mut map,
+        )? {
+            match &*key {
+                "size" => f0 = map.next_value()?,
+                _ => {
+                    map.next_value::<::serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        ::std::result::Result::Ok(OldThing {
+            size: f0.ok_or_else(|| A::Error::missing_field("size"))?,
+        })
     }
 }
 /// Uses a deprecated type and has feature-marked members.
@@ -176,36 +192,59 @@ impl<'de> ::serde::Deserialize<'de> for NewThing {
             }
             fn visit_map<A: ::serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> ::std::result::Result<NewThing, A::Error> {
-                #[allow(unused_imports)]
-                use ::serde::de::{Error as _, MapAccess as _};
-                let mut f0: ::std::option::Option<OldThing> = ::std::option::Option::None;
-                let mut f1: ::std::option::Option<i64> = ::std::option::Option::None;
-                let mut f2: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                let mut f3: ::std::option::Option<bool> = ::std::option::Option::None;
-                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                    &mut map,
-                )? {
-                    match &*key {
-                        "old" => f0 = map.next_value()?,
-                        "x-fancy" => f1 = map.next_value()?,
-                        "legacy" => f2 = map.next_value()?,
-                        "linux" => f3 = map.next_value()?,
-                        _ => {
-                            map.next_value::<::serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                ::std::result::Result::Ok(NewThing {
-                    old: f0,
-                    x_fancy: f1,
-                    legacy: f2,
-                    linux: f3,
-                })
+                NewThing::__from_map(map, ::std::vec::Vec::new())
             }
         }
         d.deserialize_map(V)
+    }
+}
+#[allow(deprecated)]
+impl NewThing {
+    /// Decodes the members of `map`, after those of `prefix` (members a union
+    /// read before its discriminator). For the generated code only.
+    #[doc(hidden)]
+    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+        mut map: A,
+        prefix: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, A::Error> {
+        #[allow(unused_imports)]
+        use ::serde::de::{Error as _, MapAccess as _};
+        let mut f0: ::std::option::Option<OldThing> = ::std::option::Option::None;
+        let mut f1: ::std::option::Option<i64> = ::std::option::Option::None;
+        let mut f2: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+        let mut f3: ::std::option::Option<bool> = ::std::option::Option::None;
+        for (key, v) in prefix {
+            if key == "old" {
+                f0 = crate::runtime::from_stash(v)?;
+            } else if key == "x-fancy" {
+                f1 = crate::runtime::from_stash(v)?;
+            } else if key == "legacy" {
+                f2 = crate::runtime::from_stash(v)?;
+            } else if key == "linux" {
+                f3 = crate::runtime::from_stash(v)?;
+            }
+        }
+        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+            &mut map,
+        )? {
+            match &*key {
+                "old" => f0 = map.next_value()?,
+                "x-fancy" => f1 = map.next_value()?,
+                "legacy" => f2 = map.next_value()?,
+                "linux" => f3 = map.next_value()?,
+                _ => {
+                    map.next_value::<::serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        ::std::result::Result::Ok(NewThing {
+            old: f0,
+            x_fancy: f1,
+            legacy: f2,
+            linux: f3,
+        })
     }
 }
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
@@ -301,27 +340,44 @@ pub mod events {
                 }
                 fn visit_map<A: ::serde::de::MapAccess<'de>>(
                     self,
-                    mut map: A,
+                    map: A,
                 ) -> ::std::result::Result<OldEvent, A::Error> {
-                    #[allow(unused_imports)]
-                    use ::serde::de::{Error as _, MapAccess as _};
-                    let mut f0: ::std::option::Option<super::OldThing> = ::std::option::Option::None;
-                    while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                        &mut map,
-                    )? {
-                        match &*key {
-                            "thing" => f0 = map.next_value()?,
-                            _ => {
-                                map.next_value::<::serde::de::IgnoredAny>()?;
-                            }
-                        }
-                    }
-                    ::std::result::Result::Ok(OldEvent {
-                        thing: f0.ok_or_else(|| A::Error::missing_field("thing"))?,
-                    })
+                    OldEvent::__from_map(map, ::std::vec::Vec::new())
                 }
             }
             d.deserialize_map(V)
+        }
+    }
+    #[allow(deprecated)]
+    impl OldEvent {
+        /// Decodes the members of `map`, after those of `prefix` (members a union
+        /// read before its discriminator). For the generated code only.
+        #[doc(hidden)]
+        pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+            mut map: A,
+            prefix: crate::runtime::Prefix,
+        ) -> ::std::result::Result<Self, A::Error> {
+            #[allow(unused_imports)]
+            use ::serde::de::{Error as _, MapAccess as _};
+            let mut f0: ::std::option::Option<super::OldThing> = ::std::option::Option::None;
+            for (key, v) in prefix {
+                if key == "thing" {
+                    f0 = crate::runtime::from_stash(v)?;
+                }
+            }
+            while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                &mut map,
+            )? {
+                match &*key {
+                    "thing" => f0 = map.next_value()?,
+                    _ => {
+                        map.next_value::<::serde::de::IgnoredAny>()?;
+                    }
+                }
+            }
+            ::std::result::Result::Ok(OldEvent {
+                thing: f0.ok_or_else(|| A::Error::missing_field("thing"))?,
+            })
         }
     }
 }

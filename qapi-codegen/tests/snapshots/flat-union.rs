@@ -90,33 +90,53 @@ impl<'de> ::serde::Deserialize<'de> for BaseOpts {
             }
             fn visit_map<A: ::serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> ::std::result::Result<BaseOpts, A::Error> {
-                #[allow(unused_imports)]
-                use ::serde::de::{Error as _, MapAccess as _};
-                let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                let mut f1: ::std::option::Option<Driver> = ::std::option::Option::None;
-                let mut f2: ::std::option::Option<bool> = ::std::option::Option::None;
-                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                    &mut map,
-                )? {
-                    match &*key {
-                        "node-name" => f0 = map.next_value()?,
-                        "driver" => f1 = map.next_value()?,
-                        "read-only" => f2 = map.next_value()?,
-                        _ => {
-                            map.next_value::<::serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                ::std::result::Result::Ok(BaseOpts {
-                    node_name: f0,
-                    driver: f1.ok_or_else(|| A::Error::missing_field("driver"))?,
-                    read_only: f2,
-                })
+                BaseOpts::__from_map(map, ::std::vec::Vec::new())
             }
         }
         d.deserialize_map(V)
+    }
+}
+impl BaseOpts {
+    /// Decodes the members of `map`, after those of `prefix` (members a union
+    /// read before its discriminator). For the generated code only.
+    #[doc(hidden)]
+    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+        mut map: A,
+        prefix: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, A::Error> {
+        #[allow(unused_imports)]
+        use ::serde::de::{Error as _, MapAccess as _};
+        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+        let mut f1: ::std::option::Option<Driver> = ::std::option::Option::None;
+        let mut f2: ::std::option::Option<bool> = ::std::option::Option::None;
+        for (key, v) in prefix {
+            if key == "node-name" {
+                f0 = crate::runtime::from_stash(v)?;
+            } else if key == "driver" {
+                f1 = crate::runtime::from_stash(v)?;
+            } else if key == "read-only" {
+                f2 = crate::runtime::from_stash(v)?;
+            }
+        }
+        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+            &mut map,
+        )? {
+            match &*key {
+                "node-name" => f0 = map.next_value()?,
+                "driver" => f1 = map.next_value()?,
+                "read-only" => f2 = map.next_value()?,
+                _ => {
+                    map.next_value::<::serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        ::std::result::Result::Ok(BaseOpts {
+            node_name: f0,
+            driver: f1.ok_or_else(|| A::Error::missing_field("driver"))?,
+            read_only: f2,
+        })
     }
 }
 /// File branch.
@@ -156,30 +176,48 @@ impl<'de> ::serde::Deserialize<'de> for FileOpts {
             }
             fn visit_map<A: ::serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> ::std::result::Result<FileOpts, A::Error> {
-                #[allow(unused_imports)]
-                use ::serde::de::{Error as _, MapAccess as _};
-                let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                let mut f1: ::std::option::Option<u64> = ::std::option::Option::None;
-                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                    &mut map,
-                )? {
-                    match &*key {
-                        "filename" => f0 = map.next_value()?,
-                        "size" => f1 = map.next_value()?,
-                        _ => {
-                            map.next_value::<::serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                ::std::result::Result::Ok(FileOpts {
-                    filename: f0.ok_or_else(|| A::Error::missing_field("filename"))?,
-                    size: f1,
-                })
+                FileOpts::__from_map(map, ::std::vec::Vec::new())
             }
         }
         d.deserialize_map(V)
+    }
+}
+impl FileOpts {
+    /// Decodes the members of `map`, after those of `prefix` (members a union
+    /// read before its discriminator). For the generated code only.
+    #[doc(hidden)]
+    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+        mut map: A,
+        prefix: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, A::Error> {
+        #[allow(unused_imports)]
+        use ::serde::de::{Error as _, MapAccess as _};
+        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+        let mut f1: ::std::option::Option<u64> = ::std::option::Option::None;
+        for (key, v) in prefix {
+            if key == "filename" {
+                f0 = crate::runtime::from_stash(v)?;
+            } else if key == "size" {
+                f1 = crate::runtime::from_stash(v)?;
+            }
+        }
+        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+            &mut map,
+        )? {
+            match &*key {
+                "filename" => f0 = map.next_value()?,
+                "size" => f1 = map.next_value()?,
+                _ => {
+                    map.next_value::<::serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        ::std::result::Result::Ok(FileOpts {
+            filename: f0.ok_or_else(|| A::Error::missing_field("filename"))?,
+            size: f1,
+        })
     }
 }
 /// NBD branch.
@@ -219,30 +257,48 @@ impl<'de> ::serde::Deserialize<'de> for NbdOpts {
             }
             fn visit_map<A: ::serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> ::std::result::Result<NbdOpts, A::Error> {
-                #[allow(unused_imports)]
-                use ::serde::de::{Error as _, MapAccess as _};
-                let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                let mut f1: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                    &mut map,
-                )? {
-                    match &*key {
-                        "server" => f0 = map.next_value()?,
-                        "export" => f1 = map.next_value()?,
-                        _ => {
-                            map.next_value::<::serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                ::std::result::Result::Ok(NbdOpts {
-                    server: f0.ok_or_else(|| A::Error::missing_field("server"))?,
-                    export: f1,
-                })
+                NbdOpts::__from_map(map, ::std::vec::Vec::new())
             }
         }
         d.deserialize_map(V)
+    }
+}
+impl NbdOpts {
+    /// Decodes the members of `map`, after those of `prefix` (members a union
+    /// read before its discriminator). For the generated code only.
+    #[doc(hidden)]
+    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+        mut map: A,
+        prefix: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, A::Error> {
+        #[allow(unused_imports)]
+        use ::serde::de::{Error as _, MapAccess as _};
+        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+        let mut f1: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+        for (key, v) in prefix {
+            if key == "server" {
+                f0 = crate::runtime::from_stash(v)?;
+            } else if key == "export" {
+                f1 = crate::runtime::from_stash(v)?;
+            }
+        }
+        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+            &mut map,
+        )? {
+            match &*key {
+                "server" => f0 = map.next_value()?,
+                "export" => f1 = map.next_value()?,
+                _ => {
+                    map.next_value::<::serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        ::std::result::Result::Ok(NbdOpts {
+            server: f0.ok_or_else(|| A::Error::missing_field("server"))?,
+            export: f1,
+        })
     }
 }
 /// A union with a named base.
@@ -284,22 +340,24 @@ impl OptsBranch {
             Self::Unrecognized { tag, .. } => tag,
         }
     }
-    fn decode_branch<'de, D: ::serde::Deserializer<'de>>(
+    fn decode_branch<'de, M: ::serde::de::MapAccess<'de>>(
         tag: &str,
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
+        map: M,
+        prefix: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, M::Error> {
         ::std::result::Result::Ok(
             match tag {
-                "file" => Self::File(::serde::Deserialize::deserialize(d)?),
-                "nbd" => Self::Nbd(::serde::Deserialize::deserialize(d)?),
+                "file" => Self::File(FileOpts::__from_map(map, prefix)?),
+                "nbd" => Self::Nbd(NbdOpts::__from_map(map, prefix)?),
                 "null" => {
-                    <::serde::de::IgnoredAny as ::serde::Deserialize>::deserialize(d)?;
+                    drop(prefix);
+                    crate::runtime::skip_rest(map)?;
                     Self::Null
                 }
                 _ => {
                     Self::Unrecognized {
                         tag: tag.into(),
-                        data: ::serde::Deserialize::deserialize(d)?,
+                        data: crate::runtime::rest_to_json_map(map, prefix)?,
                     }
                 }
             },
@@ -355,89 +413,107 @@ impl<'de> ::serde::Deserialize<'de> for Opts {
             }
             fn visit_map<A: ::serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> ::std::result::Result<Opts, A::Error> {
-                const BASE: &[&str] = &["node-name", "read-only"];
-                const TAG: &str = "driver";
-                let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                let mut f1: ::std::option::Option<bool> = ::std::option::Option::None;
-                let mut tag: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                let mut stash = ::std::vec::Vec::new();
-                let mut branch = ::std::option::Option::None;
-                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                    &mut map,
-                )? {
-                    match &*key {
-                        "node-name" => f0 = ::serde::de::MapAccess::next_value(&mut map)?,
-                        "read-only" => f1 = ::serde::de::MapAccess::next_value(&mut map)?,
-                        TAG => {
-                            tag = ::std::option::Option::Some(
-                                ::serde::de::MapAccess::next_value(&mut map)?,
-                            );
-                        }
-                        _ => {
-                            if let ::std::option::Option::Some(t) = &tag {
-                                let rest = crate::runtime::BranchMap::new(
-                                    &mut map,
-                                    key,
-                                    BASE,
-                                    TAG,
-                                    &mut stash,
-                                );
-                                branch = ::std::option::Option::Some(
-                                    OptsBranch::decode_branch(
-                                        t,
-                                        ::serde::de::value::MapAccessDeserializer::new(rest),
-                                    )?,
-                                );
-                            } else {
-                                let mut rest = crate::runtime::collect_rest(&mut map, key)?;
-                                let t: ::std::string::String = crate::runtime::split_buffered(
-                                    &mut rest,
-                                    TAG,
-                                    BASE,
-                                    &mut stash,
-                                )?;
-                                branch = ::std::option::Option::Some(
-                                    crate::runtime::decode_branch_text(
-                                        rest,
-                                        |d| OptsBranch::decode_branch(&t, d),
-                                    )?,
-                                );
-                                tag = ::std::option::Option::Some(t);
-                            }
-                            break;
-                        }
-                    }
-                }
-                for (i, v) in stash {
-                    match i {
-                        0usize => f0 = crate::runtime::from_stash(v)?,
-                        1usize => f1 = crate::runtime::from_stash(v)?,
-                        _ => {}
-                    }
-                }
-                let branch = match branch {
-                    ::std::option::Option::Some(b) => b,
-                    ::std::option::Option::None => {
-                        let t = tag
-                            .ok_or_else(|| <A::Error as ::serde::de::Error>::missing_field(
-                                TAG,
-                            ))?;
-                        crate::runtime::decode_branch_text(
-                            ::std::default::Default::default(),
-                            |d| OptsBranch::decode_branch(&t, d),
-                        )?
-                    }
-                };
-                ::std::result::Result::Ok(Opts {
-                    node_name: f0,
-                    driver: branch,
-                    read_only: f1,
-                })
+                Opts::__from_map(map, ::std::vec::Vec::new())
             }
         }
         d.deserialize_map(V)
+    }
+}
+impl Opts {
+    /// Decodes the members of `map`, after those of `outer` (members an enclosing
+    /// union read before its own discriminator). For the generated code only.
+    #[doc(hidden)]
+    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+        mut map: A,
+        outer: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, A::Error> {
+        const BASE: &[&str] = &["node-name", "read-only"];
+        const TAG: &str = "driver";
+        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+        let mut f1: ::std::option::Option<bool> = ::std::option::Option::None;
+        let mut tag: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+        let mut stash = ::std::vec::Vec::new();
+        let mut prefix: crate::runtime::Prefix = ::std::vec::Vec::new();
+        for (key, v) in outer {
+            if key == "node-name" {
+                f0 = crate::runtime::from_stash(v)?;
+            } else if key == "read-only" {
+                f1 = crate::runtime::from_stash(v)?;
+            } else if key == TAG {
+                tag = ::std::option::Option::Some(crate::runtime::from_stash(v)?);
+            } else {
+                prefix.push((key, v));
+            }
+        }
+        let mut branch = ::std::option::Option::None;
+        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+            &mut map,
+        )? {
+            match &*key {
+                "node-name" => f0 = ::serde::de::MapAccess::next_value(&mut map)?,
+                "read-only" => f1 = ::serde::de::MapAccess::next_value(&mut map)?,
+                TAG => {
+                    tag = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(&mut map)?,
+                    );
+                }
+                _ => {
+                    if let ::std::option::Option::Some(t) = &tag {
+                        let rest = crate::runtime::BranchMap::new(
+                            &mut map,
+                            ::std::option::Option::Some(key),
+                            BASE,
+                            TAG,
+                            &mut stash,
+                        );
+                        branch = ::std::option::Option::Some(
+                            OptsBranch::decode_branch(
+                                t,
+                                rest,
+                                ::std::mem::take(&mut prefix),
+                            )?,
+                        );
+                        break;
+                    }
+                    prefix
+                        .push((
+                            key.into_owned(),
+                            ::serde::de::MapAccess::next_value(&mut map)?,
+                        ));
+                }
+            }
+        }
+        let branch = match branch {
+            ::std::option::Option::Some(b) => b,
+            ::std::option::Option::None => {
+                let t = tag
+                    .ok_or_else(|| <A::Error as ::serde::de::Error>::missing_field(
+                        TAG,
+                    ))?;
+                let rest = crate::runtime::BranchMap::new(
+                    &mut map,
+                    ::std::option::Option::None,
+                    BASE,
+                    TAG,
+                    &mut stash,
+                );
+                OptsBranch::decode_branch(&t, rest, prefix)?
+            }
+        };
+        for (i, v) in stash {
+            match i {
+                0usize => f0 = crate::runtime::from_stash(v)?,
+                1usize => f1 = crate::runtime::from_stash(v)?,
+                _ => {}
+            }
+        }
+        ::std::result::Result::Ok(Opts {
+            node_name: f0,
+            driver: branch,
+            read_only: f1,
+        })
     }
 }
 /// Shapes.
@@ -515,27 +591,43 @@ impl<'de> ::serde::Deserialize<'de> for Circle {
             }
             fn visit_map<A: ::serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> ::std::result::Result<Circle, A::Error> {
-                #[allow(unused_imports)]
-                use ::serde::de::{Error as _, MapAccess as _};
-                let mut f0: ::std::option::Option<f64> = ::std::option::Option::None;
-                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                    &mut map,
-                )? {
-                    match &*key {
-                        "radius" => f0 = map.next_value()?,
-                        _ => {
-                            map.next_value::<::serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                ::std::result::Result::Ok(Circle {
-                    radius: f0.ok_or_else(|| A::Error::missing_field("radius"))?,
-                })
+                Circle::__from_map(map, ::std::vec::Vec::new())
             }
         }
         d.deserialize_map(V)
+    }
+}
+impl Circle {
+    /// Decodes the members of `map`, after those of `prefix` (members a union
+    /// read before its discriminator). For the generated code only.
+    #[doc(hidden)]
+    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+        mut map: A,
+        prefix: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, A::Error> {
+        #[allow(unused_imports)]
+        use ::serde::de::{Error as _, MapAccess as _};
+        let mut f0: ::std::option::Option<f64> = ::std::option::Option::None;
+        for (key, v) in prefix {
+            if key == "radius" {
+                f0 = crate::runtime::from_stash(v)?;
+            }
+        }
+        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+            &mut map,
+        )? {
+            match &*key {
+                "radius" => f0 = map.next_value()?,
+                _ => {
+                    map.next_value::<::serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        ::std::result::Result::Ok(Circle {
+            radius: f0.ok_or_else(|| A::Error::missing_field("radius"))?,
+        })
     }
 }
 /// A union with an inline base.
@@ -572,21 +664,23 @@ impl FigureBranch {
             Self::Unrecognized { tag, .. } => tag,
         }
     }
-    fn decode_branch<'de, D: ::serde::Deserializer<'de>>(
+    fn decode_branch<'de, M: ::serde::de::MapAccess<'de>>(
         tag: &str,
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
+        map: M,
+        prefix: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, M::Error> {
         ::std::result::Result::Ok(
             match tag {
-                "circle" => Self::Circle(::serde::Deserialize::deserialize(d)?),
+                "circle" => Self::Circle(Circle::__from_map(map, prefix)?),
                 "square" => {
-                    <::serde::de::IgnoredAny as ::serde::Deserialize>::deserialize(d)?;
+                    drop(prefix);
+                    crate::runtime::skip_rest(map)?;
                     Self::Square
                 }
                 _ => {
                     Self::Unrecognized {
                         tag: tag.into(),
-                        data: ::serde::Deserialize::deserialize(d)?,
+                        data: crate::runtime::rest_to_json_map(map, prefix)?,
                     }
                 }
             },
@@ -638,87 +732,100 @@ impl<'de> ::serde::Deserialize<'de> for Figure {
             }
             fn visit_map<A: ::serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> ::std::result::Result<Figure, A::Error> {
-                const BASE: &[&str] = &["id"];
-                const TAG: &str = "shape";
-                let mut f0: ::std::option::Option<i64> = ::std::option::Option::None;
-                let mut tag: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                let mut stash = ::std::vec::Vec::new();
-                let mut branch = ::std::option::Option::None;
-                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                    &mut map,
-                )? {
-                    match &*key {
-                        "id" => f0 = ::serde::de::MapAccess::next_value(&mut map)?,
-                        TAG => {
-                            tag = ::std::option::Option::Some(
-                                ::serde::de::MapAccess::next_value(&mut map)?,
-                            );
-                        }
-                        _ => {
-                            if let ::std::option::Option::Some(t) = &tag {
-                                let rest = crate::runtime::BranchMap::new(
-                                    &mut map,
-                                    key,
-                                    BASE,
-                                    TAG,
-                                    &mut stash,
-                                );
-                                branch = ::std::option::Option::Some(
-                                    FigureBranch::decode_branch(
-                                        t,
-                                        ::serde::de::value::MapAccessDeserializer::new(rest),
-                                    )?,
-                                );
-                            } else {
-                                let mut rest = crate::runtime::collect_rest(&mut map, key)?;
-                                let t: ::std::string::String = crate::runtime::split_buffered(
-                                    &mut rest,
-                                    TAG,
-                                    BASE,
-                                    &mut stash,
-                                )?;
-                                branch = ::std::option::Option::Some(
-                                    crate::runtime::decode_branch_text(
-                                        rest,
-                                        |d| FigureBranch::decode_branch(&t, d),
-                                    )?,
-                                );
-                                tag = ::std::option::Option::Some(t);
-                            }
-                            break;
-                        }
-                    }
-                }
-                for (i, v) in stash {
-                    if i == 0usize {
-                        f0 = crate::runtime::from_stash(v)?;
-                    }
-                }
-                let branch = match branch {
-                    ::std::option::Option::Some(b) => b,
-                    ::std::option::Option::None => {
-                        let t = tag
-                            .ok_or_else(|| <A::Error as ::serde::de::Error>::missing_field(
-                                TAG,
-                            ))?;
-                        crate::runtime::decode_branch_text(
-                            ::std::default::Default::default(),
-                            |d| FigureBranch::decode_branch(&t, d),
-                        )?
-                    }
-                };
-                ::std::result::Result::Ok(Figure {
-                    id: f0
-                        .ok_or_else(|| <A::Error as ::serde::de::Error>::missing_field(
-                            "id",
-                        ))?,
-                    shape: branch,
-                })
+                Figure::__from_map(map, ::std::vec::Vec::new())
             }
         }
         d.deserialize_map(V)
+    }
+}
+impl Figure {
+    /// Decodes the members of `map`, after those of `outer` (members an enclosing
+    /// union read before its own discriminator). For the generated code only.
+    #[doc(hidden)]
+    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+        mut map: A,
+        outer: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, A::Error> {
+        const BASE: &[&str] = &["id"];
+        const TAG: &str = "shape";
+        let mut f0: ::std::option::Option<i64> = ::std::option::Option::None;
+        let mut tag: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+        let mut stash = ::std::vec::Vec::new();
+        let mut prefix: crate::runtime::Prefix = ::std::vec::Vec::new();
+        for (key, v) in outer {
+            if key == "id" {
+                f0 = crate::runtime::from_stash(v)?;
+            } else if key == TAG {
+                tag = ::std::option::Option::Some(crate::runtime::from_stash(v)?);
+            } else {
+                prefix.push((key, v));
+            }
+        }
+        let mut branch = ::std::option::Option::None;
+        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+            &mut map,
+        )? {
+            match &*key {
+                "id" => f0 = ::serde::de::MapAccess::next_value(&mut map)?,
+                TAG => {
+                    tag = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(&mut map)?,
+                    );
+                }
+                _ => {
+                    if let ::std::option::Option::Some(t) = &tag {
+                        let rest = crate::runtime::BranchMap::new(
+                            &mut map,
+                            ::std::option::Option::Some(key),
+                            BASE,
+                            TAG,
+                            &mut stash,
+                        );
+                        branch = ::std::option::Option::Some(
+                            FigureBranch::decode_branch(
+                                t,
+                                rest,
+                                ::std::mem::take(&mut prefix),
+                            )?,
+                        );
+                        break;
+                    }
+                    prefix
+                        .push((
+                            key.into_owned(),
+                            ::serde::de::MapAccess::next_value(&mut map)?,
+                        ));
+                }
+            }
+        }
+        let branch = match branch {
+            ::std::option::Option::Some(b) => b,
+            ::std::option::Option::None => {
+                let t = tag
+                    .ok_or_else(|| <A::Error as ::serde::de::Error>::missing_field(
+                        TAG,
+                    ))?;
+                let rest = crate::runtime::BranchMap::new(
+                    &mut map,
+                    ::std::option::Option::None,
+                    BASE,
+                    TAG,
+                    &mut stash,
+                );
+                FigureBranch::decode_branch(&t, rest, prefix)?
+            }
+        };
+        for (i, v) in stash {
+            if i == 0usize {
+                f0 = crate::runtime::from_stash(v)?;
+            }
+        }
+        ::std::result::Result::Ok(Figure {
+            id: f0.ok_or_else(|| <A::Error as ::serde::de::Error>::missing_field("id"))?,
+            shape: branch,
+        })
     }
 }
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.

@@ -54,42 +54,68 @@ impl<'de> ::serde::Deserialize<'de> for Keywords {
             }
             fn visit_map<A: ::serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> ::std::result::Result<Keywords, A::Error> {
-                #[allow(unused_imports)]
-                use ::serde::de::{Error as _, MapAccess as _};
-                let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                let mut f1: ::std::option::Option<i64> = ::std::option::Option::None;
-                let mut f2: ::std::option::Option<bool> = ::std::option::Option::None;
-                let mut f3: ::std::option::Option<KeywordValues> = ::std::option::Option::None;
-                let mut f4: ::std::option::Option<bool> = ::std::option::Option::None;
-                let mut f5: ::std::option::Option<u8> = ::std::option::Option::None;
-                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                    &mut map,
-                )? {
-                    match &*key {
-                        "type" => f0 = map.next_value()?,
-                        "gen" => f1 = map.next_value()?,
-                        "self" => f2 = map.next_value()?,
-                        "async" => f3 = map.next_value()?,
-                        "x-perf" => f4 = map.next_value()?,
-                        "match-mode" => f5 = map.next_value()?,
-                        _ => {
-                            map.next_value::<::serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                ::std::result::Result::Ok(Keywords {
-                    r#type: f0.ok_or_else(|| A::Error::missing_field("type"))?,
-                    r#gen: f1.ok_or_else(|| A::Error::missing_field("gen"))?,
-                    self_: f2.ok_or_else(|| A::Error::missing_field("self"))?,
-                    r#async: f3,
-                    x_perf: f4,
-                    match_mode: f5.ok_or_else(|| A::Error::missing_field("match-mode"))?,
-                })
+                Keywords::__from_map(map, ::std::vec::Vec::new())
             }
         }
         d.deserialize_map(V)
+    }
+}
+impl Keywords {
+    /// Decodes the members of `map`, after those of `prefix` (members a union
+    /// read before its discriminator). For the generated code only.
+    #[doc(hidden)]
+    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+        mut map: A,
+        prefix: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, A::Error> {
+        #[allow(unused_imports)]
+        use ::serde::de::{Error as _, MapAccess as _};
+        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+        let mut f1: ::std::option::Option<i64> = ::std::option::Option::None;
+        let mut f2: ::std::option::Option<bool> = ::std::option::Option::None;
+        let mut f3: ::std::option::Option<KeywordValues> = ::std::option::Option::None;
+        let mut f4: ::std::option::Option<bool> = ::std::option::Option::None;
+        let mut f5: ::std::option::Option<u8> = ::std::option::Option::None;
+        for (key, v) in prefix {
+            if key == "type" {
+                f0 = crate::runtime::from_stash(v)?;
+            } else if key == "gen" {
+                f1 = crate::runtime::from_stash(v)?;
+            } else if key == "self" {
+                f2 = crate::runtime::from_stash(v)?;
+            } else if key == "async" {
+                f3 = crate::runtime::from_stash(v)?;
+            } else if key == "x-perf" {
+                f4 = crate::runtime::from_stash(v)?;
+            } else if key == "match-mode" {
+                f5 = crate::runtime::from_stash(v)?;
+            }
+        }
+        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+            &mut map,
+        )? {
+            match &*key {
+                "type" => f0 = map.next_value()?,
+                "gen" => f1 = map.next_value()?,
+                "self" => f2 = map.next_value()?,
+                "async" => f3 = map.next_value()?,
+                "x-perf" => f4 = map.next_value()?,
+                "match-mode" => f5 = map.next_value()?,
+                _ => {
+                    map.next_value::<::serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        ::std::result::Result::Ok(Keywords {
+            r#type: f0.ok_or_else(|| A::Error::missing_field("type"))?,
+            r#gen: f1.ok_or_else(|| A::Error::missing_field("gen"))?,
+            self_: f2.ok_or_else(|| A::Error::missing_field("self"))?,
+            r#async: f3,
+            x_perf: f4,
+            match_mode: f5.ok_or_else(|| A::Error::missing_field("match-mode"))?,
+        })
     }
 }
 /// Enum values that are keywords or start with a digit.
@@ -185,25 +211,41 @@ pub mod commands {
                 }
                 fn visit_map<A: ::serde::de::MapAccess<'de>>(
                     self,
-                    mut map: A,
+                    map: A,
                 ) -> ::std::result::Result<XQueryKeywords, A::Error> {
-                    #[allow(unused_imports)]
-                    use ::serde::de::{Error as _, MapAccess as _};
-                    let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                    while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                        &mut map,
-                    )? {
-                        match &*key {
-                            "struct" => f0 = map.next_value()?,
-                            _ => {
-                                map.next_value::<::serde::de::IgnoredAny>()?;
-                            }
-                        }
-                    }
-                    ::std::result::Result::Ok(XQueryKeywords { r#struct: f0 })
+                    XQueryKeywords::__from_map(map, ::std::vec::Vec::new())
                 }
             }
             d.deserialize_map(V)
+        }
+    }
+    impl XQueryKeywords {
+        /// Decodes the members of `map`, after those of `prefix` (members a union
+        /// read before its discriminator). For the generated code only.
+        #[doc(hidden)]
+        pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+            mut map: A,
+            prefix: crate::runtime::Prefix,
+        ) -> ::std::result::Result<Self, A::Error> {
+            #[allow(unused_imports)]
+            use ::serde::de::{Error as _, MapAccess as _};
+            let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+            for (key, v) in prefix {
+                if key == "struct" {
+                    f0 = crate::runtime::from_stash(v)?;
+                }
+            }
+            while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                &mut map,
+            )? {
+                match &*key {
+                    "struct" => f0 = map.next_value()?,
+                    _ => {
+                        map.next_value::<::serde::de::IgnoredAny>()?;
+                    }
+                }
+            }
+            ::std::result::Result::Ok(XQueryKeywords { r#struct: f0 })
         }
     }
     impl crate::Command for XQueryKeywords {
@@ -259,27 +301,43 @@ pub mod events {
                 }
                 fn visit_map<A: ::serde::de::MapAccess<'de>>(
                     self,
-                    mut map: A,
+                    map: A,
                 ) -> ::std::result::Result<XEvent, A::Error> {
-                    #[allow(unused_imports)]
-                    use ::serde::de::{Error as _, MapAccess as _};
-                    let mut f0: ::std::option::Option<i64> = ::std::option::Option::None;
-                    while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                        &mut map,
-                    )? {
-                        match &*key {
-                            "loop" => f0 = map.next_value()?,
-                            _ => {
-                                map.next_value::<::serde::de::IgnoredAny>()?;
-                            }
-                        }
-                    }
-                    ::std::result::Result::Ok(XEvent {
-                        r#loop: f0.ok_or_else(|| A::Error::missing_field("loop"))?,
-                    })
+                    XEvent::__from_map(map, ::std::vec::Vec::new())
                 }
             }
             d.deserialize_map(V)
+        }
+    }
+    impl XEvent {
+        /// Decodes the members of `map`, after those of `prefix` (members a union
+        /// read before its discriminator). For the generated code only.
+        #[doc(hidden)]
+        pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+            mut map: A,
+            prefix: crate::runtime::Prefix,
+        ) -> ::std::result::Result<Self, A::Error> {
+            #[allow(unused_imports)]
+            use ::serde::de::{Error as _, MapAccess as _};
+            let mut f0: ::std::option::Option<i64> = ::std::option::Option::None;
+            for (key, v) in prefix {
+                if key == "loop" {
+                    f0 = crate::runtime::from_stash(v)?;
+                }
+            }
+            while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                &mut map,
+            )? {
+                match &*key {
+                    "loop" => f0 = map.next_value()?,
+                    _ => {
+                        map.next_value::<::serde::de::IgnoredAny>()?;
+                    }
+                }
+            }
+            ::std::result::Result::Ok(XEvent {
+                r#loop: f0.ok_or_else(|| A::Error::missing_field("loop"))?,
+            })
         }
     }
 }

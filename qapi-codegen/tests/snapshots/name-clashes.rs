@@ -33,27 +33,43 @@ impl<'de> ::serde::Deserialize<'de> for BlockdevBackup {
             }
             fn visit_map<A: ::serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> ::std::result::Result<BlockdevBackup, A::Error> {
-                #[allow(unused_imports)]
-                use ::serde::de::{Error as _, MapAccess as _};
-                let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                    &mut map,
-                )? {
-                    match &*key {
-                        "device" => f0 = map.next_value()?,
-                        _ => {
-                            map.next_value::<::serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                ::std::result::Result::Ok(BlockdevBackup {
-                    device: f0.ok_or_else(|| A::Error::missing_field("device"))?,
-                })
+                BlockdevBackup::__from_map(map, ::std::vec::Vec::new())
             }
         }
         d.deserialize_map(V)
+    }
+}
+impl BlockdevBackup {
+    /// Decodes the members of `map`, after those of `prefix` (members a union
+    /// read before its discriminator). For the generated code only.
+    #[doc(hidden)]
+    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+        mut map: A,
+        prefix: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, A::Error> {
+        #[allow(unused_imports)]
+        use ::serde::de::{Error as _, MapAccess as _};
+        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+        for (key, v) in prefix {
+            if key == "device" {
+                f0 = crate::runtime::from_stash(v)?;
+            }
+        }
+        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+            &mut map,
+        )? {
+            match &*key {
+                "device" => f0 = map.next_value()?,
+                _ => {
+                    map.next_value::<::serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        ::std::result::Result::Ok(BlockdevBackup {
+            device: f0.ok_or_else(|| A::Error::missing_field("device"))?,
+        })
     }
 }
 /// A type named like the generated event enum.
@@ -88,27 +104,43 @@ impl<'de> ::serde::Deserialize<'de> for Event {
             }
             fn visit_map<A: ::serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> ::std::result::Result<Event, A::Error> {
-                #[allow(unused_imports)]
-                use ::serde::de::{Error as _, MapAccess as _};
-                let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                    &mut map,
-                )? {
-                    match &*key {
-                        "name" => f0 = map.next_value()?,
-                        _ => {
-                            map.next_value::<::serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                ::std::result::Result::Ok(Event {
-                    name: f0.ok_or_else(|| A::Error::missing_field("name"))?,
-                })
+                Event::__from_map(map, ::std::vec::Vec::new())
             }
         }
         d.deserialize_map(V)
+    }
+}
+impl Event {
+    /// Decodes the members of `map`, after those of `prefix` (members a union
+    /// read before its discriminator). For the generated code only.
+    #[doc(hidden)]
+    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+        mut map: A,
+        prefix: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, A::Error> {
+        #[allow(unused_imports)]
+        use ::serde::de::{Error as _, MapAccess as _};
+        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+        for (key, v) in prefix {
+            if key == "name" {
+                f0 = crate::runtime::from_stash(v)?;
+            }
+        }
+        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+            &mut map,
+        )? {
+            match &*key {
+                "name" => f0 = map.next_value()?,
+                _ => {
+                    map.next_value::<::serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        ::std::result::Result::Ok(Event {
+            name: f0.ok_or_else(|| A::Error::missing_field("name"))?,
+        })
     }
 }
 /// A type named like the generated command enum.
@@ -143,27 +175,43 @@ impl<'de> ::serde::Deserialize<'de> for AnyCommand {
             }
             fn visit_map<A: ::serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> ::std::result::Result<AnyCommand, A::Error> {
-                #[allow(unused_imports)]
-                use ::serde::de::{Error as _, MapAccess as _};
-                let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                    &mut map,
-                )? {
-                    match &*key {
-                        "name" => f0 = map.next_value()?,
-                        _ => {
-                            map.next_value::<::serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                ::std::result::Result::Ok(AnyCommand {
-                    name: f0.ok_or_else(|| A::Error::missing_field("name"))?,
-                })
+                AnyCommand::__from_map(map, ::std::vec::Vec::new())
             }
         }
         d.deserialize_map(V)
+    }
+}
+impl AnyCommand {
+    /// Decodes the members of `map`, after those of `prefix` (members a union
+    /// read before its discriminator). For the generated code only.
+    #[doc(hidden)]
+    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+        mut map: A,
+        prefix: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, A::Error> {
+        #[allow(unused_imports)]
+        use ::serde::de::{Error as _, MapAccess as _};
+        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+        for (key, v) in prefix {
+            if key == "name" {
+                f0 = crate::runtime::from_stash(v)?;
+            }
+        }
+        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+            &mut map,
+        )? {
+            match &*key {
+                "name" => f0 = map.next_value()?,
+                _ => {
+                    map.next_value::<::serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        ::std::result::Result::Ok(AnyCommand {
+            name: f0.ok_or_else(|| A::Error::missing_field("name"))?,
+        })
     }
 }
 /// A type named like a std type.
@@ -203,30 +251,48 @@ impl<'de> ::serde::Deserialize<'de> for String {
             }
             fn visit_map<A: ::serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> ::std::result::Result<String, A::Error> {
-                #[allow(unused_imports)]
-                use ::serde::de::{Error as _, MapAccess as _};
-                let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                let mut f1: ::std::option::Option<Option> = ::std::option::Option::None;
-                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                    &mut map,
-                )? {
-                    match &*key {
-                        "value" => f0 = map.next_value()?,
-                        "opt" => f1 = map.next_value()?,
-                        _ => {
-                            map.next_value::<::serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                ::std::result::Result::Ok(String {
-                    value: f0.ok_or_else(|| A::Error::missing_field("value"))?,
-                    opt: f1,
-                })
+                String::__from_map(map, ::std::vec::Vec::new())
             }
         }
         d.deserialize_map(V)
+    }
+}
+impl String {
+    /// Decodes the members of `map`, after those of `prefix` (members a union
+    /// read before its discriminator). For the generated code only.
+    #[doc(hidden)]
+    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+        mut map: A,
+        prefix: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, A::Error> {
+        #[allow(unused_imports)]
+        use ::serde::de::{Error as _, MapAccess as _};
+        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+        let mut f1: ::std::option::Option<Option> = ::std::option::Option::None;
+        for (key, v) in prefix {
+            if key == "value" {
+                f0 = crate::runtime::from_stash(v)?;
+            } else if key == "opt" {
+                f1 = crate::runtime::from_stash(v)?;
+            }
+        }
+        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+            &mut map,
+        )? {
+            match &*key {
+                "value" => f0 = map.next_value()?,
+                "opt" => f1 = map.next_value()?,
+                _ => {
+                    map.next_value::<::serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        ::std::result::Result::Ok(String {
+            value: f0.ok_or_else(|| A::Error::missing_field("value"))?,
+            opt: f1,
+        })
     }
 }
 /// An enum named like a std type.
@@ -297,20 +363,22 @@ impl OptsBranch2 {
             Self::Unrecognized { tag, .. } => tag,
         }
     }
-    fn decode_branch<'de, D: ::serde::Deserializer<'de>>(
+    fn decode_branch<'de, M: ::serde::de::MapAccess<'de>>(
         tag: &str,
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
+        map: M,
+        prefix: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, M::Error> {
         ::std::result::Result::Ok(
             match tag {
                 "some" => {
-                    <::serde::de::IgnoredAny as ::serde::Deserialize>::deserialize(d)?;
+                    drop(prefix);
+                    crate::runtime::skip_rest(map)?;
                     Self::Some
                 }
                 _ => {
                     Self::Unrecognized {
                         tag: tag.into(),
-                        data: ::serde::Deserialize::deserialize(d)?,
+                        data: crate::runtime::rest_to_json_map(map, prefix)?,
                     }
                 }
             },
@@ -358,75 +426,89 @@ impl<'de> ::serde::Deserialize<'de> for Opts {
             }
             fn visit_map<A: ::serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> ::std::result::Result<Opts, A::Error> {
-                const BASE: &[&str] = &[];
-                const TAG: &str = "kind";
-                let mut tag: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                let mut stash = ::std::vec::Vec::new();
-                let mut branch = ::std::option::Option::None;
-                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                    &mut map,
-                )? {
-                    match &*key {
-                        TAG => {
-                            tag = ::std::option::Option::Some(
-                                ::serde::de::MapAccess::next_value(&mut map)?,
-                            );
-                        }
-                        _ => {
-                            if let ::std::option::Option::Some(t) = &tag {
-                                let rest = crate::runtime::BranchMap::new(
-                                    &mut map,
-                                    key,
-                                    BASE,
-                                    TAG,
-                                    &mut stash,
-                                );
-                                branch = ::std::option::Option::Some(
-                                    OptsBranch2::decode_branch(
-                                        t,
-                                        ::serde::de::value::MapAccessDeserializer::new(rest),
-                                    )?,
-                                );
-                            } else {
-                                let mut rest = crate::runtime::collect_rest(&mut map, key)?;
-                                let t: ::std::string::String = crate::runtime::split_buffered(
-                                    &mut rest,
-                                    TAG,
-                                    BASE,
-                                    &mut stash,
-                                )?;
-                                branch = ::std::option::Option::Some(
-                                    crate::runtime::decode_branch_text(
-                                        rest,
-                                        |d| OptsBranch2::decode_branch(&t, d),
-                                    )?,
-                                );
-                                tag = ::std::option::Option::Some(t);
-                            }
-                            break;
-                        }
-                    }
-                }
-                drop(stash);
-                let branch = match branch {
-                    ::std::option::Option::Some(b) => b,
-                    ::std::option::Option::None => {
-                        let t = tag
-                            .ok_or_else(|| <A::Error as ::serde::de::Error>::missing_field(
-                                TAG,
-                            ))?;
-                        crate::runtime::decode_branch_text(
-                            ::std::default::Default::default(),
-                            |d| OptsBranch2::decode_branch(&t, d),
-                        )?
-                    }
-                };
-                ::std::result::Result::Ok(Opts { kind: branch })
+                Opts::__from_map(map, ::std::vec::Vec::new())
             }
         }
         d.deserialize_map(V)
+    }
+}
+impl Opts {
+    /// Decodes the members of `map`, after those of `outer` (members an enclosing
+    /// union read before its own discriminator). For the generated code only.
+    #[doc(hidden)]
+    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+        mut map: A,
+        outer: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, A::Error> {
+        const BASE: &[&str] = &[];
+        const TAG: &str = "kind";
+        let mut tag: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+        let mut stash = ::std::vec::Vec::new();
+        let mut prefix: crate::runtime::Prefix = ::std::vec::Vec::new();
+        for (key, v) in outer {
+            if key == TAG {
+                tag = ::std::option::Option::Some(crate::runtime::from_stash(v)?);
+            } else {
+                prefix.push((key, v));
+            }
+        }
+        let mut branch = ::std::option::Option::None;
+        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+            &mut map,
+        )? {
+            match &*key {
+                TAG => {
+                    tag = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(&mut map)?,
+                    );
+                }
+                _ => {
+                    if let ::std::option::Option::Some(t) = &tag {
+                        let rest = crate::runtime::BranchMap::new(
+                            &mut map,
+                            ::std::option::Option::Some(key),
+                            BASE,
+                            TAG,
+                            &mut stash,
+                        );
+                        branch = ::std::option::Option::Some(
+                            OptsBranch2::decode_branch(
+                                t,
+                                rest,
+                                ::std::mem::take(&mut prefix),
+                            )?,
+                        );
+                        break;
+                    }
+                    prefix
+                        .push((
+                            key.into_owned(),
+                            ::serde::de::MapAccess::next_value(&mut map)?,
+                        ));
+                }
+            }
+        }
+        let branch = match branch {
+            ::std::option::Option::Some(b) => b,
+            ::std::option::Option::None => {
+                let t = tag
+                    .ok_or_else(|| <A::Error as ::serde::de::Error>::missing_field(
+                        TAG,
+                    ))?;
+                let rest = crate::runtime::BranchMap::new(
+                    &mut map,
+                    ::std::option::Option::None,
+                    BASE,
+                    TAG,
+                    &mut stash,
+                );
+                OptsBranch2::decode_branch(&t, rest, prefix)?
+            }
+        };
+        drop(stash);
+        ::std::result::Result::Ok(Opts { kind: branch })
     }
 }
 /// A type named like the branch enum of Opts.
@@ -461,27 +543,43 @@ impl<'de> ::serde::Deserialize<'de> for OptsBranch {
             }
             fn visit_map<A: ::serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> ::std::result::Result<OptsBranch, A::Error> {
-                #[allow(unused_imports)]
-                use ::serde::de::{Error as _, MapAccess as _};
-                let mut f0: ::std::option::Option<i64> = ::std::option::Option::None;
-                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                    &mut map,
-                )? {
-                    match &*key {
-                        "x" => f0 = map.next_value()?,
-                        _ => {
-                            map.next_value::<::serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                ::std::result::Result::Ok(OptsBranch {
-                    x: f0.ok_or_else(|| A::Error::missing_field("x"))?,
-                })
+                OptsBranch::__from_map(map, ::std::vec::Vec::new())
             }
         }
         d.deserialize_map(V)
+    }
+}
+impl OptsBranch {
+    /// Decodes the members of `map`, after those of `prefix` (members a union
+    /// read before its discriminator). For the generated code only.
+    #[doc(hidden)]
+    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+        mut map: A,
+        prefix: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, A::Error> {
+        #[allow(unused_imports)]
+        use ::serde::de::{Error as _, MapAccess as _};
+        let mut f0: ::std::option::Option<i64> = ::std::option::Option::None;
+        for (key, v) in prefix {
+            if key == "x" {
+                f0 = crate::runtime::from_stash(v)?;
+            }
+        }
+        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+            &mut map,
+        )? {
+            match &*key {
+                "x" => f0 = map.next_value()?,
+                _ => {
+                    map.next_value::<::serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        ::std::result::Result::Ok(OptsBranch {
+            x: f0.ok_or_else(|| A::Error::missing_field("x"))?,
+        })
     }
 }
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
@@ -585,27 +683,43 @@ pub mod events {
                 }
                 fn visit_map<A: ::serde::de::MapAccess<'de>>(
                     self,
-                    mut map: A,
+                    map: A,
                 ) -> ::std::result::Result<BlockdevBackup, A::Error> {
-                    #[allow(unused_imports)]
-                    use ::serde::de::{Error as _, MapAccess as _};
-                    let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                    while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                        &mut map,
-                    )? {
-                        match &*key {
-                            "device" => f0 = map.next_value()?,
-                            _ => {
-                                map.next_value::<::serde::de::IgnoredAny>()?;
-                            }
-                        }
-                    }
-                    ::std::result::Result::Ok(BlockdevBackup {
-                        device: f0.ok_or_else(|| A::Error::missing_field("device"))?,
-                    })
+                    BlockdevBackup::__from_map(map, ::std::vec::Vec::new())
                 }
             }
             d.deserialize_map(V)
+        }
+    }
+    impl BlockdevBackup {
+        /// Decodes the members of `map`, after those of `prefix` (members a union
+        /// read before its discriminator). For the generated code only.
+        #[doc(hidden)]
+        pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+            mut map: A,
+            prefix: crate::runtime::Prefix,
+        ) -> ::std::result::Result<Self, A::Error> {
+            #[allow(unused_imports)]
+            use ::serde::de::{Error as _, MapAccess as _};
+            let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+            for (key, v) in prefix {
+                if key == "device" {
+                    f0 = crate::runtime::from_stash(v)?;
+                }
+            }
+            while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+                &mut map,
+            )? {
+                match &*key {
+                    "device" => f0 = map.next_value()?,
+                    _ => {
+                        map.next_value::<::serde::de::IgnoredAny>()?;
+                    }
+                }
+            }
+            ::std::result::Result::Ok(BlockdevBackup {
+                device: f0.ok_or_else(|| A::Error::missing_field("device"))?,
+            })
         }
     }
 }

@@ -48,36 +48,58 @@ impl<'de> ::serde::Deserialize<'de> for Node {
             }
             fn visit_map<A: ::serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> ::std::result::Result<Node, A::Error> {
-                #[allow(unused_imports)]
-                use ::serde::de::{Error as _, MapAccess as _};
-                let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                let mut f1: ::std::option::Option<::std::boxed::Box<Node>> = ::std::option::Option::None;
-                let mut f2: ::std::option::Option<::std::vec::Vec<Node>> = ::std::option::Option::None;
-                let mut f3: ::std::option::Option<::std::boxed::Box<Other>> = ::std::option::Option::None;
-                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                    &mut map,
-                )? {
-                    match &*key {
-                        "name" => f0 = map.next_value()?,
-                        "parent" => f1 = map.next_value()?,
-                        "children" => f2 = map.next_value()?,
-                        "other" => f3 = map.next_value()?,
-                        _ => {
-                            map.next_value::<::serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                ::std::result::Result::Ok(Node {
-                    name: f0.ok_or_else(|| A::Error::missing_field("name"))?,
-                    parent: f1,
-                    children: f2,
-                    other: f3,
-                })
+                Node::__from_map(map, ::std::vec::Vec::new())
             }
         }
         d.deserialize_map(V)
+    }
+}
+impl Node {
+    /// Decodes the members of `map`, after those of `prefix` (members a union
+    /// read before its discriminator). For the generated code only.
+    #[doc(hidden)]
+    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+        mut map: A,
+        prefix: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, A::Error> {
+        #[allow(unused_imports)]
+        use ::serde::de::{Error as _, MapAccess as _};
+        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+        let mut f1: ::std::option::Option<::std::boxed::Box<Node>> = ::std::option::Option::None;
+        let mut f2: ::std::option::Option<::std::vec::Vec<Node>> = ::std::option::Option::None;
+        let mut f3: ::std::option::Option<::std::boxed::Box<Other>> = ::std::option::Option::None;
+        for (key, v) in prefix {
+            if key == "name" {
+                f0 = crate::runtime::from_stash(v)?;
+            } else if key == "parent" {
+                f1 = crate::runtime::from_stash(v)?;
+            } else if key == "children" {
+                f2 = crate::runtime::from_stash(v)?;
+            } else if key == "other" {
+                f3 = crate::runtime::from_stash(v)?;
+            }
+        }
+        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+            &mut map,
+        )? {
+            match &*key {
+                "name" => f0 = map.next_value()?,
+                "parent" => f1 = map.next_value()?,
+                "children" => f2 = map.next_value()?,
+                "other" => f3 = map.next_value()?,
+                _ => {
+                    map.next_value::<::serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        ::std::result::Result::Ok(Node {
+            name: f0.ok_or_else(|| A::Error::missing_field("name"))?,
+            parent: f1,
+            children: f2,
+            other: f3,
+        })
     }
 }
 /// Refers back to Node.
@@ -114,25 +136,41 @@ impl<'de> ::serde::Deserialize<'de> for Other {
             }
             fn visit_map<A: ::serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> ::std::result::Result<Other, A::Error> {
-                #[allow(unused_imports)]
-                use ::serde::de::{Error as _, MapAccess as _};
-                let mut f0: ::std::option::Option<::std::boxed::Box<Node>> = ::std::option::Option::None;
-                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                    &mut map,
-                )? {
-                    match &*key {
-                        "node" => f0 = map.next_value()?,
-                        _ => {
-                            map.next_value::<::serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                ::std::result::Result::Ok(Other { node: f0 })
+                Other::__from_map(map, ::std::vec::Vec::new())
             }
         }
         d.deserialize_map(V)
+    }
+}
+impl Other {
+    /// Decodes the members of `map`, after those of `prefix` (members a union
+    /// read before its discriminator). For the generated code only.
+    #[doc(hidden)]
+    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+        mut map: A,
+        prefix: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, A::Error> {
+        #[allow(unused_imports)]
+        use ::serde::de::{Error as _, MapAccess as _};
+        let mut f0: ::std::option::Option<::std::boxed::Box<Node>> = ::std::option::Option::None;
+        for (key, v) in prefix {
+            if key == "node" {
+                f0 = crate::runtime::from_stash(v)?;
+            }
+        }
+        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+            &mut map,
+        )? {
+            match &*key {
+                "node" => f0 = map.next_value()?,
+                _ => {
+                    map.next_value::<::serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        ::std::result::Result::Ok(Other { node: f0 })
     }
 }
 /// Kinds of chain links.
@@ -212,21 +250,23 @@ impl ChainBranch {
             Self::Unrecognized { tag, .. } => tag,
         }
     }
-    fn decode_branch<'de, D: ::serde::Deserializer<'de>>(
+    fn decode_branch<'de, M: ::serde::de::MapAccess<'de>>(
         tag: &str,
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
+        map: M,
+        prefix: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, M::Error> {
         ::std::result::Result::Ok(
             match tag {
-                "linked" => Self::Linked(::serde::Deserialize::deserialize(d)?),
+                "linked" => Self::Linked(ChainLink::__from_map(map, prefix)?),
                 "plain" => {
-                    <::serde::de::IgnoredAny as ::serde::Deserialize>::deserialize(d)?;
+                    drop(prefix);
+                    crate::runtime::skip_rest(map)?;
                     Self::Plain
                 }
                 _ => {
                     Self::Unrecognized {
                         tag: tag.into(),
-                        data: ::serde::Deserialize::deserialize(d)?,
+                        data: crate::runtime::rest_to_json_map(map, prefix)?,
                     }
                 }
             },
@@ -280,81 +320,97 @@ impl<'de> ::serde::Deserialize<'de> for Chain {
             }
             fn visit_map<A: ::serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> ::std::result::Result<Chain, A::Error> {
-                const BASE: &[&str] = &["next"];
-                const TAG: &str = "kind";
-                let mut f0: ::std::option::Option<::std::boxed::Box<Chain>> = ::std::option::Option::None;
-                let mut tag: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                let mut stash = ::std::vec::Vec::new();
-                let mut branch = ::std::option::Option::None;
-                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                    &mut map,
-                )? {
-                    match &*key {
-                        "next" => f0 = ::serde::de::MapAccess::next_value(&mut map)?,
-                        TAG => {
-                            tag = ::std::option::Option::Some(
-                                ::serde::de::MapAccess::next_value(&mut map)?,
-                            );
-                        }
-                        _ => {
-                            if let ::std::option::Option::Some(t) = &tag {
-                                let rest = crate::runtime::BranchMap::new(
-                                    &mut map,
-                                    key,
-                                    BASE,
-                                    TAG,
-                                    &mut stash,
-                                );
-                                branch = ::std::option::Option::Some(
-                                    ChainBranch::decode_branch(
-                                        t,
-                                        ::serde::de::value::MapAccessDeserializer::new(rest),
-                                    )?,
-                                );
-                            } else {
-                                let mut rest = crate::runtime::collect_rest(&mut map, key)?;
-                                let t: ::std::string::String = crate::runtime::split_buffered(
-                                    &mut rest,
-                                    TAG,
-                                    BASE,
-                                    &mut stash,
-                                )?;
-                                branch = ::std::option::Option::Some(
-                                    crate::runtime::decode_branch_text(
-                                        rest,
-                                        |d| ChainBranch::decode_branch(&t, d),
-                                    )?,
-                                );
-                                tag = ::std::option::Option::Some(t);
-                            }
-                            break;
-                        }
-                    }
-                }
-                for (i, v) in stash {
-                    if i == 0usize {
-                        f0 = crate::runtime::from_stash(v)?;
-                    }
-                }
-                let branch = match branch {
-                    ::std::option::Option::Some(b) => b,
-                    ::std::option::Option::None => {
-                        let t = tag
-                            .ok_or_else(|| <A::Error as ::serde::de::Error>::missing_field(
-                                TAG,
-                            ))?;
-                        crate::runtime::decode_branch_text(
-                            ::std::default::Default::default(),
-                            |d| ChainBranch::decode_branch(&t, d),
-                        )?
-                    }
-                };
-                ::std::result::Result::Ok(Chain { kind: branch, next: f0 })
+                Chain::__from_map(map, ::std::vec::Vec::new())
             }
         }
         d.deserialize_map(V)
+    }
+}
+impl Chain {
+    /// Decodes the members of `map`, after those of `outer` (members an enclosing
+    /// union read before its own discriminator). For the generated code only.
+    #[doc(hidden)]
+    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+        mut map: A,
+        outer: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, A::Error> {
+        const BASE: &[&str] = &["next"];
+        const TAG: &str = "kind";
+        let mut f0: ::std::option::Option<::std::boxed::Box<Chain>> = ::std::option::Option::None;
+        let mut tag: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+        let mut stash = ::std::vec::Vec::new();
+        let mut prefix: crate::runtime::Prefix = ::std::vec::Vec::new();
+        for (key, v) in outer {
+            if key == "next" {
+                f0 = crate::runtime::from_stash(v)?;
+            } else if key == TAG {
+                tag = ::std::option::Option::Some(crate::runtime::from_stash(v)?);
+            } else {
+                prefix.push((key, v));
+            }
+        }
+        let mut branch = ::std::option::Option::None;
+        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+            &mut map,
+        )? {
+            match &*key {
+                "next" => f0 = ::serde::de::MapAccess::next_value(&mut map)?,
+                TAG => {
+                    tag = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(&mut map)?,
+                    );
+                }
+                _ => {
+                    if let ::std::option::Option::Some(t) = &tag {
+                        let rest = crate::runtime::BranchMap::new(
+                            &mut map,
+                            ::std::option::Option::Some(key),
+                            BASE,
+                            TAG,
+                            &mut stash,
+                        );
+                        branch = ::std::option::Option::Some(
+                            ChainBranch::decode_branch(
+                                t,
+                                rest,
+                                ::std::mem::take(&mut prefix),
+                            )?,
+                        );
+                        break;
+                    }
+                    prefix
+                        .push((
+                            key.into_owned(),
+                            ::serde::de::MapAccess::next_value(&mut map)?,
+                        ));
+                }
+            }
+        }
+        let branch = match branch {
+            ::std::option::Option::Some(b) => b,
+            ::std::option::Option::None => {
+                let t = tag
+                    .ok_or_else(|| <A::Error as ::serde::de::Error>::missing_field(
+                        TAG,
+                    ))?;
+                let rest = crate::runtime::BranchMap::new(
+                    &mut map,
+                    ::std::option::Option::None,
+                    BASE,
+                    TAG,
+                    &mut stash,
+                );
+                ChainBranch::decode_branch(&t, rest, prefix)?
+            }
+        };
+        for (i, v) in stash {
+            if i == 0usize {
+                f0 = crate::runtime::from_stash(v)?;
+            }
+        }
+        ::std::result::Result::Ok(Chain { kind: branch, next: f0 })
     }
 }
 /// Branch data.
@@ -389,27 +445,43 @@ impl<'de> ::serde::Deserialize<'de> for ChainLink {
             }
             fn visit_map<A: ::serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> ::std::result::Result<ChainLink, A::Error> {
-                #[allow(unused_imports)]
-                use ::serde::de::{Error as _, MapAccess as _};
-                let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                    &mut map,
-                )? {
-                    match &*key {
-                        "target" => f0 = map.next_value()?,
-                        _ => {
-                            map.next_value::<::serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                ::std::result::Result::Ok(ChainLink {
-                    target: f0.ok_or_else(|| A::Error::missing_field("target"))?,
-                })
+                ChainLink::__from_map(map, ::std::vec::Vec::new())
             }
         }
         d.deserialize_map(V)
+    }
+}
+impl ChainLink {
+    /// Decodes the members of `map`, after those of `prefix` (members a union
+    /// read before its discriminator). For the generated code only.
+    #[doc(hidden)]
+    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
+        mut map: A,
+        prefix: crate::runtime::Prefix,
+    ) -> ::std::result::Result<Self, A::Error> {
+        #[allow(unused_imports)]
+        use ::serde::de::{Error as _, MapAccess as _};
+        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
+        for (key, v) in prefix {
+            if key == "target" {
+                f0 = crate::runtime::from_stash(v)?;
+            }
+        }
+        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
+            &mut map,
+        )? {
+            match &*key {
+                "target" => f0 = map.next_value()?,
+                _ => {
+                    map.next_value::<::serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        ::std::result::Result::Ok(ChainLink {
+            target: f0.ok_or_else(|| A::Error::missing_field("target"))?,
+        })
     }
 }
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
