@@ -419,7 +419,7 @@ pub(crate) fn finish(text: String) -> String {
 
 /// Universal newlines: `\r\n` and lone `\r` become `\n`.
 fn normalise_newlines(text: String) -> String {
-    if !text.contains('\r') {
+    if memchr::memchr(b'\r', text.as_bytes()).is_none() {
         return text;
     }
     let mut out = String::with_capacity(text.len());
