@@ -16,7 +16,7 @@ pub(crate) struct Span {
 /// A QAPI-JSON value: strings, booleans, arrays and objects only (no numbers, no null).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Value {
-    Str(String, Span),
+    Str(Text, Span),
     Bool(bool, Span),
     List(Vec<Value>, Span),
     /// Members in source order; keys are unique (duplicates are a parse error).
@@ -24,7 +24,11 @@ pub(crate) enum Value {
 }
 
 /// An object's members in source order.
-pub(crate) type Dict = Vec<(String, Value)>;
+pub(crate) type Dict = Vec<(Text, Value)>;
+
+/// A string of the source: QAPI's own words and built-in type names (most keys and
+/// many values) are static, so that the parse allocates only for the others.
+pub(crate) type Text = std::borrow::Cow<'static, str>;
 
 impl Value {
     pub fn as_str(&self) -> Option<&str> {

@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use crate::ast::{get, Dict, InfoId, Infos, ParsedDoc, Value};
+use crate::ast::{get, Dict, InfoId, Infos, ParsedDoc, Text, Value};
 use crate::diagnostic::{Error, Warning};
 use crate::Compat;
 
@@ -264,14 +264,14 @@ fn check_definition(
             ))
         }
     };
-    infos.data[info.0 as usize].defn = Some((meta, name.clone()));
+    infos.data[info.0 as usize].defn = Some((meta, name.to_string()));
     let c = Ctx { infos, info };
     c.check_defn_name(&name, meta, pragma)?;
 
     match doc {
         Some(d) => {
             let symbol = docs.symbol(d);
-            if symbol != Some(name.as_str()) {
+            if symbol != Some(&*name) {
                 return Err(c.err(format!(
                     "documentation comment is for '{}'",
                     symbol.unwrap_or("")
@@ -384,7 +384,7 @@ fn check_definition(
     let features = c.check_features(take(&mut dict, "features"))?;
     c.check_flags(&dict)?;
     Ok(Definition {
-        name,
+        name: name.into_owned(),
         ifcond,
         features,
         body,
@@ -561,7 +561,7 @@ impl Ctx<'_> {
         }
         let unknown: Vec<&str> = dict
             .iter()
-            .map(|(k, _)| k.as_str())
+            .map(|(k, _)| &**k)
             .filter(|k| !required.contains(k) && !optional.contains(k))
             .collect();
         if !unknown.is_empty() {
@@ -621,7 +621,7 @@ impl Ctx<'_> {
                         "'if' condition '{s}' of {source} is not a valid identifier"
                     )));
                 }
-                Ok(IfCond::Name(s))
+                Ok(IfCond::Name(s.into_owned()))
             }
             Value::Dict(mut d, _) => {
                 self.check_keys(
@@ -688,7 +688,10 @@ impl Ctx<'_> {
             let source = Src::Member("'features'", &name);
             self.check_name_lower(&name, source, false, false)?;
             let ifcond = self.check_if(ifv, source)?;
-            out.push(FeatureDef { name, ifcond });
+            out.push(FeatureDef {
+                name: name.into_owned(),
+                ifcond,
+            });
         }
         Ok(out)
     }
@@ -733,22 +736,25 @@ impl Ctx<'_> {
             let ifcond = self.check_if(ifv, source)?;
             let features = self.check_features(feats)?;
             values.push(EnumValueDef {
-                name: vname,
+                name: vname.into_owned(),
                 ifcond,
                 features,
             });
         }
-        Ok(DefBody::Enum { values, prefix })
+        Ok(DefBody::Enum {
+            values,
+            prefix: prefix.map(Text::into_owned),
+        })
     }
 
     /// `check_type_name_or_array`, producing the reference.
     fn type_name_or_array(&self, v: Value, source: Src<'_>) -> Res<TypeRef> {
         match v {
-            Value::Str(s, _) => Ok(TypeRef::Name(s)),
+            Value::Str(s, _) => Ok(TypeRef::Name(s.into_owned())),
             Value::List(mut items, _) => {
                 if items.len() == 1 {
                     if let Some(Value::Str(s, _)) = items.pop() {
-                        return Ok(TypeRef::Array(s));
+                        return Ok(TypeRef::Array(s.into_owned()));
                     }
                 }
                 Err(self.err(format!(
@@ -774,7 +780,7 @@ impl Ctx<'_> {
             let key_source = Src::Member(source, &key);
             let (name, optional) = match key.strip_prefix('*') {
                 Some(n) => (n, true),
-                None => (key.as_str(), false),
+                None => (&*key, false),
             };
             self.check_name_lower(name, key_source, permissive, permissive)?;
             if name == "u" || c_name_starts_with(name, "has_") {
@@ -795,10 +801,10 @@ impl Ctx<'_> {
             let features = self.check_features(feats)?;
             let ty = self.type_name_or_array(ty.expect("checked key"), key_source)?;
             if optional {
-                key.remove(0);
+                key.to_mut().remove(0);
             }
             out.push(MemberDef {
-                name: key,
+                name: key.into_owned(),
                 optional,
                 ty,
                 ifcond,
@@ -811,7 +817,7 @@ impl Ctx<'_> {
     /// `check_type_name_or_implicit`.
     fn name_or_implicit(&self, value: Value, source: &str, permissive: bool) -> Res<Data> {
         match value {
-            Value::Str(s, _) => Ok(Data::Name(s)),
+            Value::Str(s, _) => Ok(Data::Name(s.into_owned())),
             other => Ok(Data::Members(
                 self.implicit_members(other, source, permissive)?,
             )),
@@ -827,7 +833,10 @@ impl Ctx<'_> {
             Some(Value::Str(s, _)) => Some(s),
             Some(_) => return Err(self.err("'base' should be a type name")),
         };
-        Ok(DefBody::Struct { base, members })
+        Ok(DefBody::Struct {
+            base: base.map(Text::into_owned),
+            members,
+        })
     }
 
     fn check_union(&self, dict: &mut Dict, name: &str, pragma: &PragmaSets<'_>) -> Res<DefBody> {
@@ -847,18 +856,18 @@ impl Ctx<'_> {
             let (ty, ifv) = self.branch_parts(value, source)?;
             let ifcond = self.check_if(ifv, source)?;
             let ty = match ty {
-                Value::Str(s, _) => TypeRef::Name(s),
+                Value::Str(s, _) => TypeRef::Name(s.into_owned()),
                 _ => return Err(self.err(format!("{source} should be a type name"))),
             };
             branches.push(BranchDef {
-                name: key,
+                name: key.into_owned(),
                 ty,
                 ifcond,
             });
         }
         Ok(DefBody::Union {
             base,
-            discriminator,
+            discriminator: discriminator.into_owned(),
             branches,
         })
     }
@@ -897,7 +906,7 @@ impl Ctx<'_> {
             let ifcond = self.check_if(ifv, source)?;
             let ty = self.type_name_or_array(ty, source)?;
             branches.push(BranchDef {
-                name: key,
+                name: key.into_owned(),
                 ty,
                 ifcond,
             });
@@ -915,7 +924,7 @@ impl Ctx<'_> {
         if boxed {
             match args {
                 None => Err(self.err("'boxed': true requires 'data'")),
-                Some(Value::Str(s, _)) => Ok(Some(Data::Name(s))),
+                Some(Value::Str(s, _)) => Ok(Some(Data::Name(s.into_owned()))),
                 Some(_) => Err(self.err("'data' should be a type name")),
             }
         } else {

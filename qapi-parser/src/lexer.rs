@@ -3,6 +3,8 @@
 
 use pest::Parser as _;
 
+use crate::ast::Text;
+
 /// The pest parser generated from `grammar.pest`, used as a lexer.
 #[derive(pest_derive::Parser)]
 #[grammar = "grammar.pest"]
@@ -366,13 +368,63 @@ pub(crate) fn string_error(src: &str, pos: usize) -> Option<String> {
 }
 
 /// The value of a valid string token: quotes removed, `\\` unescaped.
-pub(crate) fn string_value(text: &str) -> String {
+pub(crate) fn string_value(text: &str) -> Text {
     let inner = text.get(1..text.len().saturating_sub(1)).unwrap_or("");
-    if inner.contains('\\') {
-        inner.replace("\\\\", "\\")
+    if let Some(word) = common_word(inner) {
+        Text::Borrowed(word)
+    } else if inner.contains('\\') {
+        Text::Owned(inner.replace("\\\\", "\\"))
     } else {
-        inner.to_owned()
+        Text::Owned(inner.to_owned())
     }
+}
+
+/// The static copy of `s` if it is one of the strings schemas repeat most (keys of
+/// QAPI's own, built-in types): no allocation for them.
+fn common_word(s: &str) -> Option<&'static str> {
+    Some(match s {
+        "data" => "data",
+        "struct" => "struct",
+        "command" => "command",
+        "if" => "if",
+        "enum" => "enum",
+        "type" => "type",
+        "base" => "base",
+        "name" => "name",
+        "returns" => "returns",
+        "features" => "features",
+        "allow-preconfig" => "allow-preconfig",
+        "include" => "include",
+        "event" => "event",
+        "union" => "union",
+        "alternate" => "alternate",
+        "discriminator" => "discriminator",
+        "boxed" => "boxed",
+        "gen" => "gen",
+        "success-response" => "success-response",
+        "coroutine" => "coroutine",
+        "allow-oob" => "allow-oob",
+        "all" => "all",
+        "any" => "any",
+        "not" => "not",
+        "str" => "str",
+        "int" => "int",
+        "bool" => "bool",
+        "number" => "number",
+        "size" => "size",
+        "null" => "null",
+        "int8" => "int8",
+        "int16" => "int16",
+        "int32" => "int32",
+        "int64" => "int64",
+        "uint8" => "uint8",
+        "uint16" => "uint16",
+        "uint32" => "uint32",
+        "uint64" => "uint64",
+        "unstable" => "unstable",
+        "deprecated" => "deprecated",
+        _ => return None,
+    })
 }
 
 /// Why a file's bytes are not a schema text.

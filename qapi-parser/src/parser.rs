@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use crate::ast::{Dict, InfoData, InfoId, Infos, ParseOutput, ParsedDoc, ParsedExpr, Span, Value};
+use crate::ast::{
+    Dict, InfoData, InfoId, Infos, ParseOutput, ParsedDoc, ParsedExpr, Span, Text, Value,
+};
 use crate::diagnostic::Warning;
 use crate::lexer::{self, Tok, TokKind, Tokens};
 use crate::{Compat, Error, Options};
@@ -262,19 +264,19 @@ impl FileState {
     }
 
     /// The value of the current string token.
-    fn str_value(&self) -> String {
+    fn str_value(&self) -> Text {
         lexer::string_value(self.tok_text())
     }
 
     /// After a key string: reads `:`, moves to the value and checks the key is new.
-    fn member_key(&mut self, ctx: &mut Ctx, members: &Dict, seen: &mut Seen) -> PResult<String> {
+    fn member_key(&mut self, ctx: &mut Ctx, members: &Dict, seen: &mut Seen) -> PResult<Text> {
         let key = self.str_value();
         self.accept(ctx, true)?;
         if self.tok.kind != TokKind::Colon {
             return Err(self.error(ctx, "expected ':'"));
         }
         self.accept(ctx, true)?;
-        if seen.contains(members.iter().map(|(k, _)| k.as_str()), &key) {
+        if seen.contains(members.iter().map(|(k, _)| &**k), &key) {
             return Err(self.error(ctx, format!("duplicate key '{key}'")));
         }
         seen.add(&key);
@@ -287,7 +289,7 @@ impl FileState {
             Dict {
                 start: u32,
                 members: Dict,
-                key: String,
+                key: Text,
                 seen: Seen,
             },
             List {
@@ -598,7 +600,7 @@ impl Parser {
         };
         let incl_fname = path_join(&path_dirname(&file.name), &include);
         self.out.exprs.push(ParsedExpr {
-            expr: vec![(key, Value::Str(incl_fname.clone(), span))],
+            expr: vec![(key, Value::Str(Text::Owned(incl_fname.clone()), span))],
             info,
             doc: None,
         });
@@ -646,7 +648,7 @@ impl Parser {
         };
         let err = |infos: &Infos, msg: String| infos.error_boxed(info, msg);
         for (name, value) in pragma {
-            let list = match name.as_str() {
+            let list = match &*name {
                 "doc-required" => {
                     let Value::Bool(b, _) = value else {
                         return Err(err(
@@ -669,7 +671,7 @@ impl Parser {
                 Value::List(items, _) => items
                     .into_iter()
                     .map(|v| match v {
-                        Value::Str(s, _) => Some(s),
+                        Value::Str(s, _) => Some(s.into_owned()),
                         _ => None,
                     })
                     .collect(),

@@ -81,7 +81,7 @@ fn outcome(text: &str, compat: Compat) -> String {
             let mut s = String::new();
             for e in &out.exprs {
                 let line = out.infos.get(e.info).line;
-                let key = e.expr.first().map_or("{}", |(k, _)| k.as_str());
+                let key = e.expr.first().map_or("{}", |(k, _)| &**k);
                 s += &format!("{line}: {key}\n");
             }
             for d in &out.docs {
