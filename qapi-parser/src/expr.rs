@@ -30,8 +30,8 @@ pub(crate) struct Expr {
 /// A type reference: `'T'` or `['T']`.
 #[derive(Debug, Clone)]
 pub(crate) enum TypeRef {
-    Name(String),
-    Array(String),
+    Name(Text),
+    Array(Text),
 }
 
 /// A feature as written.
@@ -750,11 +750,11 @@ impl Ctx<'_> {
     /// `check_type_name_or_array`, producing the reference.
     fn type_name_or_array(&self, v: Value, source: Src<'_>) -> Res<TypeRef> {
         match v {
-            Value::Str(s, _) => Ok(TypeRef::Name(s.into_owned())),
+            Value::Str(s, _) => Ok(TypeRef::Name(s)),
             Value::List(mut items, _) => {
                 if items.len() == 1 {
                     if let Some(Value::Str(s, _)) = items.pop() {
-                        return Ok(TypeRef::Array(s.into_owned()));
+                        return Ok(TypeRef::Array(s));
                     }
                 }
                 Err(self.err(format!(
@@ -856,7 +856,7 @@ impl Ctx<'_> {
             let (ty, ifv) = self.branch_parts(value, source)?;
             let ifcond = self.check_if(ifv, source)?;
             let ty = match ty {
-                Value::Str(s, _) => TypeRef::Name(s.into_owned()),
+                Value::Str(s, _) => TypeRef::Name(s),
                 _ => return Err(self.err(format!("{source} should be a type name"))),
             };
             branches.push(BranchDef {

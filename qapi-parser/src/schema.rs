@@ -5,7 +5,7 @@
 use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
-use crate::ast::{InfoId, Infos, ParseOutput, ParsedDoc};
+use crate::ast::{InfoId, Infos, ParseOutput, ParsedDoc, Text};
 use crate::diagnostic::{Error, Warning};
 use crate::expr::{
     self, BranchDef, Data, DefBody, Definition, EnumValueDef, ExprKind, FeatureDef, MemberDef,
@@ -101,7 +101,7 @@ struct Feat {
 struct Mem {
     name: String,
     cname: u32,
-    type_name: String,
+    type_name: Text,
     ty: u32,
     optional: bool,
     ifcond: Option<IfCond>,
@@ -112,7 +112,7 @@ struct Mem {
 struct Var {
     name: String,
     cname: u32,
-    type_name: String,
+    type_name: Text,
     ty: u32,
     ifcond: Option<IfCond>,
     implicit: bool,
@@ -173,7 +173,7 @@ enum K {
     },
     Command {
         arg_name: Option<String>,
-        ret_name: Option<String>,
+        ret_name: Option<Text>,
         arg: Option<u32>,
         ret: Option<u32>,
         boxed: bool,
@@ -568,10 +568,10 @@ impl<'a> Builder<'a> {
         Ok(name)
     }
 
-    fn type_ref(&mut self, t: TypeRef, info: InfoId) -> Res<String> {
+    fn type_ref(&mut self, t: TypeRef, info: InfoId) -> Res<Text> {
         match t {
             TypeRef::Name(n) => Ok(n),
-            TypeRef::Array(e) => self.make_array_type(&e, Some(info)),
+            TypeRef::Array(e) => self.make_array_type(&e, Some(info)).map(Text::Owned),
         }
     }
 
@@ -1239,7 +1239,7 @@ impl<'a> Builder<'a> {
             new_vars.push(Var {
                 cname: self.cname(&name),
                 name,
-                type_name: "q_empty".to_string(),
+                type_name: Text::Borrowed("q_empty"),
                 ty: q_empty,
                 ifcond,
                 implicit: true,
