@@ -112,7 +112,8 @@ struct Doc {
 }
 
 impl Doc {
-    fn new(info: InfoId) -> Doc {
+    fn new(info: InfoId, mut text: String) -> Doc {
+        text.clear();
         Doc {
             doc: ParsedDoc {
                 info,
@@ -131,7 +132,7 @@ impl Doc {
             },
             args: Seen::default(),
             features: Seen::default(),
-            text: String::with_capacity(1024),
+            text,
         }
     }
 
@@ -223,8 +224,9 @@ impl Doc {
     }
 
     /// QEMU's `QAPIDoc.end`: strips the texts and requires text in tagged sections.
-    fn end(mut self, ctx: &Ctx) -> PResult<ParsedDoc> {
+    fn end(mut self, ctx: &mut Ctx) -> PResult<ParsedDoc> {
         self.finish_section();
+        ctx.doc_text = std::mem::take(&mut self.text);
         for section in &self.doc.sections {
             if section.kind != SectionKind::Plain && section.text.is_empty() {
                 return Err(ctx.infos.error_boxed(
@@ -356,7 +358,10 @@ pub(crate) fn get_doc(file: &mut FileState, ctx: &mut Ctx) -> PResult<ParsedDoc>
         return Err(file.error(ctx, "junk after '##' at start of documentation comment"));
     }
     let info = file.info(ctx);
-    let mut doc = Doc::new(info);
+    // Most blocks' sections fit in 1 KB: one buffer for all of them.
+    let mut buf = std::mem::take(&mut ctx.doc_text);
+    buf.reserve(1024);
+    let mut doc = Doc::new(info, buf);
     let line = next_line(file, ctx)?;
     match line {
         Some(l) if text(file, l).starts_with('@') => definition_doc(file, ctx, &mut doc, l)?,

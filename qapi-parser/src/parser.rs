@@ -152,6 +152,8 @@ pub(crate) struct Ctx {
     pub infos: Infos,
     pub warnings: Vec<Warning>,
     pub compat: Compat,
+    /// The section text buffer of doc blocks, handed from one block to the next.
+    pub doc_text: String,
 }
 
 impl Ctx {
@@ -445,6 +447,7 @@ impl Parser {
                 infos: Infos::default(),
                 warnings: Vec::new(),
                 compat: options.compat,
+                doc_text: String::new(),
             },
             out: ParseOutput::default(),
             cwd: std::env::current_dir()
