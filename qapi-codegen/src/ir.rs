@@ -1,5 +1,5 @@
 //! The Rust-shaped IR: every naming, layout and derive decision already made by
-//! [`crate::lower`], so that [`crate::emit`] only prints. Plain `Debug` data.
+//! `lower`, so that `emit` only prints. Plain `Debug` data.
 
 /// A whole generated file.
 #[derive(Debug, Clone, PartialEq)]
