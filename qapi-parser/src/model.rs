@@ -32,8 +32,9 @@ pub struct Schema {
     pub files: Vec<std::path::PathBuf>,
     /// Warnings from a relaxed [`crate::Compat`] setting; empty under the default rules.
     pub warnings: Vec<Warning>,
-    /// Name -> entity, for [`Schema::lookup`] (includes are not named entities).
-    pub(crate) by_name: std::collections::BTreeMap<String, TypeId>,
+    /// The named entities sorted by name, for [`Schema::lookup`] (includes are not
+    /// named entities): no second copy of the names.
+    pub(crate) by_name: Vec<TypeId>,
 }
 
 /// A module: one schema file, or `./builtin` for the predefined entities.
@@ -399,7 +400,10 @@ impl Schema {
 
     /// The entity named `name`, if any.
     pub fn lookup(&self, name: &str) -> Option<TypeId> {
-        self.by_name.get(name).copied()
+        self.by_name
+            .binary_search_by(|id| self.entities[id.0 as usize].name.as_str().cmp(name))
+            .ok()
+            .map(|i| self.by_name[i])
     }
 
     /// The documentation block with this id.

@@ -1610,11 +1610,8 @@ impl<'a> Builder<'a> {
                 _ => None,
             })
             .collect();
-        let by_name: std::collections::BTreeMap<String, model::TypeId> = self
-            .by_name
-            .into_iter()
-            .map(|(k, v)| (k, model::TypeId(v)))
-            .collect();
+        let mut by_name: Vec<model::TypeId> =
+            self.by_name.into_values().map(model::TypeId).collect();
         let mut entities = Vec::with_capacity(self.ents.len());
         for (i, e) in self.ents.into_iter().enumerate() {
             let implicit =
@@ -1702,6 +1699,12 @@ impl<'a> Builder<'a> {
             .zip(self.docs)
             .map(|(raw, st)| convert_doc(infos, raw, st))
             .collect();
+        // Names are unique: the order is total, so an unstable sort is deterministic.
+        by_name.sort_unstable_by(|a, b| {
+            entities[a.0 as usize]
+                .name
+                .cmp(&entities[b.0 as usize].name)
+        });
         Schema {
             entities,
             modules: self
