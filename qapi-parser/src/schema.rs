@@ -42,6 +42,52 @@ impl Hasher for FxHasher {
 type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FxHasher>>;
 type HashSet<K> = std::collections::HashSet<K, BuildHasherDefault<FxHasher>>;
 
+/// Name -> entity id without a second copy of the names (the entities hold them):
+/// a name's hash maps to the last entity with that hash, and `older` links an
+/// entity to the previous one sharing its hash (rare: verified by comparing names).
+#[derive(Default)]
+struct NameIndex {
+    last: HashMap<u64, u32>,
+    older: HashMap<u32, u32>,
+    /// Every indexed id, in insertion order.
+    ids: Vec<u32>,
+}
+
+impl NameIndex {
+    fn hash(name: &str) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = FxHasher::default();
+        name.hash(&mut h);
+        h.finish()
+    }
+
+    fn with_capacity(n: usize) -> Self {
+        NameIndex {
+            last: HashMap::with_capacity_and_hasher(n, Default::default()),
+            older: HashMap::default(),
+            ids: Vec::with_capacity(n),
+        }
+    }
+
+    fn get(&self, ents: &[Ent], name: &str) -> Option<u32> {
+        let mut id = *self.last.get(&Self::hash(name))?;
+        loop {
+            if ents.get(id as usize).is_some_and(|e| e.name == name) {
+                return Some(id);
+            }
+            id = *self.older.get(&id)?;
+        }
+    }
+
+    /// Indexes `id` under `name` (not indexed yet).
+    fn insert(&mut self, name: &str, id: u32) {
+        if let Some(prev) = self.last.insert(Self::hash(name), id) {
+            self.older.insert(id, prev);
+        }
+        self.ids.push(id);
+    }
+}
+
 /// QEMU allows this many distinct feature names per schema, the specials included.
 const MAX_FEATURES: usize = 64;
 
@@ -233,7 +279,7 @@ struct Builder<'a> {
     pragma: &'a PragmaSets<'a>,
     compat: Compat,
     ents: Vec<Ent>,
-    by_name: HashMap<String, u32>,
+    by_name: NameIndex,
     modules: Vec<String>,
     module_by_name: HashMap<String, u32>,
     /// Module of each file, keyed by the address of the info's file name.
@@ -339,7 +385,7 @@ impl<'a> Builder<'a> {
             pragma,
             compat,
             ents: Vec::with_capacity(4096),
-            by_name: HashMap::with_capacity_and_hasher(4096, Default::default()),
+            by_name: NameIndex::with_capacity(4096),
             modules: Vec::new(),
             module_by_name: HashMap::default(),
             module_by_file: Vec::new(),
@@ -428,7 +474,7 @@ impl<'a> Builder<'a> {
     }
 
     fn lookup_type(&self, name: &str) -> Option<u32> {
-        let id = *self.by_name.get(name)?;
+        let id = self.by_name.get(&self.ents, name)?;
         match self.ents[id as usize].kind {
             K::Command { .. } | K::Event { .. } | K::Include => None,
             _ => Some(id),
@@ -460,7 +506,7 @@ impl<'a> Builder<'a> {
     fn def_definition(&mut self, ent: Ent) -> Res<u32> {
         let id = self.push_entity(ent);
         let e = &self.ents[id as usize];
-        if let Some(&other) = self.by_name.get(&e.name) {
+        if let Some(other) = self.by_name.get(&self.ents[..id as usize], &e.name) {
             let o = &self.ents[other as usize];
             let info = e.info.unwrap_or(InfoId(0));
             return Err(Box::new(match o.info {
@@ -475,7 +521,7 @@ impl<'a> Builder<'a> {
                 ),
             }));
         }
-        self.by_name.insert(e.name.clone(), id);
+        self.by_name.insert(&self.ents[id as usize].name, id);
         Ok(id)
     }
 
@@ -629,7 +675,7 @@ impl<'a> Builder<'a> {
             return Ok(None);
         }
         let name = format!("q_obj_{name}-{role}");
-        if !self.by_name.contains_key(&name) {
+        if self.by_name.get(&self.ents, &name).is_none() {
             let mut ent = Self::simple(
                 name.clone(),
                 Some(info),
@@ -1611,7 +1657,7 @@ impl<'a> Builder<'a> {
             })
             .collect();
         let mut by_name: Vec<model::TypeId> =
-            self.by_name.into_values().map(model::TypeId).collect();
+            self.by_name.ids.into_iter().map(model::TypeId).collect();
         let mut entities = Vec::with_capacity(self.ents.len());
         for (i, e) in self.ents.into_iter().enumerate() {
             let implicit =
