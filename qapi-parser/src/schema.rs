@@ -88,6 +88,52 @@ impl NameIndex {
     }
 }
 
+/// Interned C names, stored end to end in one string (one allocation instead of
+/// one per name), found by hash like [`NameIndex`].
+#[derive(Default)]
+struct CNames {
+    last: HashMap<u64, u32>,
+    older: HashMap<u32, u32>,
+    text: String,
+    /// End of each name in `text`; its id is its index.
+    ends: Vec<usize>,
+}
+
+impl CNames {
+    fn name(&self, id: u32) -> &str {
+        // Ids come from `intern` only, and names are whole `str`s: in range.
+        let end = self.ends[id as usize];
+        let start = match id {
+            0 => 0,
+            _ => self.ends[id as usize - 1],
+        };
+        &self.text[start..end]
+    }
+
+    fn get(&self, name: &str) -> Option<u32> {
+        let mut id = *self.last.get(&NameIndex::hash(name))?;
+        loop {
+            if self.name(id) == name {
+                return Some(id);
+            }
+            id = *self.older.get(&id)?;
+        }
+    }
+
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.get(name) {
+            return id;
+        }
+        let id = self.ends.len() as u32;
+        self.text.push_str(name);
+        self.ends.push(self.text.len());
+        if let Some(prev) = self.last.insert(NameIndex::hash(name), id) {
+            self.older.insert(id, prev);
+        }
+        id
+    }
+}
+
 /// QEMU allows this many distinct feature names per schema, the specials included.
 const MAX_FEATURES: usize = 64;
 
@@ -287,7 +333,7 @@ struct Builder<'a> {
     main_dir: String,
     features_seen: HashSet<String>,
     feature_overflow: Option<InfoId>,
-    cnames: HashMap<String, u32>,
+    cnames: CNames,
     /// Scratch buffer for [`Builder::cname`].
     cname_buf: String,
     docs: Vec<DocState>,
@@ -395,7 +441,12 @@ impl<'a> Builder<'a> {
                 .map(|s| s.to_string())
                 .collect(),
             feature_overflow: None,
-            cnames: HashMap::with_capacity_and_hasher(4096, Default::default()),
+            cnames: CNames {
+                last: HashMap::with_capacity_and_hasher(4096, Default::default()),
+                older: HashMap::default(),
+                text: String::with_capacity(64 * 1024),
+                ends: Vec::with_capacity(4096),
+            },
             cname_buf: String::new(),
             docs: docs.iter_mut().map(DocState::new).collect(),
             warnings: Vec::new(),
@@ -461,14 +512,7 @@ impl<'a> Builder<'a> {
             }));
             &buf
         };
-        let id = match self.cnames.get(key) {
-            Some(&id) => id,
-            None => {
-                let id = self.cnames.len() as u32;
-                self.cnames.insert(key.to_string(), id);
-                id
-            }
-        };
+        let id = self.cnames.intern(key);
         self.cname_buf = buf;
         id
     }
@@ -1227,7 +1271,6 @@ impl<'a> Builder<'a> {
             &self
                 .cnames
                 .get(&expr::c_name(tag_name))
-                .copied()
                 .unwrap_or(UNRESOLVED),
         ) {
             Some(Desc::Member(r)) if self.mem(*r).name == tag_name => *r,
