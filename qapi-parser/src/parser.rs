@@ -163,6 +163,20 @@ impl Ctx {
     }
 }
 
+/// An open container of [`FileState::get_expr`]'s explicit stack.
+enum Frame {
+    Dict {
+        start: u32,
+        members: Dict,
+        key: Text,
+        seen: Seen,
+    },
+    List {
+        start: u32,
+        items: Vec<Value>,
+    },
+}
+
 /// One open file: its text, tokens and QEMU's lexer state.
 pub(crate) struct FileState {
     name: Rc<str>,
@@ -177,6 +191,8 @@ pub(crate) struct FileState {
     parent: Option<InfoId>,
     /// The doc block read just before the current expression (QEMU's `cur_doc`).
     cur_doc: Option<usize>,
+    /// The containers `get_expr` has open, kept between expressions.
+    frames: Vec<Frame>,
 }
 
 impl FileState {
@@ -195,6 +211,8 @@ impl FileState {
             line_info: None,
             parent,
             cur_doc: None,
+            // Schemas nest a few levels: no regrowth for most files.
+            frames: Vec::with_capacity(8),
         }
     }
 
@@ -287,20 +305,9 @@ impl FileState {
 
     /// Reads one value (QEMU's `get_expr`), iteratively.
     fn get_expr(&mut self, ctx: &mut Ctx) -> PResult<Value> {
-        enum Frame {
-            Dict {
-                start: u32,
-                members: Dict,
-                key: Text,
-                seen: Seen,
-            },
-            List {
-                start: u32,
-                items: Vec<Value>,
-            },
-        }
-        // Schemas nest a few levels: no regrowth for most expressions.
-        let mut stack: Vec<Frame> = Vec::with_capacity(8);
+        // One stack for all expressions of the file (emptied by every success).
+        let mut stack = std::mem::take(&mut self.frames);
+        stack.clear();
         'value: loop {
             let mut value = match self.tok.kind {
                 TokKind::LBrace | TokKind::LBracket => {
@@ -375,7 +382,10 @@ impl FileState {
             // or move on to the next element.
             loop {
                 match stack.pop() {
-                    None => return Ok(value),
+                    None => {
+                        self.frames = stack;
+                        return Ok(value);
+                    }
                     Some(Frame::Dict {
                         start,
                         mut members,
