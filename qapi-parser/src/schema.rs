@@ -334,6 +334,8 @@ struct Builder<'a> {
     features_seen: HashSet<String>,
     feature_overflow: Option<InfoId>,
     cnames: CNames,
+    /// Scratch map of [`Builder::check_object_inner`].
+    obj_seen: HashMap<u32, Desc>,
     /// Scratch buffer for [`Builder::cname`].
     cname_buf: String,
     docs: Vec<DocState>,
@@ -441,6 +443,7 @@ impl<'a> Builder<'a> {
                 .map(|s| s.to_string())
                 .collect(),
             feature_overflow: None,
+            obj_seen: HashMap::default(),
             cnames: CNames {
                 last: HashMap::with_capacity_and_hasher(4096, Default::default()),
                 older: HashMap::default(),
@@ -1150,7 +1153,10 @@ impl<'a> Builder<'a> {
         self.obj_mut(id).state = State::Checking;
         self.check_definition(id, true)?;
 
-        let mut seen: HashMap<u32, Desc> = HashMap::default();
+        // One map for all objects (taken, so that a base checked from here gets its
+        // own): no allocation and rehashing per object.
+        let mut seen = std::mem::take(&mut self.obj_seen);
+        seen.clear();
         let mut members: Vec<MRef> = Vec::new();
         if let Some(base_name) = self.obj(id).and_then(|o| o.base_name.clone()) {
             let base = self.resolve(&base_name, info, || "'base'".to_string())?;
@@ -1205,6 +1211,10 @@ impl<'a> Builder<'a> {
         if self.obj(id).is_some_and(|o| o.branches.is_some()) {
             self.check_branches(id, info, &seen)?;
             self.branches_clash(id, info, &seen, 0)?;
+        }
+        // Clearing costs the capacity: keep no huge map for the objects to come.
+        if seen.capacity() <= 256 {
+            self.obj_seen = seen;
         }
         self.obj_mut(id).state = State::Done;
         Ok(())
