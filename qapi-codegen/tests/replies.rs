@@ -38,7 +38,7 @@ fn qemu_7_2_replies_round_trip() {
     write(
         "Cargo.toml",
         "[package]\nname = \"replies\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
-         [dependencies]\nserde = { version = \"1\", features = [\"derive\"] }\nserde_json = \"1\"\n\n[workspace]\n",
+         [dependencies]\nserde = { version = \"1\", features = [\"derive\"] }\nserde_json = { version = \"1\", features = [\"raw_value\"] }\n\n[workspace]\n",
     );
     write("src/qmp.rs", &code);
     let copy = |from: PathBuf, to: &str| write(to, &std::fs::read_to_string(from).unwrap());

@@ -91,7 +91,7 @@ pub struct BranchMap<'a, 'de, A> {
     done: bool,
     base: &'static [&'static str],
     tag: &'static str,
-    stash: &'a mut Vec<(usize, serde_json::Value)>,
+    stash: &'a mut Vec<(usize, Raw)>,
 }
 
 impl<'a, 'de, A: MapAccess<'de>> BranchMap<'a, 'de, A> {
@@ -103,7 +103,7 @@ impl<'a, 'de, A: MapAccess<'de>> BranchMap<'a, 'de, A> {
         pending: Option<Str<'de>>,
         base: &'static [&'static str],
         tag: &'static str,
-        stash: &'a mut Vec<(usize, serde_json::Value)>,
+        stash: &'a mut Vec<(usize, Raw)>,
     ) -> Self {
         // No pending key: `inner` has already returned its last key.
         let done = pending.is_none();
@@ -138,7 +138,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for BranchMap<'_, 'de, A> {
                     }
                     Some(k) => {
                         if let Some(i) = self.base.iter().position(|b| *b == k) {
-                            let v = self.inner.next_value::<serde_json::Value>()?;
+                            let v = self.inner.next_value::<Raw>()?;
                             self.stash.push((i, v));
                         } else if k == self.tag {
                             self.inner.next_value::<IgnoredAny>()?;
@@ -159,10 +159,16 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for BranchMap<'_, 'de, A> {
     }
 }
 
-/// Decodes a buffered member value (a base member met after branch members). Goes
-/// through JSON text so that only the text decoders of the member types are compiled.
-pub fn from_stash<T: de::DeserializeOwned, E: de::Error>(v: serde_json::Value) -> Result<T, E> {
-    serde_json::from_str(&v.to_string()).map_err(E::custom)
+/// A member value set aside as its JSON text (copied, not parsed into a tree).
+pub type Raw = Box<serde_json::value::RawValue>;
+
+/// Decodes a buffered member value (a base member met after branch members, or a branch
+/// member met before the discriminator) straight from its JSON text, so that only the
+/// text decoders of the member types are compiled and no `Value` tree is built.
+pub fn from_stash<T: de::DeserializeOwned, E: de::Error>(
+    v: impl AsRef<serde_json::value::RawValue>,
+) -> Result<T, E> {
+    serde_json::from_str(v.as_ref().get()).map_err(E::custom)
 }
 
 /// Error for a union object without its discriminator.
@@ -381,7 +387,7 @@ pub fn int_in_range<T: TryFrom<i64> + TryFrom<u64>, E: de::Error>(
 }
 
 /// Members a union read before its discriminator, handed to the branch's decoder.
-pub type Prefix = Vec<(String, serde_json::Value)>;
+pub type Prefix = Vec<(String, Raw)>;
 
 /// Skips the rest of `map` (an implicit union branch: no members of its own).
 pub fn skip_rest<'de, M: MapAccess<'de>>(mut map: M) -> Result<(), M::Error> {
@@ -396,7 +402,10 @@ pub fn rest_to_json_map<'de, M: MapAccess<'de>>(
     mut map: M,
     prefix: Prefix,
 ) -> Result<JsonMap, M::Error> {
-    let mut out: JsonMap = prefix.into_iter().collect();
+    let mut out = JsonMap::new();
+    for (k, v) in prefix {
+        out.insert(k, from_stash(v)?);
+    }
     while let Some(k) = next_key(&mut map)? {
         let v = map.next_value::<serde_json::Value>()?;
         out.insert(k.into_owned(), v);
