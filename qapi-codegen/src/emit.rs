@@ -153,7 +153,7 @@ fn meta_attrs(meta: &Meta) -> (Ident, TokenStream, TokenStream) {
     (ident(name), quote!(#d #dep #allow), allow)
 }
 
-fn derive_attr(d: &Derives, serde: bool) -> TokenStream {
+fn derive_attr(d: &Derives) -> TokenStream {
     let Derives {
         eq,
         hash,
@@ -179,10 +179,6 @@ fn derive_attr(d: &Derives, serde: bool) -> TokenStream {
         if let Ok(p) = syn::parse_str::<syn::Path>(e) {
             list.push(p.to_token_stream());
         }
-    }
-    if serde {
-        list.push(quote!(::serde::Serialize));
-        list.push(quote!(::serde::Deserialize));
     }
     quote!(#[derive(#(#list),*)])
 }
@@ -253,149 +249,109 @@ fn wire_name(f: &Field) -> String {
         .unwrap_or_else(|| crate::names::unraw(&f.ident).to_owned())
 }
 
-/// Serialization of one member into map `m` (skipped when optional and `None`).
-fn ser_entry(f: &Field) -> TokenStream {
-    let wire = wire_name(f);
-    let fi = ident(&f.ident);
-    if f.optional {
-        quote! {
-            if let ::std::option::Option::Some(v) = &self.#fi {
-                m.serialize_entry(#wire, v)?;
-            }
-        }
-    } else {
-        quote!(m.serialize_entry(#wire, &self.#fi)?;)
-    }
+/// The codec of an object's members, shared by structs and unions: how each member is
+/// written, its decoding slot's `match` arm on the key, and its initializer in the
+/// struct literal (slot `f{n}`).
+struct MemberCodec {
+    write: TokenStream,
+    arm: TokenStream,
+    init: TokenStream,
 }
 
-/// The decoding slot of the `n`th member: its declaration, its `match` arm on the key,
-/// and its initializer in the struct literal.
-fn de_slot(f: &Field, n: usize) -> (TokenStream, TokenStream, TokenStream) {
+fn member_codec(f: &Field, n: usize) -> MemberCodec {
     let wire = wire_name(f);
     let fi = ident(&f.ident);
     let slot = ident(&format!("f{n}"));
-    let t = ty(&f.ty);
-    let decl = quote!(let mut #slot: ::std::option::Option<#t> = ::std::option::Option::None;);
-    let arm = if f.nullable {
-        quote!(#wire => #slot = ::std::option::Option::Some(map.next_value()?),)
+    let write = if f.optional {
+        quote!(w.opt_member(#wire, &self.#fi);)
     } else {
-        quote!(#wire => #slot = map.next_value()?,)
+        quote!(w.member(#wire, &self.#fi);)
+    };
+    // `null` is "absent" for an optional member, unless the type itself accepts it.
+    let arm = if f.optional && !f.nullable {
+        quote!(#wire => #slot = r.opt()?,)
+    } else {
+        quote!(#wire => #slot = r.some()?,)
     };
     let init = if f.optional {
         quote!(#fi: #slot)
     } else {
-        quote!(#fi: #slot.ok_or_else(|| A::Error::missing_field(#wire))?)
+        quote!(#fi: r.required(#slot, #wire)?)
     };
-    (decl, arm, init)
+    MemberCodec { write, arm, init }
 }
 
-/// Hand-written `Serialize`/`Deserialize` of a struct: one map, members by name, unknown
-/// members skipped; smaller to compile than serde's derive (no sequence form).
-fn struct_serde(
+/// The `Decode` body of an object: slots, one pass over the members (unknown ones
+/// skipped), the struct literal. `extra` adds slots and arms (a union's discriminator)
+/// and `tail` runs after the pass, before the literal.
+fn decode_object(
+    slots: &[Ident],
+    arms: &[TokenStream],
+    inits: &[TokenStream],
+    tail: TokenStream,
+) -> TokenStream {
+    if arms.is_empty() {
+        return quote! {
+            r.skip_object()?;
+            #tail
+            ::std::result::Result::Ok(Self { #(#inits,)* })
+        };
+    }
+    quote! {
+        // Scoped here: the schema may name its own types `Some` or `None`.
+        use ::std::option::Option::{None, Some};
+        #(let mut #slots = None;)*
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
+            match &*key {
+                #(#arms)*
+                _ => r.skip()?,
+            }
+        }
+        #tail
+        ::std::result::Result::Ok(Self { #(#inits,)* })
+    }
+}
+
+/// The codec of a struct with named fields: `Members` (so unions can embed it), `Decode`,
+/// and through them `Encode` and serde's traits.
+fn struct_codec(
     name: &Ident,
     fields: &[Field],
     allow: &TokenStream,
     k: &TokenStream,
 ) -> TokenStream {
-    let ser = fields.iter().map(ser_entry);
-    let mut decls = Vec::new();
+    let mut writes = Vec::new();
+    let mut slots = Vec::new();
     let mut arms = Vec::new();
     let mut inits = Vec::new();
     for (n, f) in fields.iter().enumerate() {
-        let (d, a, i) = de_slot(f, n);
-        decls.push(d);
-        arms.push(a);
-        inits.push(i);
+        let MemberCodec { write, arm, init } = member_codec(f, n);
+        writes.push(write);
+        slots.push(ident(&format!("f{n}")));
+        arms.push(arm);
+        inits.push(init);
     }
-    // An `if` chain (not a `match`): clippy wants no one-arm `match`.
-    let prefix_read = if fields.is_empty() {
-        quote!(drop(prefix);)
+    let w = if fields.is_empty() {
+        quote!(_w)
     } else {
-        let mut ifs = fields.iter().enumerate().map(|(n, f)| {
-            let wire = wire_name(f);
-            let slot = ident(&format!("f{n}"));
-            if f.nullable {
-                quote!(if key == #wire { #slot = ::std::option::Option::Some(#k::runtime::from_stash(v)?); })
-            } else {
-                quote!(if key == #wire { #slot = #k::runtime::from_stash(v)?; })
-            }
-        });
-        let first = ifs.next();
-        quote! {
-            for (key, v) in prefix {
-                #first #(else #ifs)*
-            }
-        }
+        quote!(w)
     };
-    let expecting = format!("struct {name}");
-    let mut_m = if fields.is_empty() {
-        quote!()
-    } else {
-        quote!(mut)
-    };
-    // Syntax only: clippy rejects a `match` with nothing but the fallback arm.
-    let read = if fields.is_empty() {
-        quote! {
-            while #k::runtime::next_key(&mut map)?.is_some() {
-                map.next_value::<::serde::de::IgnoredAny>()?;
-            }
-        }
-    } else {
-        quote! {
-            while let ::std::option::Option::Some(key) = #k::runtime::next_key(&mut map)? {
-                match &*key {
-                    #(#arms)*
-                    _ => {
-                        map.next_value::<::serde::de::IgnoredAny>()?;
-                    }
-                }
-            }
-        }
-    };
+    let body = decode_object(&slots, &arms, &inits, TokenStream::new());
     quote! {
         #allow
-        impl ::serde::Serialize for #name {
-            fn serialize<S: ::serde::Serializer>(&self, s: S) -> ::std::result::Result<S::Ok, S::Error> {
-                use ::serde::ser::SerializeMap as _;
-                let #mut_m m = s.serialize_map(::std::option::Option::None)?;
-                #(#ser)*
-                m.end()
+        impl #k::runtime::Members for #name {
+            fn members(&self, #w: &mut #k::runtime::Writer<'_>) {
+                #(#writes)*
             }
         }
-
         #allow
-        impl<'de> ::serde::Deserialize<'de> for #name {
-            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> ::std::result::Result<Self, D::Error> {
-                struct V;
-                #allow
-                impl<'de> ::serde::de::Visitor<'de> for V {
-                    type Value = #name;
-                    fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                        f.write_str(#expecting)
-                    }
-                    fn visit_map<A: ::serde::de::MapAccess<'de>>(self, map: A) -> ::std::result::Result<#name, A::Error> {
-                        #name::__from_map(map, ::std::vec::Vec::new())
-                    }
-                }
-                d.deserialize_map(V)
+        impl #k::runtime::Decode for #name {
+            fn decode(r: &mut #k::runtime::Reader<'_>) -> #k::runtime::Result<Self> {
+                #body
             }
         }
-
-        #allow
-        impl #name {
-            /// Decodes the members of `map`, after those of `prefix` (members a union
-            /// read before its discriminator). For the generated code only.
-            #[doc(hidden)]
-            pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(mut map: A, prefix: #k::runtime::Prefix) -> ::std::result::Result<Self, A::Error> {
-                // Traits only (`as _`): no name of the schema's can be shadowed.
-                #[allow(unused_imports)]
-                use ::serde::de::{Error as _, MapAccess as _};
-                #(#decls)*
-                #prefix_read
-                #read
-                ::std::result::Result::Ok(#name { #(#inits,)* })
-            }
-        }
+        #k::runtime::object_impls!(#name);
     }
 }
 
@@ -433,36 +389,44 @@ fn struct_tokens(s: &Struct, k: &TokenStream) -> TokenStream {
         command,
     } = s;
     let (name, attrs, allow) = meta_attrs(meta);
+    let derive = derive_attr(derives);
     let def = match shape {
         StructShape::Fields(fields) => {
-            let derive = derive_attr(derives, false);
             let defs = fields.iter().map(field);
-            let serde = struct_serde(&name, fields, &allow, k);
+            let codec = struct_codec(&name, fields, &allow, k);
             quote! {
                 #attrs
                 #derive
                 pub struct #name { #(#defs,)* }
-                #serde
+                #codec
             }
         }
         StructShape::Newtype(t) => {
-            let derive = derive_attr(derives, true);
             let t = ty(t);
             quote! {
                 #attrs
                 #derive
-                #[serde(transparent)]
                 pub struct #name(pub #t);
+                #allow
+                impl #k::runtime::Encode for #name {
+                    fn encode(&self, w: &mut #k::runtime::Writer<'_>) {
+                        #k::runtime::Encode::encode(&self.0, w)
+                    }
+                }
+                #allow
+                impl #k::runtime::Decode for #name {
+                    fn decode(r: &mut #k::runtime::Reader<'_>) -> #k::runtime::Result<Self> {
+                        #k::runtime::Decode::decode(r).map(Self)
+                    }
+                }
+                #k::runtime::serde_impls!(#name);
             }
         }
-        StructShape::Unit => {
-            let derive = derive_attr(derives, false);
-            quote! {
-                #attrs
-                #derive
-                pub struct #name;
-            }
-        }
+        StructShape::Unit => quote! {
+            #attrs
+            #derive
+            pub struct #name;
+        },
     };
     let imp = command.as_ref().map(|c| {
         let CommandImpl {
@@ -479,7 +443,7 @@ fn struct_tokens(s: &Struct, k: &TokenStream) -> TokenStream {
         let write = if *has_arguments {
             quote! {
                 fn write_arguments(&self, out: &mut ::std::vec::Vec<u8>) -> ::std::result::Result<(), ::serde_json::Error> {
-                    #k::runtime::write_json(out, self)
+                    #k::runtime::write_arguments(self, out)
                 }
             }
         } else {
@@ -520,7 +484,7 @@ fn enum_tokens(e: &Enum, k: &TokenStream) -> TokenStream {
         unknown,
     } = e;
     let (name, attrs, allow) = meta_attrs(meta);
-    let derive = derive_attr(derives, false);
+    let derive = derive_attr(derives);
     let unknown = ident(unknown);
     let mut defs = Vec::new();
     let mut to_str = Vec::new();
@@ -566,16 +530,7 @@ fn enum_tokens(e: &Enum, k: &TokenStream) -> TokenStream {
                 #from_body
             }
         }
-        impl ::serde::Serialize for #name {
-            fn serialize<S: ::serde::Serializer>(&self, s: S) -> ::std::result::Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-        impl<'de> ::serde::Deserialize<'de> for #name {
-            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> ::std::result::Result<Self, D::Error> {
-                #k::runtime::deserialize_str(d).map(|s| Self::from_wire(&s))
-            }
-        }
+        #k::runtime::enum_impls!(#name);
     }
 }
 
@@ -587,7 +542,7 @@ fn union_tokens(u: &Union, k: &TokenStream) -> TokenStream {
         branches,
     } = u;
     let (name, attrs, allow) = meta_attrs(meta);
-    let derive = derive_attr(derives, false);
+    let derive = derive_attr(derives);
     let BranchEnum {
         meta: bmeta,
         variants,
@@ -596,97 +551,55 @@ fn union_tokens(u: &Union, k: &TokenStream) -> TokenStream {
     let (bname, battrs, _) = meta_attrs(bmeta);
     let unknown = ident(unknown);
 
-    // Struct definition, serialization and deserialization of the base members.
+    // The base members, the discriminator among them.
     let mut defs = Vec::new();
-    let mut ser = Vec::new();
+    let mut writes = Vec::new();
     let mut slots = Vec::new();
     let mut arms = Vec::new();
-    let mut stash_arms = Vec::new();
-    let mut prefix_ifs = Vec::new();
     let mut inits = Vec::new();
     let mut base_names = Vec::new();
-    let mut tag_wire = String::new();
     let mut tag_ident = ident("tag");
+    let mut tag_wire = String::new();
     for f in fields {
         match f {
             UnionField::Base(f) => {
-                let Field {
-                    ident: fi,
-                    rename: _,
-                    ty: t,
-                    optional,
-                    nullable,
-                    docs: lines,
-                    deprecated: dep,
-                } = f;
-                let wire = f
-                    .rename
-                    .clone()
-                    .unwrap_or_else(|| crate::names::unraw(fi).to_owned());
-                let fi = ident(fi);
-                let d = docs(lines);
-                let dep = deprecated(dep);
-                let ft = field_ty(t, *optional);
-                defs.push(quote!(#d #dep pub #fi: #ft));
-                if *optional {
-                    ser.push(quote! {
-                        if let ::std::option::Option::Some(v) = &self.#fi {
-                            m.serialize_entry(#wire, v)?;
-                        }
-                    });
-                } else {
-                    ser.push(quote!(m.serialize_entry(#wire, &self.#fi)?;));
-                }
-                let slot = ident(&format!("f{}", base_names.len()));
-                let idx = base_names.len();
-                let t = ty(t);
-                slots.push(
-                    quote!(let mut #slot: ::std::option::Option<#t> = ::std::option::Option::None;),
-                );
-                if *nullable {
-                    arms.push(quote!(#wire => #slot = ::std::option::Option::Some(::serde::de::MapAccess::next_value(&mut map)?),));
-                } else {
-                    arms.push(
-                        quote!(#wire => #slot = ::serde::de::MapAccess::next_value(&mut map)?,),
-                    );
-                }
-                stash_arms.push((idx, quote!(#slot = #k::runtime::from_stash(v)?)));
-                if *nullable {
-                    prefix_ifs.push(quote!(if key == #wire { #slot = ::std::option::Option::Some(#k::runtime::from_stash(v)?); }));
-                } else {
-                    prefix_ifs
-                        .push(quote!(if key == #wire { #slot = #k::runtime::from_stash(v)?; }));
-                }
-                if *optional {
-                    inits.push(quote!(#fi: #slot));
-                } else {
-                    inits.push(quote!(#fi: #slot.ok_or_else(|| <A::Error as ::serde::de::Error>::missing_field(#wire))?));
-                }
-                base_names.push(wire);
+                defs.push(field(f));
+                let MemberCodec { write, arm, init } = member_codec(f, slots.len());
+                writes.push(write);
+                slots.push(ident(&format!("f{}", slots.len())));
+                arms.push(arm);
+                inits.push(init);
+                base_names.push(wire_name(f));
             }
             UnionField::Tag {
                 ident: fi,
                 wire,
                 docs: lines,
             } => {
-                let fi2 = ident(fi);
+                let fi = ident(fi);
                 let d = docs(lines);
-                defs.push(quote!(#d pub #fi2: #bname));
-                ser.push(quote! {
-                    m.serialize_entry(#wire, self.#fi2.tag())?;
-                });
+                defs.push(quote!(#d pub #fi: #bname));
+                writes.push(quote!(w.member(#wire, self.#fi.tag());));
+                slots.push(ident("tag"));
+                arms.push(quote!(#wire => tag = Some(r.string()?),));
+                inits.push(quote!(#fi: branch));
+                base_names.push(wire.clone());
+                tag_ident = fi;
                 tag_wire = wire.clone();
-                tag_ident = fi2;
-                inits.push(quote!(#tag_ident: branch));
             }
         }
     }
+    let tail = quote! {
+        let tag = r.required(tag, #tag_wire)?;
+        let branch = #bname::decode_branch(&tag, &mut r.at(start))?;
+    };
+    let body = decode_object(&slots, &arms, &inits, tail);
 
-    // Branch enum.
+    // The branch enum.
     let mut bdefs = Vec::new();
     let mut tag_arms = Vec::new();
     let mut dec_arms = Vec::new();
-    let mut ser_arms = Vec::new();
+    let mut member_arms = Vec::new();
     for v in variants {
         let BranchVariant {
             ident: vi,
@@ -697,58 +610,21 @@ fn union_tokens(u: &Union, k: &TokenStream) -> TokenStream {
         let vi = ident(vi);
         let d = docs(lines);
         match t {
-            Some(t_ref) => {
-                let t = ty(t_ref);
-                let decode = match t_ref {
-                    TypeRef::Boxed(inner) => {
-                        let inner = ty(inner);
-                        quote!(::std::boxed::Box::new(#inner::__from_map(map, prefix)?))
-                    }
-                    other => {
-                        let other = ty(other);
-                        quote!(#other::__from_map(map, prefix)?)
-                    }
-                };
+            Some(t) => {
+                let t = ty(t);
                 bdefs.push(quote!(#d #vi(#t)));
                 tag_arms.push(quote!(Self::#vi(_) => #wire));
-                dec_arms.push(quote!(#wire => Self::#vi(#decode)));
-                ser_arms.push(quote!(Self::#vi(v) => ::serde::Serialize::serialize(v, #k::runtime::FlatMap(m))));
+                dec_arms.push(quote!(#wire => Self::#vi(#k::runtime::Decode::decode(r)?)));
+                member_arms.push(quote!(Self::#vi(v) => #k::runtime::Members::members(v, w)));
             }
             None => {
                 bdefs.push(quote!(#d #vi));
                 tag_arms.push(quote!(Self::#vi => #wire));
-                dec_arms.push(quote!(#wire => {
-                    drop(prefix);
-                    #k::runtime::skip_rest(map)?;
-                    Self::#vi
-                }));
-                ser_arms.push(quote!(Self::#vi => ::std::result::Result::Ok(())));
+                dec_arms.push(quote!(#wire => Self::#vi));
+                member_arms.push(quote!(Self::#vi => {}));
             }
         }
     }
-    let expecting = format!("union {name}");
-    // Syntax only: clippy wants `if` for one arm and `match` for more.
-    let stash_loop = match stash_arms.as_slice() {
-        [] => quote!(drop(stash);),
-        [(idx, assign)] => quote! {
-            for (i, v) in stash {
-                if i == #idx {
-                    #assign;
-                }
-            }
-        },
-        arms => {
-            let arms = arms.iter().map(|(idx, assign)| quote!(#idx => #assign,));
-            quote! {
-                for (i, v) in stash {
-                    match i {
-                        #(#arms)*
-                        _ => {}
-                    }
-                }
-            }
-        }
-    };
     quote! {
         #attrs
         #derive
@@ -778,102 +654,37 @@ fn union_tokens(u: &Union, k: &TokenStream) -> TokenStream {
                     Self::#unknown { tag, .. } => tag,
                 }
             }
-            fn decode_branch<'de, M: ::serde::de::MapAccess<'de>>(tag: &str, map: M, prefix: #k::runtime::Prefix) -> ::std::result::Result<Self, M::Error> {
+            fn decode_branch(tag: &str, r: &mut #k::runtime::Reader<'_>) -> #k::runtime::Result<Self> {
                 ::std::result::Result::Ok(match tag {
                     #(#dec_arms,)*
-                    _ => Self::#unknown { tag: tag.into(), data: #k::runtime::rest_to_json_map(map, prefix)? },
+                    _ => Self::#unknown { tag: tag.into(), data: #k::runtime::members_except(r, &[#(#base_names),*])? },
                 })
             }
-            fn serialize_branch<M: ::serde::ser::SerializeMap>(&self, m: &mut M) -> ::std::result::Result<(), M::Error> {
+            fn members(&self, w: &mut #k::runtime::Writer<'_>) {
                 match self {
-                    #(#ser_arms,)*
-                    Self::#unknown { data, .. } => {
-                        for (k, v) in data {
-                            m.serialize_entry(k, v)?;
-                        }
-                        ::std::result::Result::Ok(())
-                    }
+                    #(#member_arms,)*
+                    Self::#unknown { data, .. } => #k::runtime::encode_members(data, w),
                 }
             }
         }
 
         #allow
-        impl ::serde::Serialize for #name {
-            fn serialize<S: ::serde::Serializer>(&self, s: S) -> ::std::result::Result<S::Ok, S::Error> {
-                use ::serde::ser::SerializeMap as _;
-                let mut m = s.serialize_map(::std::option::Option::None)?;
-                #(#ser)*
-                self.#tag_ident.serialize_branch(&mut m)?;
-                m.end()
+        impl #k::runtime::Members for #name {
+            fn members(&self, w: &mut #k::runtime::Writer<'_>) {
+                #(#writes)*
+                self.#tag_ident.members(w);
             }
         }
 
         #allow
-        impl<'de> ::serde::Deserialize<'de> for #name {
-            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> ::std::result::Result<Self, D::Error> {
-                struct V;
-                #allow
-                impl<'de> ::serde::de::Visitor<'de> for V {
-                    type Value = #name;
-                    fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                        f.write_str(#expecting)
-                    }
-                    fn visit_map<A: ::serde::de::MapAccess<'de>>(self, map: A) -> ::std::result::Result<#name, A::Error> {
-                        #name::__from_map(map, ::std::vec::Vec::new())
-                    }
-                }
-                d.deserialize_map(V)
+        impl #k::runtime::Decode for #name {
+            fn decode(r: &mut #k::runtime::Reader<'_>) -> #k::runtime::Result<Self> {
+                // Two passes: the base members and the discriminator, then the branch.
+                let start = r.mark();
+                #body
             }
         }
-
-        #allow
-        impl #name {
-            /// Decodes the members of `map`, after those of `outer` (members an enclosing
-            /// union read before its own discriminator). For the generated code only.
-            #[doc(hidden)]
-            pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(mut map: A, outer: #k::runtime::Prefix) -> ::std::result::Result<Self, A::Error> {
-                        const BASE: &[&str] = &[#(#base_names),*];
-                        const TAG: &str = #tag_wire;
-                        #(#slots)*
-                        let mut tag: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-                        let mut stash = ::std::vec::Vec::new();
-                        // Branch members met before the discriminator (QEMU's member order is
-                        // arbitrary): kept as JSON values and handed to the branch first.
-                        let mut prefix: #k::runtime::Prefix = ::std::vec::Vec::new();
-                        for (key, v) in outer {
-                            #(#prefix_ifs else)* if key == TAG {
-                                tag = ::std::option::Option::Some(#k::runtime::from_stash(v)?);
-                            } else {
-                                prefix.push((key, v));
-                            }
-                        }
-                        let mut branch = ::std::option::Option::None;
-                        while let ::std::option::Option::Some(key) = #k::runtime::next_key(&mut map)? {
-                            match &*key {
-                                #(#arms)*
-                                TAG => tag = ::std::option::Option::Some(::serde::de::MapAccess::next_value(&mut map)?),
-                                _ => {
-                                    if let ::std::option::Option::Some(t) = &tag {
-                                        let rest = #k::runtime::BranchMap::new(&mut map, ::std::option::Option::Some(key), BASE, TAG, &mut stash);
-                                        branch = ::std::option::Option::Some(#bname::decode_branch(t, rest, ::std::mem::take(&mut prefix))?);
-                                        break;
-                                    }
-                                    prefix.push((key.into_owned(), ::serde::de::MapAccess::next_value(&mut map)?));
-                                }
-                            }
-                        }
-                        let branch = match branch {
-                            ::std::option::Option::Some(b) => b,
-                            ::std::option::Option::None => {
-                                let t = tag.ok_or_else(|| <A::Error as ::serde::de::Error>::missing_field(TAG))?;
-                                let rest = #k::runtime::BranchMap::new(&mut map, ::std::option::Option::None, BASE, TAG, &mut stash);
-                                #bname::decode_branch(&t, rest, prefix)?
-                            }
-                        };
-                        #stash_loop
-                        ::std::result::Result::Ok(#name { #(#inits,)* })
-            }
-        }
+        #k::runtime::object_impls!(#name);
     }
 }
 
@@ -884,10 +695,10 @@ fn alternate_tokens(a: &Alternate, k: &TokenStream) -> TokenStream {
         variants,
     } = a;
     let (name, attrs, allow) = meta_attrs(meta);
-    let derive = derive_attr(derives, false);
+    let derive = derive_attr(derives);
     let mut defs = Vec::new();
-    let mut ser = Vec::new();
-    let mut visits = Vec::new();
+    let mut enc = Vec::new();
+    let mut dec = Vec::new();
     for v in variants {
         let AltVariant {
             ident: vi,
@@ -896,64 +707,37 @@ fn alternate_tokens(a: &Alternate, k: &TokenStream) -> TokenStream {
         } = v;
         let vi = ident(vi);
         let d = docs(lines);
-        let payload = match kind {
-            AltKind::Str => Some(quote!(::std::string::String)),
-            AltKind::Enum(t) | AltKind::Array(t) | AltKind::Object(t) => Some(ty(t)),
-            AltKind::Int(p) => Some(prim(*p)),
-            AltKind::Number => Some(quote!(f64)),
-            AltKind::Bool => Some(quote!(bool)),
-            AltKind::Null => None,
+        let (payload, json) = match kind {
+            AltKind::Str => (Some(quote!(::std::string::String)), quote!(Str)),
+            AltKind::Enum(t) => (Some(ty(t)), quote!(Str)),
+            AltKind::Int(p) => (Some(prim(*p)), quote!(Num)),
+            AltKind::Number => (Some(quote!(f64)), quote!(Num)),
+            AltKind::Bool => (Some(quote!(bool)), quote!(Bool)),
+            AltKind::Null => (None, quote!(Null)),
+            AltKind::Array(t) => (Some(ty(t)), quote!(Array)),
+            AltKind::Object(t) => (Some(ty(t)), quote!(Object)),
         };
         match payload {
             Some(p) => {
                 defs.push(quote!(#d #vi(#p)));
-                ser.push(quote!(Self::#vi(v) => ::serde::Serialize::serialize(v, s)));
+                enc.push(quote!(Self::#vi(v) => #k::runtime::Encode::encode(v, w)));
+                dec.push(quote!(#k::runtime::Kind::#json => Self::#vi(r.value()?)));
             }
             None => {
                 defs.push(quote!(#d #vi));
-                ser.push(quote!(Self::#vi => s.serialize_unit()));
+                enc.push(quote!(Self::#vi => w.null()));
+                dec.push(quote!(#k::runtime::Kind::#json => {
+                    r.null()?;
+                    Self::#vi
+                }));
             }
         }
-        let e = quote!(<E: ::serde::de::Error>);
-        let r = quote!(::std::result::Result<#name, E>);
-        visits.push(match kind {
-            AltKind::Str => quote! {
-                fn visit_str #e(self, v: &str) -> #r { ::std::result::Result::Ok(#name::#vi(v.into())) }
-            },
-            AltKind::Enum(t) => {
-                let t = ty(t);
-                quote! {
-                    fn visit_str #e(self, v: &str) -> #r { ::std::result::Result::Ok(#name::#vi(#t::from_wire(v))) }
-                }
-            }
-            AltKind::Int(_) => quote! {
-                fn visit_i64 #e(self, v: i64) -> #r { #k::runtime::int_in_range(::std::result::Result::Ok(v)).map(#name::#vi) }
-                fn visit_u64 #e(self, v: u64) -> #r { #k::runtime::int_in_range(::std::result::Result::Err(v)).map(#name::#vi) }
-            },
-            AltKind::Number => quote! {
-                fn visit_f64 #e(self, v: f64) -> #r { ::std::result::Result::Ok(#name::#vi(v)) }
-                fn visit_i64 #e(self, v: i64) -> #r { ::std::result::Result::Ok(#name::#vi(v as f64)) }
-                fn visit_u64 #e(self, v: u64) -> #r { ::std::result::Result::Ok(#name::#vi(v as f64)) }
-            },
-            AltKind::Bool => quote! {
-                fn visit_bool #e(self, v: bool) -> #r { ::std::result::Result::Ok(#name::#vi(v)) }
-            },
-            AltKind::Null => quote! {
-                fn visit_unit #e(self) -> #r { ::std::result::Result::Ok(#name::#vi) }
-            },
-            AltKind::Array(_) => quote! {
-                fn visit_seq<A: ::serde::de::SeqAccess<'de>>(self, seq: A) -> ::std::result::Result<#name, A::Error> {
-                    ::serde::Deserialize::deserialize(::serde::de::value::SeqAccessDeserializer::new(seq)).map(#name::#vi)
-                }
-            },
-            AltKind::Object(_) => quote! {
-                fn visit_map<A: ::serde::de::MapAccess<'de>>(self, map: A) -> ::std::result::Result<#name, A::Error> {
-                    ::serde::Deserialize::deserialize(::serde::de::value::MapAccessDeserializer::new(map)).map(#name::#vi)
-                }
-            },
-        });
     }
-    let expecting = format!("alternate {name}");
+    // QAPI allows one branch per JSON type; with all six a fallback arm is unreachable.
+    if variants.len() < 6 {
+        let expecting = format!("alternate {name}");
+        dec.push(quote!(_ => return ::std::result::Result::Err(r.unexpected(#expecting))));
+    }
     quote! {
         #attrs
         #derive
@@ -961,27 +745,19 @@ fn alternate_tokens(a: &Alternate, k: &TokenStream) -> TokenStream {
         pub enum #name { #(#defs,)* }
 
         #allow
-        impl ::serde::Serialize for #name {
-            fn serialize<S: ::serde::Serializer>(&self, s: S) -> ::std::result::Result<S::Ok, S::Error> {
-                match self { #(#ser,)* }
+        impl #k::runtime::Encode for #name {
+            fn encode(&self, w: &mut #k::runtime::Writer<'_>) {
+                match self { #(#enc,)* }
             }
         }
 
         #allow
-        impl<'de> ::serde::Deserialize<'de> for #name {
-            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> ::std::result::Result<Self, D::Error> {
-                struct V;
-                #allow
-                impl<'de> ::serde::de::Visitor<'de> for V {
-                    type Value = #name;
-                    fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                        f.write_str(#expecting)
-                    }
-                    #(#visits)*
-                }
-                d.deserialize_any(V)
+        impl #k::runtime::Decode for #name {
+            fn decode(r: &mut #k::runtime::Reader<'_>) -> #k::runtime::Result<Self> {
+                ::std::result::Result::Ok(match r.kind()? { #(#dec,)* })
             }
         }
+        #k::runtime::serde_impls!(#name);
     }
 }
 
@@ -1008,7 +784,7 @@ fn any_command_tokens(a: &AnyCommand, k: &TokenStream) -> TokenStream {
     let mut defs = Vec::new();
     let mut names = Vec::new();
     let mut dec = Vec::new();
-    let mut ser = Vec::new();
+    let mut enc = Vec::new();
     for v in variants {
         let (vi, wire, p, has_data, _) = dyn_parts(v);
         let doc = format!(" Command `{wire}`.");
@@ -1016,10 +792,10 @@ fn any_command_tokens(a: &AnyCommand, k: &TokenStream) -> TokenStream {
         names.push(quote!(Self::#vi(_) => #wire));
         if has_data {
             dec.push(quote!(#wire => Self::#vi(#k::runtime::decode(arguments.unwrap_or("{}"))?)));
-            ser.push(quote!(Self::#vi(a) => #k::runtime::serialize_request(s, #wire, ::std::option::Option::Some(a))));
+            enc.push(quote!(Self::#vi(a) => #k::runtime::encode_request(w, #wire, ::std::option::Option::Some(a))));
         } else {
             dec.push(quote!(#wire => Self::#vi(#p)));
-            ser.push(quote!(Self::#vi(_) => #k::runtime::serialize_request::<S, ()>(s, #wire, ::std::option::Option::None)));
+            enc.push(quote!(Self::#vi(_) => #k::runtime::encode_request(w, #wire, ::std::option::Option::None)));
         }
     }
     let dispatch = if dec.is_empty() {
@@ -1071,22 +847,22 @@ fn any_command_tokens(a: &AnyCommand, k: &TokenStream) -> TokenStream {
         }
 
         #allow
-        impl ::serde::Serialize for #name {
-            fn serialize<S: ::serde::Serializer>(&self, s: S) -> ::std::result::Result<S::Ok, S::Error> {
+        impl #k::runtime::Encode for #name {
+            fn encode(&self, w: &mut #k::runtime::Writer<'_>) {
                 match self {
-                    #(#ser,)*
-                    Self::#unknown { execute, arguments } => #k::runtime::serialize_request(s, execute, arguments.as_ref()),
+                    #(#enc,)*
+                    Self::#unknown { execute, arguments } => #k::runtime::encode_request(w, execute, arguments.as_ref().map(|a| a as &dyn #k::runtime::Encode)),
                 }
             }
         }
 
-        impl<'de> ::serde::Deserialize<'de> for #name {
-            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> ::std::result::Result<Self, D::Error> {
-                let w = <#k::runtime::RequestWire as ::serde::Deserialize>::deserialize(d)?;
-                let text = w.arguments.as_ref().map(::std::string::ToString::to_string);
-                Self::from_request(&w.execute, text.as_deref()).map_err(<D::Error as ::serde::de::Error>::custom)
+        impl #k::runtime::Decode for #name {
+            fn decode(r: &mut #k::runtime::Reader<'_>) -> #k::runtime::Result<Self> {
+                let (execute, arguments) = #k::runtime::read_request(r)?;
+                Self::from_request(&execute, arguments).map_err(#k::runtime::json_error)
             }
         }
+        #k::runtime::serde_impls!(#name);
     }
 }
 
@@ -1100,7 +876,7 @@ fn any_return_tokens(a: &AnyReturn, k: &TokenStream) -> TokenStream {
     let unknown = ident(unknown);
     let mut defs = Vec::new();
     let mut dec = Vec::new();
-    let mut ser = Vec::new();
+    let mut enc = Vec::new();
     for v in variants {
         let (vi, wire, _, _, returns) = dyn_parts(v);
         match returns {
@@ -1109,7 +885,7 @@ fn any_return_tokens(a: &AnyReturn, k: &TokenStream) -> TokenStream {
                 let t = ty(t);
                 defs.push(quote!(#[doc = #doc] #vi(#t)));
                 dec.push(quote!(#wire => Self::#vi(#k::runtime::decode(json)?)));
-                ser.push(quote!(Self::#vi(v) => ::serde::Serialize::serialize(v, s)));
+                enc.push(quote!(Self::#vi(v) => #k::runtime::Encode::encode(v, w)));
             }
             None => {
                 let doc = format!(" The empty return (`{{}}`) of `{wire}`.");
@@ -1118,7 +894,7 @@ fn any_return_tokens(a: &AnyReturn, k: &TokenStream) -> TokenStream {
                     #k::runtime::decode_empty(json)?;
                     Self::#vi
                 }));
-                ser.push(quote!(Self::#vi => #k::runtime::serialize_empty(s)));
+                enc.push(quote!(Self::#vi => #k::runtime::encode_empty(w)));
             }
         }
     }
@@ -1154,14 +930,15 @@ fn any_return_tokens(a: &AnyReturn, k: &TokenStream) -> TokenStream {
         }
 
         #allow
-        impl ::serde::Serialize for #name {
-            fn serialize<S: ::serde::Serializer>(&self, s: S) -> ::std::result::Result<S::Ok, S::Error> {
+        impl #k::runtime::Encode for #name {
+            fn encode(&self, w: &mut #k::runtime::Writer<'_>) {
                 match self {
-                    #(#ser,)*
-                    Self::#unknown(v) => ::serde::Serialize::serialize(v, s),
+                    #(#enc,)*
+                    Self::#unknown(v) => #k::runtime::Encode::encode(v, w),
                 }
             }
         }
+        #k::runtime::serialize_impl!(#name);
     }
 }
 
@@ -1177,7 +954,7 @@ fn event_enum_tokens(e: &EventEnum, k: &TokenStream) -> TokenStream {
     let mut names = Vec::new();
     let mut stamps = Vec::new();
     let mut dec = Vec::new();
-    let mut ser = Vec::new();
+    let mut enc = Vec::new();
     for v in variants {
         let (vi, wire, p, has_data, _) = dyn_parts(v);
         let doc = format!(" Event `{wire}` and its timestamp.");
@@ -1188,10 +965,10 @@ fn event_enum_tokens(e: &EventEnum, k: &TokenStream) -> TokenStream {
             dec.push(
                 quote!(#wire => Self::#vi(#k::runtime::decode(data.unwrap_or("{}"))?, timestamp)),
             );
-            ser.push(quote!(Self::#vi(d, t) => #k::runtime::serialize_event(s, #wire, ::std::option::Option::Some(d), t)));
+            enc.push(quote!(Self::#vi(d, t) => #k::runtime::encode_event(w, #wire, ::std::option::Option::Some(d), t)));
         } else {
             dec.push(quote!(#wire => Self::#vi(#p, timestamp)));
-            ser.push(quote!(Self::#vi(_, t) => #k::runtime::serialize_event::<S, ()>(s, #wire, ::std::option::Option::None, t)));
+            enc.push(quote!(Self::#vi(_, t) => #k::runtime::encode_event(w, #wire, ::std::option::Option::None, t)));
         }
     }
     // Syntax only: clippy rejects a `match` with nothing but the fallback arm.
@@ -1256,21 +1033,21 @@ fn event_enum_tokens(e: &EventEnum, k: &TokenStream) -> TokenStream {
         }
 
         #allow
-        impl ::serde::Serialize for #name {
-            fn serialize<S: ::serde::Serializer>(&self, s: S) -> ::std::result::Result<S::Ok, S::Error> {
+        impl #k::runtime::Encode for #name {
+            fn encode(&self, w: &mut #k::runtime::Writer<'_>) {
                 match self {
-                    #(#ser,)*
-                    Self::#unknown { name, data, timestamp } => #k::runtime::serialize_event(s, name, data.as_ref(), timestamp),
+                    #(#enc,)*
+                    Self::#unknown { name, data, timestamp } => #k::runtime::encode_event(w, name, data.as_ref().map(|d| d as &dyn #k::runtime::Encode), timestamp),
                 }
             }
         }
 
-        impl<'de> ::serde::Deserialize<'de> for #name {
-            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> ::std::result::Result<Self, D::Error> {
-                let w = <#k::runtime::EventWire as ::serde::Deserialize>::deserialize(d)?;
-                let text = w.data.as_ref().map(::std::string::ToString::to_string);
-                <Self as #k::EventSet>::decode_event(&w.event, text.as_deref(), w.timestamp).map_err(<D::Error as ::serde::de::Error>::custom)
+        impl #k::runtime::Decode for #name {
+            fn decode(r: &mut #k::runtime::Reader<'_>) -> #k::runtime::Result<Self> {
+                let (name, data, timestamp) = #k::runtime::read_event(r)?;
+                <Self as #k::EventSet>::decode_event(&name, data, timestamp).map_err(#k::runtime::json_error)
             }
         }
+        #k::runtime::serde_impls!(#name);
     }
 }

@@ -8,7 +8,7 @@
 #[path = "../../qmp-types/src/command.rs"]
 mod command;
 pub use command::{Command, EventSet, Timestamp};
-#[path = "../../qmp-types/src/runtime.rs"]
+#[path = "../../qmp-types/src/runtime/mod.rs"]
 pub mod runtime;
 
 pub mod alternates {
@@ -42,29 +42,46 @@ pub mod recursion {
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{json, Value};
 
+/// What every generated type offers: the direct codec and serde's traits.
+trait Wire: runtime::Decode + runtime::Encode + DeserializeOwned + Serialize + std::fmt::Debug {}
+impl<T: runtime::Decode + runtime::Encode + DeserializeOwned + Serialize + std::fmt::Debug> Wire
+    for T
+{
+}
+
+/// Decodes `text` through both paths (the direct codec and serde), checks that they
+/// agree, and that both encode back to `wire`.
+fn decode_both<T: Wire>(wire: &Value, text: &str) -> T {
+    let direct: T = runtime::decode(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    let via_serde: T = serde_json::from_str(text).unwrap_or_else(|e| panic!("serde, {text}: {e}"));
+    assert_eq!(
+        format!("{direct:?}"),
+        format!("{via_serde:?}"),
+        "decoding {text}"
+    );
+    let mut out = Vec::new();
+    runtime::Encode::encode(&direct, &mut runtime::Writer::new(&mut out));
+    let encoded: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(&encoded, wire, "encoding {direct:?}");
+    assert_eq!(
+        &serde_json::to_value(&direct).unwrap(),
+        wire,
+        "serde-encoding {direct:?}"
+    );
+    direct
+}
+
 /// Decodes `wire` as `T`, checks the value against `expected`, and that it encodes
 /// back to the same JSON.
-fn check<T: DeserializeOwned + Serialize + PartialEq + std::fmt::Debug>(wire: Value, expected: T) {
+fn check<T: Wire + PartialEq>(wire: Value, expected: T) {
     let text = wire.to_string();
-    let got: T = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    let got: T = decode_both(&wire, &text);
     assert_eq!(got, expected, "decoding {text}");
-    assert_eq!(
-        serde_json::to_value(&got).unwrap(),
-        wire,
-        "encoding {got:?}"
-    );
 }
 
 /// Decodes `wire` and checks that it encodes back unchanged (forward compatibility).
-fn round_trip<T: DeserializeOwned + Serialize + std::fmt::Debug>(wire: Value) -> T {
-    let text = wire.to_string();
-    let got: T = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
-    assert_eq!(
-        serde_json::to_value(&got).unwrap(),
-        wire,
-        "encoding {got:?}"
-    );
-    got
+fn round_trip<T: Wire>(wire: Value) -> T {
+    decode_both(&wire, &wire.to_string())
 }
 
 #[test]
@@ -453,4 +470,52 @@ fn features_and_conditions() {
         json!({"x-fancy": 1, "legacy": "l"})
     );
     assert_eq!(<commands::OldCommand as Command>::NAME, "old-command");
+}
+
+#[test]
+fn decode_errors_say_where_and_why() {
+    fn err<T: Wire>(text: &str) -> String {
+        let direct = runtime::decode::<T>(text).unwrap_err().to_string();
+        // serde's path reports the same reason (its position is in re-encoded text).
+        let via_serde = serde_json::from_str::<T>(text).unwrap_err().to_string();
+        let reason = |m: &str| m.split(" at line ").next().unwrap_or_default().to_owned();
+        assert_eq!(reason(&direct), reason(&via_serde), "{text}");
+        direct
+    }
+    use flat_union::Opts;
+    let cases = [
+        (
+            err::<Opts>(r#"{"filename": "f"}"#),
+            "missing field `driver` at line 1 column 18",
+        ),
+        (
+            err::<Opts>("{\"driver\": \"file\",\n \"filename\": 5}"),
+            "invalid type: number, expected a string at line 2 column 14",
+        ),
+        (
+            err::<Opts>(r#"{"driver": "file"}"#),
+            "missing field `filename` at line 1 column 19",
+        ),
+        (
+            err::<Opts>(r#"{"driver": "null"} x"#),
+            "trailing characters at line 1 column 20",
+        ),
+        (
+            err::<builtins::Builtins>(r#"{"i8": 128}"#),
+            "invalid value: integer `128`, expected i8 at line 1 column 8",
+        ),
+        (
+            err::<alternates::Everything>("[]"),
+            "invalid type: array, expected alternate Everything at line 1 column 1",
+        ),
+    ];
+    for (got, want) in cases {
+        assert_eq!(got, want);
+    }
+    // Nesting deeper than serde_json's limit is an error, not a stack overflow.
+    let deep = r#"{"name": "n", "parent": "#.repeat(200) + r#"{"name": "leaf"}"# + &"}".repeat(200);
+    let e = runtime::decode::<recursion::Node>(&deep)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("recursion limit exceeded"), "{e}");
 }

@@ -1,5 +1,6 @@
 //! Decodes every reply of a recorded QMP transcript through the generated
-//! `AnyReturn::decode` and checks each serializes back to the JSON it came from.
+//! `AnyReturn::decode` and checks each serializes back to the JSON it came from
+//! (through the generated encoder and through serde).
 //! Built and run by `tests/replies.rs` in a scratch crate, with the code generated
 //! for the QEMU version the transcript was recorded from in `src/qmp.rs`.
 
@@ -35,7 +36,12 @@ fn main() {
                     typed += 1;
                 }
                 let back = serde_json::to_value(&r).expect("serialize");
-                if back == *ret {
+                let mut out = Vec::new();
+                runtime::Encode::encode(&r, &mut runtime::Writer::new(&mut out));
+                let direct: Value = serde_json::from_slice(&out).expect("encoder writes JSON");
+                if direct != back {
+                    errors.push(format!("{name}: the encoder and serde differ:\n  {direct}\n  {back}"));
+                } else if back == *ret {
                     ok += 1;
                 } else {
                     errors.push(format!("{name}: serializes differently:\n  {ret}\n  {back}"));

@@ -29,21 +29,7 @@ impl Color {
         }
     }
 }
-impl ::serde::Serialize for Color {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-impl<'de> ::serde::Deserialize<'de> for Color {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        crate::runtime::deserialize_str(d).map(|s| Self::from_wire(&s))
-    }
-}
+crate::runtime::enum_impls!(Color);
 /// A point.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Point {
@@ -52,77 +38,32 @@ pub struct Point {
     /// ordinate
     pub y: i64,
 }
-impl ::serde::Serialize for Point {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(::std::option::Option::None)?;
-        m.serialize_entry("x", &self.x)?;
-        m.serialize_entry("y", &self.y)?;
-        m.end()
+impl crate::runtime::Members for Point {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+        w.member("x", &self.x);
+        w.member("y", &self.y);
     }
 }
-impl<'de> ::serde::Deserialize<'de> for Point {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = Point;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("struct Point")
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<Point, A::Error> {
-                Point::__from_map(map, ::std::vec::Vec::new())
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-impl Point {
-    /// Decodes the members of `map`, after those of `prefix` (members a union
-    /// read before its discriminator). For the generated code only.
-    #[doc(hidden)]
-    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-        mut map: A,
-        prefix: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, A::Error> {
-        #[allow(unused_imports)]
-        use ::serde::de::{Error as _, MapAccess as _};
-        let mut f0: ::std::option::Option<i64> = ::std::option::Option::None;
-        let mut f1: ::std::option::Option<i64> = ::std::option::Option::None;
-        for (key, v) in prefix {
-            if key == "x" {
-                f0 = crate::runtime::from_stash(v)?;
-            } else if key == "y" {
-                f1 = crate::runtime::from_stash(v)?;
-            }
-        }
-        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-            &mut map,
-        )? {
+impl crate::runtime::Decode for Point {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        use ::std::option::Option::{None, Some};
+        let mut f0 = None;
+        let mut f1 = None;
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
             match &*key {
-                "x" => f0 = map.next_value()?,
-                "y" => f1 = map.next_value()?,
-                _ => {
-                    map.next_value::<::serde::de::IgnoredAny>()?;
-                }
+                "x" => f0 = r.some()?,
+                "y" => f1 = r.some()?,
+                _ => r.skip()?,
             }
         }
-        ::std::result::Result::Ok(Point {
-            x: f0.ok_or_else(|| A::Error::missing_field("x"))?,
-            y: f1.ok_or_else(|| A::Error::missing_field("y"))?,
+        ::std::result::Result::Ok(Self {
+            x: r.required(f0, "x")?,
+            y: r.required(f1, "y")?,
         })
     }
 }
+crate::runtime::object_impls!(Point);
 /// A string or null.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(clippy::large_enum_variant)]
@@ -132,45 +73,33 @@ pub enum StrOrNull {
     /// null
     N,
 }
-impl ::serde::Serialize for StrOrNull {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for StrOrNull {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
-            Self::S(v) => ::serde::Serialize::serialize(v, s),
-            Self::N => s.serialize_unit(),
+            Self::S(v) => crate::runtime::Encode::encode(v, w),
+            Self::N => w.null(),
         }
     }
 }
-impl<'de> ::serde::Deserialize<'de> for StrOrNull {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = StrOrNull;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("alternate StrOrNull")
-            }
-            fn visit_str<E: ::serde::de::Error>(
-                self,
-                v: &str,
-            ) -> ::std::result::Result<StrOrNull, E> {
-                ::std::result::Result::Ok(StrOrNull::S(v.into()))
-            }
-            fn visit_unit<E: ::serde::de::Error>(
-                self,
-            ) -> ::std::result::Result<StrOrNull, E> {
-                ::std::result::Result::Ok(StrOrNull::N)
-            }
-        }
-        d.deserialize_any(V)
+impl crate::runtime::Decode for StrOrNull {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        ::std::result::Result::Ok(
+            match r.kind()? {
+                crate::runtime::Kind::Str => Self::S(r.value()?),
+                crate::runtime::Kind::Null => {
+                    r.null()?;
+                    Self::N
+                }
+                _ => {
+                    return ::std::result::Result::Err(
+                        r.unexpected("alternate StrOrNull"),
+                    );
+                }
+            },
+        )
     }
 }
+crate::runtime::serde_impls!(StrOrNull);
 /// One alternative per JSON class.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(clippy::large_enum_variant)]
@@ -186,77 +115,39 @@ pub enum Everything {
     /// null
     None,
 }
-impl ::serde::Serialize for Everything {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for Everything {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
-            Self::Color(v) => ::serde::Serialize::serialize(v, s),
-            Self::Count(v) => ::serde::Serialize::serialize(v, s),
-            Self::Flag(v) => ::serde::Serialize::serialize(v, s),
-            Self::Point(v) => ::serde::Serialize::serialize(v, s),
-            Self::None => s.serialize_unit(),
+            Self::Color(v) => crate::runtime::Encode::encode(v, w),
+            Self::Count(v) => crate::runtime::Encode::encode(v, w),
+            Self::Flag(v) => crate::runtime::Encode::encode(v, w),
+            Self::Point(v) => crate::runtime::Encode::encode(v, w),
+            Self::None => w.null(),
         }
     }
 }
-impl<'de> ::serde::Deserialize<'de> for Everything {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = Everything;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("alternate Everything")
-            }
-            fn visit_str<E: ::serde::de::Error>(
-                self,
-                v: &str,
-            ) -> ::std::result::Result<Everything, E> {
-                ::std::result::Result::Ok(Everything::Color(Color::from_wire(v)))
-            }
-            fn visit_i64<E: ::serde::de::Error>(
-                self,
-                v: i64,
-            ) -> ::std::result::Result<Everything, E> {
-                crate::runtime::int_in_range(::std::result::Result::Ok(v))
-                    .map(Everything::Count)
-            }
-            fn visit_u64<E: ::serde::de::Error>(
-                self,
-                v: u64,
-            ) -> ::std::result::Result<Everything, E> {
-                crate::runtime::int_in_range(::std::result::Result::Err(v))
-                    .map(Everything::Count)
-            }
-            fn visit_bool<E: ::serde::de::Error>(
-                self,
-                v: bool,
-            ) -> ::std::result::Result<Everything, E> {
-                ::std::result::Result::Ok(Everything::Flag(v))
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<Everything, A::Error> {
-                ::serde::Deserialize::deserialize(
-                        ::serde::de::value::MapAccessDeserializer::new(map),
-                    )
-                    .map(Everything::Point)
-            }
-            fn visit_unit<E: ::serde::de::Error>(
-                self,
-            ) -> ::std::result::Result<Everything, E> {
-                ::std::result::Result::Ok(Everything::None)
-            }
-        }
-        d.deserialize_any(V)
+impl crate::runtime::Decode for Everything {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        ::std::result::Result::Ok(
+            match r.kind()? {
+                crate::runtime::Kind::Str => Self::Color(r.value()?),
+                crate::runtime::Kind::Num => Self::Count(r.value()?),
+                crate::runtime::Kind::Bool => Self::Flag(r.value()?),
+                crate::runtime::Kind::Object => Self::Point(r.value()?),
+                crate::runtime::Kind::Null => {
+                    r.null()?;
+                    Self::None
+                }
+                _ => {
+                    return ::std::result::Result::Err(
+                        r.unexpected("alternate Everything"),
+                    );
+                }
+            },
+        )
     }
 }
+crate::runtime::serde_impls!(Everything);
 /// A number or a list.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]
@@ -266,61 +157,30 @@ pub enum NumberOrPoints {
     /// a list of points
     List(::std::vec::Vec<Point>),
 }
-impl ::serde::Serialize for NumberOrPoints {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for NumberOrPoints {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
-            Self::Num(v) => ::serde::Serialize::serialize(v, s),
-            Self::List(v) => ::serde::Serialize::serialize(v, s),
+            Self::Num(v) => crate::runtime::Encode::encode(v, w),
+            Self::List(v) => crate::runtime::Encode::encode(v, w),
         }
     }
 }
-impl<'de> ::serde::Deserialize<'de> for NumberOrPoints {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = NumberOrPoints;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("alternate NumberOrPoints")
-            }
-            fn visit_f64<E: ::serde::de::Error>(
-                self,
-                v: f64,
-            ) -> ::std::result::Result<NumberOrPoints, E> {
-                ::std::result::Result::Ok(NumberOrPoints::Num(v))
-            }
-            fn visit_i64<E: ::serde::de::Error>(
-                self,
-                v: i64,
-            ) -> ::std::result::Result<NumberOrPoints, E> {
-                ::std::result::Result::Ok(NumberOrPoints::Num(v as f64))
-            }
-            fn visit_u64<E: ::serde::de::Error>(
-                self,
-                v: u64,
-            ) -> ::std::result::Result<NumberOrPoints, E> {
-                ::std::result::Result::Ok(NumberOrPoints::Num(v as f64))
-            }
-            fn visit_seq<A: ::serde::de::SeqAccess<'de>>(
-                self,
-                seq: A,
-            ) -> ::std::result::Result<NumberOrPoints, A::Error> {
-                ::serde::Deserialize::deserialize(
-                        ::serde::de::value::SeqAccessDeserializer::new(seq),
-                    )
-                    .map(NumberOrPoints::List)
-            }
-        }
-        d.deserialize_any(V)
+impl crate::runtime::Decode for NumberOrPoints {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        ::std::result::Result::Ok(
+            match r.kind()? {
+                crate::runtime::Kind::Num => Self::Num(r.value()?),
+                crate::runtime::Kind::Array => Self::List(r.value()?),
+                _ => {
+                    return ::std::result::Result::Err(
+                        r.unexpected("alternate NumberOrPoints"),
+                    );
+                }
+            },
+        )
     }
 }
+crate::runtime::serde_impls!(NumberOrPoints);
 /// Members of alternate type.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Holder {
@@ -331,87 +191,36 @@ pub struct Holder {
     /// optional
     pub c: ::std::option::Option<NumberOrPoints>,
 }
-impl ::serde::Serialize for Holder {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(::std::option::Option::None)?;
-        m.serialize_entry("a", &self.a)?;
-        if let ::std::option::Option::Some(v) = &self.b {
-            m.serialize_entry("b", v)?;
-        }
-        if let ::std::option::Option::Some(v) = &self.c {
-            m.serialize_entry("c", v)?;
-        }
-        m.end()
+impl crate::runtime::Members for Holder {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+        w.member("a", &self.a);
+        w.opt_member("b", &self.b);
+        w.opt_member("c", &self.c);
     }
 }
-impl<'de> ::serde::Deserialize<'de> for Holder {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = Holder;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("struct Holder")
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<Holder, A::Error> {
-                Holder::__from_map(map, ::std::vec::Vec::new())
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-impl Holder {
-    /// Decodes the members of `map`, after those of `prefix` (members a union
-    /// read before its discriminator). For the generated code only.
-    #[doc(hidden)]
-    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-        mut map: A,
-        prefix: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, A::Error> {
-        #[allow(unused_imports)]
-        use ::serde::de::{Error as _, MapAccess as _};
-        let mut f0: ::std::option::Option<Everything> = ::std::option::Option::None;
-        let mut f1: ::std::option::Option<StrOrNull> = ::std::option::Option::None;
-        let mut f2: ::std::option::Option<NumberOrPoints> = ::std::option::Option::None;
-        for (key, v) in prefix {
-            if key == "a" {
-                f0 = ::std::option::Option::Some(crate::runtime::from_stash(v)?);
-            } else if key == "b" {
-                f1 = ::std::option::Option::Some(crate::runtime::from_stash(v)?);
-            } else if key == "c" {
-                f2 = crate::runtime::from_stash(v)?;
-            }
-        }
-        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-            &mut map,
-        )? {
+impl crate::runtime::Decode for Holder {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        use ::std::option::Option::{None, Some};
+        let mut f0 = None;
+        let mut f1 = None;
+        let mut f2 = None;
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
             match &*key {
-                "a" => f0 = ::std::option::Option::Some(map.next_value()?),
-                "b" => f1 = ::std::option::Option::Some(map.next_value()?),
-                "c" => f2 = map.next_value()?,
-                _ => {
-                    map.next_value::<::serde::de::IgnoredAny>()?;
-                }
+                "a" => f0 = r.some()?,
+                "b" => f1 = r.some()?,
+                "c" => f2 = r.opt()?,
+                _ => r.skip()?,
             }
         }
-        ::std::result::Result::Ok(Holder {
-            a: f0.ok_or_else(|| A::Error::missing_field("a"))?,
+        ::std::result::Result::Ok(Self {
+            a: r.required(f0, "a")?,
             b: f1,
             c: f2,
         })
     }
 }
+crate::runtime::object_impls!(Holder);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {}
 /// One type per event, holding its data; received events decode into [`Event`].
@@ -452,28 +261,26 @@ impl AnyCommand {
         unknown()
     }
 }
-impl ::serde::Serialize for AnyCommand {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for AnyCommand {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
             Self::Unrecognized { execute, arguments } => {
-                crate::runtime::serialize_request(s, execute, arguments.as_ref())
+                crate::runtime::encode_request(
+                    w,
+                    execute,
+                    arguments.as_ref().map(|a| a as &dyn crate::runtime::Encode),
+                )
             }
         }
     }
 }
-impl<'de> ::serde::Deserialize<'de> for AnyCommand {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let w = <crate::runtime::RequestWire as ::serde::Deserialize>::deserialize(d)?;
-        let text = w.arguments.as_ref().map(::std::string::ToString::to_string);
-        Self::from_request(&w.execute, text.as_deref())
-            .map_err(<D::Error as ::serde::de::Error>::custom)
+impl crate::runtime::Decode for AnyCommand {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        let (execute, arguments) = crate::runtime::read_request(r)?;
+        Self::from_request(&execute, arguments).map_err(crate::runtime::json_error)
     }
 }
+crate::runtime::serde_impls!(AnyCommand);
 /// The typed `return` value of any command; serializes back to the same JSON.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]
@@ -491,16 +298,14 @@ impl AnyReturn {
         crate::runtime::decode(json).map(Self::Unrecognized)
     }
 }
-impl ::serde::Serialize for AnyReturn {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for AnyReturn {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
-            Self::Unrecognized(v) => ::serde::Serialize::serialize(v, s),
+            Self::Unrecognized(v) => crate::runtime::Encode::encode(v, w),
         }
     }
 }
+crate::runtime::serialize_impl!(AnyReturn);
 /// Any event of the schema with its timestamp; (de)serializes as the wire event `{"event": NAME, "data": {...}, "timestamp": {...}}`.
 ///
 /// Events this schema does not know decode into the catch-all variant, keeping their name and data.
@@ -547,25 +352,25 @@ impl crate::EventSet for Event {
         unknown()
     }
 }
-impl ::serde::Serialize for Event {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for Event {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
             Self::Unrecognized { name, data, timestamp } => {
-                crate::runtime::serialize_event(s, name, data.as_ref(), timestamp)
+                crate::runtime::encode_event(
+                    w,
+                    name,
+                    data.as_ref().map(|d| d as &dyn crate::runtime::Encode),
+                    timestamp,
+                )
             }
         }
     }
 }
-impl<'de> ::serde::Deserialize<'de> for Event {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let w = <crate::runtime::EventWire as ::serde::Deserialize>::deserialize(d)?;
-        let text = w.data.as_ref().map(::std::string::ToString::to_string);
-        <Self as crate::EventSet>::decode_event(&w.event, text.as_deref(), w.timestamp)
-            .map_err(<D::Error as ::serde::de::Error>::custom)
+impl crate::runtime::Decode for Event {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        let (name, data, timestamp) = crate::runtime::read_event(r)?;
+        <Self as crate::EventSet>::decode_event(&name, data, timestamp)
+            .map_err(crate::runtime::json_error)
     }
 }
+crate::runtime::serde_impls!(Event);

@@ -49,21 +49,7 @@ impl QType {
         }
     }
 }
-impl ::serde::Serialize for QType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-impl<'de> ::serde::Deserialize<'de> for QType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        crate::runtime::deserialize_str(d).map(|s| Self::from_wire(&s))
-    }
-}
+crate::runtime::enum_impls!(QType);
 /// One member per builtin.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Builtins {
@@ -100,161 +86,88 @@ pub struct Builtins {
     /// a list of strings
     pub l: ::std::vec::Vec<::std::string::String>,
 }
-impl ::serde::Serialize for Builtins {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(::std::option::Option::None)?;
-        m.serialize_entry("s", &self.s)?;
-        m.serialize_entry("n", &self.n)?;
-        m.serialize_entry("i", &self.i)?;
-        m.serialize_entry("i8", &self.i8)?;
-        m.serialize_entry("i16", &self.i16)?;
-        m.serialize_entry("i32", &self.i32)?;
-        m.serialize_entry("i64", &self.i64)?;
-        m.serialize_entry("u8", &self.u8)?;
-        m.serialize_entry("u16", &self.u16)?;
-        m.serialize_entry("u32", &self.u32)?;
-        m.serialize_entry("u64", &self.u64)?;
-        m.serialize_entry("sz", &self.sz)?;
-        m.serialize_entry("b", &self.b)?;
-        m.serialize_entry("a", &self.a)?;
-        m.serialize_entry("q", &self.q)?;
-        m.serialize_entry("l", &self.l)?;
-        m.end()
+impl crate::runtime::Members for Builtins {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+        w.member("s", &self.s);
+        w.member("n", &self.n);
+        w.member("i", &self.i);
+        w.member("i8", &self.i8);
+        w.member("i16", &self.i16);
+        w.member("i32", &self.i32);
+        w.member("i64", &self.i64);
+        w.member("u8", &self.u8);
+        w.member("u16", &self.u16);
+        w.member("u32", &self.u32);
+        w.member("u64", &self.u64);
+        w.member("sz", &self.sz);
+        w.member("b", &self.b);
+        w.member("a", &self.a);
+        w.member("q", &self.q);
+        w.member("l", &self.l);
     }
 }
-impl<'de> ::serde::Deserialize<'de> for Builtins {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = Builtins;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("struct Builtins")
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<Builtins, A::Error> {
-                Builtins::__from_map(map, ::std::vec::Vec::new())
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-impl Builtins {
-    /// Decodes the members of `map`, after those of `prefix` (members a union
-    /// read before its discriminator). For the generated code only.
-    #[doc(hidden)]
-    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-        mut map: A,
-        prefix: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, A::Error> {
-        #[allow(unused_imports)]
-        use ::serde::de::{Error as _, MapAccess as _};
-        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-        let mut f1: ::std::option::Option<f64> = ::std::option::Option::None;
-        let mut f2: ::std::option::Option<i64> = ::std::option::Option::None;
-        let mut f3: ::std::option::Option<i8> = ::std::option::Option::None;
-        let mut f4: ::std::option::Option<i16> = ::std::option::Option::None;
-        let mut f5: ::std::option::Option<i32> = ::std::option::Option::None;
-        let mut f6: ::std::option::Option<i64> = ::std::option::Option::None;
-        let mut f7: ::std::option::Option<u8> = ::std::option::Option::None;
-        let mut f8: ::std::option::Option<u16> = ::std::option::Option::None;
-        let mut f9: ::std::option::Option<u32> = ::std::option::Option::None;
-        let mut f10: ::std::option::Option<u64> = ::std::option::Option::None;
-        let mut f11: ::std::option::Option<u64> = ::std::option::Option::None;
-        let mut f12: ::std::option::Option<bool> = ::std::option::Option::None;
-        let mut f13: ::std::option::Option<::serde_json::Value> = ::std::option::Option::None;
-        let mut f14: ::std::option::Option<QType> = ::std::option::Option::None;
-        let mut f15: ::std::option::Option<::std::vec::Vec<::std::string::String>> = ::std::option::Option::None;
-        for (key, v) in prefix {
-            if key == "s" {
-                f0 = crate::runtime::from_stash(v)?;
-            } else if key == "n" {
-                f1 = crate::runtime::from_stash(v)?;
-            } else if key == "i" {
-                f2 = crate::runtime::from_stash(v)?;
-            } else if key == "i8" {
-                f3 = crate::runtime::from_stash(v)?;
-            } else if key == "i16" {
-                f4 = crate::runtime::from_stash(v)?;
-            } else if key == "i32" {
-                f5 = crate::runtime::from_stash(v)?;
-            } else if key == "i64" {
-                f6 = crate::runtime::from_stash(v)?;
-            } else if key == "u8" {
-                f7 = crate::runtime::from_stash(v)?;
-            } else if key == "u16" {
-                f8 = crate::runtime::from_stash(v)?;
-            } else if key == "u32" {
-                f9 = crate::runtime::from_stash(v)?;
-            } else if key == "u64" {
-                f10 = crate::runtime::from_stash(v)?;
-            } else if key == "sz" {
-                f11 = crate::runtime::from_stash(v)?;
-            } else if key == "b" {
-                f12 = crate::runtime::from_stash(v)?;
-            } else if key == "a" {
-                f13 = ::std::option::Option::Some(crate::runtime::from_stash(v)?);
-            } else if key == "q" {
-                f14 = crate::runtime::from_stash(v)?;
-            } else if key == "l" {
-                f15 = crate::runtime::from_stash(v)?;
-            }
-        }
-        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-            &mut map,
-        )? {
+impl crate::runtime::Decode for Builtins {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        use ::std::option::Option::{None, Some};
+        let mut f0 = None;
+        let mut f1 = None;
+        let mut f2 = None;
+        let mut f3 = None;
+        let mut f4 = None;
+        let mut f5 = None;
+        let mut f6 = None;
+        let mut f7 = None;
+        let mut f8 = None;
+        let mut f9 = None;
+        let mut f10 = None;
+        let mut f11 = None;
+        let mut f12 = None;
+        let mut f13 = None;
+        let mut f14 = None;
+        let mut f15 = None;
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
             match &*key {
-                "s" => f0 = map.next_value()?,
-                "n" => f1 = map.next_value()?,
-                "i" => f2 = map.next_value()?,
-                "i8" => f3 = map.next_value()?,
-                "i16" => f4 = map.next_value()?,
-                "i32" => f5 = map.next_value()?,
-                "i64" => f6 = map.next_value()?,
-                "u8" => f7 = map.next_value()?,
-                "u16" => f8 = map.next_value()?,
-                "u32" => f9 = map.next_value()?,
-                "u64" => f10 = map.next_value()?,
-                "sz" => f11 = map.next_value()?,
-                "b" => f12 = map.next_value()?,
-                "a" => f13 = ::std::option::Option::Some(map.next_value()?),
-                "q" => f14 = map.next_value()?,
-                "l" => f15 = map.next_value()?,
-                _ => {
-                    map.next_value::<::serde::de::IgnoredAny>()?;
-                }
+                "s" => f0 = r.some()?,
+                "n" => f1 = r.some()?,
+                "i" => f2 = r.some()?,
+                "i8" => f3 = r.some()?,
+                "i16" => f4 = r.some()?,
+                "i32" => f5 = r.some()?,
+                "i64" => f6 = r.some()?,
+                "u8" => f7 = r.some()?,
+                "u16" => f8 = r.some()?,
+                "u32" => f9 = r.some()?,
+                "u64" => f10 = r.some()?,
+                "sz" => f11 = r.some()?,
+                "b" => f12 = r.some()?,
+                "a" => f13 = r.some()?,
+                "q" => f14 = r.some()?,
+                "l" => f15 = r.some()?,
+                _ => r.skip()?,
             }
         }
-        ::std::result::Result::Ok(Builtins {
-            s: f0.ok_or_else(|| A::Error::missing_field("s"))?,
-            n: f1.ok_or_else(|| A::Error::missing_field("n"))?,
-            i: f2.ok_or_else(|| A::Error::missing_field("i"))?,
-            i8: f3.ok_or_else(|| A::Error::missing_field("i8"))?,
-            i16: f4.ok_or_else(|| A::Error::missing_field("i16"))?,
-            i32: f5.ok_or_else(|| A::Error::missing_field("i32"))?,
-            i64: f6.ok_or_else(|| A::Error::missing_field("i64"))?,
-            u8: f7.ok_or_else(|| A::Error::missing_field("u8"))?,
-            u16: f8.ok_or_else(|| A::Error::missing_field("u16"))?,
-            u32: f9.ok_or_else(|| A::Error::missing_field("u32"))?,
-            u64: f10.ok_or_else(|| A::Error::missing_field("u64"))?,
-            sz: f11.ok_or_else(|| A::Error::missing_field("sz"))?,
-            b: f12.ok_or_else(|| A::Error::missing_field("b"))?,
-            a: f13.ok_or_else(|| A::Error::missing_field("a"))?,
-            q: f14.ok_or_else(|| A::Error::missing_field("q"))?,
-            l: f15.ok_or_else(|| A::Error::missing_field("l"))?,
+        ::std::result::Result::Ok(Self {
+            s: r.required(f0, "s")?,
+            n: r.required(f1, "n")?,
+            i: r.required(f2, "i")?,
+            i8: r.required(f3, "i8")?,
+            i16: r.required(f4, "i16")?,
+            i32: r.required(f5, "i32")?,
+            i64: r.required(f6, "i64")?,
+            u8: r.required(f7, "u8")?,
+            u16: r.required(f8, "u16")?,
+            u32: r.required(f9, "u32")?,
+            u64: r.required(f10, "u64")?,
+            sz: r.required(f11, "sz")?,
+            b: r.required(f12, "b")?,
+            a: r.required(f13, "a")?,
+            q: r.required(f14, "q")?,
+            l: r.required(f15, "l")?,
         })
     }
 }
+crate::runtime::object_impls!(Builtins);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {}
 /// One type per event, holding its data; received events decode into [`Event`].
@@ -295,28 +208,26 @@ impl AnyCommand {
         unknown()
     }
 }
-impl ::serde::Serialize for AnyCommand {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for AnyCommand {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
             Self::Unrecognized { execute, arguments } => {
-                crate::runtime::serialize_request(s, execute, arguments.as_ref())
+                crate::runtime::encode_request(
+                    w,
+                    execute,
+                    arguments.as_ref().map(|a| a as &dyn crate::runtime::Encode),
+                )
             }
         }
     }
 }
-impl<'de> ::serde::Deserialize<'de> for AnyCommand {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let w = <crate::runtime::RequestWire as ::serde::Deserialize>::deserialize(d)?;
-        let text = w.arguments.as_ref().map(::std::string::ToString::to_string);
-        Self::from_request(&w.execute, text.as_deref())
-            .map_err(<D::Error as ::serde::de::Error>::custom)
+impl crate::runtime::Decode for AnyCommand {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        let (execute, arguments) = crate::runtime::read_request(r)?;
+        Self::from_request(&execute, arguments).map_err(crate::runtime::json_error)
     }
 }
+crate::runtime::serde_impls!(AnyCommand);
 /// The typed `return` value of any command; serializes back to the same JSON.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]
@@ -334,16 +245,14 @@ impl AnyReturn {
         crate::runtime::decode(json).map(Self::Unrecognized)
     }
 }
-impl ::serde::Serialize for AnyReturn {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for AnyReturn {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
-            Self::Unrecognized(v) => ::serde::Serialize::serialize(v, s),
+            Self::Unrecognized(v) => crate::runtime::Encode::encode(v, w),
         }
     }
 }
+crate::runtime::serialize_impl!(AnyReturn);
 /// Any event of the schema with its timestamp; (de)serializes as the wire event `{"event": NAME, "data": {...}, "timestamp": {...}}`.
 ///
 /// Events this schema does not know decode into the catch-all variant, keeping their name and data.
@@ -390,25 +299,25 @@ impl crate::EventSet for Event {
         unknown()
     }
 }
-impl ::serde::Serialize for Event {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for Event {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
             Self::Unrecognized { name, data, timestamp } => {
-                crate::runtime::serialize_event(s, name, data.as_ref(), timestamp)
+                crate::runtime::encode_event(
+                    w,
+                    name,
+                    data.as_ref().map(|d| d as &dyn crate::runtime::Encode),
+                    timestamp,
+                )
             }
         }
     }
 }
-impl<'de> ::serde::Deserialize<'de> for Event {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let w = <crate::runtime::EventWire as ::serde::Deserialize>::deserialize(d)?;
-        let text = w.data.as_ref().map(::std::string::ToString::to_string);
-        <Self as crate::EventSet>::decode_event(&w.event, text.as_deref(), w.timestamp)
-            .map_err(<D::Error as ::serde::de::Error>::custom)
+impl crate::runtime::Decode for Event {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        let (name, data, timestamp) = crate::runtime::read_event(r)?;
+        <Self as crate::EventSet>::decode_event(&name, data, timestamp)
+            .map_err(crate::runtime::json_error)
     }
 }
+crate::runtime::serde_impls!(Event);

@@ -9,77 +9,32 @@ pub struct Info {
     /// some values
     pub values: ::std::vec::Vec<i64>,
 }
-impl ::serde::Serialize for Info {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(::std::option::Option::None)?;
-        m.serialize_entry("name", &self.name)?;
-        m.serialize_entry("values", &self.values)?;
-        m.end()
+impl crate::runtime::Members for Info {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+        w.member("name", &self.name);
+        w.member("values", &self.values);
     }
 }
-impl<'de> ::serde::Deserialize<'de> for Info {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = Info;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("struct Info")
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<Info, A::Error> {
-                Info::__from_map(map, ::std::vec::Vec::new())
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-impl Info {
-    /// Decodes the members of `map`, after those of `prefix` (members a union
-    /// read before its discriminator). For the generated code only.
-    #[doc(hidden)]
-    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-        mut map: A,
-        prefix: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, A::Error> {
-        #[allow(unused_imports)]
-        use ::serde::de::{Error as _, MapAccess as _};
-        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-        let mut f1: ::std::option::Option<::std::vec::Vec<i64>> = ::std::option::Option::None;
-        for (key, v) in prefix {
-            if key == "name" {
-                f0 = crate::runtime::from_stash(v)?;
-            } else if key == "values" {
-                f1 = crate::runtime::from_stash(v)?;
-            }
-        }
-        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-            &mut map,
-        )? {
+impl crate::runtime::Decode for Info {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        use ::std::option::Option::{None, Some};
+        let mut f0 = None;
+        let mut f1 = None;
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
             match &*key {
-                "name" => f0 = map.next_value()?,
-                "values" => f1 = map.next_value()?,
-                _ => {
-                    map.next_value::<::serde::de::IgnoredAny>()?;
-                }
+                "name" => f0 = r.some()?,
+                "values" => f1 = r.some()?,
+                _ => r.skip()?,
             }
         }
-        ::std::result::Result::Ok(Info {
-            name: f0.ok_or_else(|| A::Error::missing_field("name"))?,
-            values: f1.ok_or_else(|| A::Error::missing_field("values"))?,
+        ::std::result::Result::Ok(Self {
+            name: r.required(f0, "name")?,
+            values: r.required(f1, "values")?,
         })
     }
 }
+crate::runtime::object_impls!(Info);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {
     /// No arguments, no return.
@@ -136,79 +91,32 @@ pub mod commands {
         /// at most this many
         pub limit: u32,
     }
-    impl ::serde::Serialize for QueryInfos {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            s: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            use ::serde::ser::SerializeMap as _;
-            let mut m = s.serialize_map(::std::option::Option::None)?;
-            if let ::std::option::Option::Some(v) = &self.filter {
-                m.serialize_entry("filter", v)?;
-            }
-            m.serialize_entry("limit", &self.limit)?;
-            m.end()
+    impl crate::runtime::Members for QueryInfos {
+        fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+            w.opt_member("filter", &self.filter);
+            w.member("limit", &self.limit);
         }
     }
-    impl<'de> ::serde::Deserialize<'de> for QueryInfos {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            d: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            struct V;
-            impl<'de> ::serde::de::Visitor<'de> for V {
-                type Value = QueryInfos;
-                fn expecting(
-                    &self,
-                    f: &mut ::std::fmt::Formatter<'_>,
-                ) -> ::std::fmt::Result {
-                    f.write_str("struct QueryInfos")
-                }
-                fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                    self,
-                    map: A,
-                ) -> ::std::result::Result<QueryInfos, A::Error> {
-                    QueryInfos::__from_map(map, ::std::vec::Vec::new())
-                }
-            }
-            d.deserialize_map(V)
-        }
-    }
-    impl QueryInfos {
-        /// Decodes the members of `map`, after those of `prefix` (members a union
-        /// read before its discriminator). For the generated code only.
-        #[doc(hidden)]
-        pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-            mut map: A,
-            prefix: crate::runtime::Prefix,
-        ) -> ::std::result::Result<Self, A::Error> {
-            #[allow(unused_imports)]
-            use ::serde::de::{Error as _, MapAccess as _};
-            let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-            let mut f1: ::std::option::Option<u32> = ::std::option::Option::None;
-            for (key, v) in prefix {
-                if key == "filter" {
-                    f0 = crate::runtime::from_stash(v)?;
-                } else if key == "limit" {
-                    f1 = crate::runtime::from_stash(v)?;
-                }
-            }
-            while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                &mut map,
-            )? {
+    impl crate::runtime::Decode for QueryInfos {
+        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+            use ::std::option::Option::{None, Some};
+            let mut f0 = None;
+            let mut f1 = None;
+            let mut o = r.begin_object()?;
+            while let Some(key) = o.next_key(r)? {
                 match &*key {
-                    "filter" => f0 = map.next_value()?,
-                    "limit" => f1 = map.next_value()?,
-                    _ => {
-                        map.next_value::<::serde::de::IgnoredAny>()?;
-                    }
+                    "filter" => f0 = r.opt()?,
+                    "limit" => f1 = r.some()?,
+                    _ => r.skip()?,
                 }
             }
-            ::std::result::Result::Ok(QueryInfos {
+            ::std::result::Result::Ok(Self {
                 filter: f0,
-                limit: f1.ok_or_else(|| A::Error::missing_field("limit"))?,
+                limit: r.required(f1, "limit")?,
             })
         }
     }
+    crate::runtime::object_impls!(QueryInfos);
     impl crate::Command for QueryInfos {
         const NAME: &'static str = "query-infos";
         const HAS_ARGUMENTS: bool = true;
@@ -219,7 +127,7 @@ pub mod commands {
             &self,
             out: &mut ::std::vec::Vec<u8>,
         ) -> ::std::result::Result<(), ::serde_json::Error> {
-            crate::runtime::write_json(out, self)
+            crate::runtime::write_arguments(self, out)
         }
         fn decode_return(
             json: &str,
@@ -228,9 +136,19 @@ pub mod commands {
         }
     }
     /// Boxed arguments.
-    #[derive(Debug, Clone, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct SetInfo(pub super::Info);
+    impl crate::runtime::Encode for SetInfo {
+        fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+            crate::runtime::Encode::encode(&self.0, w)
+        }
+    }
+    impl crate::runtime::Decode for SetInfo {
+        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+            crate::runtime::Decode::decode(r).map(Self)
+        }
+    }
+    crate::runtime::serde_impls!(SetInfo);
     impl crate::Command for SetInfo {
         const NAME: &'static str = "set-info";
         const HAS_ARGUMENTS: bool = true;
@@ -241,7 +159,7 @@ pub mod commands {
             &self,
             out: &mut ::std::vec::Vec<u8>,
         ) -> ::std::result::Result<(), ::serde_json::Error> {
-            crate::runtime::write_json(out, self)
+            crate::runtime::write_arguments(self, out)
         }
         fn decode_return(
             json: &str,
@@ -257,77 +175,32 @@ pub mod commands {
         /// some values
         pub values: ::std::vec::Vec<i64>,
     }
-    impl ::serde::Serialize for UseInfo {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            s: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            use ::serde::ser::SerializeMap as _;
-            let mut m = s.serialize_map(::std::option::Option::None)?;
-            m.serialize_entry("name", &self.name)?;
-            m.serialize_entry("values", &self.values)?;
-            m.end()
+    impl crate::runtime::Members for UseInfo {
+        fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+            w.member("name", &self.name);
+            w.member("values", &self.values);
         }
     }
-    impl<'de> ::serde::Deserialize<'de> for UseInfo {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            d: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            struct V;
-            impl<'de> ::serde::de::Visitor<'de> for V {
-                type Value = UseInfo;
-                fn expecting(
-                    &self,
-                    f: &mut ::std::fmt::Formatter<'_>,
-                ) -> ::std::fmt::Result {
-                    f.write_str("struct UseInfo")
-                }
-                fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                    self,
-                    map: A,
-                ) -> ::std::result::Result<UseInfo, A::Error> {
-                    UseInfo::__from_map(map, ::std::vec::Vec::new())
-                }
-            }
-            d.deserialize_map(V)
-        }
-    }
-    impl UseInfo {
-        /// Decodes the members of `map`, after those of `prefix` (members a union
-        /// read before its discriminator). For the generated code only.
-        #[doc(hidden)]
-        pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-            mut map: A,
-            prefix: crate::runtime::Prefix,
-        ) -> ::std::result::Result<Self, A::Error> {
-            #[allow(unused_imports)]
-            use ::serde::de::{Error as _, MapAccess as _};
-            let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-            let mut f1: ::std::option::Option<::std::vec::Vec<i64>> = ::std::option::Option::None;
-            for (key, v) in prefix {
-                if key == "name" {
-                    f0 = crate::runtime::from_stash(v)?;
-                } else if key == "values" {
-                    f1 = crate::runtime::from_stash(v)?;
-                }
-            }
-            while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                &mut map,
-            )? {
+    impl crate::runtime::Decode for UseInfo {
+        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+            use ::std::option::Option::{None, Some};
+            let mut f0 = None;
+            let mut f1 = None;
+            let mut o = r.begin_object()?;
+            while let Some(key) = o.next_key(r)? {
                 match &*key {
-                    "name" => f0 = map.next_value()?,
-                    "values" => f1 = map.next_value()?,
-                    _ => {
-                        map.next_value::<::serde::de::IgnoredAny>()?;
-                    }
+                    "name" => f0 = r.some()?,
+                    "values" => f1 = r.some()?,
+                    _ => r.skip()?,
                 }
             }
-            ::std::result::Result::Ok(UseInfo {
-                name: f0.ok_or_else(|| A::Error::missing_field("name"))?,
-                values: f1.ok_or_else(|| A::Error::missing_field("values"))?,
+            ::std::result::Result::Ok(Self {
+                name: r.required(f0, "name")?,
+                values: r.required(f1, "values")?,
             })
         }
     }
+    crate::runtime::object_impls!(UseInfo);
     impl crate::Command for UseInfo {
         const NAME: &'static str = "use-info";
         const HAS_ARGUMENTS: bool = true;
@@ -338,7 +211,7 @@ pub mod commands {
             &self,
             out: &mut ::std::vec::Vec<u8>,
         ) -> ::std::result::Result<(), ::serde_json::Error> {
-            crate::runtime::write_json(out, self)
+            crate::runtime::write_arguments(self, out)
         }
         fn decode_return(
             json: &str,
@@ -448,83 +321,46 @@ pub mod events {
         /// how many times
         pub count: ::std::option::Option<i64>,
     }
-    impl ::serde::Serialize for Changed {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            s: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            use ::serde::ser::SerializeMap as _;
-            let mut m = s.serialize_map(::std::option::Option::None)?;
-            m.serialize_entry("name", &self.name)?;
-            if let ::std::option::Option::Some(v) = &self.count {
-                m.serialize_entry("count", v)?;
-            }
-            m.end()
+    impl crate::runtime::Members for Changed {
+        fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+            w.member("name", &self.name);
+            w.opt_member("count", &self.count);
         }
     }
-    impl<'de> ::serde::Deserialize<'de> for Changed {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            d: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            struct V;
-            impl<'de> ::serde::de::Visitor<'de> for V {
-                type Value = Changed;
-                fn expecting(
-                    &self,
-                    f: &mut ::std::fmt::Formatter<'_>,
-                ) -> ::std::fmt::Result {
-                    f.write_str("struct Changed")
-                }
-                fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                    self,
-                    map: A,
-                ) -> ::std::result::Result<Changed, A::Error> {
-                    Changed::__from_map(map, ::std::vec::Vec::new())
-                }
-            }
-            d.deserialize_map(V)
-        }
-    }
-    impl Changed {
-        /// Decodes the members of `map`, after those of `prefix` (members a union
-        /// read before its discriminator). For the generated code only.
-        #[doc(hidden)]
-        pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-            mut map: A,
-            prefix: crate::runtime::Prefix,
-        ) -> ::std::result::Result<Self, A::Error> {
-            #[allow(unused_imports)]
-            use ::serde::de::{Error as _, MapAccess as _};
-            let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-            let mut f1: ::std::option::Option<i64> = ::std::option::Option::None;
-            for (key, v) in prefix {
-                if key == "name" {
-                    f0 = crate::runtime::from_stash(v)?;
-                } else if key == "count" {
-                    f1 = crate::runtime::from_stash(v)?;
-                }
-            }
-            while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                &mut map,
-            )? {
+    impl crate::runtime::Decode for Changed {
+        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+            use ::std::option::Option::{None, Some};
+            let mut f0 = None;
+            let mut f1 = None;
+            let mut o = r.begin_object()?;
+            while let Some(key) = o.next_key(r)? {
                 match &*key {
-                    "name" => f0 = map.next_value()?,
-                    "count" => f1 = map.next_value()?,
-                    _ => {
-                        map.next_value::<::serde::de::IgnoredAny>()?;
-                    }
+                    "name" => f0 = r.some()?,
+                    "count" => f1 = r.opt()?,
+                    _ => r.skip()?,
                 }
             }
-            ::std::result::Result::Ok(Changed {
-                name: f0.ok_or_else(|| A::Error::missing_field("name"))?,
+            ::std::result::Result::Ok(Self {
+                name: r.required(f0, "name")?,
                 count: f1,
             })
         }
     }
+    crate::runtime::object_impls!(Changed);
     /// A boxed event.
-    #[derive(Debug, Clone, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct InfoEvent(pub super::Info);
+    impl crate::runtime::Encode for InfoEvent {
+        fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+            crate::runtime::Encode::encode(&self.0, w)
+        }
+    }
+    impl crate::runtime::Decode for InfoEvent {
+        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+            crate::runtime::Decode::decode(r).map(Self)
+        }
+    }
+    crate::runtime::serde_impls!(InfoEvent);
 }
 /// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`.
 ///
@@ -608,85 +444,77 @@ impl AnyCommand {
         )
     }
 }
-impl ::serde::Serialize for AnyCommand {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for AnyCommand {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
             Self::Ping(_) => {
-                crate::runtime::serialize_request::<
-                    S,
-                    (),
-                >(s, "ping", ::std::option::Option::None)
+                crate::runtime::encode_request(w, "ping", ::std::option::Option::None)
             }
             Self::QueryInfo(_) => {
-                crate::runtime::serialize_request::<
-                    S,
-                    (),
-                >(s, "query-info", ::std::option::Option::None)
+                crate::runtime::encode_request(
+                    w,
+                    "query-info",
+                    ::std::option::Option::None,
+                )
             }
             Self::QueryInfos(a) => {
-                crate::runtime::serialize_request(
-                    s,
+                crate::runtime::encode_request(
+                    w,
                     "query-infos",
                     ::std::option::Option::Some(a),
                 )
             }
             Self::SetInfo(a) => {
-                crate::runtime::serialize_request(
-                    s,
+                crate::runtime::encode_request(
+                    w,
                     "set-info",
                     ::std::option::Option::Some(a),
                 )
             }
             Self::UseInfo(a) => {
-                crate::runtime::serialize_request(
-                    s,
+                crate::runtime::encode_request(
+                    w,
                     "use-info",
                     ::std::option::Option::Some(a),
                 )
             }
             Self::GetCount(_) => {
-                crate::runtime::serialize_request::<
-                    S,
-                    (),
-                >(s, "get-count", ::std::option::Option::None)
+                crate::runtime::encode_request(
+                    w,
+                    "get-count",
+                    ::std::option::Option::None,
+                )
             }
             Self::GetAny(_) => {
-                crate::runtime::serialize_request::<
-                    S,
-                    (),
-                >(s, "get-any", ::std::option::Option::None)
+                crate::runtime::encode_request(w, "get-any", ::std::option::Option::None)
             }
             Self::Fire(_) => {
-                crate::runtime::serialize_request::<
-                    S,
-                    (),
-                >(s, "fire", ::std::option::Option::None)
+                crate::runtime::encode_request(w, "fire", ::std::option::Option::None)
             }
             Self::Interrupt(_) => {
-                crate::runtime::serialize_request::<
-                    S,
-                    (),
-                >(s, "interrupt", ::std::option::Option::None)
+                crate::runtime::encode_request(
+                    w,
+                    "interrupt",
+                    ::std::option::Option::None,
+                )
             }
             Self::Unrecognized { execute, arguments } => {
-                crate::runtime::serialize_request(s, execute, arguments.as_ref())
+                crate::runtime::encode_request(
+                    w,
+                    execute,
+                    arguments.as_ref().map(|a| a as &dyn crate::runtime::Encode),
+                )
             }
         }
     }
 }
-impl<'de> ::serde::Deserialize<'de> for AnyCommand {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let w = <crate::runtime::RequestWire as ::serde::Deserialize>::deserialize(d)?;
-        let text = w.arguments.as_ref().map(::std::string::ToString::to_string);
-        Self::from_request(&w.execute, text.as_deref())
-            .map_err(<D::Error as ::serde::de::Error>::custom)
+impl crate::runtime::Decode for AnyCommand {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        let (execute, arguments) = crate::runtime::read_request(r)?;
+        Self::from_request(&execute, arguments).map_err(crate::runtime::json_error)
     }
 }
+crate::runtime::serde_impls!(AnyCommand);
 /// The typed `return` value of any command; serializes back to the same JSON.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]
@@ -749,25 +577,23 @@ impl AnyReturn {
         )
     }
 }
-impl ::serde::Serialize for AnyReturn {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for AnyReturn {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
-            Self::Ping => crate::runtime::serialize_empty(s),
-            Self::QueryInfo(v) => ::serde::Serialize::serialize(v, s),
-            Self::QueryInfos(v) => ::serde::Serialize::serialize(v, s),
-            Self::SetInfo => crate::runtime::serialize_empty(s),
-            Self::UseInfo => crate::runtime::serialize_empty(s),
-            Self::GetCount(v) => ::serde::Serialize::serialize(v, s),
-            Self::GetAny(v) => ::serde::Serialize::serialize(v, s),
-            Self::Fire => crate::runtime::serialize_empty(s),
-            Self::Interrupt => crate::runtime::serialize_empty(s),
-            Self::Unrecognized(v) => ::serde::Serialize::serialize(v, s),
+            Self::Ping => crate::runtime::encode_empty(w),
+            Self::QueryInfo(v) => crate::runtime::Encode::encode(v, w),
+            Self::QueryInfos(v) => crate::runtime::Encode::encode(v, w),
+            Self::SetInfo => crate::runtime::encode_empty(w),
+            Self::UseInfo => crate::runtime::encode_empty(w),
+            Self::GetCount(v) => crate::runtime::Encode::encode(v, w),
+            Self::GetAny(v) => crate::runtime::Encode::encode(v, w),
+            Self::Fire => crate::runtime::encode_empty(w),
+            Self::Interrupt => crate::runtime::encode_empty(w),
+            Self::Unrecognized(v) => crate::runtime::Encode::encode(v, w),
         }
     }
 }
+crate::runtime::serialize_impl!(AnyReturn);
 /// Any event of the schema with its timestamp; (de)serializes as the wire event `{"event": NAME, "data": {...}, "timestamp": {...}}`.
 ///
 /// Events this schema does not know decode into the catch-all variant, keeping their name and data.
@@ -843,47 +669,49 @@ impl crate::EventSet for Event {
         )
     }
 }
-impl ::serde::Serialize for Event {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for Event {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
             Self::Started(_, t) => {
-                crate::runtime::serialize_event::<
-                    S,
-                    (),
-                >(s, "STARTED", ::std::option::Option::None, t)
+                crate::runtime::encode_event(
+                    w,
+                    "STARTED",
+                    ::std::option::Option::None,
+                    t,
+                )
             }
             Self::Changed(d, t) => {
-                crate::runtime::serialize_event(
-                    s,
+                crate::runtime::encode_event(
+                    w,
                     "CHANGED",
                     ::std::option::Option::Some(d),
                     t,
                 )
             }
             Self::InfoEvent(d, t) => {
-                crate::runtime::serialize_event(
-                    s,
+                crate::runtime::encode_event(
+                    w,
                     "INFO_EVENT",
                     ::std::option::Option::Some(d),
                     t,
                 )
             }
             Self::Unrecognized { name, data, timestamp } => {
-                crate::runtime::serialize_event(s, name, data.as_ref(), timestamp)
+                crate::runtime::encode_event(
+                    w,
+                    name,
+                    data.as_ref().map(|d| d as &dyn crate::runtime::Encode),
+                    timestamp,
+                )
             }
         }
     }
 }
-impl<'de> ::serde::Deserialize<'de> for Event {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let w = <crate::runtime::EventWire as ::serde::Deserialize>::deserialize(d)?;
-        let text = w.data.as_ref().map(::std::string::ToString::to_string);
-        <Self as crate::EventSet>::decode_event(&w.event, text.as_deref(), w.timestamp)
-            .map_err(<D::Error as ::serde::de::Error>::custom)
+impl crate::runtime::Decode for Event {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        let (name, data, timestamp) = crate::runtime::read_event(r)?;
+        <Self as crate::EventSet>::decode_event(&name, data, timestamp)
+            .map_err(crate::runtime::json_error)
     }
 }
+crate::runtime::serde_impls!(Event);

@@ -7,71 +7,28 @@ pub struct Example {
     /// some text with a `backquoted` word and `code` in it
     pub text: ::std::string::String,
 }
-impl ::serde::Serialize for Example {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(::std::option::Option::None)?;
-        m.serialize_entry("text", &self.text)?;
-        m.end()
+impl crate::runtime::Members for Example {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+        w.member("text", &self.text);
     }
 }
-impl<'de> ::serde::Deserialize<'de> for Example {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = Example;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("struct Example")
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<Example, A::Error> {
-                Example::__from_map(map, ::std::vec::Vec::new())
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-impl Example {
-    /// Decodes the members of `map`, after those of `prefix` (members a union
-    /// read before its discriminator). For the generated code only.
-    #[doc(hidden)]
-    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-        mut map: A,
-        prefix: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, A::Error> {
-        #[allow(unused_imports)]
-        use ::serde::de::{Error as _, MapAccess as _};
-        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-        for (key, v) in prefix {
-            if key == "text" {
-                f0 = crate::runtime::from_stash(v)?;
-            }
-        }
-        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-            &mut map,
-        )? {
+impl crate::runtime::Decode for Example {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        use ::std::option::Option::{None, Some};
+        let mut f0 = None;
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
             match &*key {
-                "text" => f0 = map.next_value()?,
-                _ => {
-                    map.next_value::<::serde::de::IgnoredAny>()?;
-                }
+                "text" => f0 = r.some()?,
+                _ => r.skip()?,
             }
         }
-        ::std::result::Result::Ok(Example {
-            text: f0.ok_or_else(|| A::Error::missing_field("text"))?,
+        ::std::result::Result::Ok(Self {
+            text: r.required(f0, "text")?,
         })
     }
 }
+crate::runtime::object_impls!(Example);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {
     /// Shows an example with `Example` and `inline literal`, *emphasis*, a reference to `verbose`, brackets \[like this\], an \<id\> and <https://www.qemu.org/docs/master/> as a bare URL.
@@ -117,71 +74,26 @@ pub mod commands {
         /// whether to say more.  See [QEMU](https://www.qemu.org).
         pub verbose: ::std::option::Option<bool>,
     }
-    impl ::serde::Serialize for QueryExample {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            s: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            use ::serde::ser::SerializeMap as _;
-            let mut m = s.serialize_map(::std::option::Option::None)?;
-            if let ::std::option::Option::Some(v) = &self.verbose {
-                m.serialize_entry("verbose", v)?;
-            }
-            m.end()
+    impl crate::runtime::Members for QueryExample {
+        fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+            w.opt_member("verbose", &self.verbose);
         }
     }
-    impl<'de> ::serde::Deserialize<'de> for QueryExample {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            d: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            struct V;
-            impl<'de> ::serde::de::Visitor<'de> for V {
-                type Value = QueryExample;
-                fn expecting(
-                    &self,
-                    f: &mut ::std::fmt::Formatter<'_>,
-                ) -> ::std::fmt::Result {
-                    f.write_str("struct QueryExample")
-                }
-                fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                    self,
-                    map: A,
-                ) -> ::std::result::Result<QueryExample, A::Error> {
-                    QueryExample::__from_map(map, ::std::vec::Vec::new())
-                }
-            }
-            d.deserialize_map(V)
-        }
-    }
-    impl QueryExample {
-        /// Decodes the members of `map`, after those of `prefix` (members a union
-        /// read before its discriminator). For the generated code only.
-        #[doc(hidden)]
-        pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-            mut map: A,
-            prefix: crate::runtime::Prefix,
-        ) -> ::std::result::Result<Self, A::Error> {
-            #[allow(unused_imports)]
-            use ::serde::de::{Error as _, MapAccess as _};
-            let mut f0: ::std::option::Option<bool> = ::std::option::Option::None;
-            for (key, v) in prefix {
-                if key == "verbose" {
-                    f0 = crate::runtime::from_stash(v)?;
-                }
-            }
-            while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                &mut map,
-            )? {
+    impl crate::runtime::Decode for QueryExample {
+        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+            use ::std::option::Option::{None, Some};
+            let mut f0 = None;
+            let mut o = r.begin_object()?;
+            while let Some(key) = o.next_key(r)? {
                 match &*key {
-                    "verbose" => f0 = map.next_value()?,
-                    _ => {
-                        map.next_value::<::serde::de::IgnoredAny>()?;
-                    }
+                    "verbose" => f0 = r.opt()?,
+                    _ => r.skip()?,
                 }
             }
-            ::std::result::Result::Ok(QueryExample { verbose: f0 })
+            ::std::result::Result::Ok(Self { verbose: f0 })
         }
     }
+    crate::runtime::object_impls!(QueryExample);
     impl crate::Command for QueryExample {
         const NAME: &'static str = "query-example";
         const HAS_ARGUMENTS: bool = true;
@@ -192,7 +104,7 @@ pub mod commands {
             &self,
             out: &mut ::std::vec::Vec<u8>,
         ) -> ::std::result::Result<(), ::serde_json::Error> {
-            crate::runtime::write_json(out, self)
+            crate::runtime::write_arguments(self, out)
         }
         fn decode_return(
             json: &str,
@@ -251,35 +163,33 @@ impl AnyCommand {
         )
     }
 }
-impl ::serde::Serialize for AnyCommand {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for AnyCommand {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
             Self::QueryExample(a) => {
-                crate::runtime::serialize_request(
-                    s,
+                crate::runtime::encode_request(
+                    w,
                     "query-example",
                     ::std::option::Option::Some(a),
                 )
             }
             Self::Unrecognized { execute, arguments } => {
-                crate::runtime::serialize_request(s, execute, arguments.as_ref())
+                crate::runtime::encode_request(
+                    w,
+                    execute,
+                    arguments.as_ref().map(|a| a as &dyn crate::runtime::Encode),
+                )
             }
         }
     }
 }
-impl<'de> ::serde::Deserialize<'de> for AnyCommand {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let w = <crate::runtime::RequestWire as ::serde::Deserialize>::deserialize(d)?;
-        let text = w.arguments.as_ref().map(::std::string::ToString::to_string);
-        Self::from_request(&w.execute, text.as_deref())
-            .map_err(<D::Error as ::serde::de::Error>::custom)
+impl crate::runtime::Decode for AnyCommand {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        let (execute, arguments) = crate::runtime::read_request(r)?;
+        Self::from_request(&execute, arguments).map_err(crate::runtime::json_error)
     }
 }
+crate::runtime::serde_impls!(AnyCommand);
 /// The typed `return` value of any command; serializes back to the same JSON.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]
@@ -303,17 +213,15 @@ impl AnyReturn {
         )
     }
 }
-impl ::serde::Serialize for AnyReturn {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for AnyReturn {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
-            Self::QueryExample(v) => ::serde::Serialize::serialize(v, s),
-            Self::Unrecognized(v) => ::serde::Serialize::serialize(v, s),
+            Self::QueryExample(v) => crate::runtime::Encode::encode(v, w),
+            Self::Unrecognized(v) => crate::runtime::Encode::encode(v, w),
         }
     }
 }
+crate::runtime::serialize_impl!(AnyReturn);
 /// Any event of the schema with its timestamp; (de)serializes as the wire event `{"event": NAME, "data": {...}, "timestamp": {...}}`.
 ///
 /// Events this schema does not know decode into the catch-all variant, keeping their name and data.
@@ -360,25 +268,25 @@ impl crate::EventSet for Event {
         unknown()
     }
 }
-impl ::serde::Serialize for Event {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for Event {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
             Self::Unrecognized { name, data, timestamp } => {
-                crate::runtime::serialize_event(s, name, data.as_ref(), timestamp)
+                crate::runtime::encode_event(
+                    w,
+                    name,
+                    data.as_ref().map(|d| d as &dyn crate::runtime::Encode),
+                    timestamp,
+                )
             }
         }
     }
 }
-impl<'de> ::serde::Deserialize<'de> for Event {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let w = <crate::runtime::EventWire as ::serde::Deserialize>::deserialize(d)?;
-        let text = w.data.as_ref().map(::std::string::ToString::to_string);
-        <Self as crate::EventSet>::decode_event(&w.event, text.as_deref(), w.timestamp)
-            .map_err(<D::Error as ::serde::de::Error>::custom)
+impl crate::runtime::Decode for Event {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        let (name, data, timestamp) = crate::runtime::read_event(r)?;
+        <Self as crate::EventSet>::decode_event(&name, data, timestamp)
+            .map_err(crate::runtime::json_error)
     }
 }
+crate::runtime::serde_impls!(Event);

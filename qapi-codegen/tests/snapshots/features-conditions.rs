@@ -40,21 +40,7 @@ impl Mode {
         }
     }
 }
-impl ::serde::Serialize for Mode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-impl<'de> ::serde::Deserialize<'de> for Mode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        crate::runtime::deserialize_str(d).map(|s| Self::from_wire(&s))
-    }
-}
+crate::runtime::enum_impls!(Mode);
 /// A struct with a feature of its own.
 ///
 /// **Feature `fancy`:** This type has a custom feature.
@@ -65,71 +51,28 @@ pub struct OldThing {
     /// a size
     pub size: i64,
 }
-impl ::serde::Serialize for OldThing {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(::std::option::Option::None)?;
-        m.serialize_entry("size", &self.size)?;
-        m.end()
+impl crate::runtime::Members for OldThing {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+        w.member("size", &self.size);
     }
 }
-impl<'de> ::serde::Deserialize<'de> for OldThing {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = OldThing;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("struct OldThing")
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<OldThing, A::Error> {
-                OldThing::__from_map(map, ::std::vec::Vec::new())
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-impl OldThing {
-    /// Decodes the members of `map`, after those of `prefix` (members a union
-    /// read before its discriminator). For the generated code only.
-    #[doc(hidden)]
-    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-        mut map: A,
-        prefix: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, A::Error> {
-        #[allow(unused_imports)]
-        use ::serde::de::{Error as _, MapAccess as _};
-        let mut f0: ::std::option::Option<i64> = ::std::option::Option::None;
-        for (key, v) in prefix {
-            if key == "size" {
-                f0 = crate::runtime::from_stash(v)?;
-            }
-        }
-        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-            &mut map,
-        )? {
+impl crate::runtime::Decode for OldThing {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        use ::std::option::Option::{None, Some};
+        let mut f0 = None;
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
             match &*key {
-                "size" => f0 = map.next_value()?,
-                _ => {
-                    map.next_value::<::serde::de::IgnoredAny>()?;
-                }
+                "size" => f0 = r.some()?,
+                _ => r.skip()?,
             }
         }
-        ::std::result::Result::Ok(OldThing {
-            size: f0.ok_or_else(|| A::Error::missing_field("size"))?,
+        ::std::result::Result::Ok(Self {
+            size: r.required(f0, "size")?,
         })
     }
 }
+crate::runtime::object_impls!(OldThing);
 /// Uses a deprecated type and has feature-marked members.
 ///
 /// **Unstable:** Member `x-fancy` is experimental.
@@ -153,93 +96,33 @@ pub struct NewThing {
     pub linux: ::std::option::Option<bool>,
 }
 #[allow(deprecated)]
-impl ::serde::Serialize for NewThing {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(::std::option::Option::None)?;
-        if let ::std::option::Option::Some(v) = &self.old {
-            m.serialize_entry("old", v)?;
-        }
-        if let ::std::option::Option::Some(v) = &self.x_fancy {
-            m.serialize_entry("x-fancy", v)?;
-        }
-        if let ::std::option::Option::Some(v) = &self.legacy {
-            m.serialize_entry("legacy", v)?;
-        }
-        if let ::std::option::Option::Some(v) = &self.linux {
-            m.serialize_entry("linux", v)?;
-        }
-        m.end()
+impl crate::runtime::Members for NewThing {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+        w.opt_member("old", &self.old);
+        w.opt_member("x-fancy", &self.x_fancy);
+        w.opt_member("legacy", &self.legacy);
+        w.opt_member("linux", &self.linux);
     }
 }
 #[allow(deprecated)]
-impl<'de> ::serde::Deserialize<'de> for NewThing {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        #[allow(deprecated)]
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = NewThing;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("struct NewThing")
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<NewThing, A::Error> {
-                NewThing::__from_map(map, ::std::vec::Vec::new())
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-#[allow(deprecated)]
-impl NewThing {
-    /// Decodes the members of `map`, after those of `prefix` (members a union
-    /// read before its discriminator). For the generated code only.
-    #[doc(hidden)]
-    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-        mut map: A,
-        prefix: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, A::Error> {
-        #[allow(unused_imports)]
-        use ::serde::de::{Error as _, MapAccess as _};
-        let mut f0: ::std::option::Option<OldThing> = ::std::option::Option::None;
-        let mut f1: ::std::option::Option<i64> = ::std::option::Option::None;
-        let mut f2: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-        let mut f3: ::std::option::Option<bool> = ::std::option::Option::None;
-        for (key, v) in prefix {
-            if key == "old" {
-                f0 = crate::runtime::from_stash(v)?;
-            } else if key == "x-fancy" {
-                f1 = crate::runtime::from_stash(v)?;
-            } else if key == "legacy" {
-                f2 = crate::runtime::from_stash(v)?;
-            } else if key == "linux" {
-                f3 = crate::runtime::from_stash(v)?;
-            }
-        }
-        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-            &mut map,
-        )? {
+impl crate::runtime::Decode for NewThing {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        use ::std::option::Option::{None, Some};
+        let mut f0 = None;
+        let mut f1 = None;
+        let mut f2 = None;
+        let mut f3 = None;
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
             match &*key {
-                "old" => f0 = map.next_value()?,
-                "x-fancy" => f1 = map.next_value()?,
-                "legacy" => f2 = map.next_value()?,
-                "linux" => f3 = map.next_value()?,
-                _ => {
-                    map.next_value::<::serde::de::IgnoredAny>()?;
-                }
+                "old" => f0 = r.opt()?,
+                "x-fancy" => f1 = r.opt()?,
+                "legacy" => f2 = r.opt()?,
+                "linux" => f3 = r.opt()?,
+                _ => r.skip()?,
             }
         }
-        ::std::result::Result::Ok(NewThing {
+        ::std::result::Result::Ok(Self {
             old: f0,
             x_fancy: f1,
             legacy: f2,
@@ -247,6 +130,7 @@ impl NewThing {
         })
     }
 }
+crate::runtime::object_impls!(NewThing);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {
     /// A deprecated command.
@@ -312,74 +196,29 @@ pub mod events {
         pub thing: super::OldThing,
     }
     #[allow(deprecated)]
-    impl ::serde::Serialize for OldEvent {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            s: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            use ::serde::ser::SerializeMap as _;
-            let mut m = s.serialize_map(::std::option::Option::None)?;
-            m.serialize_entry("thing", &self.thing)?;
-            m.end()
+    impl crate::runtime::Members for OldEvent {
+        fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+            w.member("thing", &self.thing);
         }
     }
     #[allow(deprecated)]
-    impl<'de> ::serde::Deserialize<'de> for OldEvent {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            d: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            struct V;
-            #[allow(deprecated)]
-            impl<'de> ::serde::de::Visitor<'de> for V {
-                type Value = OldEvent;
-                fn expecting(
-                    &self,
-                    f: &mut ::std::fmt::Formatter<'_>,
-                ) -> ::std::fmt::Result {
-                    f.write_str("struct OldEvent")
-                }
-                fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                    self,
-                    map: A,
-                ) -> ::std::result::Result<OldEvent, A::Error> {
-                    OldEvent::__from_map(map, ::std::vec::Vec::new())
-                }
-            }
-            d.deserialize_map(V)
-        }
-    }
-    #[allow(deprecated)]
-    impl OldEvent {
-        /// Decodes the members of `map`, after those of `prefix` (members a union
-        /// read before its discriminator). For the generated code only.
-        #[doc(hidden)]
-        pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-            mut map: A,
-            prefix: crate::runtime::Prefix,
-        ) -> ::std::result::Result<Self, A::Error> {
-            #[allow(unused_imports)]
-            use ::serde::de::{Error as _, MapAccess as _};
-            let mut f0: ::std::option::Option<super::OldThing> = ::std::option::Option::None;
-            for (key, v) in prefix {
-                if key == "thing" {
-                    f0 = crate::runtime::from_stash(v)?;
-                }
-            }
-            while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                &mut map,
-            )? {
+    impl crate::runtime::Decode for OldEvent {
+        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+            use ::std::option::Option::{None, Some};
+            let mut f0 = None;
+            let mut o = r.begin_object()?;
+            while let Some(key) = o.next_key(r)? {
                 match &*key {
-                    "thing" => f0 = map.next_value()?,
-                    _ => {
-                        map.next_value::<::serde::de::IgnoredAny>()?;
-                    }
+                    "thing" => f0 = r.some()?,
+                    _ => r.skip()?,
                 }
             }
-            ::std::result::Result::Ok(OldEvent {
-                thing: f0.ok_or_else(|| A::Error::missing_field("thing"))?,
+            ::std::result::Result::Ok(Self {
+                thing: r.required(f0, "thing")?,
             })
         }
     }
+    crate::runtime::object_impls!(OldEvent);
 }
 /// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`.
 ///
@@ -434,40 +273,40 @@ impl AnyCommand {
     }
 }
 #[allow(deprecated)]
-impl ::serde::Serialize for AnyCommand {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for AnyCommand {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
             Self::OldCommand(_) => {
-                crate::runtime::serialize_request::<
-                    S,
-                    (),
-                >(s, "old-command", ::std::option::Option::None)
+                crate::runtime::encode_request(
+                    w,
+                    "old-command",
+                    ::std::option::Option::None,
+                )
             }
             Self::XUnstableCommand(_) => {
-                crate::runtime::serialize_request::<
-                    S,
-                    (),
-                >(s, "x-unstable-command", ::std::option::Option::None)
+                crate::runtime::encode_request(
+                    w,
+                    "x-unstable-command",
+                    ::std::option::Option::None,
+                )
             }
             Self::Unrecognized { execute, arguments } => {
-                crate::runtime::serialize_request(s, execute, arguments.as_ref())
+                crate::runtime::encode_request(
+                    w,
+                    execute,
+                    arguments.as_ref().map(|a| a as &dyn crate::runtime::Encode),
+                )
             }
         }
     }
 }
-impl<'de> ::serde::Deserialize<'de> for AnyCommand {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let w = <crate::runtime::RequestWire as ::serde::Deserialize>::deserialize(d)?;
-        let text = w.arguments.as_ref().map(::std::string::ToString::to_string);
-        Self::from_request(&w.execute, text.as_deref())
-            .map_err(<D::Error as ::serde::de::Error>::custom)
+impl crate::runtime::Decode for AnyCommand {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        let (execute, arguments) = crate::runtime::read_request(r)?;
+        Self::from_request(&execute, arguments).map_err(crate::runtime::json_error)
     }
 }
+crate::runtime::serde_impls!(AnyCommand);
 /// The typed `return` value of any command; serializes back to the same JSON.
 #[allow(deprecated)]
 #[derive(Debug, Clone, PartialEq)]
@@ -500,18 +339,16 @@ impl AnyReturn {
     }
 }
 #[allow(deprecated)]
-impl ::serde::Serialize for AnyReturn {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for AnyReturn {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
-            Self::OldCommand(v) => ::serde::Serialize::serialize(v, s),
-            Self::XUnstableCommand => crate::runtime::serialize_empty(s),
-            Self::Unrecognized(v) => ::serde::Serialize::serialize(v, s),
+            Self::OldCommand(v) => crate::runtime::Encode::encode(v, w),
+            Self::XUnstableCommand => crate::runtime::encode_empty(w),
+            Self::Unrecognized(v) => crate::runtime::Encode::encode(v, w),
         }
     }
 }
+crate::runtime::serialize_impl!(AnyReturn);
 /// Any event of the schema with its timestamp; (de)serializes as the wire event `{"event": NAME, "data": {...}, "timestamp": {...}}`.
 ///
 /// Events this schema does not know decode into the catch-all variant, keeping their name and data.
@@ -576,33 +413,33 @@ impl crate::EventSet for Event {
     }
 }
 #[allow(deprecated)]
-impl ::serde::Serialize for Event {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for Event {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
             Self::OldEvent(d, t) => {
-                crate::runtime::serialize_event(
-                    s,
+                crate::runtime::encode_event(
+                    w,
                     "OLD_EVENT",
                     ::std::option::Option::Some(d),
                     t,
                 )
             }
             Self::Unrecognized { name, data, timestamp } => {
-                crate::runtime::serialize_event(s, name, data.as_ref(), timestamp)
+                crate::runtime::encode_event(
+                    w,
+                    name,
+                    data.as_ref().map(|d| d as &dyn crate::runtime::Encode),
+                    timestamp,
+                )
             }
         }
     }
 }
-impl<'de> ::serde::Deserialize<'de> for Event {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let w = <crate::runtime::EventWire as ::serde::Deserialize>::deserialize(d)?;
-        let text = w.data.as_ref().map(::std::string::ToString::to_string);
-        <Self as crate::EventSet>::decode_event(&w.event, text.as_deref(), w.timestamp)
-            .map_err(<D::Error as ::serde::de::Error>::custom)
+impl crate::runtime::Decode for Event {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        let (name, data, timestamp) = crate::runtime::read_event(r)?;
+        <Self as crate::EventSet>::decode_event(&name, data, timestamp)
+            .map_err(crate::runtime::json_error)
     }
 }
+crate::runtime::serde_impls!(Event);

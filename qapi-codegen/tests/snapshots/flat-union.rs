@@ -33,21 +33,7 @@ impl Driver {
         }
     }
 }
-impl ::serde::Serialize for Driver {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-impl<'de> ::serde::Deserialize<'de> for Driver {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        crate::runtime::deserialize_str(d).map(|s| Self::from_wire(&s))
-    }
-}
+crate::runtime::enum_impls!(Driver);
 /// Common options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseOpts {
@@ -58,87 +44,36 @@ pub struct BaseOpts {
     /// whether read-only
     pub read_only: ::std::option::Option<bool>,
 }
-impl ::serde::Serialize for BaseOpts {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(::std::option::Option::None)?;
-        if let ::std::option::Option::Some(v) = &self.node_name {
-            m.serialize_entry("node-name", v)?;
-        }
-        m.serialize_entry("driver", &self.driver)?;
-        if let ::std::option::Option::Some(v) = &self.read_only {
-            m.serialize_entry("read-only", v)?;
-        }
-        m.end()
+impl crate::runtime::Members for BaseOpts {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+        w.opt_member("node-name", &self.node_name);
+        w.member("driver", &self.driver);
+        w.opt_member("read-only", &self.read_only);
     }
 }
-impl<'de> ::serde::Deserialize<'de> for BaseOpts {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = BaseOpts;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("struct BaseOpts")
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<BaseOpts, A::Error> {
-                BaseOpts::__from_map(map, ::std::vec::Vec::new())
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-impl BaseOpts {
-    /// Decodes the members of `map`, after those of `prefix` (members a union
-    /// read before its discriminator). For the generated code only.
-    #[doc(hidden)]
-    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-        mut map: A,
-        prefix: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, A::Error> {
-        #[allow(unused_imports)]
-        use ::serde::de::{Error as _, MapAccess as _};
-        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-        let mut f1: ::std::option::Option<Driver> = ::std::option::Option::None;
-        let mut f2: ::std::option::Option<bool> = ::std::option::Option::None;
-        for (key, v) in prefix {
-            if key == "node-name" {
-                f0 = crate::runtime::from_stash(v)?;
-            } else if key == "driver" {
-                f1 = crate::runtime::from_stash(v)?;
-            } else if key == "read-only" {
-                f2 = crate::runtime::from_stash(v)?;
-            }
-        }
-        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-            &mut map,
-        )? {
+impl crate::runtime::Decode for BaseOpts {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        use ::std::option::Option::{None, Some};
+        let mut f0 = None;
+        let mut f1 = None;
+        let mut f2 = None;
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
             match &*key {
-                "node-name" => f0 = map.next_value()?,
-                "driver" => f1 = map.next_value()?,
-                "read-only" => f2 = map.next_value()?,
-                _ => {
-                    map.next_value::<::serde::de::IgnoredAny>()?;
-                }
+                "node-name" => f0 = r.opt()?,
+                "driver" => f1 = r.some()?,
+                "read-only" => f2 = r.opt()?,
+                _ => r.skip()?,
             }
         }
-        ::std::result::Result::Ok(BaseOpts {
+        ::std::result::Result::Ok(Self {
             node_name: f0,
-            driver: f1.ok_or_else(|| A::Error::missing_field("driver"))?,
+            driver: r.required(f1, "driver")?,
             read_only: f2,
         })
     }
 }
+crate::runtime::object_impls!(BaseOpts);
 /// File branch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileOpts {
@@ -147,79 +82,32 @@ pub struct FileOpts {
     /// the size in bytes
     pub size: ::std::option::Option<u64>,
 }
-impl ::serde::Serialize for FileOpts {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(::std::option::Option::None)?;
-        m.serialize_entry("filename", &self.filename)?;
-        if let ::std::option::Option::Some(v) = &self.size {
-            m.serialize_entry("size", v)?;
-        }
-        m.end()
+impl crate::runtime::Members for FileOpts {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+        w.member("filename", &self.filename);
+        w.opt_member("size", &self.size);
     }
 }
-impl<'de> ::serde::Deserialize<'de> for FileOpts {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = FileOpts;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("struct FileOpts")
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<FileOpts, A::Error> {
-                FileOpts::__from_map(map, ::std::vec::Vec::new())
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-impl FileOpts {
-    /// Decodes the members of `map`, after those of `prefix` (members a union
-    /// read before its discriminator). For the generated code only.
-    #[doc(hidden)]
-    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-        mut map: A,
-        prefix: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, A::Error> {
-        #[allow(unused_imports)]
-        use ::serde::de::{Error as _, MapAccess as _};
-        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-        let mut f1: ::std::option::Option<u64> = ::std::option::Option::None;
-        for (key, v) in prefix {
-            if key == "filename" {
-                f0 = crate::runtime::from_stash(v)?;
-            } else if key == "size" {
-                f1 = crate::runtime::from_stash(v)?;
-            }
-        }
-        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-            &mut map,
-        )? {
+impl crate::runtime::Decode for FileOpts {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        use ::std::option::Option::{None, Some};
+        let mut f0 = None;
+        let mut f1 = None;
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
             match &*key {
-                "filename" => f0 = map.next_value()?,
-                "size" => f1 = map.next_value()?,
-                _ => {
-                    map.next_value::<::serde::de::IgnoredAny>()?;
-                }
+                "filename" => f0 = r.some()?,
+                "size" => f1 = r.opt()?,
+                _ => r.skip()?,
             }
         }
-        ::std::result::Result::Ok(FileOpts {
-            filename: f0.ok_or_else(|| A::Error::missing_field("filename"))?,
+        ::std::result::Result::Ok(Self {
+            filename: r.required(f0, "filename")?,
             size: f1,
         })
     }
 }
+crate::runtime::object_impls!(FileOpts);
 /// NBD branch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NbdOpts {
@@ -228,79 +116,32 @@ pub struct NbdOpts {
     /// the export name
     pub export: ::std::option::Option<::std::string::String>,
 }
-impl ::serde::Serialize for NbdOpts {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(::std::option::Option::None)?;
-        m.serialize_entry("server", &self.server)?;
-        if let ::std::option::Option::Some(v) = &self.export {
-            m.serialize_entry("export", v)?;
-        }
-        m.end()
+impl crate::runtime::Members for NbdOpts {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+        w.member("server", &self.server);
+        w.opt_member("export", &self.export);
     }
 }
-impl<'de> ::serde::Deserialize<'de> for NbdOpts {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = NbdOpts;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("struct NbdOpts")
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<NbdOpts, A::Error> {
-                NbdOpts::__from_map(map, ::std::vec::Vec::new())
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-impl NbdOpts {
-    /// Decodes the members of `map`, after those of `prefix` (members a union
-    /// read before its discriminator). For the generated code only.
-    #[doc(hidden)]
-    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-        mut map: A,
-        prefix: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, A::Error> {
-        #[allow(unused_imports)]
-        use ::serde::de::{Error as _, MapAccess as _};
-        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-        let mut f1: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-        for (key, v) in prefix {
-            if key == "server" {
-                f0 = crate::runtime::from_stash(v)?;
-            } else if key == "export" {
-                f1 = crate::runtime::from_stash(v)?;
-            }
-        }
-        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-            &mut map,
-        )? {
+impl crate::runtime::Decode for NbdOpts {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        use ::std::option::Option::{None, Some};
+        let mut f0 = None;
+        let mut f1 = None;
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
             match &*key {
-                "server" => f0 = map.next_value()?,
-                "export" => f1 = map.next_value()?,
-                _ => {
-                    map.next_value::<::serde::de::IgnoredAny>()?;
-                }
+                "server" => f0 = r.some()?,
+                "export" => f1 = r.opt()?,
+                _ => r.skip()?,
             }
         }
-        ::std::result::Result::Ok(NbdOpts {
-            server: f0.ok_or_else(|| A::Error::missing_field("server"))?,
+        ::std::result::Result::Ok(Self {
+            server: r.required(f0, "server")?,
             export: f1,
         })
     }
 }
+crate::runtime::object_impls!(NbdOpts);
 /// A union with a named base.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Opts {
@@ -340,182 +181,70 @@ impl OptsBranch {
             Self::Unrecognized { tag, .. } => tag,
         }
     }
-    fn decode_branch<'de, M: ::serde::de::MapAccess<'de>>(
+    fn decode_branch(
         tag: &str,
-        map: M,
-        prefix: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, M::Error> {
+        r: &mut crate::runtime::Reader<'_>,
+    ) -> crate::runtime::Result<Self> {
         ::std::result::Result::Ok(
             match tag {
-                "file" => Self::File(FileOpts::__from_map(map, prefix)?),
-                "nbd" => Self::Nbd(NbdOpts::__from_map(map, prefix)?),
-                "null" => {
-                    drop(prefix);
-                    crate::runtime::skip_rest(map)?;
-                    Self::Null
-                }
+                "file" => Self::File(crate::runtime::Decode::decode(r)?),
+                "nbd" => Self::Nbd(crate::runtime::Decode::decode(r)?),
+                "null" => Self::Null,
                 _ => {
                     Self::Unrecognized {
                         tag: tag.into(),
-                        data: crate::runtime::rest_to_json_map(map, prefix)?,
+                        data: crate::runtime::members_except(
+                            r,
+                            &["node-name", "driver", "read-only"],
+                        )?,
                     }
                 }
             },
         )
     }
-    fn serialize_branch<M: ::serde::ser::SerializeMap>(
-        &self,
-        m: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
-            Self::File(v) => ::serde::Serialize::serialize(v, crate::runtime::FlatMap(m)),
-            Self::Nbd(v) => ::serde::Serialize::serialize(v, crate::runtime::FlatMap(m)),
-            Self::Null => ::std::result::Result::Ok(()),
-            Self::Unrecognized { data, .. } => {
-                for (k, v) in data {
-                    m.serialize_entry(k, v)?;
-                }
-                ::std::result::Result::Ok(())
-            }
+            Self::File(v) => crate::runtime::Members::members(v, w),
+            Self::Nbd(v) => crate::runtime::Members::members(v, w),
+            Self::Null => {}
+            Self::Unrecognized { data, .. } => crate::runtime::encode_members(data, w),
         }
     }
 }
-impl ::serde::Serialize for Opts {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(::std::option::Option::None)?;
-        if let ::std::option::Option::Some(v) = &self.node_name {
-            m.serialize_entry("node-name", v)?;
-        }
-        m.serialize_entry("driver", self.driver.tag())?;
-        if let ::std::option::Option::Some(v) = &self.read_only {
-            m.serialize_entry("read-only", v)?;
-        }
-        self.driver.serialize_branch(&mut m)?;
-        m.end()
+impl crate::runtime::Members for Opts {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+        w.opt_member("node-name", &self.node_name);
+        w.member("driver", self.driver.tag());
+        w.opt_member("read-only", &self.read_only);
+        self.driver.members(w);
     }
 }
-impl<'de> ::serde::Deserialize<'de> for Opts {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = Opts;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("union Opts")
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<Opts, A::Error> {
-                Opts::__from_map(map, ::std::vec::Vec::new())
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-impl Opts {
-    /// Decodes the members of `map`, after those of `outer` (members an enclosing
-    /// union read before its own discriminator). For the generated code only.
-    #[doc(hidden)]
-    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-        mut map: A,
-        outer: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, A::Error> {
-        const BASE: &[&str] = &["node-name", "read-only"];
-        const TAG: &str = "driver";
-        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-        let mut f1: ::std::option::Option<bool> = ::std::option::Option::None;
-        let mut tag: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-        let mut stash = ::std::vec::Vec::new();
-        let mut prefix: crate::runtime::Prefix = ::std::vec::Vec::new();
-        for (key, v) in outer {
-            if key == "node-name" {
-                f0 = crate::runtime::from_stash(v)?;
-            } else if key == "read-only" {
-                f1 = crate::runtime::from_stash(v)?;
-            } else if key == TAG {
-                tag = ::std::option::Option::Some(crate::runtime::from_stash(v)?);
-            } else {
-                prefix.push((key, v));
-            }
-        }
-        let mut branch = ::std::option::Option::None;
-        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-            &mut map,
-        )? {
+impl crate::runtime::Decode for Opts {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        let start = r.mark();
+        use ::std::option::Option::{None, Some};
+        let mut f0 = None;
+        let mut tag = None;
+        let mut f2 = None;
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
             match &*key {
-                "node-name" => f0 = ::serde::de::MapAccess::next_value(&mut map)?,
-                "read-only" => f1 = ::serde::de::MapAccess::next_value(&mut map)?,
-                TAG => {
-                    tag = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(&mut map)?,
-                    );
-                }
-                _ => {
-                    if let ::std::option::Option::Some(t) = &tag {
-                        let rest = crate::runtime::BranchMap::new(
-                            &mut map,
-                            ::std::option::Option::Some(key),
-                            BASE,
-                            TAG,
-                            &mut stash,
-                        );
-                        branch = ::std::option::Option::Some(
-                            OptsBranch::decode_branch(
-                                t,
-                                rest,
-                                ::std::mem::take(&mut prefix),
-                            )?,
-                        );
-                        break;
-                    }
-                    prefix
-                        .push((
-                            key.into_owned(),
-                            ::serde::de::MapAccess::next_value(&mut map)?,
-                        ));
-                }
+                "node-name" => f0 = r.opt()?,
+                "driver" => tag = Some(r.string()?),
+                "read-only" => f2 = r.opt()?,
+                _ => r.skip()?,
             }
         }
-        let branch = match branch {
-            ::std::option::Option::Some(b) => b,
-            ::std::option::Option::None => {
-                let t = tag
-                    .ok_or_else(|| <A::Error as ::serde::de::Error>::missing_field(
-                        TAG,
-                    ))?;
-                let rest = crate::runtime::BranchMap::new(
-                    &mut map,
-                    ::std::option::Option::None,
-                    BASE,
-                    TAG,
-                    &mut stash,
-                );
-                OptsBranch::decode_branch(&t, rest, prefix)?
-            }
-        };
-        for (i, v) in stash {
-            match i {
-                0usize => f0 = crate::runtime::from_stash(v)?,
-                1usize => f1 = crate::runtime::from_stash(v)?,
-                _ => {}
-            }
-        }
-        ::std::result::Result::Ok(Opts {
+        let tag = r.required(tag, "driver")?;
+        let branch = OptsBranch::decode_branch(&tag, &mut r.at(start))?;
+        ::std::result::Result::Ok(Self {
             node_name: f0,
             driver: branch,
-            read_only: f1,
+            read_only: f2,
         })
     }
 }
+crate::runtime::object_impls!(Opts);
 /// Shapes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Shape {
@@ -544,92 +273,35 @@ impl Shape {
         }
     }
 }
-impl ::serde::Serialize for Shape {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-impl<'de> ::serde::Deserialize<'de> for Shape {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        crate::runtime::deserialize_str(d).map(|s| Self::from_wire(&s))
-    }
-}
+crate::runtime::enum_impls!(Shape);
 /// A circle.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Circle {
     /// the radius
     pub radius: f64,
 }
-impl ::serde::Serialize for Circle {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(::std::option::Option::None)?;
-        m.serialize_entry("radius", &self.radius)?;
-        m.end()
+impl crate::runtime::Members for Circle {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+        w.member("radius", &self.radius);
     }
 }
-impl<'de> ::serde::Deserialize<'de> for Circle {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = Circle;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("struct Circle")
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<Circle, A::Error> {
-                Circle::__from_map(map, ::std::vec::Vec::new())
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-impl Circle {
-    /// Decodes the members of `map`, after those of `prefix` (members a union
-    /// read before its discriminator). For the generated code only.
-    #[doc(hidden)]
-    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-        mut map: A,
-        prefix: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, A::Error> {
-        #[allow(unused_imports)]
-        use ::serde::de::{Error as _, MapAccess as _};
-        let mut f0: ::std::option::Option<f64> = ::std::option::Option::None;
-        for (key, v) in prefix {
-            if key == "radius" {
-                f0 = crate::runtime::from_stash(v)?;
-            }
-        }
-        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-            &mut map,
-        )? {
+impl crate::runtime::Decode for Circle {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        use ::std::option::Option::{None, Some};
+        let mut f0 = None;
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
             match &*key {
-                "radius" => f0 = map.next_value()?,
-                _ => {
-                    map.next_value::<::serde::de::IgnoredAny>()?;
-                }
+                "radius" => f0 = r.some()?,
+                _ => r.skip()?,
             }
         }
-        ::std::result::Result::Ok(Circle {
-            radius: f0.ok_or_else(|| A::Error::missing_field("radius"))?,
+        ::std::result::Result::Ok(Self {
+            radius: r.required(f0, "radius")?,
         })
     }
 }
+crate::runtime::object_impls!(Circle);
 /// A union with an inline base.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Figure {
@@ -664,176 +336,77 @@ impl FigureBranch {
             Self::Unrecognized { tag, .. } => tag,
         }
     }
-    fn decode_branch<'de, M: ::serde::de::MapAccess<'de>>(
+    fn decode_branch(
         tag: &str,
-        map: M,
-        prefix: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, M::Error> {
+        r: &mut crate::runtime::Reader<'_>,
+    ) -> crate::runtime::Result<Self> {
         ::std::result::Result::Ok(
             match tag {
-                "circle" => Self::Circle(Circle::__from_map(map, prefix)?),
-                "square" => {
-                    drop(prefix);
-                    crate::runtime::skip_rest(map)?;
-                    Self::Square
-                }
+                "circle" => Self::Circle(crate::runtime::Decode::decode(r)?),
+                "square" => Self::Square,
                 _ => {
                     Self::Unrecognized {
                         tag: tag.into(),
-                        data: crate::runtime::rest_to_json_map(map, prefix)?,
+                        data: crate::runtime::members_except(r, &["id", "shape"])?,
                     }
                 }
             },
         )
     }
-    fn serialize_branch<M: ::serde::ser::SerializeMap>(
-        &self,
-        m: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
-            Self::Circle(v) => {
-                ::serde::Serialize::serialize(v, crate::runtime::FlatMap(m))
-            }
-            Self::Square => ::std::result::Result::Ok(()),
-            Self::Unrecognized { data, .. } => {
-                for (k, v) in data {
-                    m.serialize_entry(k, v)?;
-                }
-                ::std::result::Result::Ok(())
-            }
+            Self::Circle(v) => crate::runtime::Members::members(v, w),
+            Self::Square => {}
+            Self::Unrecognized { data, .. } => crate::runtime::encode_members(data, w),
         }
     }
 }
-impl ::serde::Serialize for Figure {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(::std::option::Option::None)?;
-        m.serialize_entry("id", &self.id)?;
-        m.serialize_entry("shape", self.shape.tag())?;
-        self.shape.serialize_branch(&mut m)?;
-        m.end()
+impl crate::runtime::Members for Figure {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+        w.member("id", &self.id);
+        w.member("shape", self.shape.tag());
+        self.shape.members(w);
     }
 }
-impl<'de> ::serde::Deserialize<'de> for Figure {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = Figure;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("union Figure")
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<Figure, A::Error> {
-                Figure::__from_map(map, ::std::vec::Vec::new())
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-impl Figure {
-    /// Decodes the members of `map`, after those of `outer` (members an enclosing
-    /// union read before its own discriminator). For the generated code only.
-    #[doc(hidden)]
-    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-        mut map: A,
-        outer: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, A::Error> {
-        const BASE: &[&str] = &["id"];
-        const TAG: &str = "shape";
-        let mut f0: ::std::option::Option<i64> = ::std::option::Option::None;
-        let mut tag: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-        let mut stash = ::std::vec::Vec::new();
-        let mut prefix: crate::runtime::Prefix = ::std::vec::Vec::new();
-        for (key, v) in outer {
-            if key == "id" {
-                f0 = crate::runtime::from_stash(v)?;
-            } else if key == TAG {
-                tag = ::std::option::Option::Some(crate::runtime::from_stash(v)?);
-            } else {
-                prefix.push((key, v));
-            }
-        }
-        let mut branch = ::std::option::Option::None;
-        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-            &mut map,
-        )? {
+impl crate::runtime::Decode for Figure {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        let start = r.mark();
+        use ::std::option::Option::{None, Some};
+        let mut f0 = None;
+        let mut tag = None;
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
             match &*key {
-                "id" => f0 = ::serde::de::MapAccess::next_value(&mut map)?,
-                TAG => {
-                    tag = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(&mut map)?,
-                    );
-                }
-                _ => {
-                    if let ::std::option::Option::Some(t) = &tag {
-                        let rest = crate::runtime::BranchMap::new(
-                            &mut map,
-                            ::std::option::Option::Some(key),
-                            BASE,
-                            TAG,
-                            &mut stash,
-                        );
-                        branch = ::std::option::Option::Some(
-                            FigureBranch::decode_branch(
-                                t,
-                                rest,
-                                ::std::mem::take(&mut prefix),
-                            )?,
-                        );
-                        break;
-                    }
-                    prefix
-                        .push((
-                            key.into_owned(),
-                            ::serde::de::MapAccess::next_value(&mut map)?,
-                        ));
-                }
+                "id" => f0 = r.some()?,
+                "shape" => tag = Some(r.string()?),
+                _ => r.skip()?,
             }
         }
-        let branch = match branch {
-            ::std::option::Option::Some(b) => b,
-            ::std::option::Option::None => {
-                let t = tag
-                    .ok_or_else(|| <A::Error as ::serde::de::Error>::missing_field(
-                        TAG,
-                    ))?;
-                let rest = crate::runtime::BranchMap::new(
-                    &mut map,
-                    ::std::option::Option::None,
-                    BASE,
-                    TAG,
-                    &mut stash,
-                );
-                FigureBranch::decode_branch(&t, rest, prefix)?
-            }
-        };
-        for (i, v) in stash {
-            if i == 0usize {
-                f0 = crate::runtime::from_stash(v)?;
-            }
-        }
-        ::std::result::Result::Ok(Figure {
-            id: f0.ok_or_else(|| <A::Error as ::serde::de::Error>::missing_field("id"))?,
+        let tag = r.required(tag, "shape")?;
+        let branch = FigureBranch::decode_branch(&tag, &mut r.at(start))?;
+        ::std::result::Result::Ok(Self {
+            id: r.required(f0, "id")?,
             shape: branch,
         })
     }
 }
+crate::runtime::object_impls!(Figure);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {
     /// Takes a union, boxed.
-    #[derive(Debug, Clone, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct AddOpts(pub super::Opts);
+    impl crate::runtime::Encode for AddOpts {
+        fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+            crate::runtime::Encode::encode(&self.0, w)
+        }
+    }
+    impl crate::runtime::Decode for AddOpts {
+        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+            crate::runtime::Decode::decode(r).map(Self)
+        }
+    }
+    crate::runtime::serde_impls!(AddOpts);
     impl crate::Command for AddOpts {
         const NAME: &'static str = "add-opts";
         const HAS_ARGUMENTS: bool = true;
@@ -844,7 +417,7 @@ pub mod commands {
             &self,
             out: &mut ::std::vec::Vec<u8>,
         ) -> ::std::result::Result<(), ::serde_json::Error> {
-            crate::runtime::write_json(out, self)
+            crate::runtime::write_arguments(self, out)
         }
         fn decode_return(
             json: &str,
@@ -901,35 +474,33 @@ impl AnyCommand {
         )
     }
 }
-impl ::serde::Serialize for AnyCommand {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for AnyCommand {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
             Self::AddOpts(a) => {
-                crate::runtime::serialize_request(
-                    s,
+                crate::runtime::encode_request(
+                    w,
                     "add-opts",
                     ::std::option::Option::Some(a),
                 )
             }
             Self::Unrecognized { execute, arguments } => {
-                crate::runtime::serialize_request(s, execute, arguments.as_ref())
+                crate::runtime::encode_request(
+                    w,
+                    execute,
+                    arguments.as_ref().map(|a| a as &dyn crate::runtime::Encode),
+                )
             }
         }
     }
 }
-impl<'de> ::serde::Deserialize<'de> for AnyCommand {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let w = <crate::runtime::RequestWire as ::serde::Deserialize>::deserialize(d)?;
-        let text = w.arguments.as_ref().map(::std::string::ToString::to_string);
-        Self::from_request(&w.execute, text.as_deref())
-            .map_err(<D::Error as ::serde::de::Error>::custom)
+impl crate::runtime::Decode for AnyCommand {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        let (execute, arguments) = crate::runtime::read_request(r)?;
+        Self::from_request(&execute, arguments).map_err(crate::runtime::json_error)
     }
 }
+crate::runtime::serde_impls!(AnyCommand);
 /// The typed `return` value of any command; serializes back to the same JSON.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]
@@ -956,17 +527,15 @@ impl AnyReturn {
         )
     }
 }
-impl ::serde::Serialize for AnyReturn {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for AnyReturn {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
-            Self::AddOpts => crate::runtime::serialize_empty(s),
-            Self::Unrecognized(v) => ::serde::Serialize::serialize(v, s),
+            Self::AddOpts => crate::runtime::encode_empty(w),
+            Self::Unrecognized(v) => crate::runtime::Encode::encode(v, w),
         }
     }
 }
+crate::runtime::serialize_impl!(AnyReturn);
 /// Any event of the schema with its timestamp; (de)serializes as the wire event `{"event": NAME, "data": {...}, "timestamp": {...}}`.
 ///
 /// Events this schema does not know decode into the catch-all variant, keeping their name and data.
@@ -1013,25 +582,25 @@ impl crate::EventSet for Event {
         unknown()
     }
 }
-impl ::serde::Serialize for Event {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for Event {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
             Self::Unrecognized { name, data, timestamp } => {
-                crate::runtime::serialize_event(s, name, data.as_ref(), timestamp)
+                crate::runtime::encode_event(
+                    w,
+                    name,
+                    data.as_ref().map(|d| d as &dyn crate::runtime::Encode),
+                    timestamp,
+                )
             }
         }
     }
 }
-impl<'de> ::serde::Deserialize<'de> for Event {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let w = <crate::runtime::EventWire as ::serde::Deserialize>::deserialize(d)?;
-        let text = w.data.as_ref().map(::std::string::ToString::to_string);
-        <Self as crate::EventSet>::decode_event(&w.event, text.as_deref(), w.timestamp)
-            .map_err(<D::Error as ::serde::de::Error>::custom)
+impl crate::runtime::Decode for Event {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        let (name, data, timestamp) = crate::runtime::read_event(r)?;
+        <Self as crate::EventSet>::decode_event(&name, data, timestamp)
+            .map_err(crate::runtime::json_error)
     }
 }
+crate::runtime::serde_impls!(Event);

@@ -19,105 +19,48 @@ pub struct Keywords {
     /// a dash-separated name
     pub match_mode: u8,
 }
-impl ::serde::Serialize for Keywords {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(::std::option::Option::None)?;
-        m.serialize_entry("type", &self.r#type)?;
-        m.serialize_entry("gen", &self.r#gen)?;
-        m.serialize_entry("self", &self.self_)?;
-        if let ::std::option::Option::Some(v) = &self.r#async {
-            m.serialize_entry("async", v)?;
-        }
-        if let ::std::option::Option::Some(v) = &self.x_perf {
-            m.serialize_entry("x-perf", v)?;
-        }
-        m.serialize_entry("match-mode", &self.match_mode)?;
-        m.end()
+impl crate::runtime::Members for Keywords {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+        w.member("type", &self.r#type);
+        w.member("gen", &self.r#gen);
+        w.member("self", &self.self_);
+        w.opt_member("async", &self.r#async);
+        w.opt_member("x-perf", &self.x_perf);
+        w.member("match-mode", &self.match_mode);
     }
 }
-impl<'de> ::serde::Deserialize<'de> for Keywords {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = Keywords;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("struct Keywords")
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<Keywords, A::Error> {
-                Keywords::__from_map(map, ::std::vec::Vec::new())
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-impl Keywords {
-    /// Decodes the members of `map`, after those of `prefix` (members a union
-    /// read before its discriminator). For the generated code only.
-    #[doc(hidden)]
-    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-        mut map: A,
-        prefix: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, A::Error> {
-        #[allow(unused_imports)]
-        use ::serde::de::{Error as _, MapAccess as _};
-        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-        let mut f1: ::std::option::Option<i64> = ::std::option::Option::None;
-        let mut f2: ::std::option::Option<bool> = ::std::option::Option::None;
-        let mut f3: ::std::option::Option<KeywordValues> = ::std::option::Option::None;
-        let mut f4: ::std::option::Option<bool> = ::std::option::Option::None;
-        let mut f5: ::std::option::Option<u8> = ::std::option::Option::None;
-        for (key, v) in prefix {
-            if key == "type" {
-                f0 = crate::runtime::from_stash(v)?;
-            } else if key == "gen" {
-                f1 = crate::runtime::from_stash(v)?;
-            } else if key == "self" {
-                f2 = crate::runtime::from_stash(v)?;
-            } else if key == "async" {
-                f3 = crate::runtime::from_stash(v)?;
-            } else if key == "x-perf" {
-                f4 = crate::runtime::from_stash(v)?;
-            } else if key == "match-mode" {
-                f5 = crate::runtime::from_stash(v)?;
-            }
-        }
-        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-            &mut map,
-        )? {
+impl crate::runtime::Decode for Keywords {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        use ::std::option::Option::{None, Some};
+        let mut f0 = None;
+        let mut f1 = None;
+        let mut f2 = None;
+        let mut f3 = None;
+        let mut f4 = None;
+        let mut f5 = None;
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
             match &*key {
-                "type" => f0 = map.next_value()?,
-                "gen" => f1 = map.next_value()?,
-                "self" => f2 = map.next_value()?,
-                "async" => f3 = map.next_value()?,
-                "x-perf" => f4 = map.next_value()?,
-                "match-mode" => f5 = map.next_value()?,
-                _ => {
-                    map.next_value::<::serde::de::IgnoredAny>()?;
-                }
+                "type" => f0 = r.some()?,
+                "gen" => f1 = r.some()?,
+                "self" => f2 = r.some()?,
+                "async" => f3 = r.opt()?,
+                "x-perf" => f4 = r.opt()?,
+                "match-mode" => f5 = r.some()?,
+                _ => r.skip()?,
             }
         }
-        ::std::result::Result::Ok(Keywords {
-            r#type: f0.ok_or_else(|| A::Error::missing_field("type"))?,
-            r#gen: f1.ok_or_else(|| A::Error::missing_field("gen"))?,
-            self_: f2.ok_or_else(|| A::Error::missing_field("self"))?,
+        ::std::result::Result::Ok(Self {
+            r#type: r.required(f0, "type")?,
+            r#gen: r.required(f1, "gen")?,
+            self_: r.required(f2, "self")?,
             r#async: f3,
             x_perf: f4,
-            match_mode: f5.ok_or_else(|| A::Error::missing_field("match-mode"))?,
+            match_mode: r.required(f5, "match-mode")?,
         })
     }
 }
+crate::runtime::object_impls!(Keywords);
 /// Enum values that are keywords or start with a digit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum KeywordValues {
@@ -158,21 +101,7 @@ impl KeywordValues {
         }
     }
 }
-impl ::serde::Serialize for KeywordValues {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-impl<'de> ::serde::Deserialize<'de> for KeywordValues {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        crate::runtime::deserialize_str(d).map(|s| Self::from_wire(&s))
-    }
-}
+crate::runtime::enum_impls!(KeywordValues);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {
     /// An experimental command with keyword arguments.
@@ -183,71 +112,26 @@ pub mod commands {
         /// a keyword argument
         pub r#struct: ::std::option::Option<::std::string::String>,
     }
-    impl ::serde::Serialize for XQueryKeywords {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            s: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            use ::serde::ser::SerializeMap as _;
-            let mut m = s.serialize_map(::std::option::Option::None)?;
-            if let ::std::option::Option::Some(v) = &self.r#struct {
-                m.serialize_entry("struct", v)?;
-            }
-            m.end()
+    impl crate::runtime::Members for XQueryKeywords {
+        fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+            w.opt_member("struct", &self.r#struct);
         }
     }
-    impl<'de> ::serde::Deserialize<'de> for XQueryKeywords {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            d: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            struct V;
-            impl<'de> ::serde::de::Visitor<'de> for V {
-                type Value = XQueryKeywords;
-                fn expecting(
-                    &self,
-                    f: &mut ::std::fmt::Formatter<'_>,
-                ) -> ::std::fmt::Result {
-                    f.write_str("struct XQueryKeywords")
-                }
-                fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                    self,
-                    map: A,
-                ) -> ::std::result::Result<XQueryKeywords, A::Error> {
-                    XQueryKeywords::__from_map(map, ::std::vec::Vec::new())
-                }
-            }
-            d.deserialize_map(V)
-        }
-    }
-    impl XQueryKeywords {
-        /// Decodes the members of `map`, after those of `prefix` (members a union
-        /// read before its discriminator). For the generated code only.
-        #[doc(hidden)]
-        pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-            mut map: A,
-            prefix: crate::runtime::Prefix,
-        ) -> ::std::result::Result<Self, A::Error> {
-            #[allow(unused_imports)]
-            use ::serde::de::{Error as _, MapAccess as _};
-            let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-            for (key, v) in prefix {
-                if key == "struct" {
-                    f0 = crate::runtime::from_stash(v)?;
-                }
-            }
-            while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                &mut map,
-            )? {
+    impl crate::runtime::Decode for XQueryKeywords {
+        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+            use ::std::option::Option::{None, Some};
+            let mut f0 = None;
+            let mut o = r.begin_object()?;
+            while let Some(key) = o.next_key(r)? {
                 match &*key {
-                    "struct" => f0 = map.next_value()?,
-                    _ => {
-                        map.next_value::<::serde::de::IgnoredAny>()?;
-                    }
+                    "struct" => f0 = r.opt()?,
+                    _ => r.skip()?,
                 }
             }
-            ::std::result::Result::Ok(XQueryKeywords { r#struct: f0 })
+            ::std::result::Result::Ok(Self { r#struct: f0 })
         }
     }
+    crate::runtime::object_impls!(XQueryKeywords);
     impl crate::Command for XQueryKeywords {
         const NAME: &'static str = "x-query-keywords";
         const HAS_ARGUMENTS: bool = true;
@@ -258,7 +142,7 @@ pub mod commands {
             &self,
             out: &mut ::std::vec::Vec<u8>,
         ) -> ::std::result::Result<(), ::serde_json::Error> {
-            crate::runtime::write_json(out, self)
+            crate::runtime::write_arguments(self, out)
         }
         fn decode_return(
             json: &str,
@@ -275,71 +159,28 @@ pub mod events {
         /// a keyword member
         pub r#loop: i64,
     }
-    impl ::serde::Serialize for XEvent {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            s: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            use ::serde::ser::SerializeMap as _;
-            let mut m = s.serialize_map(::std::option::Option::None)?;
-            m.serialize_entry("loop", &self.r#loop)?;
-            m.end()
+    impl crate::runtime::Members for XEvent {
+        fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+            w.member("loop", &self.r#loop);
         }
     }
-    impl<'de> ::serde::Deserialize<'de> for XEvent {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            d: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            struct V;
-            impl<'de> ::serde::de::Visitor<'de> for V {
-                type Value = XEvent;
-                fn expecting(
-                    &self,
-                    f: &mut ::std::fmt::Formatter<'_>,
-                ) -> ::std::fmt::Result {
-                    f.write_str("struct XEvent")
-                }
-                fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                    self,
-                    map: A,
-                ) -> ::std::result::Result<XEvent, A::Error> {
-                    XEvent::__from_map(map, ::std::vec::Vec::new())
-                }
-            }
-            d.deserialize_map(V)
-        }
-    }
-    impl XEvent {
-        /// Decodes the members of `map`, after those of `prefix` (members a union
-        /// read before its discriminator). For the generated code only.
-        #[doc(hidden)]
-        pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-            mut map: A,
-            prefix: crate::runtime::Prefix,
-        ) -> ::std::result::Result<Self, A::Error> {
-            #[allow(unused_imports)]
-            use ::serde::de::{Error as _, MapAccess as _};
-            let mut f0: ::std::option::Option<i64> = ::std::option::Option::None;
-            for (key, v) in prefix {
-                if key == "loop" {
-                    f0 = crate::runtime::from_stash(v)?;
-                }
-            }
-            while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                &mut map,
-            )? {
+    impl crate::runtime::Decode for XEvent {
+        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+            use ::std::option::Option::{None, Some};
+            let mut f0 = None;
+            let mut o = r.begin_object()?;
+            while let Some(key) = o.next_key(r)? {
                 match &*key {
-                    "loop" => f0 = map.next_value()?,
-                    _ => {
-                        map.next_value::<::serde::de::IgnoredAny>()?;
-                    }
+                    "loop" => f0 = r.some()?,
+                    _ => r.skip()?,
                 }
             }
-            ::std::result::Result::Ok(XEvent {
-                r#loop: f0.ok_or_else(|| A::Error::missing_field("loop"))?,
+            ::std::result::Result::Ok(Self {
+                r#loop: r.required(f0, "loop")?,
             })
         }
     }
+    crate::runtime::object_impls!(XEvent);
 }
 /// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`.
 ///
@@ -389,35 +230,33 @@ impl AnyCommand {
         )
     }
 }
-impl ::serde::Serialize for AnyCommand {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for AnyCommand {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
             Self::XQueryKeywords(a) => {
-                crate::runtime::serialize_request(
-                    s,
+                crate::runtime::encode_request(
+                    w,
                     "x-query-keywords",
                     ::std::option::Option::Some(a),
                 )
             }
             Self::Unrecognized { execute, arguments } => {
-                crate::runtime::serialize_request(s, execute, arguments.as_ref())
+                crate::runtime::encode_request(
+                    w,
+                    execute,
+                    arguments.as_ref().map(|a| a as &dyn crate::runtime::Encode),
+                )
             }
         }
     }
 }
-impl<'de> ::serde::Deserialize<'de> for AnyCommand {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let w = <crate::runtime::RequestWire as ::serde::Deserialize>::deserialize(d)?;
-        let text = w.arguments.as_ref().map(::std::string::ToString::to_string);
-        Self::from_request(&w.execute, text.as_deref())
-            .map_err(<D::Error as ::serde::de::Error>::custom)
+impl crate::runtime::Decode for AnyCommand {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        let (execute, arguments) = crate::runtime::read_request(r)?;
+        Self::from_request(&execute, arguments).map_err(crate::runtime::json_error)
     }
 }
+crate::runtime::serde_impls!(AnyCommand);
 /// The typed `return` value of any command; serializes back to the same JSON.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]
@@ -441,17 +280,15 @@ impl AnyReturn {
         )
     }
 }
-impl ::serde::Serialize for AnyReturn {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for AnyReturn {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
-            Self::XQueryKeywords(v) => ::serde::Serialize::serialize(v, s),
-            Self::Unrecognized(v) => ::serde::Serialize::serialize(v, s),
+            Self::XQueryKeywords(v) => crate::runtime::Encode::encode(v, w),
+            Self::Unrecognized(v) => crate::runtime::Encode::encode(v, w),
         }
     }
 }
+crate::runtime::serialize_impl!(AnyReturn);
 /// Any event of the schema with its timestamp; (de)serializes as the wire event `{"event": NAME, "data": {...}, "timestamp": {...}}`.
 ///
 /// Events this schema does not know decode into the catch-all variant, keeping their name and data.
@@ -512,33 +349,33 @@ impl crate::EventSet for Event {
         )
     }
 }
-impl ::serde::Serialize for Event {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for Event {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
             Self::XEvent(d, t) => {
-                crate::runtime::serialize_event(
-                    s,
+                crate::runtime::encode_event(
+                    w,
                     "X_EVENT",
                     ::std::option::Option::Some(d),
                     t,
                 )
             }
             Self::Unrecognized { name, data, timestamp } => {
-                crate::runtime::serialize_event(s, name, data.as_ref(), timestamp)
+                crate::runtime::encode_event(
+                    w,
+                    name,
+                    data.as_ref().map(|d| d as &dyn crate::runtime::Encode),
+                    timestamp,
+                )
             }
         }
     }
 }
-impl<'de> ::serde::Deserialize<'de> for Event {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let w = <crate::runtime::EventWire as ::serde::Deserialize>::deserialize(d)?;
-        let text = w.data.as_ref().map(::std::string::ToString::to_string);
-        <Self as crate::EventSet>::decode_event(&w.event, text.as_deref(), w.timestamp)
-            .map_err(<D::Error as ::serde::de::Error>::custom)
+impl crate::runtime::Decode for Event {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        let (name, data, timestamp) = crate::runtime::read_event(r)?;
+        <Self as crate::EventSet>::decode_event(&name, data, timestamp)
+            .map_err(crate::runtime::json_error)
     }
 }
+crate::runtime::serde_impls!(Event);

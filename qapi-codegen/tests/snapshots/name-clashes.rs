@@ -7,213 +7,84 @@ pub struct BlockdevBackup {
     /// the device
     pub device: ::std::string::String,
 }
-impl ::serde::Serialize for BlockdevBackup {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(::std::option::Option::None)?;
-        m.serialize_entry("device", &self.device)?;
-        m.end()
+impl crate::runtime::Members for BlockdevBackup {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+        w.member("device", &self.device);
     }
 }
-impl<'de> ::serde::Deserialize<'de> for BlockdevBackup {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = BlockdevBackup;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("struct BlockdevBackup")
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<BlockdevBackup, A::Error> {
-                BlockdevBackup::__from_map(map, ::std::vec::Vec::new())
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-impl BlockdevBackup {
-    /// Decodes the members of `map`, after those of `prefix` (members a union
-    /// read before its discriminator). For the generated code only.
-    #[doc(hidden)]
-    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-        mut map: A,
-        prefix: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, A::Error> {
-        #[allow(unused_imports)]
-        use ::serde::de::{Error as _, MapAccess as _};
-        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-        for (key, v) in prefix {
-            if key == "device" {
-                f0 = crate::runtime::from_stash(v)?;
-            }
-        }
-        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-            &mut map,
-        )? {
+impl crate::runtime::Decode for BlockdevBackup {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        use ::std::option::Option::{None, Some};
+        let mut f0 = None;
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
             match &*key {
-                "device" => f0 = map.next_value()?,
-                _ => {
-                    map.next_value::<::serde::de::IgnoredAny>()?;
-                }
+                "device" => f0 = r.some()?,
+                _ => r.skip()?,
             }
         }
-        ::std::result::Result::Ok(BlockdevBackup {
-            device: f0.ok_or_else(|| A::Error::missing_field("device"))?,
+        ::std::result::Result::Ok(Self {
+            device: r.required(f0, "device")?,
         })
     }
 }
+crate::runtime::object_impls!(BlockdevBackup);
 /// A type named like the generated event enum.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// a name
     pub name: ::std::string::String,
 }
-impl ::serde::Serialize for Event {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(::std::option::Option::None)?;
-        m.serialize_entry("name", &self.name)?;
-        m.end()
+impl crate::runtime::Members for Event {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+        w.member("name", &self.name);
     }
 }
-impl<'de> ::serde::Deserialize<'de> for Event {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = Event;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("struct Event")
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<Event, A::Error> {
-                Event::__from_map(map, ::std::vec::Vec::new())
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-impl Event {
-    /// Decodes the members of `map`, after those of `prefix` (members a union
-    /// read before its discriminator). For the generated code only.
-    #[doc(hidden)]
-    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-        mut map: A,
-        prefix: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, A::Error> {
-        #[allow(unused_imports)]
-        use ::serde::de::{Error as _, MapAccess as _};
-        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-        for (key, v) in prefix {
-            if key == "name" {
-                f0 = crate::runtime::from_stash(v)?;
-            }
-        }
-        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-            &mut map,
-        )? {
+impl crate::runtime::Decode for Event {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        use ::std::option::Option::{None, Some};
+        let mut f0 = None;
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
             match &*key {
-                "name" => f0 = map.next_value()?,
-                _ => {
-                    map.next_value::<::serde::de::IgnoredAny>()?;
-                }
+                "name" => f0 = r.some()?,
+                _ => r.skip()?,
             }
         }
-        ::std::result::Result::Ok(Event {
-            name: f0.ok_or_else(|| A::Error::missing_field("name"))?,
+        ::std::result::Result::Ok(Self {
+            name: r.required(f0, "name")?,
         })
     }
 }
+crate::runtime::object_impls!(Event);
 /// A type named like the generated command enum.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnyCommand {
     /// a name
     pub name: ::std::string::String,
 }
-impl ::serde::Serialize for AnyCommand {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(::std::option::Option::None)?;
-        m.serialize_entry("name", &self.name)?;
-        m.end()
+impl crate::runtime::Members for AnyCommand {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+        w.member("name", &self.name);
     }
 }
-impl<'de> ::serde::Deserialize<'de> for AnyCommand {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = AnyCommand;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("struct AnyCommand")
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<AnyCommand, A::Error> {
-                AnyCommand::__from_map(map, ::std::vec::Vec::new())
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-impl AnyCommand {
-    /// Decodes the members of `map`, after those of `prefix` (members a union
-    /// read before its discriminator). For the generated code only.
-    #[doc(hidden)]
-    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-        mut map: A,
-        prefix: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, A::Error> {
-        #[allow(unused_imports)]
-        use ::serde::de::{Error as _, MapAccess as _};
-        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-        for (key, v) in prefix {
-            if key == "name" {
-                f0 = crate::runtime::from_stash(v)?;
-            }
-        }
-        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-            &mut map,
-        )? {
+impl crate::runtime::Decode for AnyCommand {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        use ::std::option::Option::{None, Some};
+        let mut f0 = None;
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
             match &*key {
-                "name" => f0 = map.next_value()?,
-                _ => {
-                    map.next_value::<::serde::de::IgnoredAny>()?;
-                }
+                "name" => f0 = r.some()?,
+                _ => r.skip()?,
             }
         }
-        ::std::result::Result::Ok(AnyCommand {
-            name: f0.ok_or_else(|| A::Error::missing_field("name"))?,
+        ::std::result::Result::Ok(Self {
+            name: r.required(f0, "name")?,
         })
     }
 }
+crate::runtime::object_impls!(AnyCommand);
 /// A type named like a std type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct String {
@@ -222,79 +93,32 @@ pub struct String {
     /// an optional member of a type named like std's Option
     pub opt: ::std::option::Option<Option>,
 }
-impl ::serde::Serialize for String {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(::std::option::Option::None)?;
-        m.serialize_entry("value", &self.value)?;
-        if let ::std::option::Option::Some(v) = &self.opt {
-            m.serialize_entry("opt", v)?;
-        }
-        m.end()
+impl crate::runtime::Members for String {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+        w.member("value", &self.value);
+        w.opt_member("opt", &self.opt);
     }
 }
-impl<'de> ::serde::Deserialize<'de> for String {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = String;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("struct String")
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<String, A::Error> {
-                String::__from_map(map, ::std::vec::Vec::new())
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-impl String {
-    /// Decodes the members of `map`, after those of `prefix` (members a union
-    /// read before its discriminator). For the generated code only.
-    #[doc(hidden)]
-    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-        mut map: A,
-        prefix: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, A::Error> {
-        #[allow(unused_imports)]
-        use ::serde::de::{Error as _, MapAccess as _};
-        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-        let mut f1: ::std::option::Option<Option> = ::std::option::Option::None;
-        for (key, v) in prefix {
-            if key == "value" {
-                f0 = crate::runtime::from_stash(v)?;
-            } else if key == "opt" {
-                f1 = crate::runtime::from_stash(v)?;
-            }
-        }
-        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-            &mut map,
-        )? {
+impl crate::runtime::Decode for String {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        use ::std::option::Option::{None, Some};
+        let mut f0 = None;
+        let mut f1 = None;
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
             match &*key {
-                "value" => f0 = map.next_value()?,
-                "opt" => f1 = map.next_value()?,
-                _ => {
-                    map.next_value::<::serde::de::IgnoredAny>()?;
-                }
+                "value" => f0 = r.some()?,
+                "opt" => f1 = r.opt()?,
+                _ => r.skip()?,
             }
         }
-        ::std::result::Result::Ok(String {
-            value: f0.ok_or_else(|| A::Error::missing_field("value"))?,
+        ::std::result::Result::Ok(Self {
+            value: r.required(f0, "value")?,
             opt: f1,
         })
     }
 }
+crate::runtime::object_impls!(String);
 /// An enum named like a std type.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Option {
@@ -319,21 +143,7 @@ impl Option {
         }
     }
 }
-impl ::serde::Serialize for Option {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-impl<'de> ::serde::Deserialize<'de> for Option {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        crate::runtime::deserialize_str(d).map(|s| Self::from_wire(&s))
-    }
-}
+crate::runtime::enum_impls!(Option);
 /// A union named so that its branch enum clashes with a type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Opts {
@@ -363,231 +173,95 @@ impl OptsBranch2 {
             Self::Unrecognized { tag, .. } => tag,
         }
     }
-    fn decode_branch<'de, M: ::serde::de::MapAccess<'de>>(
+    fn decode_branch(
         tag: &str,
-        map: M,
-        prefix: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, M::Error> {
+        r: &mut crate::runtime::Reader<'_>,
+    ) -> crate::runtime::Result<Self> {
         ::std::result::Result::Ok(
             match tag {
-                "some" => {
-                    drop(prefix);
-                    crate::runtime::skip_rest(map)?;
-                    Self::Some
-                }
+                "some" => Self::Some,
                 _ => {
                     Self::Unrecognized {
                         tag: tag.into(),
-                        data: crate::runtime::rest_to_json_map(map, prefix)?,
+                        data: crate::runtime::members_except(r, &["kind"])?,
                     }
                 }
             },
         )
     }
-    fn serialize_branch<M: ::serde::ser::SerializeMap>(
-        &self,
-        m: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
-            Self::Some => ::std::result::Result::Ok(()),
-            Self::Unrecognized { data, .. } => {
-                for (k, v) in data {
-                    m.serialize_entry(k, v)?;
-                }
-                ::std::result::Result::Ok(())
-            }
+            Self::Some => {}
+            Self::Unrecognized { data, .. } => crate::runtime::encode_members(data, w),
         }
     }
 }
-impl ::serde::Serialize for Opts {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(::std::option::Option::None)?;
-        m.serialize_entry("kind", self.kind.tag())?;
-        self.kind.serialize_branch(&mut m)?;
-        m.end()
+impl crate::runtime::Members for Opts {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+        w.member("kind", self.kind.tag());
+        self.kind.members(w);
     }
 }
-impl<'de> ::serde::Deserialize<'de> for Opts {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = Opts;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("union Opts")
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<Opts, A::Error> {
-                Opts::__from_map(map, ::std::vec::Vec::new())
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-impl Opts {
-    /// Decodes the members of `map`, after those of `outer` (members an enclosing
-    /// union read before its own discriminator). For the generated code only.
-    #[doc(hidden)]
-    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-        mut map: A,
-        outer: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, A::Error> {
-        const BASE: &[&str] = &[];
-        const TAG: &str = "kind";
-        let mut tag: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-        let mut stash = ::std::vec::Vec::new();
-        let mut prefix: crate::runtime::Prefix = ::std::vec::Vec::new();
-        for (key, v) in outer {
-            if key == TAG {
-                tag = ::std::option::Option::Some(crate::runtime::from_stash(v)?);
-            } else {
-                prefix.push((key, v));
-            }
-        }
-        let mut branch = ::std::option::Option::None;
-        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-            &mut map,
-        )? {
+impl crate::runtime::Decode for Opts {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        let start = r.mark();
+        use ::std::option::Option::{None, Some};
+        let mut tag = None;
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
             match &*key {
-                TAG => {
-                    tag = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(&mut map)?,
-                    );
-                }
-                _ => {
-                    if let ::std::option::Option::Some(t) = &tag {
-                        let rest = crate::runtime::BranchMap::new(
-                            &mut map,
-                            ::std::option::Option::Some(key),
-                            BASE,
-                            TAG,
-                            &mut stash,
-                        );
-                        branch = ::std::option::Option::Some(
-                            OptsBranch2::decode_branch(
-                                t,
-                                rest,
-                                ::std::mem::take(&mut prefix),
-                            )?,
-                        );
-                        break;
-                    }
-                    prefix
-                        .push((
-                            key.into_owned(),
-                            ::serde::de::MapAccess::next_value(&mut map)?,
-                        ));
-                }
+                "kind" => tag = Some(r.string()?),
+                _ => r.skip()?,
             }
         }
-        let branch = match branch {
-            ::std::option::Option::Some(b) => b,
-            ::std::option::Option::None => {
-                let t = tag
-                    .ok_or_else(|| <A::Error as ::serde::de::Error>::missing_field(
-                        TAG,
-                    ))?;
-                let rest = crate::runtime::BranchMap::new(
-                    &mut map,
-                    ::std::option::Option::None,
-                    BASE,
-                    TAG,
-                    &mut stash,
-                );
-                OptsBranch2::decode_branch(&t, rest, prefix)?
-            }
-        };
-        drop(stash);
-        ::std::result::Result::Ok(Opts { kind: branch })
+        let tag = r.required(tag, "kind")?;
+        let branch = OptsBranch2::decode_branch(&tag, &mut r.at(start))?;
+        ::std::result::Result::Ok(Self { kind: branch })
     }
 }
+crate::runtime::object_impls!(Opts);
 /// A type named like the branch enum of Opts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OptsBranch {
     /// a member
     pub x: i64,
 }
-impl ::serde::Serialize for OptsBranch {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(::std::option::Option::None)?;
-        m.serialize_entry("x", &self.x)?;
-        m.end()
+impl crate::runtime::Members for OptsBranch {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+        w.member("x", &self.x);
     }
 }
-impl<'de> ::serde::Deserialize<'de> for OptsBranch {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = OptsBranch;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("struct OptsBranch")
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<OptsBranch, A::Error> {
-                OptsBranch::__from_map(map, ::std::vec::Vec::new())
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-impl OptsBranch {
-    /// Decodes the members of `map`, after those of `prefix` (members a union
-    /// read before its discriminator). For the generated code only.
-    #[doc(hidden)]
-    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-        mut map: A,
-        prefix: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, A::Error> {
-        #[allow(unused_imports)]
-        use ::serde::de::{Error as _, MapAccess as _};
-        let mut f0: ::std::option::Option<i64> = ::std::option::Option::None;
-        for (key, v) in prefix {
-            if key == "x" {
-                f0 = crate::runtime::from_stash(v)?;
-            }
-        }
-        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-            &mut map,
-        )? {
+impl crate::runtime::Decode for OptsBranch {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        use ::std::option::Option::{None, Some};
+        let mut f0 = None;
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
             match &*key {
-                "x" => f0 = map.next_value()?,
-                _ => {
-                    map.next_value::<::serde::de::IgnoredAny>()?;
-                }
+                "x" => f0 = r.some()?,
+                _ => r.skip()?,
             }
         }
-        ::std::result::Result::Ok(OptsBranch {
-            x: f0.ok_or_else(|| A::Error::missing_field("x"))?,
-        })
+        ::std::result::Result::Ok(Self { x: r.required(f0, "x")? })
     }
 }
+crate::runtime::object_impls!(OptsBranch);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {
     /// A boxed command named like its argument type.
-    #[derive(Debug, Clone, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct BlockdevBackup(pub super::BlockdevBackup);
+    impl crate::runtime::Encode for BlockdevBackup {
+        fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+            crate::runtime::Encode::encode(&self.0, w)
+        }
+    }
+    impl crate::runtime::Decode for BlockdevBackup {
+        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+            crate::runtime::Decode::decode(r).map(Self)
+        }
+    }
+    crate::runtime::serde_impls!(BlockdevBackup);
     impl crate::Command for BlockdevBackup {
         const NAME: &'static str = "blockdev-backup";
         const HAS_ARGUMENTS: bool = true;
@@ -598,7 +272,7 @@ pub mod commands {
             &self,
             out: &mut ::std::vec::Vec<u8>,
         ) -> ::std::result::Result<(), ::serde_json::Error> {
-            crate::runtime::write_json(out, self)
+            crate::runtime::write_arguments(self, out)
         }
         fn decode_return(
             json: &str,
@@ -657,71 +331,28 @@ pub mod events {
         /// the device
         pub device: ::std::string::String,
     }
-    impl ::serde::Serialize for BlockdevBackup {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            s: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            use ::serde::ser::SerializeMap as _;
-            let mut m = s.serialize_map(::std::option::Option::None)?;
-            m.serialize_entry("device", &self.device)?;
-            m.end()
+    impl crate::runtime::Members for BlockdevBackup {
+        fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+            w.member("device", &self.device);
         }
     }
-    impl<'de> ::serde::Deserialize<'de> for BlockdevBackup {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            d: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            struct V;
-            impl<'de> ::serde::de::Visitor<'de> for V {
-                type Value = BlockdevBackup;
-                fn expecting(
-                    &self,
-                    f: &mut ::std::fmt::Formatter<'_>,
-                ) -> ::std::fmt::Result {
-                    f.write_str("struct BlockdevBackup")
-                }
-                fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                    self,
-                    map: A,
-                ) -> ::std::result::Result<BlockdevBackup, A::Error> {
-                    BlockdevBackup::__from_map(map, ::std::vec::Vec::new())
-                }
-            }
-            d.deserialize_map(V)
-        }
-    }
-    impl BlockdevBackup {
-        /// Decodes the members of `map`, after those of `prefix` (members a union
-        /// read before its discriminator). For the generated code only.
-        #[doc(hidden)]
-        pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-            mut map: A,
-            prefix: crate::runtime::Prefix,
-        ) -> ::std::result::Result<Self, A::Error> {
-            #[allow(unused_imports)]
-            use ::serde::de::{Error as _, MapAccess as _};
-            let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-            for (key, v) in prefix {
-                if key == "device" {
-                    f0 = crate::runtime::from_stash(v)?;
-                }
-            }
-            while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-                &mut map,
-            )? {
+    impl crate::runtime::Decode for BlockdevBackup {
+        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+            use ::std::option::Option::{None, Some};
+            let mut f0 = None;
+            let mut o = r.begin_object()?;
+            while let Some(key) = o.next_key(r)? {
                 match &*key {
-                    "device" => f0 = map.next_value()?,
-                    _ => {
-                        map.next_value::<::serde::de::IgnoredAny>()?;
-                    }
+                    "device" => f0 = r.some()?,
+                    _ => r.skip()?,
                 }
             }
-            ::std::result::Result::Ok(BlockdevBackup {
-                device: f0.ok_or_else(|| A::Error::missing_field("device"))?,
+            ::std::result::Result::Ok(Self {
+                device: r.required(f0, "device")?,
             })
         }
     }
+    crate::runtime::object_impls!(BlockdevBackup);
 }
 /// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`.
 ///
@@ -779,47 +410,39 @@ impl AnyCommand2 {
         )
     }
 }
-impl ::serde::Serialize for AnyCommand2 {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for AnyCommand2 {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
             Self::BlockdevBackup(a) => {
-                crate::runtime::serialize_request(
-                    s,
+                crate::runtime::encode_request(
+                    w,
                     "blockdev-backup",
                     ::std::option::Option::Some(a),
                 )
             }
             Self::AbC(_) => {
-                crate::runtime::serialize_request::<
-                    S,
-                    (),
-                >(s, "ab-c", ::std::option::Option::None)
+                crate::runtime::encode_request(w, "ab-c", ::std::option::Option::None)
             }
             Self::AbC2(_) => {
-                crate::runtime::serialize_request::<
-                    S,
-                    (),
-                >(s, "ab_c", ::std::option::Option::None)
+                crate::runtime::encode_request(w, "ab_c", ::std::option::Option::None)
             }
             Self::Unrecognized { execute, arguments } => {
-                crate::runtime::serialize_request(s, execute, arguments.as_ref())
+                crate::runtime::encode_request(
+                    w,
+                    execute,
+                    arguments.as_ref().map(|a| a as &dyn crate::runtime::Encode),
+                )
             }
         }
     }
 }
-impl<'de> ::serde::Deserialize<'de> for AnyCommand2 {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let w = <crate::runtime::RequestWire as ::serde::Deserialize>::deserialize(d)?;
-        let text = w.arguments.as_ref().map(::std::string::ToString::to_string);
-        Self::from_request(&w.execute, text.as_deref())
-            .map_err(<D::Error as ::serde::de::Error>::custom)
+impl crate::runtime::Decode for AnyCommand2 {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        let (execute, arguments) = crate::runtime::read_request(r)?;
+        Self::from_request(&execute, arguments).map_err(crate::runtime::json_error)
     }
 }
+crate::runtime::serde_impls!(AnyCommand2);
 /// The typed `return` value of any command; serializes back to the same JSON.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]
@@ -858,19 +481,17 @@ impl AnyReturn {
         )
     }
 }
-impl ::serde::Serialize for AnyReturn {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for AnyReturn {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
-            Self::BlockdevBackup => crate::runtime::serialize_empty(s),
-            Self::AbC => crate::runtime::serialize_empty(s),
-            Self::AbC2 => crate::runtime::serialize_empty(s),
-            Self::Unrecognized(v) => ::serde::Serialize::serialize(v, s),
+            Self::BlockdevBackup => crate::runtime::encode_empty(w),
+            Self::AbC => crate::runtime::encode_empty(w),
+            Self::AbC2 => crate::runtime::encode_empty(w),
+            Self::Unrecognized(v) => crate::runtime::Encode::encode(v, w),
         }
     }
 }
+crate::runtime::serialize_impl!(AnyReturn);
 /// Any event of the schema with its timestamp; (de)serializes as the wire event `{"event": NAME, "data": {...}, "timestamp": {...}}`.
 ///
 /// Events this schema does not know decode into the catch-all variant, keeping their name and data.
@@ -931,33 +552,33 @@ impl crate::EventSet for Event2 {
         )
     }
 }
-impl ::serde::Serialize for Event2 {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for Event2 {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
             Self::BlockdevBackup(d, t) => {
-                crate::runtime::serialize_event(
-                    s,
+                crate::runtime::encode_event(
+                    w,
                     "BLOCKDEV_BACKUP",
                     ::std::option::Option::Some(d),
                     t,
                 )
             }
             Self::Unrecognized { name, data, timestamp } => {
-                crate::runtime::serialize_event(s, name, data.as_ref(), timestamp)
+                crate::runtime::encode_event(
+                    w,
+                    name,
+                    data.as_ref().map(|d| d as &dyn crate::runtime::Encode),
+                    timestamp,
+                )
             }
         }
     }
 }
-impl<'de> ::serde::Deserialize<'de> for Event2 {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let w = <crate::runtime::EventWire as ::serde::Deserialize>::deserialize(d)?;
-        let text = w.data.as_ref().map(::std::string::ToString::to_string);
-        <Self as crate::EventSet>::decode_event(&w.event, text.as_deref(), w.timestamp)
-            .map_err(<D::Error as ::serde::de::Error>::custom)
+impl crate::runtime::Decode for Event2 {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        let (name, data, timestamp) = crate::runtime::read_event(r)?;
+        <Self as crate::EventSet>::decode_event(&name, data, timestamp)
+            .map_err(crate::runtime::json_error)
     }
 }
+crate::runtime::serde_impls!(Event2);

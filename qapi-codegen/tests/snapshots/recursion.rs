@@ -13,166 +13,66 @@ pub struct Node {
     /// mutually recursive
     pub other: ::std::option::Option<::std::boxed::Box<Other>>,
 }
-impl ::serde::Serialize for Node {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(::std::option::Option::None)?;
-        m.serialize_entry("name", &self.name)?;
-        if let ::std::option::Option::Some(v) = &self.parent {
-            m.serialize_entry("parent", v)?;
-        }
-        if let ::std::option::Option::Some(v) = &self.children {
-            m.serialize_entry("children", v)?;
-        }
-        if let ::std::option::Option::Some(v) = &self.other {
-            m.serialize_entry("other", v)?;
-        }
-        m.end()
+impl crate::runtime::Members for Node {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+        w.member("name", &self.name);
+        w.opt_member("parent", &self.parent);
+        w.opt_member("children", &self.children);
+        w.opt_member("other", &self.other);
     }
 }
-impl<'de> ::serde::Deserialize<'de> for Node {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = Node;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("struct Node")
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<Node, A::Error> {
-                Node::__from_map(map, ::std::vec::Vec::new())
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-impl Node {
-    /// Decodes the members of `map`, after those of `prefix` (members a union
-    /// read before its discriminator). For the generated code only.
-    #[doc(hidden)]
-    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-        mut map: A,
-        prefix: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, A::Error> {
-        #[allow(unused_imports)]
-        use ::serde::de::{Error as _, MapAccess as _};
-        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-        let mut f1: ::std::option::Option<::std::boxed::Box<Node>> = ::std::option::Option::None;
-        let mut f2: ::std::option::Option<::std::vec::Vec<Node>> = ::std::option::Option::None;
-        let mut f3: ::std::option::Option<::std::boxed::Box<Other>> = ::std::option::Option::None;
-        for (key, v) in prefix {
-            if key == "name" {
-                f0 = crate::runtime::from_stash(v)?;
-            } else if key == "parent" {
-                f1 = crate::runtime::from_stash(v)?;
-            } else if key == "children" {
-                f2 = crate::runtime::from_stash(v)?;
-            } else if key == "other" {
-                f3 = crate::runtime::from_stash(v)?;
-            }
-        }
-        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-            &mut map,
-        )? {
+impl crate::runtime::Decode for Node {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        use ::std::option::Option::{None, Some};
+        let mut f0 = None;
+        let mut f1 = None;
+        let mut f2 = None;
+        let mut f3 = None;
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
             match &*key {
-                "name" => f0 = map.next_value()?,
-                "parent" => f1 = map.next_value()?,
-                "children" => f2 = map.next_value()?,
-                "other" => f3 = map.next_value()?,
-                _ => {
-                    map.next_value::<::serde::de::IgnoredAny>()?;
-                }
+                "name" => f0 = r.some()?,
+                "parent" => f1 = r.opt()?,
+                "children" => f2 = r.opt()?,
+                "other" => f3 = r.opt()?,
+                _ => r.skip()?,
             }
         }
-        ::std::result::Result::Ok(Node {
-            name: f0.ok_or_else(|| A::Error::missing_field("name"))?,
+        ::std::result::Result::Ok(Self {
+            name: r.required(f0, "name")?,
             parent: f1,
             children: f2,
             other: f3,
         })
     }
 }
+crate::runtime::object_impls!(Node);
 /// Refers back to Node.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Other {
     /// mutual recursion
     pub node: ::std::option::Option<::std::boxed::Box<Node>>,
 }
-impl ::serde::Serialize for Other {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(::std::option::Option::None)?;
-        if let ::std::option::Option::Some(v) = &self.node {
-            m.serialize_entry("node", v)?;
-        }
-        m.end()
+impl crate::runtime::Members for Other {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+        w.opt_member("node", &self.node);
     }
 }
-impl<'de> ::serde::Deserialize<'de> for Other {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = Other;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("struct Other")
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<Other, A::Error> {
-                Other::__from_map(map, ::std::vec::Vec::new())
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-impl Other {
-    /// Decodes the members of `map`, after those of `prefix` (members a union
-    /// read before its discriminator). For the generated code only.
-    #[doc(hidden)]
-    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-        mut map: A,
-        prefix: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, A::Error> {
-        #[allow(unused_imports)]
-        use ::serde::de::{Error as _, MapAccess as _};
-        let mut f0: ::std::option::Option<::std::boxed::Box<Node>> = ::std::option::Option::None;
-        for (key, v) in prefix {
-            if key == "node" {
-                f0 = crate::runtime::from_stash(v)?;
-            }
-        }
-        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-            &mut map,
-        )? {
+impl crate::runtime::Decode for Other {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        use ::std::option::Option::{None, Some};
+        let mut f0 = None;
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
             match &*key {
-                "node" => f0 = map.next_value()?,
-                _ => {
-                    map.next_value::<::serde::de::IgnoredAny>()?;
-                }
+                "node" => f0 = r.opt()?,
+                _ => r.skip()?,
             }
         }
-        ::std::result::Result::Ok(Other { node: f0 })
+        ::std::result::Result::Ok(Self { node: f0 })
     }
 }
+crate::runtime::object_impls!(Other);
 /// Kinds of chain links.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ChainKind {
@@ -201,21 +101,7 @@ impl ChainKind {
         }
     }
 }
-impl ::serde::Serialize for ChainKind {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-impl<'de> ::serde::Deserialize<'de> for ChainKind {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        crate::runtime::deserialize_str(d).map(|s| Self::from_wire(&s))
-    }
-}
+crate::runtime::enum_impls!(ChainKind);
 /// A union recursive through its base.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chain {
@@ -250,240 +136,86 @@ impl ChainBranch {
             Self::Unrecognized { tag, .. } => tag,
         }
     }
-    fn decode_branch<'de, M: ::serde::de::MapAccess<'de>>(
+    fn decode_branch(
         tag: &str,
-        map: M,
-        prefix: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, M::Error> {
+        r: &mut crate::runtime::Reader<'_>,
+    ) -> crate::runtime::Result<Self> {
         ::std::result::Result::Ok(
             match tag {
-                "linked" => Self::Linked(ChainLink::__from_map(map, prefix)?),
-                "plain" => {
-                    drop(prefix);
-                    crate::runtime::skip_rest(map)?;
-                    Self::Plain
-                }
+                "linked" => Self::Linked(crate::runtime::Decode::decode(r)?),
+                "plain" => Self::Plain,
                 _ => {
                     Self::Unrecognized {
                         tag: tag.into(),
-                        data: crate::runtime::rest_to_json_map(map, prefix)?,
+                        data: crate::runtime::members_except(r, &["kind", "next"])?,
                     }
                 }
             },
         )
     }
-    fn serialize_branch<M: ::serde::ser::SerializeMap>(
-        &self,
-        m: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
-            Self::Linked(v) => {
-                ::serde::Serialize::serialize(v, crate::runtime::FlatMap(m))
-            }
-            Self::Plain => ::std::result::Result::Ok(()),
-            Self::Unrecognized { data, .. } => {
-                for (k, v) in data {
-                    m.serialize_entry(k, v)?;
-                }
-                ::std::result::Result::Ok(())
-            }
+            Self::Linked(v) => crate::runtime::Members::members(v, w),
+            Self::Plain => {}
+            Self::Unrecognized { data, .. } => crate::runtime::encode_members(data, w),
         }
     }
 }
-impl ::serde::Serialize for Chain {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(::std::option::Option::None)?;
-        m.serialize_entry("kind", self.kind.tag())?;
-        if let ::std::option::Option::Some(v) = &self.next {
-            m.serialize_entry("next", v)?;
-        }
-        self.kind.serialize_branch(&mut m)?;
-        m.end()
+impl crate::runtime::Members for Chain {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+        w.member("kind", self.kind.tag());
+        w.opt_member("next", &self.next);
+        self.kind.members(w);
     }
 }
-impl<'de> ::serde::Deserialize<'de> for Chain {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = Chain;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("union Chain")
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<Chain, A::Error> {
-                Chain::__from_map(map, ::std::vec::Vec::new())
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-impl Chain {
-    /// Decodes the members of `map`, after those of `outer` (members an enclosing
-    /// union read before its own discriminator). For the generated code only.
-    #[doc(hidden)]
-    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-        mut map: A,
-        outer: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, A::Error> {
-        const BASE: &[&str] = &["next"];
-        const TAG: &str = "kind";
-        let mut f0: ::std::option::Option<::std::boxed::Box<Chain>> = ::std::option::Option::None;
-        let mut tag: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-        let mut stash = ::std::vec::Vec::new();
-        let mut prefix: crate::runtime::Prefix = ::std::vec::Vec::new();
-        for (key, v) in outer {
-            if key == "next" {
-                f0 = crate::runtime::from_stash(v)?;
-            } else if key == TAG {
-                tag = ::std::option::Option::Some(crate::runtime::from_stash(v)?);
-            } else {
-                prefix.push((key, v));
-            }
-        }
-        let mut branch = ::std::option::Option::None;
-        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-            &mut map,
-        )? {
+impl crate::runtime::Decode for Chain {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        let start = r.mark();
+        use ::std::option::Option::{None, Some};
+        let mut tag = None;
+        let mut f1 = None;
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
             match &*key {
-                "next" => f0 = ::serde::de::MapAccess::next_value(&mut map)?,
-                TAG => {
-                    tag = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(&mut map)?,
-                    );
-                }
-                _ => {
-                    if let ::std::option::Option::Some(t) = &tag {
-                        let rest = crate::runtime::BranchMap::new(
-                            &mut map,
-                            ::std::option::Option::Some(key),
-                            BASE,
-                            TAG,
-                            &mut stash,
-                        );
-                        branch = ::std::option::Option::Some(
-                            ChainBranch::decode_branch(
-                                t,
-                                rest,
-                                ::std::mem::take(&mut prefix),
-                            )?,
-                        );
-                        break;
-                    }
-                    prefix
-                        .push((
-                            key.into_owned(),
-                            ::serde::de::MapAccess::next_value(&mut map)?,
-                        ));
-                }
+                "kind" => tag = Some(r.string()?),
+                "next" => f1 = r.opt()?,
+                _ => r.skip()?,
             }
         }
-        let branch = match branch {
-            ::std::option::Option::Some(b) => b,
-            ::std::option::Option::None => {
-                let t = tag
-                    .ok_or_else(|| <A::Error as ::serde::de::Error>::missing_field(
-                        TAG,
-                    ))?;
-                let rest = crate::runtime::BranchMap::new(
-                    &mut map,
-                    ::std::option::Option::None,
-                    BASE,
-                    TAG,
-                    &mut stash,
-                );
-                ChainBranch::decode_branch(&t, rest, prefix)?
-            }
-        };
-        for (i, v) in stash {
-            if i == 0usize {
-                f0 = crate::runtime::from_stash(v)?;
-            }
-        }
-        ::std::result::Result::Ok(Chain { kind: branch, next: f0 })
+        let tag = r.required(tag, "kind")?;
+        let branch = ChainBranch::decode_branch(&tag, &mut r.at(start))?;
+        ::std::result::Result::Ok(Self { kind: branch, next: f1 })
     }
 }
+crate::runtime::object_impls!(Chain);
 /// Branch data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainLink {
     /// where it links
     pub target: ::std::string::String,
 }
-impl ::serde::Serialize for ChainLink {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(::std::option::Option::None)?;
-        m.serialize_entry("target", &self.target)?;
-        m.end()
+impl crate::runtime::Members for ChainLink {
+    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+        w.member("target", &self.target);
     }
 }
-impl<'de> ::serde::Deserialize<'de> for ChainLink {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> ::serde::de::Visitor<'de> for V {
-            type Value = ChainLink;
-            fn expecting(
-                &self,
-                f: &mut ::std::fmt::Formatter<'_>,
-            ) -> ::std::fmt::Result {
-                f.write_str("struct ChainLink")
-            }
-            fn visit_map<A: ::serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> ::std::result::Result<ChainLink, A::Error> {
-                ChainLink::__from_map(map, ::std::vec::Vec::new())
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-impl ChainLink {
-    /// Decodes the members of `map`, after those of `prefix` (members a union
-    /// read before its discriminator). For the generated code only.
-    #[doc(hidden)]
-    pub fn __from_map<'de, A: ::serde::de::MapAccess<'de>>(
-        mut map: A,
-        prefix: crate::runtime::Prefix,
-    ) -> ::std::result::Result<Self, A::Error> {
-        #[allow(unused_imports)]
-        use ::serde::de::{Error as _, MapAccess as _};
-        let mut f0: ::std::option::Option<::std::string::String> = ::std::option::Option::None;
-        for (key, v) in prefix {
-            if key == "target" {
-                f0 = crate::runtime::from_stash(v)?;
-            }
-        }
-        while let ::std::option::Option::Some(key) = crate::runtime::next_key(
-            &mut map,
-        )? {
+impl crate::runtime::Decode for ChainLink {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        use ::std::option::Option::{None, Some};
+        let mut f0 = None;
+        let mut o = r.begin_object()?;
+        while let Some(key) = o.next_key(r)? {
             match &*key {
-                "target" => f0 = map.next_value()?,
-                _ => {
-                    map.next_value::<::serde::de::IgnoredAny>()?;
-                }
+                "target" => f0 = r.some()?,
+                _ => r.skip()?,
             }
         }
-        ::std::result::Result::Ok(ChainLink {
-            target: f0.ok_or_else(|| A::Error::missing_field("target"))?,
+        ::std::result::Result::Ok(Self {
+            target: r.required(f0, "target")?,
         })
     }
 }
+crate::runtime::object_impls!(ChainLink);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {}
 /// One type per event, holding its data; received events decode into [`Event`].
@@ -524,28 +256,26 @@ impl AnyCommand {
         unknown()
     }
 }
-impl ::serde::Serialize for AnyCommand {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for AnyCommand {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
             Self::Unrecognized { execute, arguments } => {
-                crate::runtime::serialize_request(s, execute, arguments.as_ref())
+                crate::runtime::encode_request(
+                    w,
+                    execute,
+                    arguments.as_ref().map(|a| a as &dyn crate::runtime::Encode),
+                )
             }
         }
     }
 }
-impl<'de> ::serde::Deserialize<'de> for AnyCommand {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let w = <crate::runtime::RequestWire as ::serde::Deserialize>::deserialize(d)?;
-        let text = w.arguments.as_ref().map(::std::string::ToString::to_string);
-        Self::from_request(&w.execute, text.as_deref())
-            .map_err(<D::Error as ::serde::de::Error>::custom)
+impl crate::runtime::Decode for AnyCommand {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        let (execute, arguments) = crate::runtime::read_request(r)?;
+        Self::from_request(&execute, arguments).map_err(crate::runtime::json_error)
     }
 }
+crate::runtime::serde_impls!(AnyCommand);
 /// The typed `return` value of any command; serializes back to the same JSON.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]
@@ -563,16 +293,14 @@ impl AnyReturn {
         crate::runtime::decode(json).map(Self::Unrecognized)
     }
 }
-impl ::serde::Serialize for AnyReturn {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for AnyReturn {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
-            Self::Unrecognized(v) => ::serde::Serialize::serialize(v, s),
+            Self::Unrecognized(v) => crate::runtime::Encode::encode(v, w),
         }
     }
 }
+crate::runtime::serialize_impl!(AnyReturn);
 /// Any event of the schema with its timestamp; (de)serializes as the wire event `{"event": NAME, "data": {...}, "timestamp": {...}}`.
 ///
 /// Events this schema does not know decode into the catch-all variant, keeping their name and data.
@@ -619,25 +347,25 @@ impl crate::EventSet for Event {
         unknown()
     }
 }
-impl ::serde::Serialize for Event {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        s: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
+impl crate::runtime::Encode for Event {
+    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
         match self {
             Self::Unrecognized { name, data, timestamp } => {
-                crate::runtime::serialize_event(s, name, data.as_ref(), timestamp)
+                crate::runtime::encode_event(
+                    w,
+                    name,
+                    data.as_ref().map(|d| d as &dyn crate::runtime::Encode),
+                    timestamp,
+                )
             }
         }
     }
 }
-impl<'de> ::serde::Deserialize<'de> for Event {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        d: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let w = <crate::runtime::EventWire as ::serde::Deserialize>::deserialize(d)?;
-        let text = w.data.as_ref().map(::std::string::ToString::to_string);
-        <Self as crate::EventSet>::decode_event(&w.event, text.as_deref(), w.timestamp)
-            .map_err(<D::Error as ::serde::de::Error>::custom)
+impl crate::runtime::Decode for Event {
+    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+        let (name, data, timestamp) = crate::runtime::read_event(r)?;
+        <Self as crate::EventSet>::decode_event(&name, data, timestamp)
+            .map_err(crate::runtime::json_error)
     }
 }
+crate::runtime::serde_impls!(Event);
