@@ -249,12 +249,26 @@ fn wire_name(f: &Field) -> String {
         .unwrap_or_else(|| crate::names::unraw(&f.ident).to_owned())
 }
 
-/// The codec of an object's members, shared by structs and unions: how each member is
-/// written, its decoding slot's `match` arm on the key, and its initializer in the
-/// struct literal (slot `f{n}`).
+/// How one member of an object is written and read: the codec shared by structs and
+/// unions.
 struct MemberCodec {
+    /// Writes it into `w` (skipped when optional and `None`).
     write: TokenStream,
-    arm: TokenStream,
+    /// Its decoding slot.
+    slot: Slot,
+}
+
+/// A decoding slot: a local `Option` filled while the members are read.
+struct Slot {
+    /// The local's name.
+    ident: Ident,
+    /// The member's wire name.
+    key: String,
+    /// The statement reading the value into the slot.
+    read: TokenStream,
+    /// The member must be present.
+    required: bool,
+    /// The field initializer in the struct literal.
     init: TokenStream,
 }
 
@@ -268,46 +282,103 @@ fn member_codec(f: &Field, n: usize) -> MemberCodec {
         quote!(w.member(#wire, &self.#fi);)
     };
     // `null` is "absent" for an optional member, unless the type itself accepts it.
-    let arm = if f.optional && !f.nullable {
-        quote!(#wire => #slot = r.opt()?,)
+    let read = if f.optional && !f.nullable {
+        quote!(r.opt_into(&mut #slot)?)
     } else {
-        quote!(#wire => #slot = r.some()?,)
+        quote!(r.some_into(&mut #slot)?)
     };
-    let init = if f.optional {
-        quote!(#fi: #slot)
-    } else {
-        quote!(#fi: r.required(#slot, #wire)?)
-    };
-    MemberCodec { write, arm, init }
+    MemberCodec {
+        write,
+        slot: Slot {
+            init: quote!(#fi: #slot),
+            ident: slot,
+            key: wire,
+            read,
+            required: !f.optional,
+        },
+    }
 }
 
-/// The `Decode` body of an object: slots, one pass over the members (unknown ones
-/// skipped), the struct literal. `extra` adds slots and arms (a union's discriminator)
-/// and `tail` runs after the pass, before the literal.
-fn decode_object(
-    slots: &[Ident],
-    arms: &[TokenStream],
-    inits: &[TokenStream],
-    tail: TokenStream,
-) -> TokenStream {
-    if arms.is_empty() {
+/// The `Decode` body of an object: one pass over its members, looked up by index in a
+/// table of their keys (unknown ones skipped), each read by a shared out-of-line helper;
+/// then every required member checked at once, `tail`, and the struct literal. Kept this
+/// shape because it compiles to little machine code per member.
+fn decode_object(slots: &[Slot], tail: TokenStream) -> TokenStream {
+    let inits = slots.iter().map(|s| &s.init);
+    if slots.is_empty() {
         return quote! {
             r.skip_object()?;
             #tail
-            ::std::result::Result::Ok(Self { #(#inits,)* })
+            ::std::result::Result::Ok(Self {})
         };
     }
-    quote! {
-        // Scoped here: the schema may name its own types `Some` or `None`.
-        use ::std::option::Option::{None, Some};
-        #(let mut #slots = None;)*
-        let mut o = r.begin_object()?;
-        while let Some(key) = o.next_key(r)? {
-            match &*key {
-                #(#arms)*
-                _ => r.skip()?,
+    let idents: Vec<_> = slots.iter().map(|s| &s.ident).collect();
+    let keys = slots.iter().map(|s| &s.key);
+    let read_loop = match slots {
+        [only] => {
+            let read = &only.read;
+            quote! {
+                while o.next_member(r, &[#(#keys),*])?.is_some() {
+                    #read;
+                }
             }
         }
+        [init @ .., last] => {
+            let arms = init.iter().enumerate().map(|(i, s)| {
+                let i = proc_macro2::Literal::usize_unsuffixed(i);
+                let read = &s.read;
+                quote!(#i => #read,)
+            });
+            let last = &last.read;
+            quote! {
+                while let Some(i) = o.next_member(r, &[#(#keys),*])? {
+                    match i {
+                        #(#arms)*
+                        _ => #last,
+                    }
+                }
+            }
+        }
+        [] => TokenStream::new(),
+    };
+    let required: Vec<_> = slots.iter().filter(|s| s.required).collect();
+    let check = match required.as_slice() {
+        [] => TokenStream::new(),
+        [one] => {
+            let (id, key) = (&one.ident, &one.key);
+            quote! {
+                let Some(#id) = #id else {
+                    return ::std::result::Result::Err(r.missing(#key));
+                };
+            }
+        }
+        many => {
+            let ids: Vec<_> = many.iter().map(|s| &s.ident).collect();
+            let keys = many.iter().map(|s| &s.key);
+            quote! {
+                let present = [#(#ids.is_some()),*];
+                let (#(Some(#ids)),*) = (#(#ids),*) else {
+                    return ::std::result::Result::Err(r.missing_among(&present, &[#(#keys),*]));
+                };
+            }
+        }
+    };
+    let uses = if slots.len() > 1 || !required.is_empty() {
+        quote!(
+            use ::std::option::Option::{None, Some};
+        )
+    } else {
+        quote!(
+            use ::std::option::Option::None;
+        )
+    };
+    quote! {
+        // Scoped here: the schema may name its own types `Some` or `None`.
+        #uses
+        #(let mut #idents = None;)*
+        let mut o = r.begin_object()?;
+        #read_loop
+        #check
         #tail
         ::std::result::Result::Ok(Self { #(#inits,)* })
     }
@@ -323,21 +394,17 @@ fn struct_codec(
 ) -> TokenStream {
     let mut writes = Vec::new();
     let mut slots = Vec::new();
-    let mut arms = Vec::new();
-    let mut inits = Vec::new();
     for (n, f) in fields.iter().enumerate() {
-        let MemberCodec { write, arm, init } = member_codec(f, n);
+        let MemberCodec { write, slot } = member_codec(f, n);
         writes.push(write);
-        slots.push(ident(&format!("f{n}")));
-        arms.push(arm);
-        inits.push(init);
+        slots.push(slot);
     }
     let w = if fields.is_empty() {
         quote!(_w)
     } else {
         quote!(w)
     };
-    let body = decode_object(&slots, &arms, &inits, TokenStream::new());
+    let body = decode_object(&slots, TokenStream::new());
     quote! {
         #allow
         impl #k::runtime::Members for #name {
@@ -555,20 +622,15 @@ fn union_tokens(u: &Union, k: &TokenStream) -> TokenStream {
     let mut defs = Vec::new();
     let mut writes = Vec::new();
     let mut slots = Vec::new();
-    let mut arms = Vec::new();
-    let mut inits = Vec::new();
     let mut base_names = Vec::new();
     let mut tag_ident = ident("tag");
-    let mut tag_wire = String::new();
     for f in fields {
         match f {
             UnionField::Base(f) => {
                 defs.push(field(f));
-                let MemberCodec { write, arm, init } = member_codec(f, slots.len());
+                let MemberCodec { write, slot } = member_codec(f, slots.len());
                 writes.push(write);
-                slots.push(ident(&format!("f{}", slots.len())));
-                arms.push(arm);
-                inits.push(init);
+                slots.push(slot);
                 base_names.push(wire_name(f));
             }
             UnionField::Tag {
@@ -580,20 +642,22 @@ fn union_tokens(u: &Union, k: &TokenStream) -> TokenStream {
                 let d = docs(lines);
                 defs.push(quote!(#d pub #fi: #bname));
                 writes.push(quote!(w.member(#wire, self.#fi.tag());));
-                slots.push(ident("tag"));
-                arms.push(quote!(#wire => tag = Some(r.string()?),));
-                inits.push(quote!(#fi: branch));
+                slots.push(Slot {
+                    ident: ident("tag"),
+                    key: wire.clone(),
+                    read: quote!(r.str_into(&mut tag)?),
+                    required: true,
+                    init: quote!(#fi: branch),
+                });
                 base_names.push(wire.clone());
                 tag_ident = fi;
-                tag_wire = wire.clone();
             }
         }
     }
     let tail = quote! {
-        let tag = r.required(tag, #tag_wire)?;
         let branch = #bname::decode_branch(&tag, &mut r.at(start))?;
     };
-    let body = decode_object(&slots, &arms, &inits, tail);
+    let body = decode_object(&slots, tail);
 
     // The branch enum.
     let mut bdefs = Vec::new();

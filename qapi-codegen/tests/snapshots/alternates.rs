@@ -50,17 +50,17 @@ impl crate::runtime::Decode for Point {
         let mut f0 = None;
         let mut f1 = None;
         let mut o = r.begin_object()?;
-        while let Some(key) = o.next_key(r)? {
-            match &*key {
-                "x" => f0 = r.some()?,
-                "y" => f1 = r.some()?,
-                _ => r.skip()?,
+        while let Some(i) = o.next_member(r, &["x", "y"])? {
+            match i {
+                0 => r.some_into(&mut f0)?,
+                _ => r.some_into(&mut f1)?,
             }
         }
-        ::std::result::Result::Ok(Self {
-            x: r.required(f0, "x")?,
-            y: r.required(f1, "y")?,
-        })
+        let present = [f0.is_some(), f1.is_some()];
+        let (Some(f0), Some(f1)) = (f0, f1) else {
+            return ::std::result::Result::Err(r.missing_among(&present, &["x", "y"]));
+        };
+        ::std::result::Result::Ok(Self { x: f0, y: f1 })
     }
 }
 crate::runtime::object_impls!(Point);
@@ -205,19 +205,17 @@ impl crate::runtime::Decode for Holder {
         let mut f1 = None;
         let mut f2 = None;
         let mut o = r.begin_object()?;
-        while let Some(key) = o.next_key(r)? {
-            match &*key {
-                "a" => f0 = r.some()?,
-                "b" => f1 = r.some()?,
-                "c" => f2 = r.opt()?,
-                _ => r.skip()?,
+        while let Some(i) = o.next_member(r, &["a", "b", "c"])? {
+            match i {
+                0 => r.some_into(&mut f0)?,
+                1 => r.some_into(&mut f1)?,
+                _ => r.opt_into(&mut f2)?,
             }
         }
-        ::std::result::Result::Ok(Self {
-            a: r.required(f0, "a")?,
-            b: f1,
-            c: f2,
-        })
+        let Some(f0) = f0 else {
+            return ::std::result::Result::Err(r.missing("a"));
+        };
+        ::std::result::Result::Ok(Self { a: f0, b: f1, c: f2 })
     }
 }
 crate::runtime::object_impls!(Holder);

@@ -21,17 +21,19 @@ impl crate::runtime::Decode for Info {
         let mut f0 = None;
         let mut f1 = None;
         let mut o = r.begin_object()?;
-        while let Some(key) = o.next_key(r)? {
-            match &*key {
-                "name" => f0 = r.some()?,
-                "values" => f1 = r.some()?,
-                _ => r.skip()?,
+        while let Some(i) = o.next_member(r, &["name", "values"])? {
+            match i {
+                0 => r.some_into(&mut f0)?,
+                _ => r.some_into(&mut f1)?,
             }
         }
-        ::std::result::Result::Ok(Self {
-            name: r.required(f0, "name")?,
-            values: r.required(f1, "values")?,
-        })
+        let present = [f0.is_some(), f1.is_some()];
+        let (Some(f0), Some(f1)) = (f0, f1) else {
+            return ::std::result::Result::Err(
+                r.missing_among(&present, &["name", "values"]),
+            );
+        };
+        ::std::result::Result::Ok(Self { name: f0, values: f1 })
     }
 }
 crate::runtime::object_impls!(Info);
@@ -103,17 +105,16 @@ pub mod commands {
             let mut f0 = None;
             let mut f1 = None;
             let mut o = r.begin_object()?;
-            while let Some(key) = o.next_key(r)? {
-                match &*key {
-                    "filter" => f0 = r.opt()?,
-                    "limit" => f1 = r.some()?,
-                    _ => r.skip()?,
+            while let Some(i) = o.next_member(r, &["filter", "limit"])? {
+                match i {
+                    0 => r.opt_into(&mut f0)?,
+                    _ => r.some_into(&mut f1)?,
                 }
             }
-            ::std::result::Result::Ok(Self {
-                filter: f0,
-                limit: r.required(f1, "limit")?,
-            })
+            let Some(f1) = f1 else {
+                return ::std::result::Result::Err(r.missing("limit"));
+            };
+            ::std::result::Result::Ok(Self { filter: f0, limit: f1 })
         }
     }
     crate::runtime::object_impls!(QueryInfos);
@@ -187,17 +188,19 @@ pub mod commands {
             let mut f0 = None;
             let mut f1 = None;
             let mut o = r.begin_object()?;
-            while let Some(key) = o.next_key(r)? {
-                match &*key {
-                    "name" => f0 = r.some()?,
-                    "values" => f1 = r.some()?,
-                    _ => r.skip()?,
+            while let Some(i) = o.next_member(r, &["name", "values"])? {
+                match i {
+                    0 => r.some_into(&mut f0)?,
+                    _ => r.some_into(&mut f1)?,
                 }
             }
-            ::std::result::Result::Ok(Self {
-                name: r.required(f0, "name")?,
-                values: r.required(f1, "values")?,
-            })
+            let present = [f0.is_some(), f1.is_some()];
+            let (Some(f0), Some(f1)) = (f0, f1) else {
+                return ::std::result::Result::Err(
+                    r.missing_among(&present, &["name", "values"]),
+                );
+            };
+            ::std::result::Result::Ok(Self { name: f0, values: f1 })
         }
     }
     crate::runtime::object_impls!(UseInfo);
@@ -333,17 +336,16 @@ pub mod events {
             let mut f0 = None;
             let mut f1 = None;
             let mut o = r.begin_object()?;
-            while let Some(key) = o.next_key(r)? {
-                match &*key {
-                    "name" => f0 = r.some()?,
-                    "count" => f1 = r.opt()?,
-                    _ => r.skip()?,
+            while let Some(i) = o.next_member(r, &["name", "count"])? {
+                match i {
+                    0 => r.some_into(&mut f0)?,
+                    _ => r.opt_into(&mut f1)?,
                 }
             }
-            ::std::result::Result::Ok(Self {
-                name: r.required(f0, "name")?,
-                count: f1,
-            })
+            let Some(f0) = f0 else {
+                return ::std::result::Result::Err(r.missing("name"));
+            };
+            ::std::result::Result::Ok(Self { name: f0, count: f1 })
         }
     }
     crate::runtime::object_impls!(Changed);

@@ -17,15 +17,13 @@ impl crate::runtime::Decode for Example {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut o = r.begin_object()?;
-        while let Some(key) = o.next_key(r)? {
-            match &*key {
-                "text" => f0 = r.some()?,
-                _ => r.skip()?,
-            }
+        while o.next_member(r, &["text"])?.is_some() {
+            r.some_into(&mut f0)?;
         }
-        ::std::result::Result::Ok(Self {
-            text: r.required(f0, "text")?,
-        })
+        let Some(f0) = f0 else {
+            return ::std::result::Result::Err(r.missing("text"));
+        };
+        ::std::result::Result::Ok(Self { text: f0 })
     }
 }
 crate::runtime::object_impls!(Example);
@@ -81,14 +79,11 @@ pub mod commands {
     }
     impl crate::runtime::Decode for QueryExample {
         fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-            use ::std::option::Option::{None, Some};
+            use ::std::option::Option::None;
             let mut f0 = None;
             let mut o = r.begin_object()?;
-            while let Some(key) = o.next_key(r)? {
-                match &*key {
-                    "verbose" => f0 = r.opt()?,
-                    _ => r.skip()?,
-                }
+            while o.next_member(r, &["verbose"])?.is_some() {
+                r.opt_into(&mut f0)?;
             }
             ::std::result::Result::Ok(Self { verbose: f0 })
         }

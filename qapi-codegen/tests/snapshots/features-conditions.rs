@@ -61,15 +61,13 @@ impl crate::runtime::Decode for OldThing {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut o = r.begin_object()?;
-        while let Some(key) = o.next_key(r)? {
-            match &*key {
-                "size" => f0 = r.some()?,
-                _ => r.skip()?,
-            }
+        while o.next_member(r, &["size"])?.is_some() {
+            r.some_into(&mut f0)?;
         }
-        ::std::result::Result::Ok(Self {
-            size: r.required(f0, "size")?,
-        })
+        let Some(f0) = f0 else {
+            return ::std::result::Result::Err(r.missing("size"));
+        };
+        ::std::result::Result::Ok(Self { size: f0 })
     }
 }
 crate::runtime::object_impls!(OldThing);
@@ -113,13 +111,12 @@ impl crate::runtime::Decode for NewThing {
         let mut f2 = None;
         let mut f3 = None;
         let mut o = r.begin_object()?;
-        while let Some(key) = o.next_key(r)? {
-            match &*key {
-                "old" => f0 = r.opt()?,
-                "x-fancy" => f1 = r.opt()?,
-                "legacy" => f2 = r.opt()?,
-                "linux" => f3 = r.opt()?,
-                _ => r.skip()?,
+        while let Some(i) = o.next_member(r, &["old", "x-fancy", "legacy", "linux"])? {
+            match i {
+                0 => r.opt_into(&mut f0)?,
+                1 => r.opt_into(&mut f1)?,
+                2 => r.opt_into(&mut f2)?,
+                _ => r.opt_into(&mut f3)?,
             }
         }
         ::std::result::Result::Ok(Self {
@@ -207,15 +204,13 @@ pub mod events {
             use ::std::option::Option::{None, Some};
             let mut f0 = None;
             let mut o = r.begin_object()?;
-            while let Some(key) = o.next_key(r)? {
-                match &*key {
-                    "thing" => f0 = r.some()?,
-                    _ => r.skip()?,
-                }
+            while o.next_member(r, &["thing"])?.is_some() {
+                r.some_into(&mut f0)?;
             }
-            ::std::result::Result::Ok(Self {
-                thing: r.required(f0, "thing")?,
-            })
+            let Some(f0) = f0 else {
+                return ::std::result::Result::Err(r.missing("thing"));
+            };
+            ::std::result::Result::Ok(Self { thing: f0 })
         }
     }
     crate::runtime::object_impls!(OldEvent);

@@ -58,17 +58,19 @@ impl crate::runtime::Decode for BaseOpts {
         let mut f1 = None;
         let mut f2 = None;
         let mut o = r.begin_object()?;
-        while let Some(key) = o.next_key(r)? {
-            match &*key {
-                "node-name" => f0 = r.opt()?,
-                "driver" => f1 = r.some()?,
-                "read-only" => f2 = r.opt()?,
-                _ => r.skip()?,
+        while let Some(i) = o.next_member(r, &["node-name", "driver", "read-only"])? {
+            match i {
+                0 => r.opt_into(&mut f0)?,
+                1 => r.some_into(&mut f1)?,
+                _ => r.opt_into(&mut f2)?,
             }
         }
+        let Some(f1) = f1 else {
+            return ::std::result::Result::Err(r.missing("driver"));
+        };
         ::std::result::Result::Ok(Self {
             node_name: f0,
-            driver: r.required(f1, "driver")?,
+            driver: f1,
             read_only: f2,
         })
     }
@@ -94,17 +96,16 @@ impl crate::runtime::Decode for FileOpts {
         let mut f0 = None;
         let mut f1 = None;
         let mut o = r.begin_object()?;
-        while let Some(key) = o.next_key(r)? {
-            match &*key {
-                "filename" => f0 = r.some()?,
-                "size" => f1 = r.opt()?,
-                _ => r.skip()?,
+        while let Some(i) = o.next_member(r, &["filename", "size"])? {
+            match i {
+                0 => r.some_into(&mut f0)?,
+                _ => r.opt_into(&mut f1)?,
             }
         }
-        ::std::result::Result::Ok(Self {
-            filename: r.required(f0, "filename")?,
-            size: f1,
-        })
+        let Some(f0) = f0 else {
+            return ::std::result::Result::Err(r.missing("filename"));
+        };
+        ::std::result::Result::Ok(Self { filename: f0, size: f1 })
     }
 }
 crate::runtime::object_impls!(FileOpts);
@@ -128,17 +129,16 @@ impl crate::runtime::Decode for NbdOpts {
         let mut f0 = None;
         let mut f1 = None;
         let mut o = r.begin_object()?;
-        while let Some(key) = o.next_key(r)? {
-            match &*key {
-                "server" => f0 = r.some()?,
-                "export" => f1 = r.opt()?,
-                _ => r.skip()?,
+        while let Some(i) = o.next_member(r, &["server", "export"])? {
+            match i {
+                0 => r.some_into(&mut f0)?,
+                _ => r.opt_into(&mut f1)?,
             }
         }
-        ::std::result::Result::Ok(Self {
-            server: r.required(f0, "server")?,
-            export: f1,
-        })
+        let Some(f0) = f0 else {
+            return ::std::result::Result::Err(r.missing("server"));
+        };
+        ::std::result::Result::Ok(Self { server: f0, export: f1 })
     }
 }
 crate::runtime::object_impls!(NbdOpts);
@@ -227,15 +227,16 @@ impl crate::runtime::Decode for Opts {
         let mut tag = None;
         let mut f2 = None;
         let mut o = r.begin_object()?;
-        while let Some(key) = o.next_key(r)? {
-            match &*key {
-                "node-name" => f0 = r.opt()?,
-                "driver" => tag = Some(r.string()?),
-                "read-only" => f2 = r.opt()?,
-                _ => r.skip()?,
+        while let Some(i) = o.next_member(r, &["node-name", "driver", "read-only"])? {
+            match i {
+                0 => r.opt_into(&mut f0)?,
+                1 => r.str_into(&mut tag)?,
+                _ => r.opt_into(&mut f2)?,
             }
         }
-        let tag = r.required(tag, "driver")?;
+        let Some(tag) = tag else {
+            return ::std::result::Result::Err(r.missing("driver"));
+        };
         let branch = OptsBranch::decode_branch(&tag, &mut r.at(start))?;
         ::std::result::Result::Ok(Self {
             node_name: f0,
@@ -290,15 +291,13 @@ impl crate::runtime::Decode for Circle {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut o = r.begin_object()?;
-        while let Some(key) = o.next_key(r)? {
-            match &*key {
-                "radius" => f0 = r.some()?,
-                _ => r.skip()?,
-            }
+        while o.next_member(r, &["radius"])?.is_some() {
+            r.some_into(&mut f0)?;
         }
-        ::std::result::Result::Ok(Self {
-            radius: r.required(f0, "radius")?,
-        })
+        let Some(f0) = f0 else {
+            return ::std::result::Result::Err(r.missing("radius"));
+        };
+        ::std::result::Result::Ok(Self { radius: f0 })
     }
 }
 crate::runtime::object_impls!(Circle);
@@ -375,19 +374,20 @@ impl crate::runtime::Decode for Figure {
         let mut f0 = None;
         let mut tag = None;
         let mut o = r.begin_object()?;
-        while let Some(key) = o.next_key(r)? {
-            match &*key {
-                "id" => f0 = r.some()?,
-                "shape" => tag = Some(r.string()?),
-                _ => r.skip()?,
+        while let Some(i) = o.next_member(r, &["id", "shape"])? {
+            match i {
+                0 => r.some_into(&mut f0)?,
+                _ => r.str_into(&mut tag)?,
             }
         }
-        let tag = r.required(tag, "shape")?;
+        let present = [f0.is_some(), tag.is_some()];
+        let (Some(f0), Some(tag)) = (f0, tag) else {
+            return ::std::result::Result::Err(
+                r.missing_among(&present, &["id", "shape"]),
+            );
+        };
         let branch = FigureBranch::decode_branch(&tag, &mut r.at(start))?;
-        ::std::result::Result::Ok(Self {
-            id: r.required(f0, "id")?,
-            shape: branch,
-        })
+        ::std::result::Result::Ok(Self { id: f0, shape: branch })
     }
 }
 crate::runtime::object_impls!(Figure);

@@ -39,24 +39,31 @@ impl crate::runtime::Decode for Keywords {
         let mut f4 = None;
         let mut f5 = None;
         let mut o = r.begin_object()?;
-        while let Some(key) = o.next_key(r)? {
-            match &*key {
-                "type" => f0 = r.some()?,
-                "gen" => f1 = r.some()?,
-                "self" => f2 = r.some()?,
-                "async" => f3 = r.opt()?,
-                "x-perf" => f4 = r.opt()?,
-                "match-mode" => f5 = r.some()?,
-                _ => r.skip()?,
+        while let Some(i) = o
+            .next_member(r, &["type", "gen", "self", "async", "x-perf", "match-mode"])?
+        {
+            match i {
+                0 => r.some_into(&mut f0)?,
+                1 => r.some_into(&mut f1)?,
+                2 => r.some_into(&mut f2)?,
+                3 => r.opt_into(&mut f3)?,
+                4 => r.opt_into(&mut f4)?,
+                _ => r.some_into(&mut f5)?,
             }
         }
+        let present = [f0.is_some(), f1.is_some(), f2.is_some(), f5.is_some()];
+        let (Some(f0), Some(f1), Some(f2), Some(f5)) = (f0, f1, f2, f5) else {
+            return ::std::result::Result::Err(
+                r.missing_among(&present, &["type", "gen", "self", "match-mode"]),
+            );
+        };
         ::std::result::Result::Ok(Self {
-            r#type: r.required(f0, "type")?,
-            r#gen: r.required(f1, "gen")?,
-            self_: r.required(f2, "self")?,
+            r#type: f0,
+            r#gen: f1,
+            self_: f2,
             r#async: f3,
             x_perf: f4,
-            match_mode: r.required(f5, "match-mode")?,
+            match_mode: f5,
         })
     }
 }
@@ -119,14 +126,11 @@ pub mod commands {
     }
     impl crate::runtime::Decode for XQueryKeywords {
         fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-            use ::std::option::Option::{None, Some};
+            use ::std::option::Option::None;
             let mut f0 = None;
             let mut o = r.begin_object()?;
-            while let Some(key) = o.next_key(r)? {
-                match &*key {
-                    "struct" => f0 = r.opt()?,
-                    _ => r.skip()?,
-                }
+            while o.next_member(r, &["struct"])?.is_some() {
+                r.opt_into(&mut f0)?;
             }
             ::std::result::Result::Ok(Self { r#struct: f0 })
         }
@@ -169,15 +173,13 @@ pub mod events {
             use ::std::option::Option::{None, Some};
             let mut f0 = None;
             let mut o = r.begin_object()?;
-            while let Some(key) = o.next_key(r)? {
-                match &*key {
-                    "loop" => f0 = r.some()?,
-                    _ => r.skip()?,
-                }
+            while o.next_member(r, &["loop"])?.is_some() {
+                r.some_into(&mut f0)?;
             }
-            ::std::result::Result::Ok(Self {
-                r#loop: r.required(f0, "loop")?,
-            })
+            let Some(f0) = f0 else {
+                return ::std::result::Result::Err(r.missing("loop"));
+            };
+            ::std::result::Result::Ok(Self { r#loop: f0 })
         }
     }
     crate::runtime::object_impls!(XEvent);

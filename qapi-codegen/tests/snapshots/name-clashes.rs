@@ -17,15 +17,13 @@ impl crate::runtime::Decode for BlockdevBackup {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut o = r.begin_object()?;
-        while let Some(key) = o.next_key(r)? {
-            match &*key {
-                "device" => f0 = r.some()?,
-                _ => r.skip()?,
-            }
+        while o.next_member(r, &["device"])?.is_some() {
+            r.some_into(&mut f0)?;
         }
-        ::std::result::Result::Ok(Self {
-            device: r.required(f0, "device")?,
-        })
+        let Some(f0) = f0 else {
+            return ::std::result::Result::Err(r.missing("device"));
+        };
+        ::std::result::Result::Ok(Self { device: f0 })
     }
 }
 crate::runtime::object_impls!(BlockdevBackup);
@@ -45,15 +43,13 @@ impl crate::runtime::Decode for Event {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut o = r.begin_object()?;
-        while let Some(key) = o.next_key(r)? {
-            match &*key {
-                "name" => f0 = r.some()?,
-                _ => r.skip()?,
-            }
+        while o.next_member(r, &["name"])?.is_some() {
+            r.some_into(&mut f0)?;
         }
-        ::std::result::Result::Ok(Self {
-            name: r.required(f0, "name")?,
-        })
+        let Some(f0) = f0 else {
+            return ::std::result::Result::Err(r.missing("name"));
+        };
+        ::std::result::Result::Ok(Self { name: f0 })
     }
 }
 crate::runtime::object_impls!(Event);
@@ -73,15 +69,13 @@ impl crate::runtime::Decode for AnyCommand {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut o = r.begin_object()?;
-        while let Some(key) = o.next_key(r)? {
-            match &*key {
-                "name" => f0 = r.some()?,
-                _ => r.skip()?,
-            }
+        while o.next_member(r, &["name"])?.is_some() {
+            r.some_into(&mut f0)?;
         }
-        ::std::result::Result::Ok(Self {
-            name: r.required(f0, "name")?,
-        })
+        let Some(f0) = f0 else {
+            return ::std::result::Result::Err(r.missing("name"));
+        };
+        ::std::result::Result::Ok(Self { name: f0 })
     }
 }
 crate::runtime::object_impls!(AnyCommand);
@@ -105,17 +99,16 @@ impl crate::runtime::Decode for String {
         let mut f0 = None;
         let mut f1 = None;
         let mut o = r.begin_object()?;
-        while let Some(key) = o.next_key(r)? {
-            match &*key {
-                "value" => f0 = r.some()?,
-                "opt" => f1 = r.opt()?,
-                _ => r.skip()?,
+        while let Some(i) = o.next_member(r, &["value", "opt"])? {
+            match i {
+                0 => r.some_into(&mut f0)?,
+                _ => r.opt_into(&mut f1)?,
             }
         }
-        ::std::result::Result::Ok(Self {
-            value: r.required(f0, "value")?,
-            opt: f1,
-        })
+        let Some(f0) = f0 else {
+            return ::std::result::Result::Err(r.missing("value"));
+        };
+        ::std::result::Result::Ok(Self { value: f0, opt: f1 })
     }
 }
 crate::runtime::object_impls!(String);
@@ -208,13 +201,12 @@ impl crate::runtime::Decode for Opts {
         use ::std::option::Option::{None, Some};
         let mut tag = None;
         let mut o = r.begin_object()?;
-        while let Some(key) = o.next_key(r)? {
-            match &*key {
-                "kind" => tag = Some(r.string()?),
-                _ => r.skip()?,
-            }
+        while o.next_member(r, &["kind"])?.is_some() {
+            r.str_into(&mut tag)?;
         }
-        let tag = r.required(tag, "kind")?;
+        let Some(tag) = tag else {
+            return ::std::result::Result::Err(r.missing("kind"));
+        };
         let branch = OptsBranch2::decode_branch(&tag, &mut r.at(start))?;
         ::std::result::Result::Ok(Self { kind: branch })
     }
@@ -236,13 +228,13 @@ impl crate::runtime::Decode for OptsBranch {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut o = r.begin_object()?;
-        while let Some(key) = o.next_key(r)? {
-            match &*key {
-                "x" => f0 = r.some()?,
-                _ => r.skip()?,
-            }
+        while o.next_member(r, &["x"])?.is_some() {
+            r.some_into(&mut f0)?;
         }
-        ::std::result::Result::Ok(Self { x: r.required(f0, "x")? })
+        let Some(f0) = f0 else {
+            return ::std::result::Result::Err(r.missing("x"));
+        };
+        ::std::result::Result::Ok(Self { x: f0 })
     }
 }
 crate::runtime::object_impls!(OptsBranch);
@@ -341,15 +333,13 @@ pub mod events {
             use ::std::option::Option::{None, Some};
             let mut f0 = None;
             let mut o = r.begin_object()?;
-            while let Some(key) = o.next_key(r)? {
-                match &*key {
-                    "device" => f0 = r.some()?,
-                    _ => r.skip()?,
-                }
+            while o.next_member(r, &["device"])?.is_some() {
+                r.some_into(&mut f0)?;
             }
-            ::std::result::Result::Ok(Self {
-                device: r.required(f0, "device")?,
-            })
+            let Some(f0) = f0 else {
+                return ::std::result::Result::Err(r.missing("device"));
+            };
+            ::std::result::Result::Ok(Self { device: f0 })
         }
     }
     crate::runtime::object_impls!(BlockdevBackup);

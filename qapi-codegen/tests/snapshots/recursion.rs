@@ -29,17 +29,19 @@ impl crate::runtime::Decode for Node {
         let mut f2 = None;
         let mut f3 = None;
         let mut o = r.begin_object()?;
-        while let Some(key) = o.next_key(r)? {
-            match &*key {
-                "name" => f0 = r.some()?,
-                "parent" => f1 = r.opt()?,
-                "children" => f2 = r.opt()?,
-                "other" => f3 = r.opt()?,
-                _ => r.skip()?,
+        while let Some(i) = o.next_member(r, &["name", "parent", "children", "other"])? {
+            match i {
+                0 => r.some_into(&mut f0)?,
+                1 => r.opt_into(&mut f1)?,
+                2 => r.opt_into(&mut f2)?,
+                _ => r.opt_into(&mut f3)?,
             }
         }
+        let Some(f0) = f0 else {
+            return ::std::result::Result::Err(r.missing("name"));
+        };
         ::std::result::Result::Ok(Self {
-            name: r.required(f0, "name")?,
+            name: f0,
             parent: f1,
             children: f2,
             other: f3,
@@ -60,14 +62,11 @@ impl crate::runtime::Members for Other {
 }
 impl crate::runtime::Decode for Other {
     fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-        use ::std::option::Option::{None, Some};
+        use ::std::option::Option::None;
         let mut f0 = None;
         let mut o = r.begin_object()?;
-        while let Some(key) = o.next_key(r)? {
-            match &*key {
-                "node" => f0 = r.opt()?,
-                _ => r.skip()?,
-            }
+        while o.next_member(r, &["node"])?.is_some() {
+            r.opt_into(&mut f0)?;
         }
         ::std::result::Result::Ok(Self { node: f0 })
     }
@@ -175,14 +174,15 @@ impl crate::runtime::Decode for Chain {
         let mut tag = None;
         let mut f1 = None;
         let mut o = r.begin_object()?;
-        while let Some(key) = o.next_key(r)? {
-            match &*key {
-                "kind" => tag = Some(r.string()?),
-                "next" => f1 = r.opt()?,
-                _ => r.skip()?,
+        while let Some(i) = o.next_member(r, &["kind", "next"])? {
+            match i {
+                0 => r.str_into(&mut tag)?,
+                _ => r.opt_into(&mut f1)?,
             }
         }
-        let tag = r.required(tag, "kind")?;
+        let Some(tag) = tag else {
+            return ::std::result::Result::Err(r.missing("kind"));
+        };
         let branch = ChainBranch::decode_branch(&tag, &mut r.at(start))?;
         ::std::result::Result::Ok(Self { kind: branch, next: f1 })
     }
@@ -204,15 +204,13 @@ impl crate::runtime::Decode for ChainLink {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut o = r.begin_object()?;
-        while let Some(key) = o.next_key(r)? {
-            match &*key {
-                "target" => f0 = r.some()?,
-                _ => r.skip()?,
-            }
+        while o.next_member(r, &["target"])?.is_some() {
+            r.some_into(&mut f0)?;
         }
-        ::std::result::Result::Ok(Self {
-            target: r.required(f0, "target")?,
-        })
+        let Some(f0) = f0 else {
+            return ::std::result::Result::Err(r.missing("target"));
+        };
+        ::std::result::Result::Ok(Self { target: f0 })
     }
 }
 crate::runtime::object_impls!(ChainLink);

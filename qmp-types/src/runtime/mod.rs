@@ -19,17 +19,21 @@ pub use write::Writer;
 
 use crate::command::Timestamp;
 
-/// A decoding error: its message, ending with the position in the JSON text.
+/// A decoding error: its message, ending with the position in the JSON text. Boxed, so
+/// that a decoder's `Result<(), Error>` is one register.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Error(String);
+#[allow(clippy::box_collection)]
+pub struct Error(Box<String>);
 
 impl Error {
+    #[cold]
+    #[inline(never)]
     fn into_json(self) -> serde_json::Error {
-        serde::de::Error::custom(self.0)
+        serde::de::Error::custom(*self.0)
     }
 
     fn from_json(e: serde_json::Error) -> Self {
-        Error(e.to_string())
+        Error(Box::new(e.to_string()))
     }
 }
 
@@ -69,9 +73,21 @@ pub trait Members {
 
 /// Decodes a whole JSON text (only whitespace may follow the value).
 pub fn decode<T: Decode>(json: &str) -> std::result::Result<T, serde_json::Error> {
+    let mut slot = None;
+    decode_with(json, &mut |r| r.some_into(&mut slot))?;
+    // `decode_with` succeeds only after the closure filled the slot.
+    slot.ok_or_else(|| Error(Box::new("no value".into())).into_json())
+}
+
+/// The non-generic part of [`decode`]: reads with `read`, then checks the end.
+#[inline(never)]
+fn decode_with(
+    json: &str,
+    read: &mut dyn FnMut(&mut Reader<'_>) -> Result<()>,
+) -> std::result::Result<(), serde_json::Error> {
     let mut r = Reader::new(json);
-    T::decode(&mut r)
-        .and_then(|v| r.end().map(|()| v))
+    read(&mut r)
+        .and_then(|()| r.end())
         .map_err(Error::into_json)
 }
 
@@ -91,7 +107,8 @@ pub fn write_arguments<T: Encode + ?Sized>(
 }
 
 /// Writes an object type: its members between braces.
-pub fn encode_object<T: Members + ?Sized>(value: &T, w: &mut Writer<'_>) {
+#[inline(never)]
+pub fn encode_object(value: &dyn Members, w: &mut Writer<'_>) {
     w.begin_object();
     value.members(w);
     w.end_object();
@@ -161,7 +178,7 @@ impl Encode for f64 {
 
 impl Decode for String {
     fn decode(r: &mut Reader<'_>) -> Result<Self> {
-        r.string().map(Cow::into_owned)
+        r.owned_string()
     }
 }
 

@@ -48,11 +48,14 @@ impl fmt::Display for Kind {
     }
 }
 
-/// An object being read: call [`Object::next_key`] until it gives `None`, reading (or
-/// skipping) the value after each key.
+/// An object being read: call [`Object::next_key`] (or [`Object::next_member`]) until it
+/// gives `None`, reading (or skipping) the value after each key.
 #[derive(Debug)]
 pub struct Object {
     first: bool,
+    /// Where [`Object::next_member`] looks first: after the last member found, since
+    /// members mostly come in schema order.
+    hint: usize,
 }
 
 /// An array being read: call [`Array::next`] before each element.
@@ -100,6 +103,8 @@ impl<'a> Reader<'a> {
     }
 
     /// An error at the current position, with serde_json's `line N column M` suffix.
+    #[cold]
+    #[inline(never)]
     pub fn error(&self, msg: impl fmt::Display) -> Error {
         let before = &self.text.as_bytes()[..self.pos.min(self.text.len())];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
@@ -107,13 +112,15 @@ impl<'a> Reader<'a> {
             .iter()
             .rposition(|&b| b == b'\n')
             .map_or(0, |i| i + 1);
-        Error(format!(
+        Error(Box::new(format!(
             "{msg} at line {line} column {}",
             before.len() - start + 1
-        ))
+        )))
     }
 
     /// The error for a value of the wrong JSON type (or no value at all).
+    #[cold]
+    #[inline(never)]
     pub fn unexpected(&mut self, expected: &str) -> Error {
         match self.kind() {
             Ok(k) => self.error(format_args!("invalid type: {k}, expected {expected}")),
@@ -122,6 +129,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Fails unless only whitespace is left.
+    #[inline(never)]
     pub fn end(&mut self) -> Result<()> {
         match self.peek() {
             None => Ok(()),
@@ -143,6 +151,7 @@ impl<'a> Reader<'a> {
         })
     }
 
+    #[inline(never)]
     fn enter(&mut self, open: u8, expected: &str) -> Result<()> {
         if self.peek() != Some(open) {
             return Err(self.unexpected(expected));
@@ -158,10 +167,14 @@ impl<'a> Reader<'a> {
     /// Reads the `{` of an object.
     pub fn begin_object(&mut self) -> Result<Object> {
         self.enter(b'{', "an object")?;
-        Ok(Object { first: true })
+        Ok(Object {
+            first: true,
+            hint: 0,
+        })
     }
 
     /// Skips an object, checking that it is one (a struct without members).
+    #[inline(never)]
     pub fn skip_object(&mut self) -> Result<()> {
         let mut o = self.begin_object()?;
         while o.next_key(self)?.is_some() {
@@ -189,16 +202,63 @@ impl<'a> Reader<'a> {
     /// Decodes an optional member's value: `null` is `None`.
     pub fn opt<T: Decode>(&mut self) -> Result<Option<T>> {
         if self.peek() == Some(b'n') {
-            self.null()?;
-            Ok(None)
+            self.null().map(|()| None)
         } else {
             T::decode(self).map(Some)
         }
     }
 
     /// The value of a required member, or the error naming it.
+    #[inline]
     pub fn required<T>(&self, slot: Option<T>, name: &str) -> Result<T> {
-        slot.ok_or_else(|| self.error(format_args!("missing field `{name}`")))
+        match slot {
+            Some(v) => Ok(v),
+            None => Err(self.missing(name)),
+        }
+    }
+
+    /// The error for a missing required member.
+    #[cold]
+    #[inline(never)]
+    pub fn missing(&self, name: &str) -> Error {
+        self.error(format_args!("missing field `{name}`"))
+    }
+
+    /// The error for the first required member not `present` (a decoder's check of all
+    /// its required members at once).
+    #[cold]
+    #[inline(never)]
+    pub fn missing_among(&self, present: &[bool], names: &[&str]) -> Error {
+        let i = present.iter().position(|p| !p).unwrap_or(0);
+        self.missing(names.get(i).copied().unwrap_or_default())
+    }
+
+    /// Decodes a member's value into its slot (`null` only where `T` accepts it).
+    /// Out of line and shared by every member of type `T`: decoders stay small.
+    #[inline(never)]
+    pub fn some_into<T: Decode>(&mut self, slot: &mut Option<T>) -> Result<()> {
+        *slot = Some(T::decode(self)?);
+        Ok(())
+    }
+
+    /// Decodes an optional member's value into its slot: `null` is `None`.
+    #[inline(never)]
+    pub fn opt_into<T: Decode>(&mut self, slot: &mut Option<T>) -> Result<()> {
+        *slot = self.opt()?;
+        Ok(())
+    }
+
+    /// Reads a union's discriminator into its slot, borrowed when possible.
+    #[inline(never)]
+    pub fn str_into(&mut self, slot: &mut Option<Cow<'a, str>>) -> Result<()> {
+        *slot = Some(self.string()?);
+        Ok(())
+    }
+
+    /// Reads a string into an owned `String`.
+    #[inline(never)]
+    pub fn owned_string(&mut self) -> Result<String> {
+        self.string().map(Cow::into_owned)
     }
 
     fn literal(&mut self, word: &str) -> Result<()> {
@@ -211,6 +271,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads `null`.
+    #[inline(never)]
     pub fn null(&mut self) -> Result<()> {
         match self.peek() {
             Some(b'n') => self.literal("null"),
@@ -219,6 +280,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads `true` or `false`.
+    #[inline(never)]
     pub fn boolean(&mut self) -> Result<bool> {
         match self.peek() {
             Some(b't') => self.literal("true").map(|()| true),
@@ -277,6 +339,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads an integer that fits `T` (`what` names `T` in errors).
+    #[inline(never)]
     pub fn integer<T: TryFrom<i64> + TryFrom<u64>>(&mut self, what: &str) -> Result<T> {
         if self.peek().is_none_or(|b| b != b'-' && !b.is_ascii_digit()) {
             return Err(self.unexpected(what));
@@ -305,6 +368,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads any number as `f64`.
+    #[inline(never)]
     pub fn number(&mut self) -> Result<f64> {
         if self.peek().is_none_or(|b| b != b'-' && !b.is_ascii_digit()) {
             return Err(self.unexpected("a number"));
@@ -325,19 +389,19 @@ impl<'a> Reader<'a> {
         let mut i = start;
         let mut escaped = false;
         loop {
+            i = string_run(b, i);
             match b.get(i) {
                 Some(b'"') => break,
                 Some(b'\\') => {
                     escaped = true;
                     i += 2;
                 }
-                Some(c) if *c < 0x20 => {
+                Some(_) => {
                     self.pos = i;
                     return Err(self.error(
                         "control character (\\u0000-\\u001F) found while parsing a string",
                     ));
                 }
-                Some(_) => i += 1,
                 None => {
                     self.pos = b.len();
                     return Err(self.error("EOF while parsing a string"));
@@ -349,6 +413,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a string, borrowed from the text when it has no escapes.
+    #[inline(never)]
     pub fn string(&mut self) -> Result<Cow<'a, str>> {
         if self.peek() != Some(b'"') {
             return Err(self.unexpected("a string"));
@@ -365,6 +430,7 @@ impl<'a> Reader<'a> {
 
     /// Skips one value, checking that it is well-formed JSON. Iterative, so any nesting
     /// depth is safe.
+    #[inline(never)]
     pub fn skip(&mut self) -> Result<()> {
         // One bit per open container: 1 for an object, 0 for an array.
         let mut stack: Vec<bool> = Vec::new();
@@ -447,6 +513,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The text of the next value (checked, not decoded).
+    #[inline(never)]
     pub fn raw(&mut self) -> Result<&'a str> {
         let start = self.mark();
         self.skip()?;
@@ -456,6 +523,7 @@ impl<'a> Reader<'a> {
 
 impl Object {
     /// The next key (its colon read too), or `None` at the closing `}`.
+    #[inline(never)]
     pub fn next_key<'a>(&mut self, r: &mut Reader<'a>) -> Result<Option<Cow<'a, str>>> {
         match r.peek() {
             Some(b'}') => {
@@ -471,11 +539,32 @@ impl Object {
         self.first = false;
         r.key().map(Some)
     }
+
+    /// The index in `keys` of the next member's key, its colon read; members not in
+    /// `keys` are skipped. `None` at the closing `}`.
+    #[inline(never)]
+    pub fn next_member(&mut self, r: &mut Reader<'_>, keys: &[&str]) -> Result<Option<usize>> {
+        while let Some(key) = self.next_key(r)? {
+            let n = keys.len();
+            let found = (0..n)
+                .map(|i| (self.hint + i) % n)
+                .find(|&i| keys[i] == key);
+            match found {
+                Some(i) => {
+                    self.hint = i + 1;
+                    return Ok(Some(i));
+                }
+                None => r.skip()?,
+            }
+        }
+        Ok(None)
+    }
 }
 
 impl Array {
     /// Whether another element follows (its comma read), or `false` at the closing `]`.
     #[allow(clippy::should_implement_trait)]
+    #[inline(never)]
     pub fn next(&mut self, r: &mut Reader<'_>) -> Result<bool> {
         match r.peek() {
             Some(b']') => {
@@ -491,6 +580,34 @@ impl Array {
         self.first = false;
         Ok(true)
     }
+}
+
+/// The index of the first byte at or after `i` that ends a run of plain string
+/// characters (a quote, a backslash or a control character), or `b.len()`. Eight bytes
+/// at a time: the lowest flagged byte of a word is exact.
+fn string_run(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let hits = zero_byte(w ^ (ONES * u64::from(b'"')))
+            | zero_byte(w ^ (ONES * u64::from(b'\\')))
+            | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
+        if hits != 0 {
+            return i + (hits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            break;
+        }
+        i += 1;
+    }
+    i.min(b.len())
 }
 
 /// Decodes the escapes of a string's text; on error, the byte offset and the message.
@@ -613,12 +730,12 @@ mod tests {
         );
         let e = Reader::new("256").integer::<u8>("u8").unwrap_err();
         assert_eq!(
-            e.0,
+            e.to_string(),
             "invalid value: integer `256`, expected u8 at line 1 column 1"
         );
         let e = Reader::new("\n 1.0").integer::<i64>("i64").unwrap_err();
         assert_eq!(
-            e.0,
+            e.to_string(),
             "invalid type: floating point `1.0`, expected i64 at line 2 column 2"
         );
         assert!(Reader::new("-1").integer::<u64>("u64").is_err());
@@ -634,5 +751,25 @@ mod tests {
         let mut r = Reader::new(r#""a\"b\\c\/\n\u0041\ud83d\ude00""#);
         assert_eq!(r.string().unwrap(), "a\"b\\c/\nA\u{1F600}");
         assert!(Reader::new(r#""\udc00""#).string().is_err());
+    }
+
+    #[test]
+    fn strings_agree_with_serde_json_at_every_offset() {
+        // The word-at-a-time scan must find quotes, escapes and control characters
+        // wherever they sit in a word, and accept non-ASCII text.
+        for len in 0..20 {
+            for at in 0..=len {
+                for special in [
+                    "\\\"", "\\\\", "\\n", "\\u00e9", "\u{1}", "\u{7f}", "é", "😀",
+                ] {
+                    let mut body = "a".repeat(len);
+                    body.insert_str(at, special);
+                    let text = format!("\"{body}\"");
+                    let ours = Reader::new(&text).string().map(Cow::into_owned).ok();
+                    let theirs = serde_json::from_str::<String>(&text).ok();
+                    assert_eq!(ours, theirs, "{text:?}");
+                }
+            }
+        }
     }
 }

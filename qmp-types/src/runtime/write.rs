@@ -49,16 +49,23 @@ impl<'a> Writer<'a> {
         self.first = false;
     }
 
-    /// Writes an object member.
+    /// Writes an object member. Out of line and shared by every member of type `T`.
+    #[inline(never)]
     pub fn member<T: Encode + ?Sized>(&mut self, key: &str, value: &T) {
-        self.comma();
-        self.str(key);
-        self.out.push(b':');
+        self.key(key);
         value.encode(self);
         self.first = false;
     }
 
+    #[inline(never)]
+    fn key(&mut self, key: &str) {
+        self.comma();
+        self.str(key);
+        self.out.push(b':');
+    }
+
     /// Writes an optional member, nothing when it is `None`.
+    #[inline(never)]
     pub fn opt_member<T: Encode>(&mut self, key: &str, value: &Option<T>) {
         if let Some(v) = value {
             self.member(key, v);
@@ -99,6 +106,7 @@ impl<'a> Writer<'a> {
     }
 
     /// Writes a JSON string, escaped as serde_json escapes it.
+    #[inline(never)]
     pub fn str(&mut self, s: &str) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let out = &mut *self.out;
