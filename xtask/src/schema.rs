@@ -267,42 +267,56 @@ fn signatures(s: &Schema) -> BTreeMap<(u8, String), Sig> {
 }
 
 fn diff(old: &Path, new: &Path) -> Result {
-    let (a, b) = (signatures(&load_any(old)?), signatures(&load_any(new)?));
+    print!("{}", diff_report(&load_any(old)?, &load_any(new)?));
+    Ok(())
+}
+
+/// The text `diff` prints: one line per added (`+`), removed (`-`) or changed (`~`)
+/// command, event and type, indented lines for what changed, then one count line per kind.
+fn diff_report(old: &Schema, new: &Schema) -> String {
+    use std::fmt::Write as _;
+    let (a, b) = (signatures(old), signatures(new));
     let kinds = ["command", "event", "type"];
     let mut counts = [[0usize; 3]; 3];
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    macro_rules! line {
+        ($($t:tt)*) => { let _ = writeln!(out, $($t)*); };
+    }
     for (k, label) in kinds.iter().enumerate() {
         let k = k as u8;
-        for ((kind, name), sig_b) in b.range((k, String::new())..(k + 1, String::new())) {
-            let _ = kind;
+        for ((_, name), sig_b) in b.range((k, String::new())..(k + 1, String::new())) {
             match a.get(&(k, name.clone())) {
                 None => {
-                    println!("+ {label} {name}");
+                    line!("+ {label} {name}");
                     counts[k as usize][0] += 1;
                 }
                 Some(sig_a) if sig_a != sig_b => {
-                    println!("~ {label} {name}");
+                    line!("~ {label} {name}");
                     for (m, t) in &sig_b.members {
                         match sig_a.members.get(m) {
-                            None => println!("    + member {m}: {t}"),
+                            None => {
+                                line!("    + member {m}: {t}");
+                            }
                             Some(old_t) if old_t != t => {
-                                println!("    ~ member {m}: {old_t} -> {t}")
+                                line!("    ~ member {m}: {old_t} -> {t}");
                             }
                             _ => {}
                         }
                     }
                     for (m, t) in &sig_a.members {
                         if !sig_b.members.contains_key(m) {
-                            println!("    - member {m}: {t}");
+                            line!("    - member {m}: {t}");
                         }
                     }
                     for p in &sig_b.props {
                         if !sig_a.props.contains(p) {
-                            println!("    + {p}");
+                            line!("    + {p}");
                         }
                     }
                     for p in &sig_a.props {
                         if !sig_b.props.contains(p) {
-                            println!("    - {p}");
+                            line!("    - {p}");
                         }
                     }
                     counts[k as usize][2] += 1;
@@ -315,14 +329,81 @@ fn diff(old: &Path, new: &Path) -> Result {
             .map(|(key, _)| key)
         {
             if !b.contains_key(&(k, name.clone())) {
-                println!("- {label} {name}");
+                line!("- {label} {name}");
                 counts[k as usize][1] += 1;
             }
         }
     }
     for (k, label) in kinds.iter().enumerate() {
         let [add, rem, chg] = counts[k];
-        println!("{label}s: {add} added, {rem} removed, {chg} changed");
+        line!("{label}s: {add} added, {rem} removed, {chg} changed");
     }
-    Ok(())
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use expect_test::{expect, Expect};
+
+    use super::*;
+
+    fn check(old: &str, new: &str, want: Expect) {
+        let load = |name: &str, text: &str| {
+            qapi_parser::load_str(name, text, &Options::default())
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+        };
+        want.assert_eq(&diff_report(&load("old.json", old), &load("new.json", new)));
+    }
+
+    #[test]
+    fn diff_lists_added_removed_and_changed_definitions() {
+        check(
+            r#"
+{ 'enum': 'Color', 'data': [ 'red', 'green' ] }
+{ 'struct': 'Point', 'data': { 'x': 'int', 'y': 'int' } }
+{ 'struct': 'Gone', 'data': { 'a': 'str' } }
+{ 'command': 'query-point', 'returns': 'Point' }
+{ 'command': 'old-cmd' }
+{ 'command': 'set-point',
+  'data': { 'x': 'int', 'y': 'int', 'color': 'Color' } }
+{ 'event': 'POINT_MOVED', 'data': { 'x': 'int' } }
+"#,
+            r#"
+{ 'enum': 'Color', 'data': [ 'red', 'blue' ] }
+{ 'struct': 'Point',
+  'data': { 'x': 'number', 'y': 'int', '*label': 'str' } }
+{ 'struct': 'Added', 'data': { 'b': [ 'int' ] } }
+{ 'command': 'query-point', 'returns': 'Point' }
+{ 'command': 'new-cmd', 'data': { 'p': 'Added' } }
+{ 'command': 'set-point',
+  'data': { 'x': 'number', 'z': 'int', 'color': 'Color' },
+  'allow-oob': true }
+{ 'event': 'POINT_MOVED', 'data': { 'x': 'int', '*y': 'int' } }
+{ 'event': 'POINT_GONE' }
+"#,
+            expect![[r#"
+                + command new-cmd
+                ~ command set-point
+                    ~ member x: int -> number
+                    + member z: int
+                    - member y: int
+                    + allow-oob
+                - command old-cmd
+                + event POINT_GONE
+                ~ event POINT_MOVED
+                    + member y: int, optional
+                + type Added
+                ~ type Color
+                    + value blue
+                    - value green
+                ~ type Point
+                    + member label: str, optional
+                    ~ member x: int -> number
+                - type Gone
+                commands: 1 added, 1 removed, 1 changed
+                events: 1 added, 0 removed, 1 changed
+                types: 1 added, 1 removed, 2 changed
+            "#]],
+        );
+    }
 }
