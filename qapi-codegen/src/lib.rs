@@ -12,8 +12,10 @@
 //! ```
 //!
 //! and in the crate, `pub mod qmp { include!(concat!(env!("OUT_DIR"), "/qmp.rs")); }`.
-//! The generated code needs `serde`, `serde_json` and `qmp-types` (for the `Command`
-//! trait and its runtime helpers) as dependencies. [`Config`] covers the rest.
+//! The generated code needs `serde_json` and `qmp-types` (the `Command` trait and the
+//! JSON codec the generated types decode and encode with) as dependencies; serde's traits
+//! are implemented through `qmp-types`' re-export, so `serde` itself is optional.
+//! [`Config`] covers the rest.
 
 #![deny(missing_docs)]
 
