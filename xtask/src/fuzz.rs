@@ -1,8 +1,9 @@
 //! `cargo xtask fuzz [--seconds N] [--target NAME] [-- LIBFUZZER-ARGS]`: a bounded cargo-fuzz run.
 //!
 //! The fuzz crate (`fuzz/`) is its own workspace, outside CI's build; this command installs
-//! cargo-fuzz when missing, seeds the corpus with QEMU's conformance cases (read from the shared
-//! material at run time, never committed) and runs libFuzzer for a fixed time.
+//! cargo-fuzz when missing, seeds the corpus (the `parse` target with QEMU's conformance cases, the
+//! `decode` target with libvirt's recorded QMP messages; both read from the shared material at
+//! run time, never committed) and runs libFuzzer for a fixed time.
 //! cargo-fuzz passes nightly-only `-Z` flags (sanitizers, coverage instrumentation); on the
 //! stable toolchain `RUSTC_BOOTSTRAP=1` lets them through.
 //! Crashes, timeouts and out-of-memory inputs land in `fuzz/artifacts/NAME/`.
@@ -47,11 +48,12 @@ pub(crate) fn run(args: &[String]) -> Result {
     ensure_cargo_fuzz()?;
     let root = repo_root();
     let corpus = root.join("fuzz/corpus").join(&target);
-    let seeds = seed(&corpus)?;
-    println!(
-        "corpus {}: {seeds} seed(s) from QEMU's conformance cases",
-        corpus.display()
-    );
+    let (seeds, from) = if target == "decode" {
+        (seed_replies(&corpus)?, "libvirt's recorded QMP replies")
+    } else {
+        (seed(&corpus)?, "QEMU's conformance cases")
+    };
+    println!("corpus {}: {seeds} seed(s) from {from}", corpus.display());
     let mut cmd = cargo();
     cmd.env("RUSTC_BOOTSTRAP", "1")
         .args(["fuzz", "run", &target])
@@ -79,6 +81,37 @@ fn ensure_cargo_fuzz() -> Result {
         util::run(cargo().args(["install", "cargo-fuzz", "--locked"]))?;
     }
     Ok(())
+}
+
+/// Writes every message of libvirt's recorded QMP traffic, and the `return` member of
+/// each reply, as a seed of the `decode` target. Returns how many seeds there are.
+fn seed_replies(corpus: &Path) -> Result<usize> {
+    std::fs::create_dir_all(corpus)?;
+    let dir = util::shared_qemu_dir().join("replies");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).map_err(|err| {
+        format!(
+            "no recorded replies at {}: {err} (set QAPI_SHARED_DIR)",
+            dir.display()
+        )
+    })? {
+        let path = entry?.path();
+        let text = std::fs::read_to_string(&path)?;
+        let stream = serde_json::Deserializer::from_str(&text).into_iter::<serde_json::Value>();
+        for (i, message) in stream.enumerate() {
+            let message = message?;
+            let mut texts = vec![message.to_string()];
+            if let Some(ret) = message.get("return") {
+                texts.push(ret.to_string());
+            }
+            for (j, t) in texts.iter().enumerate() {
+                let name = path.file_stem().unwrap_or_default().to_string_lossy();
+                std::fs::write(corpus.join(format!("{name}-{i}-{j}")), t)?;
+                count += 1;
+            }
+        }
+    }
+    Ok(count)
 }
 
 /// Copies QEMU's conformance cases (`*.json`) into `corpus`, keeping what is already there.

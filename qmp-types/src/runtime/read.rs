@@ -499,6 +499,26 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Inside an object or array (`close` ends it): reads the end (`false`), or the comma
+    /// before the next member or element (`true`; none before the first).
+    fn next_in(&mut self, first: &mut bool, close: u8, what: &str) -> Result<bool> {
+        match self.peek() {
+            Some(c) if c == close => {
+                self.pos += 1;
+                self.depth -= 1;
+                return Ok(false);
+            }
+            Some(b',') if !*first => self.pos += 1,
+            _ if *first => {}
+            None => return Err(self.error(format_args!("EOF while parsing {what}"))),
+            Some(_) => {
+                return Err(self.error(format_args!("expected `,` or `{}`", close as char)));
+            }
+        }
+        *first = false;
+        Ok(true)
+    }
+
     /// Reads an object key and its colon.
     fn key(&mut self) -> Result<Cow<'a, str>> {
         if self.peek() != Some(b'"') {
@@ -525,19 +545,11 @@ impl Object {
     /// The next key (its colon read too), or `None` at the closing `}`.
     #[inline(never)]
     pub fn next_key<'a>(&mut self, r: &mut Reader<'a>) -> Result<Option<Cow<'a, str>>> {
-        match r.peek() {
-            Some(b'}') => {
-                r.pos += 1;
-                r.depth -= 1;
-                return Ok(None);
-            }
-            Some(b',') if !self.first => r.pos += 1,
-            _ if self.first => {}
-            None => return Err(r.error("EOF while parsing an object")),
-            Some(_) => return Err(r.error("expected `,` or `}`")),
+        if r.next_in(&mut self.first, b'}', "an object")? {
+            r.key().map(Some)
+        } else {
+            Ok(None)
         }
-        self.first = false;
-        r.key().map(Some)
     }
 
     /// The index in `keys` of the next member's key, its colon read; members not in
@@ -566,19 +578,7 @@ impl Array {
     #[allow(clippy::should_implement_trait)]
     #[inline(never)]
     pub fn next(&mut self, r: &mut Reader<'_>) -> Result<bool> {
-        match r.peek() {
-            Some(b']') => {
-                r.pos += 1;
-                r.depth -= 1;
-                return Ok(false);
-            }
-            Some(b',') if !self.first => r.pos += 1,
-            _ if self.first => {}
-            None => return Err(r.error("EOF while parsing a list")),
-            Some(_) => return Err(r.error("expected `,` or `]`")),
-        }
-        self.first = false;
-        Ok(true)
+        r.next_in(&mut self.first, b']', "a list")
     }
 }
 
