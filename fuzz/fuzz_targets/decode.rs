@@ -47,7 +47,11 @@ fuzz_target!(|data: &[u8]| {
 
     // Strings decode to the same text, or fail on the same inputs.
     let s = runtime::decode::<String>(text).ok();
-    assert_eq!(s, serde_json::from_str::<String>(text).ok(), "string {text:?}");
+    assert_eq!(
+        s,
+        serde_json::from_str::<String>(text).ok(),
+        "string {text:?}"
+    );
 
     // The generated decoders never panic, whatever the input.
     let _ = runtime::decode::<qmp::AnyCommand>(text);
