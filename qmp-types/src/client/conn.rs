@@ -434,6 +434,9 @@ pub(crate) struct Core {
     pub(crate) resyncs_pending: u32,
     pub(crate) default_timeout: Option<Duration>,
     max_message: usize,
+    /// Nothing can have arrived yet (just connected, or a request just sent): the next
+    /// read waits before it tries, saving the `recv` that would only say "not yet".
+    expect_wait: bool,
 }
 
 impl Core {
@@ -449,6 +452,7 @@ impl Core {
             framer: Framer::new(max_message),
             next_id: 1,
             wbuf: Vec::with_capacity(256),
+            expect_wait: true,
             stats: Stats::default(),
             partial_write: false,
             resyncs_pending: 0,
@@ -524,6 +528,7 @@ impl Core {
         w.push(b'}');
         let result = self.write_bytes(prefix, &w, fds, deadline, command);
         self.wbuf = w;
+        self.expect_wait = result.is_ok();
         result.map(|()| id)
     }
 
@@ -624,7 +629,14 @@ impl Core {
                 Ok(None) => {}
             }
             let raw = self.fd.as_raw_fd();
+            let mut wait_first = std::mem::take(&mut self.expect_wait);
             let n = self.framer.fill(|buf| loop {
+                if std::mem::take(&mut wait_first) {
+                    started.get_or_insert_with(Instant::now);
+                    if !fd::wait(raw, false, deadline)? {
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, "timeout"));
+                    }
+                }
                 match fd::recv(raw, buf)? {
                     Some(n) => return Ok(n),
                     None => {

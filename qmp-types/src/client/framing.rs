@@ -8,8 +8,13 @@
 
 use std::io;
 
-/// Bytes read from the socket at a time (and the minimum free space kept).
+/// Bytes read from the socket at a time at most (and the most free space kept).
 const CHUNK: usize = 64 * 1024;
+
+/// Bytes read at a time at first: a connection that only exchanges small messages
+/// (most do) never allocates and zeroes a 64 KiB buffer; the read size doubles each
+/// time a read fills all the space it was given.
+const FIRST_CHUNK: usize = 4096;
 
 /// Bytes that matter inside an object but outside strings (1) and inside strings (2).
 static CLASS: [u8; 256] = {
@@ -62,6 +67,8 @@ pub(crate) struct Framer {
     /// Skipping the rest of an oversized object.
     discarding: bool,
     max: usize,
+    /// The free space a read is given now (grows to `CHUNK`).
+    chunk: usize,
 }
 
 impl Framer {
@@ -77,6 +84,7 @@ impl Framer {
             obj_start: 0,
             discarding: false,
             max: max.max(2),
+            chunk: FIRST_CHUNK,
         }
     }
 
@@ -251,19 +259,24 @@ impl Framer {
         } else {
             self.start
         };
-        if keep_from > 0 && (keep_from == self.filled || self.buf.len() - self.filled < CHUNK) {
+        let chunk = self.chunk;
+        if keep_from > 0 && (keep_from == self.filled || self.buf.len() - self.filled < chunk) {
             self.buf.copy_within(keep_from..self.filled, 0);
             self.filled -= keep_from;
             self.start -= keep_from;
             self.pos -= keep_from;
             self.obj_start = self.obj_start.saturating_sub(keep_from);
         }
-        if self.buf.len() - self.filled < CHUNK {
-            let want = (self.filled + CHUNK).max(self.buf.len() * 2).max(CHUNK);
+        if self.buf.len() - self.filled < chunk {
+            let want = (self.filled + chunk).max(self.buf.len() * 2).max(chunk);
             self.buf.resize(want, 0);
         }
+        let offered = self.buf.len() - self.filled;
         let n = read(&mut self.buf[self.filled..])?;
-        self.filled += n.min(self.buf.len() - self.filled);
+        self.filled += n.min(offered);
+        if n >= offered && self.chunk < CHUNK {
+            self.chunk *= 2;
+        }
         Ok(n)
     }
 }
