@@ -135,11 +135,11 @@ pub struct Struct {
 /// The shape of a struct.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StructShape {
-    /// Named fields (serde derive).
+    /// Named fields: a JSON object, member by member.
     Fields(Vec<Field>),
-    /// `struct X(pub T)`, serde-transparent (boxed commands and events).
+    /// `struct X(pub T)`, on the wire exactly `T` (boxed commands and events).
     Newtype(TypeRef),
-    /// `struct X;` (commands without arguments, events without data): no serde impls.
+    /// `struct X;` (commands without arguments, events without data): no wire codec.
     Unit,
 }
 
