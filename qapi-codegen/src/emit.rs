@@ -837,6 +837,21 @@ fn dyn_parts(v: &DynVariant) -> (Ident, &str, TokenStream, bool, Option<&TypeRef
     (ident(vi), wire, path(p), *has_data, returns.as_ref())
 }
 
+/// The body that decodes a command or event by its wire name: one `match` arm per known
+/// name, the local `unknown` closure otherwise (alone when there are no arms: clippy
+/// rejects a `match` with nothing but the fallback arm).
+fn dispatch_by_name(name: TokenStream, arms: &[TokenStream]) -> TokenStream {
+    if arms.is_empty() {
+        return quote!(unknown());
+    }
+    quote! {
+        ::std::result::Result::Ok(match #name {
+            #(#arms,)*
+            _ => return unknown(),
+        })
+    }
+}
+
 fn any_command_tokens(a: &AnyCommand, k: &TokenStream) -> TokenStream {
     let AnyCommand {
         meta,
@@ -862,16 +877,7 @@ fn any_command_tokens(a: &AnyCommand, k: &TokenStream) -> TokenStream {
             enc.push(quote!(Self::#vi(_) => #k::runtime::encode_request(w, #wire, ::std::option::Option::None)));
         }
     }
-    let dispatch = if dec.is_empty() {
-        quote!(unknown())
-    } else {
-        quote! {
-            ::std::result::Result::Ok(match execute {
-                #(#dec,)*
-                _ => return unknown(),
-            })
-        }
-    };
+    let dispatch = dispatch_by_name(quote!(execute), &dec);
     quote! {
         #attrs
         #[derive(Debug, Clone, PartialEq)]
@@ -1035,17 +1041,7 @@ fn event_enum_tokens(e: &EventEnum, k: &TokenStream) -> TokenStream {
             enc.push(quote!(Self::#vi(_, t) => #k::runtime::encode_event(w, #wire, ::std::option::Option::None, t)));
         }
     }
-    // Syntax only: clippy rejects a `match` with nothing but the fallback arm.
-    let dispatch = if dec.is_empty() {
-        quote!(unknown())
-    } else {
-        quote! {
-            ::std::result::Result::Ok(match name {
-                #(#dec,)*
-                _ => return unknown(),
-            })
-        }
-    };
+    let dispatch = dispatch_by_name(quote!(name), &dec);
     quote! {
         #attrs
         #[derive(Debug, Clone, PartialEq)]

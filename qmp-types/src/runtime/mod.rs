@@ -31,10 +31,6 @@ impl Error {
     fn into_json(self) -> serde_json::Error {
         serde::de::Error::custom(*self.0)
     }
-
-    fn from_json(e: serde_json::Error) -> Self {
-        Error(Box::new(e.to_string()))
-    }
 }
 
 impl fmt::Display for Error {
@@ -352,7 +348,7 @@ pub fn read_request<'a>(r: &mut Reader<'a>) -> Result<(Cow<'a, str>, Option<&'a 
 
 /// A serde_json error (from a typed decoder called inside a [`Decode`]) as an [`Error`].
 pub fn json_error(e: serde_json::Error) -> Error {
-    Error::from_json(e)
+    Error(Box::new(e.to_string()))
 }
 
 /// Writes an event as QMP sends it: `{"event", "data"?, "timestamp"}`.

@@ -84,11 +84,6 @@ impl<'a> Writer<'a> {
         self.out.extend_from_slice(b"null");
     }
 
-    /// Writes JSON text that is already valid (`arguments`, a kept value).
-    pub fn raw(&mut self, json: &str) {
-        self.out.extend_from_slice(json.as_bytes());
-    }
-
     /// Writes a number or boolean through its `Display` (integers, `true`, `false`).
     pub fn display(&mut self, v: impl std::fmt::Display) {
         // Writing into a Vec cannot fail.
