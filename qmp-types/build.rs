@@ -21,6 +21,13 @@ const APIS: [(Option<&str>, &str, &str); 3] = [
     ),
 ];
 
+/// The oldest QEMU release the generated APIs support (the crate docs state it).
+const MIN_QEMU: qapi_codegen::QemuVersion = qapi_codegen::QemuVersion::new(6, 2);
+
+/// Older releases whose schemas tell what the supported range sends and requires, each
+/// imported into `qemu-schema-older/X.Y/` and pinned in `qemu-schema-X.Y.pin`.
+const OLDER: [qapi_codegen::QemuVersion; 1] = [qapi_codegen::QemuVersion::new(7, 2)];
+
 fn main() {
     if let Err(e) = run() {
         eprintln!("error: {e}");
@@ -53,6 +60,26 @@ fn run() -> Result<(), String> {
             p = pin_path.display(),
         ));
     }
+    let older_root = manifest.join("qemu-schema-older");
+    for v in OLDER {
+        let pin_path = manifest.join(format!("qemu-schema-{v}.pin"));
+        println!("cargo:rerun-if-changed={}", pin_path.display());
+        let text = std::fs::read_to_string(&pin_path)
+            .map_err(|e| format!("{}: {e}", pin_path.display()))?;
+        let pin = pin::Pin::parse(&text).map_err(|e| format!("{}: {e}", pin_path.display()))?;
+        let dir = older_root.join(v.to_string());
+        if let Err(bad) = pin.verify(&dir) {
+            return Err(format!(
+                "qmp-types: QEMU {ver}'s schema files (for the supported range) in {d} are \
+                 missing or differ from the pin ({p}): {bad}.\n\nImport them, from the \
+                 workspace root:\n\n    cargo xtask prepare\n\n(or `cargo xtask schema import \
+                 DIR --older` with a QEMU {ver} source tree).",
+                ver = pin.version,
+                d = dir.display(),
+                p = pin_path.display(),
+            ));
+        }
+    }
     for (feature, schema, out) in APIS {
         if let Some(f) = feature {
             if std::env::var_os(format!("CARGO_FEATURE_{f}")).is_none() {
@@ -61,7 +88,11 @@ fn run() -> Result<(), String> {
         }
         let mut cfg = qapi_codegen::Config::new();
         cfg.crate_path("crate")
-            .provenance(&format!("QEMU {}", pin.version));
+            .provenance(&format!("QEMU {}", pin.version))
+            .min_qemu(MIN_QEMU);
+        for v in OLDER {
+            cfg.older_schema(v, older_root.join(v.to_string()).join(schema));
+        }
         cfg.compile(dir.join(schema), out)
             .map_err(|e| e.to_string())?;
     }

@@ -213,6 +213,10 @@ fn ty(t: &TypeRef) -> TokenStream {
             let t = ty(t);
             quote!(::std::boxed::Box<#t>)
         }
+        TypeRef::Versioned(p, t) => {
+            let (p, t) = (path(p), ty(t));
+            quote!(#p<#t>)
+        }
     }
 }
 

@@ -86,6 +86,9 @@ pub enum TypeRef {
     List(Box<TypeRef>),
     /// `Box<T>`, to break recursion.
     Boxed(Box<TypeRef>),
+    /// `Versioned<T>` (at the given path): a value whose type changed within the
+    /// supported QEMU range, decoded as `T` when it has this schema's shape.
+    Versioned(Vec<String>, Box<TypeRef>),
 }
 
 /// Primitive types.

@@ -24,6 +24,9 @@ mod emit;
 pub mod ir;
 mod lower;
 pub mod names;
+pub mod range;
+
+pub use range::{QemuVersion, Release};
 
 pub use qapi_parser;
 
@@ -80,6 +83,8 @@ pub struct Config {
     pub(crate) derives: Vec<String>,
     pub(crate) provenance: Option<String>,
     pub(crate) rerun_if_changed: bool,
+    pub(crate) min_qemu: Option<QemuVersion>,
+    pub(crate) older: Vec<(QemuVersion, PathBuf)>,
 }
 
 impl fmt::Debug for Config {
@@ -92,6 +97,8 @@ impl fmt::Debug for Config {
             .field("filter", &self.filter.is_some())
             .field("derives", &self.derives)
             .field("provenance", &self.provenance)
+            .field("min_qemu", &self.min_qemu)
+            .field("older", &self.older)
             .finish()
     }
 }
@@ -107,6 +114,8 @@ impl Default for Config {
             derives: Vec::new(),
             provenance: None,
             rerun_if_changed: true,
+            min_qemu: None,
+            older: Vec::new(),
         }
     }
 }
@@ -174,16 +183,59 @@ impl Config {
         self
     }
 
+    /// The oldest QEMU release the generated API supports (the supported range runs
+    /// from it to the schema's own release). A member is required in Rust only where
+    /// every release of the range, on every target, sends it (replies, events) or
+    /// requires it (arguments): members under an `if` condition, and members that
+    /// appeared after `min_qemu`, are `Option`s.
+    ///
+    /// When members appeared is learned from the older releases' schemas given to
+    /// [`Config::older_schema`] and, between two of them, from QEMU's "(since X.Y)"
+    /// notes. Unset (the default), the range is the schema's own release: only
+    /// conditional members become optional.
+    pub fn min_qemu(&mut self, version: QemuVersion) -> &mut Self {
+        self.min_qemu = Some(version);
+        self
+    }
+
+    /// An older QEMU release's schema (its main file, e.g. `qapi/qapi-schema.json` of
+    /// QEMU 7.2), read by [`Config::compile`] for the supported range (see
+    /// [`Config::min_qemu`]). Give releases around and inside the range: the release
+    /// just before `min_qemu` tells what `min_qemu` already had.
+    pub fn older_schema(&mut self, version: QemuVersion, path: impl AsRef<Path>) -> &mut Self {
+        self.older.push((version, path.as_ref().to_owned()));
+        self
+    }
+
     /// Generates formatted Rust source for a loaded schema. `label` names the schema in
     /// the header (e.g. its file name).
     pub fn generate(&self, schema: &qapi_parser::Schema, label: &str) -> String {
-        let file = self.lower(schema, label);
-        emit::format(&file)
+        self.generate_with(schema, &[], label)
+    }
+
+    /// Like [`Config::generate`], with older releases' schemas for the supported range.
+    pub fn generate_with(
+        &self,
+        schema: &qapi_parser::Schema,
+        older: &[Release<'_>],
+        label: &str,
+    ) -> String {
+        emit::format(&self.lower_with(schema, older, label))
     }
 
     /// The IR for a loaded schema (for tests and tools).
     pub fn lower(&self, schema: &qapi_parser::Schema, label: &str) -> ir::File {
-        lower::lower(schema, self, label)
+        self.lower_with(schema, &[], label)
+    }
+
+    /// The IR for a loaded schema and older releases' schemas.
+    pub fn lower_with(
+        &self,
+        schema: &qapi_parser::Schema,
+        older: &[Release<'_>],
+        label: &str,
+    ) -> ir::File {
+        lower::lower(schema, older, self, label)
     }
 
     /// Loads `schema` and writes the generated code to `out` (relative paths are taken
@@ -200,11 +252,31 @@ impl Config {
                 println!("cargo:rerun-if-changed={}", f.display());
             }
         }
+        let mut older = Vec::new();
+        for (version, path) in &self.older {
+            if self.rerun_if_changed {
+                println!("cargo:rerun-if-changed={}", path.display());
+            }
+            let s = load_release(path, *version)?;
+            if self.rerun_if_changed {
+                for f in &s.files {
+                    println!("cargo:rerun-if-changed={}", f.display());
+                }
+            }
+            older.push((*version, s));
+        }
+        let older: Vec<Release<'_>> = older
+            .iter()
+            .map(|(version, schema)| Release {
+                version: *version,
+                schema,
+            })
+            .collect();
         let label = schema_path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let text = self.generate(&parsed, &label);
+        let text = self.generate_with(&parsed, &older, &label);
         let out = out.as_ref();
         let out = if out.is_absolute() {
             out.to_owned()
@@ -216,6 +288,19 @@ impl Config {
             }
         };
         write_if_changed(&out, &text)
+    }
+}
+
+/// Loads an older release's schema under the rules that release's front end applies.
+fn load_release(path: &Path, _version: QemuVersion) -> Result<qapi_parser::Schema, Error> {
+    let strict = qapi_parser::load(path, &qapi_parser::Options::default());
+    match strict {
+        Ok(s) => Ok(s),
+        Err(_) => {
+            let mut o = qapi_parser::Options::default();
+            o.compat = qapi_parser::Compat::Legacy;
+            Ok(qapi_parser::load(path, &o)?)
+        }
     }
 }
 

@@ -4,14 +4,17 @@
 use crate::docs::{to_markdown, to_note};
 use crate::ir::*;
 use crate::names::{field_ident, type_ident, Scope};
+use crate::range::{member_note, Range, Release};
 use crate::Config;
 use qapi_parser::{
     Builtin, Doc, Entity, EntityKind, Feature, IfCond, Member, Schema, SectionKind, TypeId,
 };
 
 /// Lowers a schema to the IR under `cfg`. `label` names the schema in the header.
-pub fn lower(schema: &Schema, cfg: &Config, label: &str) -> File {
-    Lower::new(schema, cfg).file(label)
+/// `older` are older releases' schemas, for the supported range (`Config::min_qemu`).
+pub fn lower(schema: &Schema, older: &[Release<'_>], cfg: &Config, label: &str) -> File {
+    let range = Range::new(schema, older, cfg.min_qemu);
+    Lower::new(schema, cfg, range).file(label)
 }
 
 struct Lower<'a> {
@@ -31,6 +34,8 @@ struct Lower<'a> {
     eq: Vec<Option<bool>>,
     /// The root naming scope, once the types are named.
     root_scope: Option<Scope>,
+    /// What the releases of the supported range send and require.
+    range: Range,
 }
 
 fn n_entities(s: &Schema) -> usize {
@@ -120,7 +125,7 @@ fn para(out: &mut Vec<String>, lines: impl IntoIterator<Item = String>) {
 }
 
 impl<'a> Lower<'a> {
-    fn new(s: &'a Schema, cfg: &'a Config) -> Self {
+    fn new(s: &'a Schema, cfg: &'a Config, range: Range) -> Self {
         let n = n_entities(s);
         let mut l = Lower {
             s,
@@ -132,6 +137,7 @@ impl<'a> Lower<'a> {
             scc_size: Vec::new(),
             eq: vec![None; n],
             root_scope: None,
+            range,
         };
         l.keep();
         l.sccs();
@@ -487,14 +493,40 @@ impl<'a> Lower<'a> {
         if self.self_recursive(container, m.ty) {
             ty = TypeRef::Boxed(Box::new(ty));
         }
+        let doc = self.s.member_doc(owner, &m.name);
+        let note = doc.and_then(|d| member_note(&d.text));
+        let range = self.range.member(owner, &m.name, !m.optional, note);
+        if range.changed {
+            ty = self.versioned(ty);
+        }
         let deprecated = self.deprecation(owner, &m.features);
-        let docs = self.member_docs(
+        let mut docs = self.member_docs(
             owner,
             &m.name,
             &m.ifcond,
             &m.features,
             format!("Member `{}`.", m.name),
         );
+        if !m.optional {
+            let from = self.cfg.min_qemu.map(|v| v.to_string()).unwrap_or_default();
+            if m.ifcond.is_some() {
+                para(
+                    &mut docs,
+                    [
+                        "Optional here: QEMU builds without that condition never send it."
+                            .to_owned(),
+                    ],
+                );
+            } else if range.optional {
+                para(&mut docs, [match range.since {
+                    Some(v) => format!("**Since QEMU {v}**; optional here: older releases of the supported range (QEMU {from} on) leave it out."),
+                    None => format!("Optional here: some releases of the supported range (QEMU {from} on) leave it out."),
+                }]);
+            }
+        }
+        if range.changed {
+            para(&mut docs, ["Its type changed within the supported QEMU range: a value of another release's shape decodes as `Versioned::Other`.".to_owned()]);
+        }
         let uses_dep = self.uses_deprecated(m.ty);
         let nullable = match &self.ent(m.ty).kind {
             EntityKind::Builtin(b) => matches!(b, Builtin::Any | Builtin::Null),
@@ -509,13 +541,20 @@ impl<'a> Lower<'a> {
                 ident,
                 rename,
                 ty,
-                optional: m.optional,
+                optional: m.optional || m.ifcond.is_some() || range.optional,
                 nullable,
                 docs,
                 deprecated,
             },
             uses_dep,
         )
+    }
+
+    /// `Versioned<T>`: a value that may come in another release's shape.
+    fn versioned(&self, inner: TypeRef) -> TypeRef {
+        let mut path: Vec<String> = self.cfg.crate_path.split("::").map(str::to_owned).collect();
+        path.push("Versioned".to_owned());
+        TypeRef::Versioned(path, Box::new(inner))
     }
 
     fn fields(&self, id: TypeId, sub: bool) -> (Vec<Field>, bool) {
@@ -821,7 +860,15 @@ impl<'a> Lower<'a> {
                         c.boxed,
                         format!("Command `{}`.", e.name),
                     );
-                    let returns = c.ret_type.map(|r| self.ty(r, true));
+                    let changed = self.range.return_changed(id);
+                    let returns = c.ret_type.map(|r| {
+                        let t = self.ty(r, true);
+                        if changed {
+                            self.versioned(t)
+                        } else {
+                            t
+                        }
+                    });
                     if c.ret_type.is_some_and(|r| self.uses_deprecated(r)) {
                         st.meta.allow_deprecated = true;
                     }
@@ -838,7 +885,14 @@ impl<'a> Lower<'a> {
                         wire: e.name.clone(),
                         path: vec![cmod.clone(), ident],
                         has_data: st.shape != StructShape::Unit,
-                        returns: c.ret_type.map(|r| self.ty(r, false)),
+                        returns: c.ret_type.map(|r| {
+                            let t = self.ty(r, false);
+                            if changed {
+                                self.versioned(t)
+                            } else {
+                                t
+                            }
+                        }),
                         deprecated,
                     };
                     cmd_variants.push(v.clone());

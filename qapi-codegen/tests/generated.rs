@@ -7,7 +7,7 @@
 
 #[path = "../../qmp-types/src/command.rs"]
 mod command;
-pub use command::{Command, EventSet, Timestamp};
+pub use command::{Command, EventSet, Timestamp, Versioned};
 #[path = "../../qmp-types/src/runtime/mod.rs"]
 pub mod runtime;
 
@@ -34,6 +34,9 @@ pub mod keyword_names {
 }
 pub mod name_clashes {
     include!("snapshots/name-clashes.rs");
+}
+pub mod range {
+    include!("snapshots/range.rs");
 }
 pub mod recursion {
     include!("snapshots/recursion.rs");
@@ -518,4 +521,32 @@ fn decode_errors_say_where_and_why() {
         .unwrap_err()
         .to_string();
     assert!(e.starts_with("recursion limit exceeded"), "{e}");
+}
+
+#[test]
+fn range_members_and_changed_types() {
+    use range::*;
+    // QEMU 7.2's shape: no `acpi`, `value` a string.
+    let old = json!({"name": "pc", "hotplug": true, "numa": 1, "unit": "second", "value": "7"});
+    let m: Machine = decode_both(&old, &old.to_string());
+    assert_eq!(m.acpi, None);
+    assert_eq!(m.value, crate::Versioned::Other(json!("7")));
+    // The newest shape.
+    let new = json!({"name": "pc", "alias": "q", "acpi": true, "hotplug": true, "numa": 1,
+                     "unit": "millisecond", "value": 7});
+    let m: Machine = decode_both(&new, &new.to_string());
+    assert_eq!(m.value.current(), Some(&7));
+    assert_eq!(m.acpi, Some(true));
+    // A struct that became a union: the old reply has no discriminator.
+    let old = json!({"enabled": false, "handle": 3});
+    let r: commands_range_sev::Returns = decode_both(&old, &old.to_string());
+    assert!(matches!(r, crate::Versioned::Other(_)));
+    let new = json!({"enabled": true, "sev-type": "sev", "handle": 3});
+    let r: commands_range_sev::Returns = decode_both(&new, &new.to_string());
+    assert!(r.current().is_some());
+}
+
+/// The return type of `query-sev` in the range hazard.
+mod commands_range_sev {
+    pub type Returns = <super::range::commands::QuerySev as crate::Command>::Returns;
 }

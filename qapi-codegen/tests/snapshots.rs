@@ -15,11 +15,46 @@ fn check(schema: &Path) {
     let label = schema.file_name().unwrap().to_string_lossy().into_owned();
     let mut cfg = qapi_codegen::Config::new();
     cfg.crate_path("crate");
-    let text = cfg.generate(&loaded, &label);
+    let older = older_releases(schema, &mut cfg);
+    let older: Vec<qapi_codegen::Release<'_>> = older
+        .iter()
+        .map(|(version, schema)| qapi_codegen::Release {
+            version: *version,
+            schema,
+        })
+        .collect();
+    let text = cfg.generate_with(&loaded, &older, &label);
     expect_test::expect_file![format!("snapshots/{name}.rs")].assert_eq(&text);
     // The IR too, so a changed snapshot tells whether lowering or emission moved.
-    let ir = cfg.lower(&loaded, &label);
+    let ir = cfg.lower_with(&loaded, &older, &label);
     expect_test::expect_file![format!("snapshots/{name}.ir.txt")].assert_eq(&format!("{ir:#?}\n"));
+}
+
+/// The older releases of a hazard schema `NAME.json`: `NAME.older/X.Y.json`, with the
+/// range's start in `NAME.older/min_qemu`.
+fn older_releases(
+    schema: &Path,
+    cfg: &mut qapi_codegen::Config,
+) -> Vec<(qapi_codegen::QemuVersion, qapi_parser::Schema)> {
+    let dir = schema.with_extension("older");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let min = std::fs::read_to_string(dir.join("min_qemu")).expect("NAME.older/min_qemu");
+    cfg.min_qemu(qapi_codegen::QemuVersion::parse(&min).expect("min_qemu is X.Y"));
+    let mut out: Vec<_> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            let v = p.file_stem().unwrap().to_string_lossy().into_owned();
+            let v = qapi_codegen::QemuVersion::parse(&v).expect("older schemas are X.Y.json");
+            let s = qapi_parser::load(&p, &qapi_parser::Options::default())
+                .unwrap_or_else(|e| panic!("{e}"));
+            (v, s)
+        })
+        .collect();
+    out.sort_by_key(|(v, _)| *v);
+    out
 }
 
 #[test]

@@ -48,3 +48,39 @@ pub trait EventSet: Sized {
         timestamp: Timestamp,
     ) -> Result<Self, serde_json::Error>;
 }
+
+/// A value whose type changed within the supported QEMU range (a string that became
+/// an object, a struct that became a union, ...): decoded as this schema's type `T`
+/// when it has that shape, kept as JSON otherwise. Either way it serializes back
+/// unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Versioned<T> {
+    /// The value in this schema's shape.
+    Current(T),
+    /// The value in another release's shape, as it came.
+    Other(serde_json::Value),
+}
+
+impl<T> Versioned<T> {
+    /// The value, when it has this schema's shape.
+    pub fn current(&self) -> Option<&T> {
+        match self {
+            Versioned::Current(v) => Some(v),
+            Versioned::Other(_) => None,
+        }
+    }
+
+    /// The value, when it has this schema's shape.
+    pub fn into_current(self) -> Option<T> {
+        match self {
+            Versioned::Current(v) => Some(v),
+            Versioned::Other(_) => None,
+        }
+    }
+}
+
+impl<T> From<T> for Versioned<T> {
+    fn from(v: T) -> Self {
+        Versioned::Current(v)
+    }
+}

@@ -5,7 +5,7 @@
 pub mod client;
 mod command;
 
-pub use command::{Command, EventSet, Timestamp};
+pub use command::{Command, EventSet, Timestamp, Versioned};
 
 #[doc(hidden)]
 pub mod runtime;

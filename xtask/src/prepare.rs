@@ -36,7 +36,35 @@ pub(crate) fn run(args: &[String]) -> Result {
 /// Installs QEMU and imports the schema, each only if missing.
 pub(crate) fn all() -> Result {
     qemu()?;
-    schema()
+    schema()?;
+    older_schemas()
+}
+
+/// Older QEMU releases whose schemas `qmp-types` reads for its supported range, and
+/// where their sources are found (`X.Y`, folder under the shared material).
+const OLDER: [(&str, &str); 1] = [("7.2", "7.2.0")];
+
+/// Imports each older release's schema when missing or not matching its pin.
+pub(crate) fn older_schemas() -> Result {
+    for (short, folder) in OLDER {
+        if xtask(&["schema", "check", short])? == Some(0) {
+            continue;
+        }
+        let source = util::shared_qemu_dir().join(folder);
+        if !source.is_dir() {
+            return Err(format!(
+                "no QEMU {folder} schema at {} (put the shared material at ../shared/qemu or set QAPI_SHARED_DIR)",
+                source.display()
+            )
+            .into());
+        }
+        let source = source.to_string_lossy();
+        println!("$ cargo xtask schema import {source} --older");
+        if xtask(&["schema", "import", &source, "--older"])? != Some(0) {
+            return Err(format!("importing QEMU {folder}'s schema failed").into());
+        }
+    }
+    Ok(())
 }
 
 /// Installs QEMU when one of its programs is missing: as root with apt, otherwise

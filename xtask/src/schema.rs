@@ -24,7 +24,11 @@ const SCHEMAS: [&str; 3] = [
     "storage-daemon/qapi/qapi-schema.json",
 ];
 
-const USAGE: &str = "usage: cargo xtask schema import DIR [--version V]   (DIR: a QEMU source tree or ../shared/qemu/10.0.2)
+/// Where older releases' imports land, one folder per `X.Y` (git-ignored, packaged).
+pub(crate) const OLDER_DIR: &str = "qmp-types/qemu-schema-older";
+
+const USAGE: &str = "usage: cargo xtask schema import DIR [--version V] [--older]   (DIR: a QEMU source tree or ../shared/qemu/10.0.2;
+                                                            --older: an older release, for the supported range)
        cargo xtask schema diff OLD NEW                  (schema files, or QEMU trees: their qapi/qapi-schema.json)
        cargo xtask schema check                         (the import matches the pin)";
 
@@ -34,6 +38,7 @@ pub(crate) fn run(args: &[String]) -> Result {
         [cmd, rest @ ..] if cmd == "import" => import(rest),
         [cmd, old, new] if cmd == "diff" => diff(Path::new(old), Path::new(new)),
         [cmd] if cmd == "check" => check(),
+        [cmd, v] if cmd == "check" => check_older(v),
         _ => Err(USAGE.into()),
     }
 }
@@ -41,10 +46,12 @@ pub(crate) fn run(args: &[String]) -> Result {
 fn import(args: &[String]) -> Result {
     let mut dir = None;
     let mut version = None;
+    let mut older = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--version" => version = it.next().cloned(),
+            "--older" => older = true,
             s if dir.is_none() && !s.starts_with('-') => dir = Some(PathBuf::from(s)),
             _ => return Err(USAGE.into()),
         }
@@ -72,10 +79,22 @@ fn import(args: &[String]) -> Result {
     files.sort();
     // Check the source loads before replacing anything.
     for s in SCHEMAS {
-        qapi_parser::load(dir.join(s), &Options::default()).map_err(|e| format!("{e}"))?;
+        if older {
+            load_any(&dir.join(s))?;
+        } else {
+            qapi_parser::load(dir.join(s), &Options::default()).map_err(|e| format!("{e}"))?;
+        }
     }
     let root = repo_root();
-    let dest = root.join(IMPORT_DIR);
+    let short = short_version(&version)?;
+    let (dest, pins) = if older {
+        (
+            root.join(OLDER_DIR).join(&short),
+            older_pins(&short).to_vec(),
+        )
+    } else {
+        (root.join(IMPORT_DIR), PINS.map(str::to_owned).to_vec())
+    };
     if dest.exists() {
         std::fs::remove_dir_all(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
     }
@@ -94,13 +113,54 @@ fn import(args: &[String]) -> Result {
         pin.files.push((pin::sha256_hex(&bytes), f.clone()));
     }
     let text = pin.render();
-    for p in PINS {
+    for p in &pins {
         std::fs::write(root.join(p), &text)?;
     }
     println!(
-        "schema: imported QEMU {version}: {} files into {IMPORT_DIR}/, pinned in {}",
+        "schema: imported QEMU {version}: {} files into {}/, pinned in {}",
         files.len(),
-        PINS.join(" and ")
+        dest.strip_prefix(&root).unwrap_or(&dest).display(),
+        pins.join(" and ")
+    );
+    Ok(())
+}
+
+/// `X.Y` of a version `X.Y[.Z]`.
+fn short_version(version: &str) -> Result<String> {
+    let mut parts = version.split('.');
+    match (parts.next(), parts.next()) {
+        (Some(a), Some(b)) if a.parse::<u16>().is_ok() && b.parse::<u16>().is_ok() => {
+            Ok(format!("{a}.{b}"))
+        }
+        _ => Err(format!("`{version}` is not a QEMU version (X.Y or X.Y.Z)").into()),
+    }
+}
+
+/// The pin of an older release `X.Y`, in `schema/` and its packaged copy.
+pub(crate) fn older_pins(short: &str) -> [String; 2] {
+    [
+        format!("schema/qemu-schema-{short}.pin"),
+        format!("qmp-types/qemu-schema-{short}.pin"),
+    ]
+}
+
+/// `schema check X.Y`: an older release's import matches its pin.
+fn check_older(short: &str) -> Result {
+    let root = repo_root();
+    let [a, b] = older_pins(short);
+    let text = std::fs::read_to_string(root.join(&a)).map_err(|e| format!("{a}: {e}"))?;
+    if std::fs::read_to_string(root.join(&b)).ok().as_deref() != Some(&text) {
+        return Err(
+            format!("{a} and {b} differ: re-run `cargo xtask schema import --older`").into(),
+        );
+    }
+    let pin = pin::Pin::parse(&text).map_err(|e| format!("{a}: {e}"))?;
+    let dir = root.join(OLDER_DIR).join(short);
+    pin.verify(&dir)
+        .map_err(|bad| format!("{OLDER_DIR}/{short}: {bad}"))?;
+    println!(
+        "schema: {OLDER_DIR}/{short}/ matches the pin (QEMU {})",
+        pin.version
     );
     Ok(())
 }

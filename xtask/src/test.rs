@@ -39,6 +39,10 @@ pub(crate) fn run(args: &[String]) -> Result {
     }
     if wanted("schema") {
         steps.step("import the pinned schema if missing", prepare::schema);
+        steps.step(
+            "import the older releases' schemas if missing",
+            prepare::older_schemas,
+        );
     }
     if wanted("fmt") {
         steps.step("cargo fmt --check", || {

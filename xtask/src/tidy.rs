@@ -77,6 +77,7 @@ fn ignored_dir(rel: &Path) -> bool {
     name == ".git"
         || name == "target"
         || rel == Path::new(crate::prepare::IMPORT_DIR)
+        || rel == Path::new(crate::schema::OLDER_DIR)
         || rel.starts_with("fuzz/corpus")
         || rel.starts_with("fuzz/artifacts")
 }

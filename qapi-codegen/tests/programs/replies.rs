@@ -8,7 +8,7 @@
 #![allow(missing_docs)]
 
 mod command;
-pub use command::{Command, EventSet, Timestamp};
+pub use command::{Command, EventSet, Timestamp, Versioned};
 pub mod runtime;
 pub mod qmp {
     include!("qmp.rs");

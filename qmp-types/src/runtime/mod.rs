@@ -17,7 +17,7 @@ pub use read::{Array, Kind, Object, Reader};
 pub use serde;
 pub use write::Writer;
 
-use crate::command::Timestamp;
+use crate::command::{Timestamp, Versioned};
 
 /// A decoding error: its message, ending with the position in the JSON text. Boxed, so
 /// that a decoder's `Result<(), Error>` is one register.
@@ -242,6 +242,42 @@ impl<T: Encode> Encode for [T] {
 impl<T: Encode> Encode for Vec<T> {
     fn encode(&self, w: &mut Writer<'_>) {
         self.as_slice().encode(w);
+    }
+}
+
+/// Tries this schema's type on the value's text, and keeps the JSON when it does not fit.
+impl<T: Decode> Decode for Versioned<T> {
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let at = r.mark();
+        let raw = r.raw()?;
+        let mut inner = Reader::new(raw);
+        match T::decode(&mut inner).and_then(|v| inner.end().map(|()| v)) {
+            Ok(v) => Ok(Versioned::Current(v)),
+            Err(_) => serde_json::from_str(raw)
+                .map(Versioned::Other)
+                .map_err(|e| r.at(at).error(e)),
+        }
+    }
+}
+
+impl<T: Encode> Encode for Versioned<T> {
+    fn encode(&self, w: &mut Writer<'_>) {
+        match self {
+            Versioned::Current(v) => v.encode(w),
+            Versioned::Other(v) => w.json(v),
+        }
+    }
+}
+
+impl<T: Encode> serde::Serialize for Versioned<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        serialize(self, s)
+    }
+}
+
+impl<'de, T: Decode> serde::Deserialize<'de> for Versioned<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        deserialize(d)
     }
 }
 
