@@ -123,13 +123,12 @@ fn older() -> Vec<(String, PathBuf)> {
 }
 
 fn load(path: &Path) -> Schema {
-    qapi_parser::load(path, &Options::default())
-        .or_else(|_| {
-            let mut o = Options::default();
-            o.compat = qapi_parser::Compat::Legacy;
-            qapi_parser::load(path, &o)
-        })
-        .unwrap_or_else(|e| panic!("{e}"))
+    if let Ok(s) = qapi_parser::load(path, &Options::default()) {
+        return s;
+    }
+    let mut o = Options::default();
+    o.compat = qapi_parser::Compat::Legacy;
+    qapi_parser::load(path, &o).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Decoders of one generated API: a reply by command name, an event by name.
