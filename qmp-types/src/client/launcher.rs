@@ -365,12 +365,7 @@ impl Launcher {
             .stdout(Stdio::null())
             .stderr(stderr);
         let child = cmd.spawn().map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound && self.binary.is_some() {
-                launch_err(format!(
-                    "cannot start {}: no such file (the path given to Launcher::binary or Launcher::unpacked)",
-                    binary.display()
-                ))
-            } else if e.kind() == io::ErrorKind::NotFound {
+            if e.kind() == io::ErrorKind::NotFound {
                 Error::MissingBinary {
                     program: binary.display().to_string(),
                     install: INSTALL.to_owned(),
