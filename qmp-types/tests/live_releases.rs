@@ -7,11 +7,17 @@
 //!
 //! A QMP error reply is fine (e.g. `query-sev` on a machine without SEV); a reply that
 //! does not decode typed is not. Every failure of a release is collected and reported
-//! at once (release, machine, command, error), never just the first.
+//! at once (release, machine, command, error), never just the first. serde names only
+//! the first problem of a reply, so each failure also lists every member QEMU 10.0.2's
+//! own introspection requires and the reply lacks (members behind a target condition
+//! the x86 build does not meet are not in it).
 
 mod releases;
 
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
+
+use serde_json::Value;
 
 use qmp_types::client::{Error, Qmp};
 use qmp_types::qmp::{AnyCommand, AnyReturn};
@@ -69,6 +75,72 @@ fn machines(release: Release) -> Vec<(&'static str, &'static [&'static str])> {
 /// Commands that are read-only but not named `query-*`.
 const OTHER_READ_ONLY: &[&str] = &["qom-list-types"];
 
+/// QEMU 10.0.2's own `query-qmp-schema`, by entity name: what its replies must contain.
+struct Introspection(HashMap<String, Value>);
+
+impl Introspection {
+    fn fetch() -> Introspection {
+        let vm = start(Release::V10_0_2, Release::V10_0_2.launcher());
+        let mut q = vm.connect().unwrap();
+        let raw = q.execute_raw("query-qmp-schema", None).unwrap();
+        let list: Vec<Value> = serde_json::from_str(raw.get()).unwrap();
+        Introspection(
+            list.into_iter()
+                .map(|e| (e["name"].as_str().unwrap().to_owned(), e))
+                .collect(),
+        )
+    }
+
+    /// Every required member the reply of `command` lacks, as paths (`[*].acpi`).
+    fn missing(&self, command: &str, reply: &Value) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        if let Some(ret) = self.0.get(command).and_then(|c| c["ret-type"].as_str()) {
+            self.walk(ret, reply, "", &mut out);
+        }
+        out
+    }
+
+    fn walk(&self, ty: &str, v: &Value, path: &str, out: &mut BTreeSet<String>) {
+        let Some(e) = self.0.get(ty) else { return };
+        match e["meta-type"].as_str() {
+            Some("array") => {
+                let element = e["element-type"].as_str().unwrap_or_default();
+                for x in v.as_array().into_iter().flatten() {
+                    self.walk(element, x, &format!("{path}[*]"), out);
+                }
+            }
+            Some("object") => {
+                let Some(o) = v.as_object() else { return };
+                for m in e["members"].as_array().into_iter().flatten() {
+                    let name = m["name"].as_str().unwrap_or_default();
+                    let at = if path.is_empty() {
+                        name.to_owned()
+                    } else {
+                        format!("{path}.{name}")
+                    };
+                    match o.get(name) {
+                        Some(x) => self.walk(m["type"].as_str().unwrap_or_default(), x, &at, out),
+                        None if m.get("default").is_none() => {
+                            out.insert(at);
+                        }
+                        None => {}
+                    }
+                }
+                if let Some(tag) = e["tag"].as_str() {
+                    let case = o.get(tag).and_then(Value::as_str);
+                    for variant in e["variants"].as_array().into_iter().flatten() {
+                        if variant["case"].as_str() == case {
+                            let ty = variant["type"].as_str().unwrap_or_default();
+                            self.walk(ty, v, path, out);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// What went wrong with one command.
 struct Failure {
     machine: &'static str,
@@ -92,6 +164,7 @@ fn exercise(
     q: &mut Qmp,
     release: Release,
     machine: &'static str,
+    introspection: &Introspection,
     name: &str,
     arguments: Option<&str>,
     sweep: &mut Sweep,
@@ -160,6 +233,8 @@ fn exercise(
             }
         }
         Err(e) => {
+            let sent: Value = serde_json::from_str(reply.get()).unwrap();
+            let missing = introspection.missing(name, &sent);
             let mut json = reply.get().to_owned();
             if json.len() > 300 {
                 let mut end = 300;
@@ -169,13 +244,29 @@ fn exercise(
                 json.truncate(end);
                 json.push_str("...");
             }
-            sweep.failures.push(fail(format!("{e} in {json}")));
+            let missing = if missing.is_empty() {
+                String::new()
+            } else {
+                let list: Vec<&str> = missing.iter().map(String::as_str).collect();
+                format!(
+                    "; by 10.0.2's introspection the reply lacks {}",
+                    list.join(", ")
+                )
+            };
+            sweep
+                .failures
+                .push(fail(format!("{e}{missing}; reply: {json}")));
         }
     }
 }
 
 /// Starts one machine of `release` and runs every query on it.
-fn sweep_machine(release: Release, machine: &'static str, devices: &[&str]) -> Sweep {
+fn sweep_machine(
+    release: Release,
+    machine: &'static str,
+    devices: &[&str],
+    introspection: &Introspection,
+) -> Sweep {
     let vm = start(
         release,
         release
@@ -204,13 +295,22 @@ fn sweep_machine(release: Release, machine: &'static str, devices: &[&str]) -> S
         })
         .collect();
     for name in &queries {
-        exercise(&mut q, release, machine, name, None, &mut sweep);
+        exercise(
+            &mut q,
+            release,
+            machine,
+            introspection,
+            name,
+            None,
+            &mut sweep,
+        );
     }
     // Queries with arguments that reach more of the return types.
     exercise(
         &mut q,
         release,
         machine,
+        introspection,
         "query-cpu-model-expansion",
         Some(r#"{"type":"full","model":{"name":"max"}}"#),
         &mut sweep,
@@ -220,6 +320,7 @@ fn sweep_machine(release: Release, machine: &'static str, devices: &[&str]) -> S
             &mut q,
             release,
             machine,
+            introspection,
             "query-machines",
             Some(r#"{"compat-props":true}"#),
             &mut sweep,
@@ -235,8 +336,9 @@ fn sweep_machine(release: Release, machine: &'static str, devices: &[&str]) -> S
 fn run(release: Release) {
     let mut report = String::new();
     let mut failures = Vec::new();
+    let introspection = Introspection::fetch();
     for (machine, devices) in machines(release) {
-        let sweep = sweep_machine(release, machine, devices);
+        let sweep = sweep_machine(release, machine, devices, &introspection);
         let _ = writeln!(
             report,
             "QEMU {} -machine {machine}: {} decoded typed, {} refused by QEMU, {} unknown to the 10.0.2 API, {} failed",
