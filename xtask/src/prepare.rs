@@ -1,4 +1,5 @@
-//! Readying a fresh machine: QEMU installed (as `../shared/qemu/README.md` shows) and the pinned schema imported.
+//! Readying a fresh machine: QEMU installed (as `../shared/qemu/README.md` shows), Debian 12's
+//! own QEMU 7.2 unpacked beside it (as `../shared/qemu/peers.md` shows) and the pinned schema imported.
 //!
 //! Both steps do nothing when their result is already there, so every command that needs
 //! them (`cargo xtask test`, `cargo xtask demo`) can run them unconditionally.
@@ -68,8 +69,14 @@ pub(crate) fn older_schemas() -> Result {
 }
 
 /// Installs QEMU when one of its programs is missing: as root with apt, otherwise
-/// by failing with the exact commands to run.
+/// by failing with the exact commands to run. Then unpacks QEMU 7.2 beside it ([`qemu_7_2`]).
 pub(crate) fn qemu() -> Result {
+    qemu_10()?;
+    qemu_7_2()
+}
+
+/// Installs QEMU 10.0.2 when one of its programs is missing.
+fn qemu_10() -> Result {
     let missing: Vec<&str> = QEMU_PROGRAMS
         .into_iter()
         .filter(|program| find_program(program).is_none())
@@ -128,6 +135,95 @@ fn report_qemu_version() {
     }
 }
 
+/// Where the tests look for QEMU 7.2 (the same rule as `qmp-types/tests/common`):
+/// `<target dir>/qemu-7.2/root`, the two Debian packages unpacked with `dpkg-deb -x`.
+pub(crate) fn qemu_7_2_root() -> std::path::PathBuf {
+    util::target_dir().join("qemu-7.2").join("root")
+}
+
+/// The Debian 12 (bookworm) packages that make up its own QEMU 7.2 system emulator.
+const QEMU_7_2_PACKAGES: [&str; 2] = ["qemu-system-x86", "qemu-system-common"];
+
+/// Downloads Debian 12's own QEMU 7.2 (`apt-get download`, no installation: the
+/// installed 10.0.2 stays) and unpacks it into [`qemu_7_2_root`], once. The version is
+/// bookworm's own `1:7.2...` candidate from `apt-cache policy`.
+pub(crate) fn qemu_7_2() -> Result {
+    let root = qemu_7_2_root();
+    let binary = root.join("usr/bin/qemu-system-x86_64");
+    if binary.is_file() {
+        println!("QEMU 7.2: unpacked in {}", root.display());
+        return Ok(());
+    }
+    let policy = Command::new("apt-cache")
+        .args(["policy", QEMU_7_2_PACKAGES[0]])
+        .output()
+        .map_err(|err| {
+            format!("cannot run apt-cache (QEMU 7.2 comes from Debian 12's archive): {err}")
+        })?;
+    let policy = String::from_utf8_lossy(&policy.stdout);
+    let Some(version) = qemu_7_2_version(&policy) else {
+        return Err(format!(
+            "apt-cache policy {} lists no 1:7.2 version (is this Debian 12 with its bookworm sources? as root, run `apt-get update`):\n{policy}",
+            QEMU_7_2_PACKAGES[0]
+        )
+        .into());
+    };
+    let cache = root.parent().unwrap_or(&root).to_path_buf();
+    let download = cache.join("debs");
+    std::fs::create_dir_all(&download)?;
+    let mut get = Command::new("apt-get");
+    get.arg("download").current_dir(&download);
+    for package in QEMU_7_2_PACKAGES {
+        get.arg(format!("{package}={version}"));
+    }
+    if let Err(err) = util::run(&mut get) {
+        let hint = if is_root() {
+            "run `apt-get update` and try again"
+        } else {
+            "as root, run `apt-get update`, then `cargo xtask prepare` again"
+        };
+        return Err(format!("{err}: {hint}").into());
+    }
+    // Unpack into a fresh folder, renamed into place only when complete.
+    let partial = cache.join("root.partial");
+    let _ = std::fs::remove_dir_all(&partial);
+    let mut debs: Vec<_> = std::fs::read_dir(&download)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            name.ends_with(".deb")
+                && QEMU_7_2_PACKAGES
+                    .iter()
+                    .any(|p| name.starts_with(&format!("{p}_")))
+        })
+        .collect();
+    debs.sort();
+    for deb in &debs {
+        util::run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&partial))?;
+    }
+    if !partial.join("usr/bin/qemu-system-x86_64").is_file() {
+        return Err(format!(
+            "unpacking {} gave no usr/bin/qemu-system-x86_64",
+            download.display()
+        )
+        .into());
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::rename(&partial, &root)?;
+    let _ = std::fs::remove_dir_all(&download);
+    println!("QEMU 7.2: {version} unpacked in {}", root.display());
+    Ok(())
+}
+
+/// The first `1:7.2...` version in `apt-cache policy` output (bookworm's own, before
+/// the security archive's older build).
+fn qemu_7_2_version(policy: &str) -> Option<&str> {
+    policy
+        .lines()
+        .filter_map(|line| line.split_whitespace().find(|w| *w != "***"))
+        .find(|word| word.starts_with("1:7.2"))
+}
+
 /// Whether we run as root (and may therefore install packages).
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -178,4 +274,28 @@ fn xtask(args: &[&str]) -> Result<Option<i32>> {
         .args(args)
         .status()?;
     Ok(status.code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::qemu_7_2_version;
+
+    #[test]
+    fn finds_bookworms_own_7_2_in_apt_cache_policy() {
+        let policy = "qemu-system-x86:
+  Installed: 1:10.0.2+ds-2+deb13u1~bpo12+1
+  Candidate: 1:10.0.2+ds-2+deb13u1~bpo12+1
+  Version table:
+ *** 1:10.0.2+ds-2+deb13u1~bpo12+1 100
+        100 http://deb.debian.org/debian bookworm-backports/main amd64 Packages
+     1:7.2+dfsg-7+deb12u18+b3 500
+        500 http://deb.debian.org/debian bookworm/main amd64 Packages
+     1:7.2+dfsg-7+deb12u15 500
+";
+        assert_eq!(qemu_7_2_version(policy), Some("1:7.2+dfsg-7+deb12u18+b3"));
+        assert_eq!(
+            qemu_7_2_version("qemu-system-x86:\n  Installed: (none)\n"),
+            None
+        );
+    }
 }

@@ -121,6 +121,8 @@ impl Drop for TempDir {
 pub struct Launcher {
     program: Program,
     binary: Option<PathBuf>,
+    env: Vec<(OsString, OsString)>,
+    data_dirs: Vec<PathBuf>,
     args: Vec<OsString>,
     default_args: bool,
     pretty: bool,
@@ -133,6 +135,8 @@ impl Launcher {
         Launcher {
             program,
             binary: None,
+            env: Vec::new(),
+            data_dirs: Vec::new(),
             args: Vec::new(),
             default_args: true,
             pretty: false,
@@ -162,6 +166,85 @@ impl Launcher {
     pub fn binary(mut self, path: impl Into<PathBuf>) -> Launcher {
         self.binary = Some(path.into());
         self
+    }
+
+    /// Sets an environment variable for the process (e.g. `QEMU_MODULE_DIR`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use qmp_types::client::Launcher;
+    /// let vm = Launcher::qemu()
+    ///     .binary("/opt/qemu/bin/qemu-system-x86_64")
+    ///     .env("QEMU_MODULE_DIR", "/opt/qemu/lib/qemu")
+    ///     .spawn()?;
+    /// # Ok::<(), qmp_types::client::Error>(())
+    /// ```
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Launcher {
+        self.env
+            .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    /// Adds a folder where `qemu-system-x86_64` looks for firmware and ROMs (`-L`,
+    /// searched in the order added, before the build's own folders). Ignored for the
+    /// storage daemon and the guest agent.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use qmp_types::client::Launcher;
+    /// let vm = Launcher::qemu().data_dir("/usr/share/seabios").args(["-machine", "pc"]).spawn()?;
+    /// # Ok::<(), qmp_types::client::Error>(())
+    /// ```
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Launcher {
+        self.data_dirs.push(dir.into());
+        self
+    }
+
+    /// Runs the `qemu-system-x86_64` of Debian packages unpacked under `root` (with
+    /// `dpkg-deb -x`, beside an installed QEMU of another version): the binary
+    /// `root/usr/bin/qemu-system-x86_64`, its modules from
+    /// `root/usr/lib/x86_64-linux-gnu/qemu` (`QEMU_MODULE_DIR`; otherwise it would load
+    /// the installed QEMU's modules and fail), and firmware from `root/usr/share/qemu`,
+    /// then the installed `/usr/share/seabios`, `/usr/lib/ipxe/qemu` and
+    /// `/usr/share/qemu` (those that exist): Debian's `qemu-system-x86` package
+    /// carries no BIOS of its own.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use qmp_types::client::Launcher;
+    /// // cargo xtask prepare unpacks Debian 12's QEMU 7.2 there.
+    /// let vm = Launcher::qemu()
+    ///     .unpacked("target/qemu-7.2/root")
+    ///     .args(["-machine", "q35", "-S"])
+    ///     .spawn()?;
+    /// let qmp = vm.connect()?;
+    /// assert_eq!(qmp.greeting().unwrap().version.major, 7);
+    /// # Ok::<(), qmp_types::client::Error>(())
+    /// ```
+    pub fn unpacked(self, root: impl AsRef<Path>) -> Launcher {
+        let root = root.as_ref();
+        let mut l = self
+            .binary(root.join("usr/bin").join(Program::Qemu.binary_name()))
+            .env(
+                "QEMU_MODULE_DIR",
+                root.join("usr/lib/x86_64-linux-gnu/qemu"),
+            );
+        let own = root.join("usr/share/qemu");
+        let installed = [
+            "/usr/share/seabios",
+            "/usr/lib/ipxe/qemu",
+            "/usr/share/qemu",
+        ]
+        .map(PathBuf::from);
+        for dir in std::iter::once(own).chain(installed) {
+            if dir.is_dir() {
+                l = l.data_dir(dir);
+            }
+        }
+        l
     }
 
     /// Appends one argument. The process runs in the private temporary directory, so
@@ -247,6 +330,9 @@ impl Launcher {
                         cmd.args(["-display", "none"]);
                     }
                 }
+                for dir in &self.data_dirs {
+                    cmd.arg("-L").arg(dir);
+                }
                 cmd.args([
                     "-chardev",
                     &format!("socket,id=qmp0,path={sock},server=on,wait=off"),
@@ -269,6 +355,7 @@ impl Launcher {
             }
         }
         cmd.args(&self.args);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let stderr_path = dir.0.join("stderr.log");
         let stderr = fs::File::create(&stderr_path)
             .map_err(|e| launch_err(format!("cannot create {}: {e}", stderr_path.display())))?;

@@ -40,6 +40,22 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # What the connected QEMU has
+//!
+//! Branch on capabilities, not version numbers: the server's own `query-qmp-schema`
+//! is fetched on first use and cached on the connection.
+//!
+//! ```no_run
+//! use qmp_types::client::Qmp;
+//! # fn main() -> Result<(), qmp_types::client::Error> {
+//! # let mut qmp = Qmp::connect_unix("/run/qmp.sock")?;
+//! let reopen = qmp.has_command("blockdev-reopen")?;
+//! let unplug = qmp.has_event("DEVICE_DELETED")?;
+//! let compat = qmp.has_argument("query-machines", "compat-props")?; // QEMU 9.1+
+//! let audio = qmp.supports::<qmp_types::qmp::commands::QueryAudiodevs>()?; // 10.0+
+//! # Ok(()) }
+//! ```
+//!
 //! # Launching QEMU
 //!
 //! ```no_run
@@ -63,12 +79,14 @@ mod conn;
 mod error;
 mod fd;
 mod framing;
+mod introspect;
 mod launcher;
 mod qga;
 mod qmp;
 
 pub use conn::{Endpoint, Stats, WIRE_TARGET};
 pub use error::{Error, ErrorClass, QmpError};
+pub use introspect::{Argument, ServerSchema};
 pub use launcher::{find_binary, Instance, Launcher, Program};
 pub use qga::Qga;
 pub use qmp::{AddFdInfo, Call, Event, EventFilter, Greeting, OobPolicy, Options, Qmp, Version};

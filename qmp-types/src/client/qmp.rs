@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 use super::conn::{qmp_error, Core, Endpoint, Msg, Stats};
 use super::error::Error;
 use super::fd;
+use super::introspect::{self, ServerSchema};
 use crate::{Command, EventSet, Timestamp};
 
 /// Whether to enable out-of-band execution during negotiation.
@@ -357,6 +358,8 @@ pub struct Qmp {
     next_seq: u64,
     /// Copy of the last successful reply's `return` text.
     reply: String,
+    /// The server's `query-qmp-schema`, fetched on first use.
+    schema: Option<Box<ServerSchema>>,
 }
 
 impl fmt::Debug for Qmp {
@@ -365,6 +368,7 @@ impl fmt::Debug for Qmp {
             .field("greeting", &self.greeting)
             .field("oob", &self.oob)
             .field("queued_events", &self.events.len())
+            .field("schema", &self.schema)
             .field("stats", &self.core.stats)
             .finish()
     }
@@ -425,6 +429,7 @@ impl Qmp {
             event_capacity: opts.event_capacity,
             next_seq: 0,
             reply: String::new(),
+            schema: None,
         };
         if !opts.negotiate {
             return Ok(qmp);
@@ -487,6 +492,127 @@ impl Qmp {
     /// Changes the default deadline of later calls (`None`: wait forever).
     pub fn set_timeout(&mut self, timeout: Option<Duration>) {
         self.core.default_timeout = timeout;
+    }
+
+    /// What the server has (commands, events, arguments): its `query-qmp-schema`,
+    /// fetched on the first call (one request, with the default deadline) and kept for
+    /// the life of the connection. A QEMU process never changes its schema.
+    ///
+    /// # Errors
+    ///
+    /// Whatever executing `query-qmp-schema` fails with ([`Error::Qmp`] on a server
+    /// without introspection, a timeout, a disconnect), or [`Error::Decode`] when the
+    /// reply is not a `SchemaInfo` list. Nothing is cached then: the next call retries.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), qmp_types::client::Error> {
+    /// let vm = qmp_types::client::Launcher::qemu().spawn()?;
+    /// let mut qmp = vm.connect()?;
+    /// let schema = qmp.schema()?;
+    /// let queries = schema.commands().filter(|c| c.starts_with("query-")).count();
+    /// println!("{queries} query commands, {} events", schema.events().count());
+    /// # Ok(()) }
+    /// ```
+    pub fn schema(&mut self) -> Result<&ServerSchema, Error> {
+        let schema = match self.schema.take() {
+            Some(schema) => schema,
+            None => Box::new(self.fetch_schema()?),
+        };
+        Ok(self.schema.insert(schema))
+    }
+
+    fn fetch_schema(&mut self) -> Result<ServerSchema, Error> {
+        let call = Call::default();
+        let w = self.begin(introspect::COMMAND, false, &call)?;
+        let json = self.roundtrip(w, introspect::COMMAND, true, &call, None)?;
+        ServerSchema::from_json(json).map_err(|e| Error::decode(introspect::COMMAND, e, json))
+    }
+
+    /// Whether the server has the command `name`, from its schema ([`Qmp::schema`]:
+    /// fetched on first use, then cached). Branch on this, not on version numbers:
+    /// distributions backport commands, and builds leave some out.
+    ///
+    /// # Errors
+    ///
+    /// Only from fetching the schema (see [`Qmp::schema`]); a missing command is `Ok(false)`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), qmp_types::client::Error> {
+    /// # let mut qmp = qmp_types::client::Qmp::connect_unix("/run/qmp.sock")?;
+    /// if qmp.has_command("blockdev-set-active")? {
+    ///     // QEMU 10.0 and later.
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn has_command(&mut self, name: &str) -> Result<bool, Error> {
+        Ok(self.schema()?.has_command(name))
+    }
+
+    /// [`Qmp::has_command`] for a typed command, by its wire name [`Command::NAME`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use qmp_types::qmp::commands;
+    /// # fn main() -> Result<(), qmp_types::client::Error> {
+    /// # let mut qmp = qmp_types::client::Qmp::connect_unix("/run/qmp.sock")?;
+    /// if qmp.supports::<commands::QueryAudiodevs>()? {
+    ///     let audiodevs = qmp.execute(&commands::QueryAudiodevs)?;
+    ///     println!("{} audio backends", audiodevs.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn supports<C: Command>(&mut self) -> Result<bool, Error> {
+        self.has_command(C::NAME)
+    }
+
+    /// Whether the server can emit the event `name` (e.g. `DEVICE_DELETED`), from its
+    /// schema (fetched on first use, then cached).
+    ///
+    /// # Errors
+    ///
+    /// Only from fetching the schema (see [`Qmp::schema`]); a missing event is `Ok(false)`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), qmp_types::client::Error> {
+    /// # let mut qmp = qmp_types::client::Qmp::connect_unix("/run/qmp.sock")?;
+    /// let unplug_errors = qmp.has_event("DEVICE_UNPLUG_GUEST_ERROR")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn has_event(&mut self, name: &str) -> Result<bool, Error> {
+        Ok(self.schema()?.has_event(name))
+    }
+
+    /// Whether the command `command` takes the argument `argument` (a top-level
+    /// member of its arguments; for a union such as `blockdev-add`'s, a member of any
+    /// variant counts), from the server's schema (fetched on first use, then cached).
+    /// False when the command itself is missing.
+    ///
+    /// # Errors
+    ///
+    /// Only from fetching the schema (see [`Qmp::schema`]).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), qmp_types::client::Error> {
+    /// # let mut qmp = qmp_types::client::Qmp::connect_unix("/run/qmp.sock")?;
+    /// let args = if qmp.has_argument("query-machines", "compat-props")? {
+    ///     Some(serde_json::value::to_raw_value(&serde_json::json!({"compat-props": true})).unwrap())
+    /// } else {
+    ///     None // QEMU before 9.1
+    /// };
+    /// let machines = qmp.execute_raw("query-machines", args.as_deref())?;
+    /// # Ok(()) }
+    /// ```
+    pub fn has_argument(&mut self, command: &str, argument: &str) -> Result<bool, Error> {
+        Ok(self.schema()?.has_argument(command, argument))
     }
 
     /// Executes a typed command and returns its typed result, with the default deadline.
