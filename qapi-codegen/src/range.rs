@@ -69,7 +69,7 @@ fn first_version(text: &str) -> Option<QemuVersion> {
 }
 
 /// The version of a member's "(since X.Y)" note in its description, if any.
-pub(crate) fn member_note(text: &str) -> Option<QemuVersion> {
+pub fn member_note(text: &str) -> Option<QemuVersion> {
     let lower = text.to_ascii_lowercase();
     let at = lower.find("since")?;
     first_version(&lower[at + 5..]).filter(|_| {
@@ -77,6 +77,15 @@ pub(crate) fn member_note(text: &str) -> Option<QemuVersion> {
         let rest = lower[at + 5..].trim_start_matches([' ', ':', 'q', 'e', 'm', 'u']);
         rest.starts_with(|c: char| c.is_ascii_digit())
     })
+}
+
+/// The version of an entity's `Since:` section, if any.
+pub fn entity_note(s: &Schema, id: TypeId) -> Option<QemuVersion> {
+    let doc = s.doc(s.entity(id).doc?);
+    doc.sections
+        .iter()
+        .find(|sec| sec.kind == qapi_parser::SectionKind::Since)
+        .and_then(|sec| first_version(&sec.text))
 }
 
 /// What one release does with a member, on the paths where its container exists.

@@ -30,13 +30,15 @@ pub(crate) const OLDER_DIR: &str = "qmp-types/qemu-schema-older";
 const USAGE: &str = "usage: cargo xtask schema import DIR [--version V] [--older]   (DIR: a QEMU source tree or ../shared/qemu/10.0.2;
                                                             --older: an older release, for the supported range)
        cargo xtask schema diff OLD NEW                  (schema files, or QEMU trees: their qapi/qapi-schema.json)
-       cargo xtask schema check                         (the import matches the pin)";
+       cargo xtask schema check [X.Y]                   (the import, or an older release's, matches its pin)
+       cargo xtask schema notes OLD:X.Y... NEW          (how often QEMU's \"since\" notes disagree with older schemas)";
 
 /// Entry point.
 pub(crate) fn run(args: &[String]) -> Result {
     match args {
         [cmd, rest @ ..] if cmd == "import" => import(rest),
         [cmd, old, new] if cmd == "diff" => diff(Path::new(old), Path::new(new)),
+        [cmd, rest @ ..] if cmd == "notes" && rest.len() >= 2 => notes(rest),
         [cmd] if cmd == "check" => check(),
         [cmd, v] if cmd == "check" => check_older(v),
         _ => Err(USAGE.into()),
@@ -324,6 +326,73 @@ fn signatures(s: &Schema) -> BTreeMap<(u8, String), Sig> {
         out.insert((kind, e.name.clone()), sig);
     }
     out
+}
+
+/// `schema notes OLD:X.Y... NEW`: QEMU's "(since X.Y)" member notes and `Since:`
+/// sections of NEW checked against older releases' schemas: a note at or before a
+/// release says the item is there, a later one says it is not.
+fn notes(args: &[String]) -> Result {
+    use qapi_codegen::range::{entity_note, member_note};
+    use qapi_codegen::QemuVersion;
+    let (new_arg, olds) = args.split_last().ok_or(USAGE)?;
+    let new = load_any(Path::new(new_arg))?;
+    for old_arg in olds {
+        let (path, v) = old_arg.rsplit_once(':').ok_or(USAGE)?;
+        let v = QemuVersion::parse(v).ok_or(USAGE)?;
+        let old = load_any(Path::new(path))?;
+        let (mut agree, mut wrong, mut unnoted) = (0, Vec::new(), 0);
+        let mut record = |what: String, note: QemuVersion, present: bool| {
+            if (note <= v) == present {
+                agree += 1;
+            } else {
+                let says = if note <= v { "there" } else { "absent" };
+                wrong.push(format!(
+                    "  {what}: since {note}, so {says} in {v}, but {}",
+                    if present { "there" } else { "absent" }
+                ));
+            }
+        };
+        for id in new.ids() {
+            let e = new.entity(id);
+            match &e.kind {
+                EntityKind::Command(_) | EntityKind::Event(_) => {
+                    if let Some(n) = entity_note(&new, id) {
+                        record(e.name.clone(), n, old.lookup(&e.name).is_some());
+                    }
+                }
+                EntityKind::Object(o) => {
+                    let Some(old_id) = old.lookup(&e.name) else {
+                        continue;
+                    };
+                    let old_members: Vec<&str> = old
+                        .all_members(old_id)
+                        .iter()
+                        .map(|m| m.name.as_str())
+                        .collect();
+                    for m in &o.local_members {
+                        let present = old_members.contains(&m.name.as_str());
+                        match new
+                            .member_doc(id, &m.name)
+                            .and_then(|d| member_note(&d.text))
+                        {
+                            Some(n) => record(format!("{}.{}", e.name, m.name), n, present),
+                            None if !present => unnoted += 1,
+                            None => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        println!(
+            "against QEMU {v}: {agree} notes agree, {} disagree; {unnoted} members absent from {v} have no note",
+            wrong.len()
+        );
+        for w in &wrong {
+            println!("{w}");
+        }
+    }
+    Ok(())
 }
 
 fn diff(old: &Path, new: &Path) -> Result {
