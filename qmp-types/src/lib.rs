@@ -1,4 +1,18 @@
 //! Typed QMP (QEMU Machine Protocol) and guest agent API, and a thin sync transport.
+//!
+//! # Supported QEMU releases
+//!
+//! The APIs are generated from QEMU 10.0.2's schemas and decode what every QEMU from
+//! **6.2** on sends, on every target. A member is required in Rust only where every
+//! release of that range, on every target, sends it (replies, events) or requires it
+//! (arguments): members under an `if` condition and members that appeared after 6.2 are
+//! `Option`s, and their docs say on which builds, or since which release, QEMU always
+//! sends them. A member or return whose type changed within the range is a
+//! [`Versioned`]. Newer servers' unknown members are ignored, and their unknown enum
+//! values, union branches, events and commands decode to `Unrecognized` variants that
+//! serialize back unchanged. Branch on what the connected QEMU has, not on version
+//! numbers: [`client::Qmp::has_command`], [`client::Qmp::has_event`] and
+//! [`client::Qmp::has_argument`].
 
 #![deny(missing_docs)]
 
