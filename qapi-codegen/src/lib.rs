@@ -241,42 +241,13 @@ impl Config {
     /// Loads `schema` and writes the generated code to `out` (relative paths are taken
     /// relative to `OUT_DIR`), printing `cargo:rerun-if-changed` for every file read.
     pub fn compile(&self, schema: impl AsRef<Path>, out: impl AsRef<Path>) -> Result<(), Error> {
-        let schema_path = schema.as_ref();
-        let parsed = qapi_parser::load(schema_path, &self.options);
+        let (text, files) = self.generate_file(schema.as_ref());
         if self.rerun_if_changed {
-            println!("cargo:rerun-if-changed={}", schema_path.display());
-        }
-        let parsed = parsed?;
-        if self.rerun_if_changed {
-            for f in &parsed.files {
+            for f in &files {
                 println!("cargo:rerun-if-changed={}", f.display());
             }
         }
-        let mut older = Vec::new();
-        for (version, path) in &self.older {
-            if self.rerun_if_changed {
-                println!("cargo:rerun-if-changed={}", path.display());
-            }
-            let s = load_release(path, *version)?;
-            if self.rerun_if_changed {
-                for f in &s.files {
-                    println!("cargo:rerun-if-changed={}", f.display());
-                }
-            }
-            older.push((*version, s));
-        }
-        let older: Vec<Release<'_>> = older
-            .iter()
-            .map(|(version, schema)| Release {
-                version: *version,
-                schema,
-            })
-            .collect();
-        let label = schema_path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let text = self.generate_with(&parsed, &older, &label);
+        let text = text?;
         let out = out.as_ref();
         let out = if out.is_absolute() {
             out.to_owned()
@@ -288,6 +259,68 @@ impl Config {
             }
         };
         write_if_changed(&out, &text)
+    }
+}
+
+impl Config {
+    /// Loads the schema at `path` and the older releases' schemas (each on a thread of
+    /// its own, so the range costs no wall time) and generates the source. Also returns
+    /// every file read, for `cargo:rerun-if-changed`, even when loading failed.
+    pub fn generate_file(&self, path: &Path) -> (Result<String, Error>, Vec<PathBuf>) {
+        let (main, older) = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .older
+                .iter()
+                .map(|(version, p)| {
+                    let load = move || load_release(p, *version);
+                    match std::thread::Builder::new().spawn_scoped(scope, load) {
+                        Ok(h) => Err(h),
+                        // No thread to be had: load it here.
+                        Err(_) => Ok(load_release(p, *version)),
+                    }
+                })
+                .collect();
+            let main = qapi_parser::load(path, &self.options).map_err(Error::from);
+            let older: Vec<Result<qapi_parser::Schema, Error>> = handles
+                .into_iter()
+                .zip(&self.older)
+                .map(|(h, (version, p))| match h {
+                    Ok(r) => r,
+                    Err(h) => h.join().unwrap_or_else(|_| load_release(p, *version)),
+                })
+                .collect();
+            (main, older)
+        });
+        let mut files = vec![path.to_owned()];
+        files.extend(self.older.iter().map(|(_, p)| p.clone()));
+        for s in main.iter().chain(older.iter().flatten()) {
+            files.extend(s.files.iter().cloned());
+        }
+        files.sort();
+        files.dedup();
+        let result = (|| {
+            let main = main?;
+            let older: Vec<(QemuVersion, qapi_parser::Schema)> = self
+                .older
+                .iter()
+                .map(|(v, _)| *v)
+                .zip(older)
+                .map(|(v, s)| s.map(|s| (v, s)))
+                .collect::<Result<_, _>>()?;
+            let older: Vec<Release<'_>> = older
+                .iter()
+                .map(|(version, schema)| Release {
+                    version: *version,
+                    schema,
+                })
+                .collect();
+            let label = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Ok(self.generate_with(&main, &older, &label))
+        })();
+        (result, files)
     }
 }
 

@@ -35,7 +35,7 @@ struct Lower<'a> {
     /// The root naming scope, once the types are named.
     root_scope: Option<Scope>,
     /// What the releases of the supported range send and require.
-    range: Range,
+    range: Range<'a>,
 }
 
 fn n_entities(s: &Schema) -> usize {
@@ -125,7 +125,7 @@ fn para(out: &mut Vec<String>, lines: impl IntoIterator<Item = String>) {
 }
 
 impl<'a> Lower<'a> {
-    fn new(s: &'a Schema, cfg: &'a Config, range: Range) -> Self {
+    fn new(s: &'a Schema, cfg: &'a Config, range: Range<'a>) -> Self {
         let n = n_entities(s);
         let mut l = Lower {
             s,

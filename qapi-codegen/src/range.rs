@@ -100,7 +100,7 @@ enum Presence {
 }
 
 /// What one release does with each member, by (declaring type, member name).
-type Presences = HashMap<(TypeId, String), Presence>;
+type Presences<'a> = HashMap<(TypeId, &'a str), Presence>;
 
 /// An older release's schema, as the range analysis reads it.
 pub struct Release<'a> {
@@ -125,11 +125,11 @@ pub struct MemberRange {
 
 /// The analysis of a schema against older releases, for `lower`.
 #[derive(Default)]
-pub struct Range {
+pub struct Range<'a> {
     /// Per release (ascending), per (declaring type, member name) of the newest schema.
-    presence: Vec<(QemuVersion, Presences)>,
+    presence: Vec<(QemuVersion, Presences<'a>)>,
     /// Members (by declaring type and name) whose type changed, with the release.
-    changed: HashMap<(TypeId, String), QemuVersion>,
+    changed: HashMap<(TypeId, &'a str), QemuVersion>,
     /// Commands whose return type changed.
     returns_changed: HashSet<TypeId>,
     /// The oldest release each command and event of the newest schema is in.
@@ -146,10 +146,10 @@ enum Dir {
     Out,
 }
 
-impl Range {
+impl<'a> Range<'a> {
     /// Analyses `new` (the schema generated from) against `older` releases, for the
     /// range starting at `min` (`None`: the newest schema's own release only).
-    pub fn new(new: &Schema, older: &[Release<'_>], min: Option<QemuVersion>) -> Range {
+    pub fn new(new: &'a Schema, older: &[Release<'_>], min: Option<QemuVersion>) -> Range<'a> {
         let mut releases: Vec<&Release<'_>> = older.iter().collect();
         releases.sort_by_key(|r| r.version);
         let mut range = Range {
@@ -221,7 +221,7 @@ impl Range {
         required: bool,
         note: Option<QemuVersion>,
     ) -> MemberRange {
-        let key = (owner, name.to_owned());
+        let key = (owner, name);
         let changed = self.changed.contains_key(&key);
         let Some(min) = self.min else {
             return MemberRange {
@@ -293,23 +293,22 @@ impl Range {
     /// its container never appears there).
     pub fn present_in(&self, release: QemuVersion, owner: TypeId, name: &str) -> Option<bool> {
         let (_, p) = self.presence.iter().find(|(v, _)| *v == release)?;
-        p.get(&(owner, name.to_owned()))
-            .map(|p| *p != Presence::Absent)
+        p.get(&(owner, name)).map(|p| *p != Presence::Absent)
     }
 }
 
 /// One older release walked beside the newest schema.
-struct Walk<'a, 'c> {
+struct Walk<'a, 'o, 'c> {
     new: &'a Schema,
-    old: &'a Schema,
+    old: &'o Schema,
     version: QemuVersion,
-    presence: Presences,
-    changed: &'c mut HashMap<(TypeId, String), QemuVersion>,
+    presence: Presences<'a>,
+    changed: &'c mut HashMap<(TypeId, &'a str), QemuVersion>,
     /// (new type, old type, direction) pairs already walked: recursion ends.
     seen: HashSet<(TypeId, TypeId, bool)>,
 }
 
-impl Walk<'_, '_> {
+impl<'a> Walk<'a, '_, '_> {
     /// Records the members of `new` as `old` has them, and walks into their types.
     fn walk(&mut self, new: TypeId, old: Option<TypeId>, dir: Dir) {
         let Some(old) = old else { return };
@@ -328,8 +327,8 @@ impl Walk<'_, '_> {
                         None => (Presence::Absent, None),
                         Some(&(ty, p)) => (p, Some(ty)),
                     };
-                    let key = (owner, m.name.clone());
-                    let slot = self.presence.entry(key.clone()).or_insert(presence);
+                    let key = (owner, m.name.as_str());
+                    let slot = self.presence.entry(key).or_insert(presence);
                     *slot = (*slot).min(presence);
                     if let Some(ot) = old_ty {
                         if dir == Dir::Out && !self.decodes(m.ty, ot) {

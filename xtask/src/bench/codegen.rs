@@ -85,7 +85,53 @@ fn generation() -> Result {
         &fmt_duration(total.median),
         total.median <= Duration::from_millis(300),
     );
+    range_cost(&schema)
+}
+
+/// What the supported range costs the build script: load + generate with QEMU 7.2's
+/// schema loaded and analysed (min 6.2) against without, runs interleaved pair by pair.
+fn range_cost(schema: &std::path::Path) -> Result {
+    let older_path = util::shared_qemu_dir().join("7.2.0/qapi/qapi-schema.json");
+    let plain = qapi_codegen::Config::new();
+    let mut ranged = qapi_codegen::Config::new();
+    ranged
+        .min_qemu(qapi_codegen::QemuVersion::new(6, 2))
+        .older_schema(qapi_codegen::QemuVersion::new(7, 2), &older_path);
+    let run_plain = || {
+        std::hint::black_box(plain.generate_file(schema).0.unwrap());
+    };
+    let run_ranged = || {
+        std::hint::black_box(ranged.generate_file(schema).0.unwrap());
+    };
+    let pairs = 25;
+    let mut ratios = Vec::with_capacity(pairs);
+    for i in 0..pairs {
+        // Alternate which side goes first, so drift hits both.
+        let (a, b) = if i % 2 == 0 {
+            let a = time(&run_plain);
+            (a, time(&run_ranged))
+        } else {
+            let b = time(&run_ranged);
+            (time(&run_plain), b)
+        };
+        ratios.push(b.as_secs_f64() / a.as_secs_f64());
+    }
+    ratios.sort_by(f64::total_cmp);
+    let (lo, med, hi) = (
+        ratios[pairs / 10],
+        ratios[pairs / 2],
+        ratios[pairs - 1 - pairs / 10],
+    );
+    println!(
+        "    with the supported range (7.2 loaded on a thread of its own and analysed) / without: median {med:.3} (10-90%: {lo:.3}-{hi:.3}, {pairs} interleaved pairs)"
+    );
     Ok(())
+}
+
+fn time(f: &dyn Fn()) -> Duration {
+    let t = std::time::Instant::now();
+    f();
+    t.elapsed()
 }
 
 /// User + system CPU time of this process so far.
