@@ -124,14 +124,15 @@ pub struct MemberRange {
 }
 
 /// The analysis of a schema against older releases, for `lower`.
-#[derive(Default)]
 pub struct Range<'a> {
     /// Per release (ascending), per (declaring type, member name) of the newest schema.
     presence: Vec<(QemuVersion, Presences<'a>)>,
     /// Members (by declaring type and name) whose type changed, with the release.
     changed: HashMap<(TypeId, &'a str), QemuVersion>,
-    /// Commands whose return type changed.
-    returns_changed: HashSet<TypeId>,
+    /// Commands whose return type changed, with the release.
+    returns_changed: HashMap<TypeId, QemuVersion>,
+    /// The newest schema.
+    schema: &'a Schema,
     /// The oldest release each command and event of the newest schema is in.
     first_seen: HashMap<TypeId, QemuVersion>,
     /// The start of the range, if any.
@@ -153,8 +154,12 @@ impl<'a> Range<'a> {
         let mut releases: Vec<&Release<'_>> = older.iter().collect();
         releases.sort_by_key(|r| r.version);
         let mut range = Range {
+            presence: Vec::new(),
+            changed: HashMap::new(),
+            returns_changed: HashMap::new(),
+            schema: new,
+            first_seen: HashMap::new(),
             min,
-            ..Range::default()
         };
         for rel in releases {
             let mut walk = Walk {
@@ -180,7 +185,7 @@ impl<'a> Range<'a> {
                         if let Some(r) = c.ret_type {
                             match oc.ret_type {
                                 Some(or) if !walk.decodes(r, or) => {
-                                    range.returns_changed.insert(e);
+                                    range.returns_changed.entry(e).or_insert(rel.version);
                                 }
                                 _ => {}
                             }
@@ -204,7 +209,7 @@ impl<'a> Range<'a> {
 
     /// Whether QEMU's reply of this command may have another shape on a release of the range.
     pub fn return_changed(&self, command: TypeId) -> bool {
-        self.returns_changed.contains(&command)
+        self.returns_changed.contains_key(&command)
     }
 
     /// The oldest given release that has this command or event (`None`: only the newest).
@@ -282,6 +287,24 @@ impl<'a> Range<'a> {
             since,
             changed,
         }
+    }
+
+    /// Every type change the newest schema cannot decode, as `TYPE.member` or
+    /// `returns of COMMAND`, each with the release that sends the other shape; sorted.
+    pub fn type_changes(&self) -> Vec<(String, QemuVersion)> {
+        let s = self.schema;
+        let mut out: Vec<(String, QemuVersion)> = self
+            .changed
+            .iter()
+            .map(|(&(owner, name), v)| (format!("{}.{name}", s.entity(owner).name), *v))
+            .chain(
+                self.returns_changed
+                    .iter()
+                    .map(|(c, v)| (format!("returns of {}", s.entity(*c).name), *v)),
+            )
+            .collect();
+        out.sort();
+        out
     }
 
     /// Every release given, ascending.

@@ -401,7 +401,9 @@ fn diff(old: &Path, new: &Path) -> Result {
 }
 
 /// The text `diff` prints: one line per added (`+`), removed (`-`) or changed (`~`)
-/// command, event and type, indented lines for what changed, then one count line per kind.
+/// command, event and type, indented lines for what changed, one line (`!`) per member
+/// or return whose old values the new type cannot decode (the generator's `Versioned`),
+/// then one count line per kind.
 fn diff_report(old: &Schema, new: &Schema) -> String {
     use std::fmt::Write as _;
     let (a, b) = (signatures(old), signatures(new));
@@ -463,10 +465,24 @@ fn diff_report(old: &Schema, new: &Schema) -> String {
             }
         }
     }
+    // What the generator makes `Versioned<T>`: old values the new type cannot decode.
+    let older = [qapi_codegen::Release {
+        version: qapi_codegen::QemuVersion::new(0, 0),
+        schema: old,
+    }];
+    let range = qapi_codegen::range::Range::new(new, &older, None);
+    let changes = range.type_changes();
+    for (what, _) in &changes {
+        line!("! {what}: the old type does not decode as the new one");
+    }
     for (k, label) in kinds.iter().enumerate() {
         let [add, rem, chg] = counts[k];
         line!("{label}s: {add} added, {rem} removed, {chg} changed");
     }
+    line!(
+        "shape changes the new type cannot decode: {}",
+        changes.len()
+    );
     out
 }
 
@@ -532,6 +548,7 @@ mod tests {
                 commands: 1 added, 1 removed, 1 changed
                 events: 1 added, 0 removed, 1 changed
                 types: 1 added, 1 removed, 2 changed
+                shape changes the new type cannot decode: 0
             "#]],
         );
     }
