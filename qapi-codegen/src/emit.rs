@@ -426,6 +426,51 @@ fn struct_codec(
     }
 }
 
+/// `impl T { pub fn new(...) -> Self }` (nothing for `None`).
+fn constructor_tokens(name: &Ident, c: &Option<Constructor>, allow: &TokenStream) -> TokenStream {
+    let Some(Constructor {
+        docs: lines,
+        allow_too_many_arguments,
+        inits,
+    }) = c
+    else {
+        return TokenStream::new();
+    };
+    let d = docs(lines);
+    let many = if *allow_too_many_arguments {
+        quote!(#[allow(clippy::too_many_arguments)])
+    } else {
+        TokenStream::new()
+    };
+    let mut params = Vec::new();
+    let mut values = Vec::new();
+    for Init { ident: fi, value } in inits {
+        let fi = ident(fi);
+        match value {
+            InitValue::Param(t) => {
+                let t = ty(t);
+                params.push(quote!(#fi: #t));
+                values.push(quote!(#fi));
+            }
+            InitValue::IntoString => {
+                params.push(quote!(#fi: impl ::std::convert::Into<::std::string::String>));
+                values.push(quote!(#fi: #fi.into()));
+            }
+            InitValue::None => values.push(quote!(#fi: ::std::option::Option::None)),
+        }
+    }
+    quote! {
+        #allow
+        impl #name {
+            #d
+            #many
+            pub fn new(#(#params),*) -> Self {
+                Self { #(#values,)* }
+            }
+        }
+    }
+}
+
 fn module(m: &Module, k: &TokenStream) -> TokenStream {
     let Module {
         ident: name,
@@ -458,9 +503,11 @@ fn struct_tokens(s: &Struct, k: &TokenStream) -> TokenStream {
         derives,
         shape,
         command,
+        constructor,
     } = s;
     let (name, attrs, allow) = meta_attrs(meta);
     let derive = derive_attr(derives);
+    let new = constructor_tokens(&name, constructor, &allow);
     let def = match shape {
         StructShape::Fields(fields) => {
             let defs = fields.iter().map(field);
@@ -469,6 +516,7 @@ fn struct_tokens(s: &Struct, k: &TokenStream) -> TokenStream {
                 #attrs
                 #derive
                 pub struct #name { #(#defs,)* }
+                #new
                 #codec
             }
         }
@@ -611,8 +659,10 @@ fn union_tokens(u: &Union, k: &TokenStream) -> TokenStream {
         derives,
         fields,
         branches,
+        constructor,
     } = u;
     let (name, attrs, allow) = meta_attrs(meta);
+    let new = constructor_tokens(&name, constructor, &allow);
     let derive = derive_attr(derives);
     let BranchEnum {
         meta: bmeta,
@@ -697,6 +747,7 @@ fn union_tokens(u: &Union, k: &TokenStream) -> TokenStream {
         #attrs
         #derive
         pub struct #name { #(#defs,)* }
+        #new
 
         #battrs
         #derive

@@ -133,6 +133,40 @@ pub struct Struct {
     pub shape: StructShape,
     /// `Some` for a command type: its `Command` impl.
     pub command: Option<CommandImpl>,
+    /// `Some` for named fields: its `new` (none for newtypes and unit structs).
+    pub constructor: Option<Constructor>,
+}
+
+/// `pub fn new(<required members in schema order>) -> Self`, every optional member `None`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Constructor {
+    /// Doc lines.
+    pub docs: Vec<String>,
+    /// More parameters than clippy's `too_many_arguments` accepts (7): allow it on `new`.
+    pub allow_too_many_arguments: bool,
+    /// Every field in declaration order, with how `new` sets it; the parameters are the
+    /// fields that are not `None`, in this order.
+    pub inits: Vec<Init>,
+}
+
+/// How a constructor sets one field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Init {
+    /// The field's identifier, also the parameter's.
+    pub ident: String,
+    /// Where its value comes from.
+    pub value: InitValue,
+}
+
+/// The value a constructor gives a field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InitValue {
+    /// A parameter of this type, stored as it is.
+    Param(TypeRef),
+    /// A parameter `impl Into<String>`, stored converted (a required `String` member).
+    IntoString,
+    /// `None` (an optional member).
+    None,
 }
 
 /// The shape of a struct.
@@ -218,6 +252,8 @@ pub struct Union {
     pub fields: Vec<UnionField>,
     /// The enum of branches.
     pub branches: BranchEnum,
+    /// Its `new`: the required base members and the branch.
+    pub constructor: Option<Constructor>,
 }
 
 /// A field of a union struct.

@@ -14,7 +14,9 @@ use qapi_parser::{
 /// `older` are older releases' schemas, for the supported range (`Config::min_qemu`).
 pub fn lower(schema: &Schema, older: &[Release<'_>], cfg: &Config, label: &str) -> File {
     let range = Range::new(schema, older, cfg.min_qemu);
-    Lower::new(schema, cfg, range).file(label)
+    let mut file = Lower::new(schema, cfg, range).file(label);
+    constructors(&mut file);
+    file
 }
 
 struct Lower<'a> {
@@ -640,6 +642,7 @@ impl<'a> Lower<'a> {
                         derives: self.derives(eq, default),
                         shape: StructShape::Fields(fields),
                         command: None,
+                        constructor: None,
                     }))
                 }
                 Some(vs) => {
@@ -728,6 +731,7 @@ impl<'a> Lower<'a> {
                         derives: self.derives(eq, false),
                         fields,
                         branches,
+                        constructor: None,
                     }))
                 }
             },
@@ -817,6 +821,7 @@ impl<'a> Lower<'a> {
                 derives,
                 shape,
                 command: None,
+                constructor: None,
             },
             uses_dep,
         )
@@ -955,7 +960,9 @@ impl<'a> Lower<'a> {
                 meta: Meta {
                     ident: any_command_ident,
                     docs: vec![
-                        "Any command of the schema, as the wire request `{\"execute\": NAME, \"arguments\": {...}}`.".to_owned(),
+                        "Any command of the schema, as the wire request `{\"execute\": NAME, \"arguments\": {...}}`, written as the transport sends it: `execute` first, `arguments` left out when empty.".to_owned(),
+                        String::new(),
+                        "Decoding accepts `exec-oob` for `execute` and ignores the request's `id` and other members.".to_owned(),
                         String::new(),
                         "For proxies, loggers and mock servers; unknown commands decode into the catch-all variant.".to_owned(),
                     ],
@@ -992,5 +999,85 @@ impl<'a> Lower<'a> {
                 unknown: "Unrecognized".to_owned(),
             },
         }
+    }
+}
+
+/// Clippy's default `too-many-arguments-threshold`: more parameters than this are allowed
+/// explicitly on a constructor.
+const MAX_ARGUMENTS: usize = 7;
+
+/// Gives every struct with named fields and every union its `new`, from the fields' final
+/// `optional` flags (a pass of its own, after every decision about the fields): the
+/// required members in schema order are the parameters, a required `String` is taken as
+/// `impl Into<String>`, and the optional members are `None`. A type without required
+/// members derives `Default` too, so that its `new()` does not trip clippy's
+/// `new_without_default`.
+fn constructors(file: &mut File) {
+    let items = file
+        .types
+        .iter_mut()
+        .chain(&mut file.commands.items)
+        .chain(&mut file.events.items);
+    for item in items {
+        match item {
+            Item::Struct(st) => {
+                let StructShape::Fields(fields) = &st.shape else {
+                    continue;
+                };
+                let inits = fields.iter().map(field_init).collect();
+                let c = constructor(inits);
+                st.derives.default |= c.inits.iter().all(|i| i.value == InitValue::None);
+                st.constructor = Some(c);
+            }
+            Item::Union(u) => {
+                let inits = u
+                    .fields
+                    .iter()
+                    .map(|f| match f {
+                        UnionField::Base(f) => field_init(f),
+                        UnionField::Tag { ident, .. } => Init {
+                            ident: ident.clone(),
+                            value: InitValue::Param(TypeRef::Named(vec![u
+                                .branches
+                                .meta
+                                .ident
+                                .clone()])),
+                        },
+                    })
+                    .collect();
+                u.constructor = Some(constructor(inits));
+            }
+            Item::Enum(_) | Item::Alternate(_) => {}
+        }
+    }
+}
+
+fn field_init(f: &Field) -> Init {
+    let value = match &f.ty {
+        _ if f.optional => InitValue::None,
+        TypeRef::Prim(Prim::String) => InitValue::IntoString,
+        t => InitValue::Param(t.clone()),
+    };
+    Init {
+        ident: f.ident.clone(),
+        value,
+    }
+}
+
+fn constructor(inits: Vec<Init>) -> Constructor {
+    let params = inits.iter().filter(|i| i.value != InitValue::None).count();
+    let doc = if inits.is_empty() {
+        "Builds the value (it has no members)."
+    } else if params == 0 {
+        "Builds the value with every member `None`, as `Default` does."
+    } else if params == inits.len() {
+        "Builds the value from its members, in schema order."
+    } else {
+        "Builds the value from its required members, in schema order; the optional ones are `None`."
+    };
+    Constructor {
+        docs: vec![doc.to_owned()],
+        allow_too_many_arguments: params > MAX_ARGUMENTS,
+        inits,
     }
 }

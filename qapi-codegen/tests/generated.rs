@@ -524,6 +524,214 @@ fn decode_errors_say_where_and_why() {
 }
 
 #[test]
+fn constructors_take_the_required_members() {
+    use command_shapes::commands as c;
+    use flat_union::*;
+    // Required members in schema order; a `String` member takes anything `Into<String>`.
+    assert_eq!(
+        c::QueryInfos::new(3),
+        c::QueryInfos {
+            filter: None,
+            limit: 3
+        }
+    );
+    assert_eq!(
+        command_shapes::events::Changed::new("n"),
+        command_shapes::events::Changed {
+            name: "n".into(),
+            count: None
+        }
+    );
+    assert_eq!(
+        FileOpts::new(String::from("/f")),
+        FileOpts {
+            filename: "/f".into(),
+            size: None
+        }
+    );
+    // A union takes its required base members and its branch.
+    assert_eq!(
+        Opts::new(OptsBranch::Nbd(NbdOpts::new("s"))),
+        Opts {
+            node_name: None,
+            driver: OptsBranch::Nbd(NbdOpts {
+                server: "s".into(),
+                export: None
+            }),
+            read_only: None,
+        }
+    );
+    assert_eq!(
+        Figure::new(1, FigureBranch::Circle(Circle::new(0.5)))
+            .shape
+            .tag(),
+        "circle"
+    );
+    // Every member optional: `new()` is `Default`.
+    assert_eq!(c::Configure::new(), c::Configure::default());
+    assert_eq!(recursion::Other::new(), recursion::Other::default());
+    // The optional members are set afterwards, as fields.
+    let mut n = recursion::Node::new("a");
+    n.parent = Some(Box::new(recursion::Node::new("b")));
+    assert_eq!(
+        serde_json::to_value(&n).unwrap(),
+        json!({"name": "a", "parent": {"name": "b"}})
+    );
+    // More than seven parameters (clippy's too_many_arguments is allowed on it).
+    let b = builtins::Builtins::new(
+        "s",
+        1.5,
+        -1,
+        -2,
+        -3,
+        -4,
+        -5,
+        1,
+        2,
+        3,
+        4,
+        5,
+        true,
+        json!(null),
+        builtins::QType::Qnull,
+        vec![],
+    );
+    assert_eq!((b.s.as_str(), b.sz, b.q), ("s", 5, builtins::QType::Qnull));
+}
+
+#[test]
+fn enums_display_parse_and_as_ref() {
+    use flat_union::Driver;
+    use std::str::FromStr;
+    assert_eq!(Driver::Nbd.to_string(), "nbd");
+    assert_eq!(format!("[{:>5}]", Driver::File), "[ file]");
+    assert_eq!(
+        Driver::Unrecognized("ssh".into()).to_string(),
+        "ssh",
+        "an unknown value displays as it came"
+    );
+    assert_eq!("file".parse::<Driver>(), Ok(Driver::File));
+    // Parsing never fails: an unknown string is kept (`Err` is `Infallible`).
+    let unknown: Result<Driver, std::convert::Infallible> = Driver::from_str("ssh");
+    assert_eq!(unknown, Ok(Driver::Unrecognized("ssh".into())));
+    assert_eq!(keyword_names::KeywordValues::XExp.as_ref(), "x-exp");
+    fn takes_str(s: impl AsRef<str>) -> usize {
+        s.as_ref().len()
+    }
+    assert_eq!(takes_str(builtins::QType::Qdict), 5);
+}
+
+#[test]
+fn any_command_is_the_wire_request() {
+    use command_shapes::commands as c;
+    use command_shapes::AnyCommand;
+    fn encoded(cmd: &AnyCommand) -> String {
+        let mut out = Vec::new();
+        runtime::Encode::encode(cmd, &mut runtime::Writer::new(&mut out));
+        String::from_utf8(out).unwrap()
+    }
+    // Hand-checked: `execute` first, `arguments` only when there are some, exactly the
+    // bytes the transport writes before its `id`.
+    let cases = [
+        (AnyCommand::Ping(c::Ping), r#"{"execute":"ping"}"#),
+        (
+            AnyCommand::Configure(c::Configure::new()),
+            r#"{"execute":"configure"}"#,
+        ),
+        (
+            AnyCommand::Configure(c::Configure {
+                enable: Some(vec!["oob".into()]),
+            }),
+            r#"{"execute":"configure","arguments":{"enable":["oob"]}}"#,
+        ),
+        (
+            AnyCommand::QueryInfos(c::QueryInfos::new(1)),
+            r#"{"execute":"query-infos","arguments":{"limit":1}}"#,
+        ),
+        (
+            AnyCommand::SetInfo(c::SetInfo(command_shapes::Info::new("x", vec![]))),
+            r#"{"execute":"set-info","arguments":{"name":"x","values":[]}}"#,
+        ),
+        (
+            AnyCommand::Unrecognized {
+                execute: "future-command".into(),
+                arguments: Some(json!({"z": 1})),
+            },
+            r#"{"execute":"future-command","arguments":{"z":1}}"#,
+        ),
+        (
+            AnyCommand::Unrecognized {
+                execute: "future-command".into(),
+                arguments: None,
+            },
+            r#"{"execute":"future-command"}"#,
+        ),
+    ];
+    for (cmd, wire) in &cases {
+        assert_eq!(encoded(cmd), *wire, "codec: {cmd:?}");
+        // serde's bridge keeps the member order too.
+        assert_eq!(serde_json::to_string(cmd).unwrap(), *wire, "serde: {cmd:?}");
+        // And both decoders read it back.
+        assert_eq!(&runtime::decode::<AnyCommand>(wire).unwrap(), cmd);
+        assert_eq!(&serde_json::from_str::<AnyCommand>(wire).unwrap(), cmd);
+    }
+    // The transport's form and what real clients send: `id` (any JSON), `control`,
+    // members in any order, `exec-oob`, empty or absent `arguments`.
+    for (text, cmd) in [
+        (
+            r#"{"execute": "configure", "id": 1}"#,
+            AnyCommand::Configure(c::Configure::new()),
+        ),
+        (
+            r#"{"arguments": {}, "execute": "configure", "id": "libvirt-1"}"#,
+            AnyCommand::Configure(c::Configure::new()),
+        ),
+        (
+            r#"{"id": {"n": [1]}, "arguments": {"limit": 2}, "execute": "query-infos"}"#,
+            AnyCommand::QueryInfos(c::QueryInfos::new(2)),
+        ),
+        (
+            r#"{"exec-oob": "interrupt", "id": 7, "control": {"run-oob": true}}"#,
+            AnyCommand::Interrupt(c::Interrupt),
+        ),
+    ] {
+        assert_eq!(runtime::decode::<AnyCommand>(text).unwrap(), cmd, "{text}");
+        assert_eq!(
+            serde_json::from_str::<AnyCommand>(text).unwrap(),
+            cmd,
+            "{text}"
+        );
+    }
+    // Required arguments missing, or no command name: errors.
+    assert!(runtime::decode::<AnyCommand>(r#"{"execute": "query-infos"}"#).is_err());
+    assert!(runtime::decode::<AnyCommand>(r#"{"arguments": {}}"#).is_err());
+}
+
+#[test]
+fn serde_keeps_the_wire_member_order() {
+    // Through any serde serializer, members come in the order the codec writes them
+    // (schema order), not sorted.
+    let o = flat_union::Opts {
+        node_name: Some("n".into()),
+        driver: flat_union::OptsBranch::File(flat_union::FileOpts::new("/f")),
+        read_only: Some(true),
+    };
+    assert_eq!(
+        serde_json::to_string(&o).unwrap(),
+        r#"{"node-name":"n","driver":"file","read-only":true,"filename":"/f"}"#
+    );
+    let ts = Timestamp {
+        seconds: 1,
+        microseconds: 2,
+    };
+    let e = command_shapes::Event::Changed(command_shapes::events::Changed::new("n"), ts);
+    assert_eq!(
+        serde_json::to_string(&e).unwrap(),
+        r#"{"event":"CHANGED","data":{"name":"n"},"timestamp":{"seconds":1,"microseconds":2}}"#
+    );
+}
+
+#[test]
 fn range_members_and_changed_types() {
     use range::*;
     // QEMU 7.2's shape: no `acpi`, `value` a string.

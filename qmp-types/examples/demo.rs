@@ -164,8 +164,7 @@ fn run() -> Result {
             v.qemu.major, v.qemu.minor, v.qemu.micro, v.package
         )
     })?;
-    let status =
-        |s: &qmp::StatusInfo| format!("status {}, running {}", s.status.as_str(), s.running);
+    let status = |s: &qmp::StatusInfo| format!("status {}, running {}", s.status, s.running);
     typed(&mut qmp, &c::QueryStatus, status)?;
 
     section("stop / cont with their events");
@@ -225,7 +224,7 @@ fn run() -> Result {
     let deleted = EventFilter::name("DEVICE_DELETED").decoded(|e: &qmp::Event| {
         matches!(e, qmp::Event::DeviceDeleted(d, _) if d.device.as_deref() == Some("sd0"))
     });
-    typed_and_wait(&mut qmp, &c::DeviceDel { id: "sd0".into() }, &deleted)?;
+    typed_and_wait(&mut qmp, &c::DeviceDel::new("sd0"), &deleted)?;
 
     section("dirty-bitmap backup of the unplugged node");
     let add_bitmap = qmp::TransactionAction {
@@ -311,7 +310,7 @@ fn run() -> Result {
 
     section("errors keep QEMU's class");
     println!("  -> device_del {{\"id\":\"nope\"}}");
-    match qmp.execute(&c::DeviceDel { id: "nope".into() }) {
+    match qmp.execute(&c::DeviceDel::new("nope")) {
         Err(Error::Qmp(e)) => println!(
             "  <- error class {} desc {:?} (command {})",
             e.class, e.desc, e.command

@@ -1,5 +1,5 @@
-//! The generated API against live QEMU 10.0.2: every query command that takes no
-//! arguments is executed against `qemu-system-x86_64 -machine none` (and, with the
+//! The generated API against live QEMU 10.0.2: every query command that can be sent
+//! without arguments (it has none, or only optional ones) is executed against `qemu-system-x86_64 -machine none` (and, with the
 //! `storage-daemon` feature, `qemu-storage-daemon`) and its reply decoded with the
 //! typed return, which must serialize back to the JSON QEMU sent.
 
@@ -25,7 +25,7 @@ fn command_names(q: &mut Qmp) -> Vec<String> {
     names
 }
 
-/// Executes every argument-less `query-*` command; `decode` gives the typed return
+/// Executes every `query-*` command that can be sent without arguments; `decode` gives the typed return
 /// re-serialized, or `None` when the schema does not know the command.
 fn check_queries(
     q: &mut Qmp,
@@ -62,7 +62,8 @@ fn check_queries(
     assert!(typed >= at_least, "too few queries ran: {typed}");
 }
 
-/// Whether the generated `AnyCommand` knows `name` and it takes no arguments.
+/// Whether the generated `AnyCommand` knows `name` and it can be sent without arguments
+/// (`AnyCommand` leaves out empty `arguments`, as the transport does).
 fn no_args_qmp(name: &str) -> Option<bool> {
     // Required arguments make `{}` fail to decode: a known command, with arguments.
     let Ok(cmd) = qmp::AnyCommand::from_request(name, Some("{}")) else {

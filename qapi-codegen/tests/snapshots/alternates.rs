@@ -38,6 +38,12 @@ pub struct Point {
     /// ordinate
     pub y: i64,
 }
+impl Point {
+    /// Builds the value from its members, in schema order.
+    pub fn new(x: i64, y: i64) -> Self {
+        Self { x, y }
+    }
+}
 impl crate::runtime::Members for Point {
     fn members(&self, w: &mut crate::runtime::Writer<'_>) {
         w.member("x", &self.x);
@@ -191,6 +197,16 @@ pub struct Holder {
     /// optional
     pub c: ::std::option::Option<NumberOrPoints>,
 }
+impl Holder {
+    /// Builds the value from its required members, in schema order; the optional ones are `None`.
+    pub fn new(a: Everything) -> Self {
+        Self {
+            a,
+            b: ::std::option::Option::None,
+            c: ::std::option::Option::None,
+        }
+    }
+}
 impl crate::runtime::Members for Holder {
     fn members(&self, w: &mut crate::runtime::Writer<'_>) {
         w.member("a", &self.a);
@@ -223,7 +239,9 @@ crate::runtime::object_impls!(Holder);
 pub mod commands {}
 /// One type per event, holding its data; received events decode into [`Event`].
 pub mod events {}
-/// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`.
+/// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`, written as the transport sends it: `execute` first, `arguments` left out when empty.
+///
+/// Decoding accepts `exec-oob` for `execute` and ignores the request's `id` and other members.
 ///
 /// For proxies, loggers and mock servers; unknown commands decode into the catch-all variant.
 #[derive(Debug, Clone, PartialEq)]

@@ -86,6 +86,47 @@ pub struct Builtins {
     /// a list of strings
     pub l: ::std::vec::Vec<::std::string::String>,
 }
+impl Builtins {
+    /// Builds the value from its members, in schema order.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        s: impl ::std::convert::Into<::std::string::String>,
+        n: f64,
+        i: i64,
+        i8: i8,
+        i16: i16,
+        i32: i32,
+        i64: i64,
+        u8: u8,
+        u16: u16,
+        u32: u32,
+        u64: u64,
+        sz: u64,
+        b: bool,
+        a: ::serde_json::Value,
+        q: QType,
+        l: ::std::vec::Vec<::std::string::String>,
+    ) -> Self {
+        Self {
+            s: s.into(),
+            n,
+            i,
+            i8,
+            i16,
+            i32,
+            i64,
+            u8,
+            u16,
+            u32,
+            u64,
+            sz,
+            b,
+            a,
+            q,
+            l,
+        }
+    }
+}
 impl crate::runtime::Members for Builtins {
     fn members(&self, w: &mut crate::runtime::Writer<'_>) {
         w.member("s", &self.s);
@@ -254,7 +295,9 @@ crate::runtime::object_impls!(Builtins);
 pub mod commands {}
 /// One type per event, holding its data; received events decode into [`Event`].
 pub mod events {}
-/// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`.
+/// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`, written as the transport sends it: `execute` first, `arguments` left out when empty.
+///
+/// Decoding accepts `exec-oob` for `execute` and ignores the request's `id` and other members.
 ///
 /// For proxies, loggers and mock servers; unknown commands decode into the catch-all variant.
 #[derive(Debug, Clone, PartialEq)]

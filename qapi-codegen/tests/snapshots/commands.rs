@@ -9,6 +9,15 @@ pub struct Info {
     /// some values
     pub values: ::std::vec::Vec<i64>,
 }
+impl Info {
+    /// Builds the value from its members, in schema order.
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        values: ::std::vec::Vec<i64>,
+    ) -> Self {
+        Self { name: name.into(), values }
+    }
+}
 impl crate::runtime::Members for Info {
     fn members(&self, w: &mut crate::runtime::Writer<'_>) {
         w.member("name", &self.name);
@@ -93,6 +102,15 @@ pub mod commands {
         /// at most this many
         pub limit: u32,
     }
+    impl QueryInfos {
+        /// Builds the value from its required members, in schema order; the optional ones are `None`.
+        pub fn new(limit: u32) -> Self {
+            Self {
+                filter: ::std::option::Option::None,
+                limit,
+            }
+        }
+    }
     impl crate::runtime::Members for QueryInfos {
         fn members(&self, w: &mut crate::runtime::Writer<'_>) {
             w.opt_member("filter", &self.filter);
@@ -175,6 +193,15 @@ pub mod commands {
         pub name: ::std::string::String,
         /// some values
         pub values: ::std::vec::Vec<i64>,
+    }
+    impl UseInfo {
+        /// Builds the value from its members, in schema order.
+        pub fn new(
+            name: impl ::std::convert::Into<::std::string::String>,
+            values: ::std::vec::Vec<i64>,
+        ) -> Self {
+            Self { name: name.into(), values }
+        }
     }
     impl crate::runtime::Members for UseInfo {
         fn members(&self, w: &mut crate::runtime::Writer<'_>) {
@@ -268,6 +295,55 @@ pub mod commands {
             crate::runtime::decode(json)
         }
     }
+    /// Only optional arguments, like qmp_capabilities.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Configure {
+        /// what to enable
+        pub enable: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+    }
+    impl Configure {
+        /// Builds the value with every member `None`, as `Default` does.
+        pub fn new() -> Self {
+            Self {
+                enable: ::std::option::Option::None,
+            }
+        }
+    }
+    impl crate::runtime::Members for Configure {
+        fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+            w.opt_member("enable", &self.enable);
+        }
+    }
+    impl crate::runtime::Decode for Configure {
+        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+            use ::std::option::Option::None;
+            let mut f0 = None;
+            let mut o = r.begin_object()?;
+            while o.next_member(r, &["enable"])?.is_some() {
+                r.opt_into(&mut f0)?;
+            }
+            ::std::result::Result::Ok(Self { enable: f0 })
+        }
+    }
+    crate::runtime::object_impls!(Configure);
+    impl crate::Command for Configure {
+        const NAME: &'static str = "configure";
+        const HAS_ARGUMENTS: bool = true;
+        const ALLOW_OOB: bool = false;
+        const SUCCESS_RESPONSE: bool = true;
+        type Returns = ();
+        fn write_arguments(
+            &self,
+            out: &mut ::std::vec::Vec<u8>,
+        ) -> ::std::result::Result<(), ::serde_json::Error> {
+            crate::runtime::write_arguments(self, out)
+        }
+        fn decode_return(
+            json: &str,
+        ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
+            crate::runtime::decode_empty(json)
+        }
+    }
     /// No reply on success.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub struct Fire;
@@ -324,6 +400,15 @@ pub mod events {
         /// how many times
         pub count: ::std::option::Option<i64>,
     }
+    impl Changed {
+        /// Builds the value from its required members, in schema order; the optional ones are `None`.
+        pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                name: name.into(),
+                count: ::std::option::Option::None,
+            }
+        }
+    }
     impl crate::runtime::Members for Changed {
         fn members(&self, w: &mut crate::runtime::Writer<'_>) {
             w.member("name", &self.name);
@@ -364,7 +449,9 @@ pub mod events {
     }
     crate::runtime::serde_impls!(InfoEvent);
 }
-/// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`.
+/// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`, written as the transport sends it: `execute` first, `arguments` left out when empty.
+///
+/// Decoding accepts `exec-oob` for `execute` and ignores the request's `id` and other members.
 ///
 /// For proxies, loggers and mock servers; unknown commands decode into the catch-all variant.
 #[derive(Debug, Clone, PartialEq)]
@@ -384,6 +471,8 @@ pub enum AnyCommand {
     GetCount(commands::GetCount),
     /// Command `get-any`.
     GetAny(commands::GetAny),
+    /// Command `configure`.
+    Configure(commands::Configure),
     /// Command `fire`.
     Fire(commands::Fire),
     /// Command `interrupt`.
@@ -407,6 +496,7 @@ impl AnyCommand {
             Self::UseInfo(_) => "use-info",
             Self::GetCount(_) => "get-count",
             Self::GetAny(_) => "get-any",
+            Self::Configure(_) => "configure",
             Self::Fire(_) => "fire",
             Self::Interrupt(_) => "interrupt",
             Self::Unrecognized { execute, .. } => execute,
@@ -439,6 +529,9 @@ impl AnyCommand {
                 }
                 "get-count" => Self::GetCount(commands::GetCount),
                 "get-any" => Self::GetAny(commands::GetAny),
+                "configure" => {
+                    Self::Configure(crate::runtime::decode(arguments.unwrap_or("{}"))?)
+                }
                 "fire" => Self::Fire(commands::Fire),
                 "interrupt" => Self::Interrupt(commands::Interrupt),
                 _ => return unknown(),
@@ -490,6 +583,13 @@ impl crate::runtime::Encode for AnyCommand {
             Self::GetAny(_) => {
                 crate::runtime::encode_request(w, "get-any", ::std::option::Option::None)
             }
+            Self::Configure(a) => {
+                crate::runtime::encode_request(
+                    w,
+                    "configure",
+                    ::std::option::Option::Some(a),
+                )
+            }
             Self::Fire(_) => {
                 crate::runtime::encode_request(w, "fire", ::std::option::Option::None)
             }
@@ -535,6 +635,8 @@ pub enum AnyReturn {
     GetCount(i64),
     /// The return of `get-any`.
     GetAny(::serde_json::Value),
+    /// The empty return (`{}`) of `configure`.
+    Configure,
     /// The empty return (`{}`) of `fire`.
     Fire,
     /// The empty return (`{}`) of `interrupt`.
@@ -566,6 +668,10 @@ impl AnyReturn {
                 }
                 "get-count" => Self::GetCount(crate::runtime::decode(json)?),
                 "get-any" => Self::GetAny(crate::runtime::decode(json)?),
+                "configure" => {
+                    crate::runtime::decode_empty(json)?;
+                    Self::Configure
+                }
                 "fire" => {
                     crate::runtime::decode_empty(json)?;
                     Self::Fire
@@ -589,6 +695,7 @@ impl crate::runtime::Encode for AnyReturn {
             Self::UseInfo => crate::runtime::encode_empty(w),
             Self::GetCount(v) => crate::runtime::Encode::encode(v, w),
             Self::GetAny(v) => crate::runtime::Encode::encode(v, w),
+            Self::Configure => crate::runtime::encode_empty(w),
             Self::Fire => crate::runtime::encode_empty(w),
             Self::Interrupt => crate::runtime::encode_empty(w),
             Self::Unrecognized(v) => crate::runtime::Encode::encode(v, w),

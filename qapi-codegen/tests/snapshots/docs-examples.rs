@@ -7,6 +7,12 @@ pub struct Example {
     /// some text with a `backquoted` word and `code` in it
     pub text: ::std::string::String,
 }
+impl Example {
+    /// Builds the value from its members, in schema order.
+    pub fn new(text: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { text: text.into() }
+    }
+}
 impl crate::runtime::Members for Example {
     fn members(&self, w: &mut crate::runtime::Writer<'_>) {
         w.member("text", &self.text);
@@ -72,6 +78,14 @@ pub mod commands {
         /// whether to say more.  See [QEMU](https://www.qemu.org).
         pub verbose: ::std::option::Option<bool>,
     }
+    impl QueryExample {
+        /// Builds the value with every member `None`, as `Default` does.
+        pub fn new() -> Self {
+            Self {
+                verbose: ::std::option::Option::None,
+            }
+        }
+    }
     impl crate::runtime::Members for QueryExample {
         fn members(&self, w: &mut crate::runtime::Writer<'_>) {
             w.opt_member("verbose", &self.verbose);
@@ -110,7 +124,9 @@ pub mod commands {
 }
 /// One type per event, holding its data; received events decode into [`Event`].
 pub mod events {}
-/// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`.
+/// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`, written as the transport sends it: `execute` first, `arguments` left out when empty.
+///
+/// Decoding accepts `exec-oob` for `execute` and ignores the request's `id` and other members.
 ///
 /// For proxies, loggers and mock servers; unknown commands decode into the catch-all variant.
 #[derive(Debug, Clone, PartialEq)]

@@ -51,6 +51,12 @@ pub struct OldThing {
     /// a size
     pub size: i64,
 }
+impl OldThing {
+    /// Builds the value from its members, in schema order.
+    pub fn new(size: i64) -> Self {
+        Self { size }
+    }
+}
 impl crate::runtime::Members for OldThing {
     fn members(&self, w: &mut crate::runtime::Writer<'_>) {
         w.member("size", &self.size);
@@ -92,6 +98,18 @@ pub struct NewThing {
     ///
     /// **Availability:** only in QEMU builds where `all(CONFIG_LINUX, not(CONFIG_WIN32))` holds.
     pub linux: ::std::option::Option<bool>,
+}
+#[allow(deprecated)]
+impl NewThing {
+    /// Builds the value with every member `None`, as `Default` does.
+    pub fn new() -> Self {
+        Self {
+            old: ::std::option::Option::None,
+            x_fancy: ::std::option::Option::None,
+            legacy: ::std::option::Option::None,
+            linux: ::std::option::Option::None,
+        }
+    }
 }
 #[allow(deprecated)]
 impl crate::runtime::Members for NewThing {
@@ -193,6 +211,13 @@ pub mod events {
         pub thing: super::OldThing,
     }
     #[allow(deprecated)]
+    impl OldEvent {
+        /// Builds the value from its members, in schema order.
+        pub fn new(thing: super::OldThing) -> Self {
+            Self { thing }
+        }
+    }
+    #[allow(deprecated)]
     impl crate::runtime::Members for OldEvent {
         fn members(&self, w: &mut crate::runtime::Writer<'_>) {
             w.member("thing", &self.thing);
@@ -215,7 +240,9 @@ pub mod events {
     }
     crate::runtime::object_impls!(OldEvent);
 }
-/// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`.
+/// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`, written as the transport sends it: `execute` first, `arguments` left out when empty.
+///
+/// Decoding accepts `exec-oob` for `execute` and ignores the request's `id` and other members.
 ///
 /// For proxies, loggers and mock servers; unknown commands decode into the catch-all variant.
 #[allow(deprecated)]

@@ -44,6 +44,16 @@ pub struct BaseOpts {
     /// whether read-only
     pub read_only: ::std::option::Option<bool>,
 }
+impl BaseOpts {
+    /// Builds the value from its required members, in schema order; the optional ones are `None`.
+    pub fn new(driver: Driver) -> Self {
+        Self {
+            node_name: ::std::option::Option::None,
+            driver,
+            read_only: ::std::option::Option::None,
+        }
+    }
+}
 impl crate::runtime::Members for BaseOpts {
     fn members(&self, w: &mut crate::runtime::Writer<'_>) {
         w.opt_member("node-name", &self.node_name);
@@ -84,6 +94,15 @@ pub struct FileOpts {
     /// the size in bytes
     pub size: ::std::option::Option<u64>,
 }
+impl FileOpts {
+    /// Builds the value from its required members, in schema order; the optional ones are `None`.
+    pub fn new(filename: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            filename: filename.into(),
+            size: ::std::option::Option::None,
+        }
+    }
+}
 impl crate::runtime::Members for FileOpts {
     fn members(&self, w: &mut crate::runtime::Writer<'_>) {
         w.member("filename", &self.filename);
@@ -116,6 +135,15 @@ pub struct NbdOpts {
     pub server: ::std::string::String,
     /// the export name
     pub export: ::std::option::Option<::std::string::String>,
+}
+impl NbdOpts {
+    /// Builds the value from its required members, in schema order; the optional ones are `None`.
+    pub fn new(server: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            server: server.into(),
+            export: ::std::option::Option::None,
+        }
+    }
 }
 impl crate::runtime::Members for NbdOpts {
     fn members(&self, w: &mut crate::runtime::Writer<'_>) {
@@ -151,6 +179,16 @@ pub struct Opts {
     pub driver: OptsBranch,
     /// whether read-only
     pub read_only: ::std::option::Option<bool>,
+}
+impl Opts {
+    /// Builds the value from its required members, in schema order; the optional ones are `None`.
+    pub fn new(driver: OptsBranch) -> Self {
+        Self {
+            node_name: ::std::option::Option::None,
+            driver,
+            read_only: ::std::option::Option::None,
+        }
+    }
 }
 /// The branches of [`Opts`], selected by its `driver` member.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -281,6 +319,12 @@ pub struct Circle {
     /// the radius
     pub radius: f64,
 }
+impl Circle {
+    /// Builds the value from its members, in schema order.
+    pub fn new(radius: f64) -> Self {
+        Self { radius }
+    }
+}
 impl crate::runtime::Members for Circle {
     fn members(&self, w: &mut crate::runtime::Writer<'_>) {
         w.member("radius", &self.radius);
@@ -308,6 +352,12 @@ pub struct Figure {
     pub id: i64,
     /// the shape
     pub shape: FigureBranch,
+}
+impl Figure {
+    /// Builds the value from its members, in schema order.
+    pub fn new(id: i64, shape: FigureBranch) -> Self {
+        Self { id, shape }
+    }
 }
 /// The branches of [`Figure`], selected by its `shape` member.
 #[derive(Debug, Clone, PartialEq)]
@@ -428,7 +478,9 @@ pub mod commands {
 }
 /// One type per event, holding its data; received events decode into [`Event`].
 pub mod events {}
-/// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`.
+/// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`, written as the transport sends it: `execute` first, `arguments` left out when empty.
+///
+/// Decoding accepts `exec-oob` for `execute` and ignores the request's `id` and other members.
 ///
 /// For proxies, loggers and mock servers; unknown commands decode into the catch-all variant.
 #[derive(Debug, Clone, PartialEq)]

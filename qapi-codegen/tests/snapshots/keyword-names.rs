@@ -19,6 +19,24 @@ pub struct Keywords {
     /// a dash-separated name
     pub match_mode: u8,
 }
+impl Keywords {
+    /// Builds the value from its required members, in schema order; the optional ones are `None`.
+    pub fn new(
+        r#type: impl ::std::convert::Into<::std::string::String>,
+        r#gen: i64,
+        self_: bool,
+        match_mode: u8,
+    ) -> Self {
+        Self {
+            r#type: r#type.into(),
+            r#gen,
+            self_,
+            r#async: ::std::option::Option::None,
+            x_perf: ::std::option::Option::None,
+            match_mode,
+        }
+    }
+}
 impl crate::runtime::Members for Keywords {
     fn members(&self, w: &mut crate::runtime::Writer<'_>) {
         w.member("type", &self.r#type);
@@ -119,6 +137,14 @@ pub mod commands {
         /// a keyword argument
         pub r#struct: ::std::option::Option<::std::string::String>,
     }
+    impl XQueryKeywords {
+        /// Builds the value with every member `None`, as `Default` does.
+        pub fn new() -> Self {
+            Self {
+                r#struct: ::std::option::Option::None,
+            }
+        }
+    }
     impl crate::runtime::Members for XQueryKeywords {
         fn members(&self, w: &mut crate::runtime::Writer<'_>) {
             w.opt_member("struct", &self.r#struct);
@@ -163,6 +189,12 @@ pub mod events {
         /// a keyword member
         pub r#loop: i64,
     }
+    impl XEvent {
+        /// Builds the value from its members, in schema order.
+        pub fn new(r#loop: i64) -> Self {
+            Self { r#loop }
+        }
+    }
     impl crate::runtime::Members for XEvent {
         fn members(&self, w: &mut crate::runtime::Writer<'_>) {
             w.member("loop", &self.r#loop);
@@ -184,7 +216,9 @@ pub mod events {
     }
     crate::runtime::object_impls!(XEvent);
 }
-/// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`.
+/// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`, written as the transport sends it: `execute` first, `arguments` left out when empty.
+///
+/// Decoding accepts `exec-oob` for `execute` and ignores the request's `id` and other members.
 ///
 /// For proxies, loggers and mock servers; unknown commands decode into the catch-all variant.
 #[derive(Debug, Clone, PartialEq)]

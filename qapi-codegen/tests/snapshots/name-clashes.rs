@@ -7,6 +7,12 @@ pub struct BlockdevBackup {
     /// the device
     pub device: ::std::string::String,
 }
+impl BlockdevBackup {
+    /// Builds the value from its members, in schema order.
+    pub fn new(device: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { device: device.into() }
+    }
+}
 impl crate::runtime::Members for BlockdevBackup {
     fn members(&self, w: &mut crate::runtime::Writer<'_>) {
         w.member("device", &self.device);
@@ -33,6 +39,12 @@ pub struct Event {
     /// a name
     pub name: ::std::string::String,
 }
+impl Event {
+    /// Builds the value from its members, in schema order.
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { name: name.into() }
+    }
+}
 impl crate::runtime::Members for Event {
     fn members(&self, w: &mut crate::runtime::Writer<'_>) {
         w.member("name", &self.name);
@@ -58,6 +70,12 @@ crate::runtime::object_impls!(Event);
 pub struct AnyCommand {
     /// a name
     pub name: ::std::string::String,
+}
+impl AnyCommand {
+    /// Builds the value from its members, in schema order.
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { name: name.into() }
+    }
 }
 impl crate::runtime::Members for AnyCommand {
     fn members(&self, w: &mut crate::runtime::Writer<'_>) {
@@ -86,6 +104,15 @@ pub struct String {
     pub value: ::std::string::String,
     /// an optional member of a type named like std's Option
     pub opt: ::std::option::Option<Option>,
+}
+impl String {
+    /// Builds the value from its required members, in schema order; the optional ones are `None`.
+    pub fn new(value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            value: value.into(),
+            opt: ::std::option::Option::None,
+        }
+    }
 }
 impl crate::runtime::Members for String {
     fn members(&self, w: &mut crate::runtime::Writer<'_>) {
@@ -142,6 +169,12 @@ crate::runtime::enum_impls!(Option);
 pub struct Opts {
     /// the kind
     pub kind: OptsBranch2,
+}
+impl Opts {
+    /// Builds the value from its members, in schema order.
+    pub fn new(kind: OptsBranch2) -> Self {
+        Self { kind }
+    }
 }
 /// The branches of [`Opts`], selected by its `kind` member.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,6 +250,12 @@ crate::runtime::object_impls!(Opts);
 pub struct OptsBranch {
     /// a member
     pub x: i64,
+}
+impl OptsBranch {
+    /// Builds the value from its members, in schema order.
+    pub fn new(x: i64) -> Self {
+        Self { x }
+    }
 }
 impl crate::runtime::Members for OptsBranch {
     fn members(&self, w: &mut crate::runtime::Writer<'_>) {
@@ -323,6 +362,12 @@ pub mod events {
         /// the device
         pub device: ::std::string::String,
     }
+    impl BlockdevBackup {
+        /// Builds the value from its members, in schema order.
+        pub fn new(device: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { device: device.into() }
+        }
+    }
     impl crate::runtime::Members for BlockdevBackup {
         fn members(&self, w: &mut crate::runtime::Writer<'_>) {
             w.member("device", &self.device);
@@ -344,7 +389,9 @@ pub mod events {
     }
     crate::runtime::object_impls!(BlockdevBackup);
 }
-/// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`.
+/// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`, written as the transport sends it: `execute` first, `arguments` left out when empty.
+///
+/// Decoding accepts `exec-oob` for `execute` and ignores the request's `id` and other members.
 ///
 /// For proxies, loggers and mock servers; unknown commands decode into the catch-all variant.
 #[derive(Debug, Clone, PartialEq)]

@@ -33,6 +33,26 @@ pub struct Machine {
     /// Its type changed within the supported QEMU range: a value of another release's shape decodes as `Versioned::Other`.
     pub value: crate::Versioned<i64>,
 }
+impl Machine {
+    /// Builds the value from its required members, in schema order; the optional ones are `None`.
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        hotplug: bool,
+        unit: Unit,
+        value: crate::Versioned<i64>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            alias: ::std::option::Option::None,
+            acpi: ::std::option::Option::None,
+            hotplug,
+            numa: ::std::option::Option::None,
+            deprecated_props: ::std::option::Option::None,
+            unit,
+            value,
+        }
+    }
+}
 impl crate::runtime::Members for Machine {
     fn members(&self, w: &mut crate::runtime::Writer<'_>) {
         w.member("name", &self.name);
@@ -170,6 +190,15 @@ pub struct SevCommon {
     /// Optional here: some releases of the supported range (QEMU 6.2 on) leave it out.
     pub sev_type: ::std::option::Option<SevType>,
 }
+impl SevCommon {
+    /// Builds the value from its required members, in schema order; the optional ones are `None`.
+    pub fn new(enabled: bool) -> Self {
+        Self {
+            enabled,
+            sev_type: ::std::option::Option::None,
+        }
+    }
+}
 impl crate::runtime::Members for SevCommon {
     fn members(&self, w: &mut crate::runtime::Writer<'_>) {
         w.member("enabled", &self.enabled);
@@ -201,6 +230,12 @@ pub struct SevPlain {
     /// a handle
     pub handle: i64,
 }
+impl SevPlain {
+    /// Builds the value from its members, in schema order.
+    pub fn new(handle: i64) -> Self {
+        Self { handle }
+    }
+}
 impl crate::runtime::Members for SevPlain {
     fn members(&self, w: &mut crate::runtime::Writer<'_>) {
         w.member("handle", &self.handle);
@@ -229,6 +264,14 @@ pub struct SevSnp {
     /// Optional here: some releases of the supported range (QEMU 6.2 on) leave it out.
     pub policy: ::std::option::Option<i64>,
 }
+impl SevSnp {
+    /// Builds the value with every member `None`, as `Default` does.
+    pub fn new() -> Self {
+        Self {
+            policy: ::std::option::Option::None,
+        }
+    }
+}
 impl crate::runtime::Members for SevSnp {
     fn members(&self, w: &mut crate::runtime::Writer<'_>) {
         w.opt_member("policy", &self.policy);
@@ -253,6 +296,12 @@ pub struct SevInfo {
     pub enabled: bool,
     /// the flavour
     pub sev_type: SevInfoBranch,
+}
+impl SevInfo {
+    /// Builds the value from its members, in schema order.
+    pub fn new(enabled: bool, sev_type: SevInfoBranch) -> Self {
+        Self { enabled, sev_type }
+    }
 }
 /// The branches of [`SevInfo`], selected by its `sev-type` member.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -400,6 +449,15 @@ pub mod commands {
         /// Optional here: some releases of the supported range (QEMU 6.2 on) leave it out.
         pub force: ::std::option::Option<bool>,
     }
+    impl SetThing {
+        /// Builds the value from its required members, in schema order; the optional ones are `None`.
+        pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                id: id.into(),
+                force: ::std::option::Option::None,
+            }
+        }
+    }
     impl crate::runtime::Members for SetThing {
         fn members(&self, w: &mut crate::runtime::Writer<'_>) {
             w.member("id", &self.id);
@@ -456,6 +514,15 @@ pub mod events {
         /// Optional here: some releases of the supported range (QEMU 6.2 on) leave it out.
         pub path: ::std::option::Option<::std::string::String>,
     }
+    impl ThingChanged {
+        /// Builds the value from its required members, in schema order; the optional ones are `None`.
+        pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                id: id.into(),
+                path: ::std::option::Option::None,
+            }
+        }
+    }
     impl crate::runtime::Members for ThingChanged {
         fn members(&self, w: &mut crate::runtime::Writer<'_>) {
             w.member("id", &self.id);
@@ -482,7 +549,9 @@ pub mod events {
     }
     crate::runtime::object_impls!(ThingChanged);
 }
-/// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`.
+/// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`, written as the transport sends it: `execute` first, `arguments` left out when empty.
+///
+/// Decoding accepts `exec-oob` for `execute` and ignores the request's `id` and other members.
 ///
 /// For proxies, loggers and mock servers; unknown commands decode into the catch-all variant.
 #[derive(Debug, Clone, PartialEq)]

@@ -13,6 +13,17 @@ pub struct Node {
     /// mutually recursive
     pub other: ::std::option::Option<::std::boxed::Box<Other>>,
 }
+impl Node {
+    /// Builds the value from its required members, in schema order; the optional ones are `None`.
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            name: name.into(),
+            parent: ::std::option::Option::None,
+            children: ::std::option::Option::None,
+            other: ::std::option::Option::None,
+        }
+    }
+}
 impl crate::runtime::Members for Node {
     fn members(&self, w: &mut crate::runtime::Writer<'_>) {
         w.member("name", &self.name);
@@ -54,6 +65,14 @@ crate::runtime::object_impls!(Node);
 pub struct Other {
     /// mutual recursion
     pub node: ::std::option::Option<::std::boxed::Box<Node>>,
+}
+impl Other {
+    /// Builds the value with every member `None`, as `Default` does.
+    pub fn new() -> Self {
+        Self {
+            node: ::std::option::Option::None,
+        }
+    }
 }
 impl crate::runtime::Members for Other {
     fn members(&self, w: &mut crate::runtime::Writer<'_>) {
@@ -108,6 +127,15 @@ pub struct Chain {
     pub kind: ChainBranch,
     /// the next link
     pub next: ::std::option::Option<::std::boxed::Box<Chain>>,
+}
+impl Chain {
+    /// Builds the value from its required members, in schema order; the optional ones are `None`.
+    pub fn new(kind: ChainBranch) -> Self {
+        Self {
+            kind,
+            next: ::std::option::Option::None,
+        }
+    }
 }
 /// The branches of [`Chain`], selected by its `kind` member.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,6 +222,12 @@ pub struct ChainLink {
     /// where it links
     pub target: ::std::string::String,
 }
+impl ChainLink {
+    /// Builds the value from its members, in schema order.
+    pub fn new(target: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { target: target.into() }
+    }
+}
 impl crate::runtime::Members for ChainLink {
     fn members(&self, w: &mut crate::runtime::Writer<'_>) {
         w.member("target", &self.target);
@@ -218,7 +252,9 @@ crate::runtime::object_impls!(ChainLink);
 pub mod commands {}
 /// One type per event, holding its data; received events decode into [`Event`].
 pub mod events {}
-/// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`.
+/// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`, written as the transport sends it: `execute` first, `arguments` left out when empty.
+///
+/// Decoding accepts `exec-oob` for `execute` and ignores the request's `id` and other members.
 ///
 /// For proxies, loggers and mock servers; unknown commands decode into the catch-all variant.
 #[derive(Debug, Clone, PartialEq)]

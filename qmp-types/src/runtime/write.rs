@@ -64,6 +64,22 @@ impl<'a> Writer<'a> {
         self.out.push(b':');
     }
 
+    /// Writes an object member unless its value is the empty object `{}` (how a request
+    /// leaves out empty `arguments`).
+    #[inline(never)]
+    pub fn nonempty_member(&mut self, key: &str, value: &dyn Encode) {
+        let (mark, first) = (self.out.len(), self.first);
+        self.key(key);
+        let at = self.out.len();
+        value.encode(self);
+        if self.out[at..] == *b"{}" {
+            self.out.truncate(mark);
+            self.first = first;
+        } else {
+            self.first = false;
+        }
+    }
+
     /// Writes an optional member, nothing when it is `None`.
     #[inline(never)]
     pub fn opt_member<T: Encode>(&mut self, key: &str, value: &Option<T>) {
