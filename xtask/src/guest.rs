@@ -48,7 +48,7 @@ const MODULES: &[&str] = &["virtio_blk"];
 /// The guest's `/init`. `@MODULES@` becomes one `insmod` line per module.
 ///
 /// The agent runs in a loop, so a test can kill it (through `guest-exec`) and watch
-/// the client reconnect; its pid file is `/run/qemu-ga.pid`.
+/// the client reconnect.
 const INIT: &str = r#"#!/bin/sh
 # The qmp-types test guest's init, written by `cargo xtask guest build`.
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
@@ -73,7 +73,7 @@ if [ -z "$dev" ]; then
 fi
 echo "init: guest agent on $dev"
 while :; do
-    /bin/qemu-ga -m virtio-serial -p "$dev" -t /tmp -f /run/qemu-ga.pid
+    /bin/qemu-ga -m virtio-serial -p "$dev" -t /tmp
     echo "init: qemu-ga exited with status $?, restarting it"
     sleep 0.1
 done
