@@ -186,57 +186,8 @@ fn a_real_guest_with_its_agent() {
         "{lo:?}"
     );
 
-    step("PCI hot-plug with the guest's cooperation");
-    qmp.execute(&c::BlockdevAdd(
-        serde_json::from_value(serde_json::json!({
-            "driver": "null-co", "node-name": "n1", "size": 1048576
-        }))
-        .unwrap(),
-    ))
-    .unwrap();
-    let props =
-        serde_json::json!({"driver": "virtio-blk-pci", "drive": "n1", "id": "vb1", "bus": "rp1"});
-    qmp.execute_raw(
-        "device_add",
-        Some(&serde_json::value::to_raw_value(&props).unwrap()),
-    )
-    .unwrap();
-    let plugged = Instant::now();
-    let sectors = wait_for(&mut qga, "vda to appear in the guest", |qga| {
-        let (_, out) = exec(
-            qga,
-            "/bin/sh",
-            &["-c", "cat /sys/block/vda/size 2>/dev/null"],
-        );
-        (!out.trim().is_empty()).then(|| out.trim().to_owned())
-    });
-    eprintln!("vda seen by the guest after {:?}", plugged.elapsed());
-    assert_eq!(sectors, "2048"); // 1 MiB in 512-byte sectors
-    let (_, blocks) = exec(&mut qga, "/bin/ls", &["/sys/block"]);
-    assert!(blocks.split_whitespace().any(|b| b == "vda"), "{blocks}");
-
-    let deleted = EventFilter::name("DEVICE_DELETED").decoded(|e: &qmp::Event| {
-        matches!(e, qmp::Event::DeviceDeleted(d, _) if d.device.as_deref() == Some("vb1"))
-    });
-    let unplug = Instant::now();
-    let (_, event) = qmp
-        .execute_and_wait(
-            &c::DeviceDel { id: "vb1".into() },
-            &deleted,
-            Duration::from_secs(30),
-        )
-        .unwrap_or_else(|e| panic!("{e}; console:\n{}", vm.console()));
-    eprintln!("DEVICE_DELETED for vb1 after {:?}", unplug.elapsed());
-    let qmp::Event::DeviceDeleted(d, _) = event.decode::<qmp::Event>().unwrap() else {
-        unreachable!()
-    };
-    assert_eq!(d.path, "/machine/peripheral/vb1");
-    let (_, blocks) = exec(&mut qga, "/bin/ls", &["/sys/block"]);
-    assert!(!blocks.split_whitespace().any(|b| b == "vda"), "{blocks}");
-    qmp.execute(&c::BlockdevDel {
-        node_name: "n1".into(),
-    })
-    .unwrap();
+    step("PCI hot-plug with the guest's cooperation (ACPI, q35's default)");
+    hotplug_round_trip(&vm, &mut qmp, &mut qga);
 
     step("reconnect after the agent restarts");
     let (_, pid_before) = exec(&mut qga, "/bin/pidof", &["qemu-ga"]);
@@ -275,6 +226,88 @@ fn a_real_guest_with_its_agent() {
     assert!(
         vm.wait_exit(Duration::from_secs(10)).unwrap(),
         "QEMU still runs"
+    );
+}
+
+/// Plugs a 1 MiB virtio disk into `rp1`, sees it from inside, unplugs it (waiting for
+/// the `DEVICE_DELETED` that follows the guest's eject) and sees it gone; returns
+/// how long the unplug took.
+fn hotplug_round_trip(vm: &Instance, qmp: &mut Qmp, qga: &mut Qga) -> Duration {
+    qmp.execute(&c::BlockdevAdd(
+        serde_json::from_value(serde_json::json!({
+            "driver": "null-co", "node-name": "n1", "size": 1048576
+        }))
+        .unwrap(),
+    ))
+    .unwrap();
+    let props =
+        serde_json::json!({"driver": "virtio-blk-pci", "drive": "n1", "id": "vb1", "bus": "rp1"});
+    qmp.execute_raw(
+        "device_add",
+        Some(&serde_json::value::to_raw_value(&props).unwrap()),
+    )
+    .unwrap();
+    let plugged = Instant::now();
+    let sectors = wait_for(qga, "vda to appear in the guest", |qga| {
+        let (_, out) = exec(
+            qga,
+            "/bin/sh",
+            &["-c", "cat /sys/block/vda/size 2>/dev/null"],
+        );
+        (!out.trim().is_empty()).then(|| out.trim().to_owned())
+    });
+    eprintln!("vda seen by the guest after {:?}", plugged.elapsed());
+    assert_eq!(sectors, "2048"); // 1 MiB in 512-byte sectors
+    let (_, blocks) = exec(qga, "/bin/ls", &["/sys/block"]);
+    assert!(blocks.split_whitespace().any(|b| b == "vda"), "{blocks}");
+
+    let deleted = EventFilter::name("DEVICE_DELETED").decoded(|e: &qmp::Event| {
+        matches!(e, qmp::Event::DeviceDeleted(d, _) if d.device.as_deref() == Some("vb1"))
+    });
+    let unplug = Instant::now();
+    let (_, event) = qmp
+        .execute_and_wait(
+            &c::DeviceDel { id: "vb1".into() },
+            &deleted,
+            Duration::from_secs(30),
+        )
+        .unwrap_or_else(|e| panic!("{e}; console:\n{}", vm.console()));
+    let took = unplug.elapsed();
+    eprintln!("DEVICE_DELETED for vb1 after {took:?}");
+    let qmp::Event::DeviceDeleted(d, _) = event.decode::<qmp::Event>().unwrap() else {
+        unreachable!()
+    };
+    assert_eq!(d.path, "/machine/peripheral/vb1");
+    let (_, blocks) = exec(qga, "/bin/ls", &["/sys/block"]);
+    assert!(!blocks.split_whitespace().any(|b| b == "vda"), "{blocks}");
+    qmp.execute(&c::BlockdevDel {
+        node_name: "n1".into(),
+    })
+    .unwrap();
+    took
+}
+
+/// With QEMU's ACPI hot-plug off for the root ports, the guest's native PCIe hot-plug
+/// driver (`pciehp`, built into the cloud kernel) handles the slot: the unplug is an
+/// attention-button press, which Linux acts on after its 5 s cancel window.
+#[test]
+fn native_pcie_hotplug() {
+    let (kernel, initrd, _) = guest_files();
+    let vm = Launcher::guest(kernel, initrd)
+        .args([
+            "-global",
+            "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off",
+        ])
+        .spawn()
+        .unwrap();
+    let mut qmp = vm.connect().unwrap();
+    let mut qga = vm.connect_agent().unwrap_or_else(|e| panic!("{e}"));
+    let took = hotplug_round_trip(&vm, &mut qmp, &mut qga);
+    let (_, log) = exec(&mut qga, "/bin/sh", &["-c", "dmesg | grep pciehp"]);
+    assert!(log.contains("pciehp"), "{log}");
+    assert!(
+        took >= Duration::from_secs(4),
+        "{took:?}: not pciehp's button press?"
     );
 }
 
