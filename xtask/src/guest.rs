@@ -5,8 +5,8 @@
 //! agent inside") describes:
 //!
 //! - `apt-get download` of the current bookworm-backports cloud kernel (the package
-//!   `apt-cache depends linux-image-cloud-amd64/bookworm-backports` names, so never a
-//!   hard-coded version) and of `busybox-static`;
+//!   `linux-image-cloud-amd64/bookworm-backports` depends on, as `apt-cache show` of it
+//!   names it with its version: never a hard-coded version) and of `busybox-static`;
 //! - `vmlinuz` from the kernel package, and the modules of [`MODULES`] (with their
 //!   dependencies, decompressed by busybox's `xzcat`): the cloud kernel has virtio-pci,
 //!   virtio-console and PCIe hot-plug (`pciehp`) built in, but `virtio_blk` is a module;
@@ -187,35 +187,41 @@ struct KernelPackage {
 }
 
 /// The cloud kernel `linux-image-cloud-amd64` currently depends on in backports, from
-/// apt's local metadata (no network).
+/// apt's local metadata (no network). One `apt-cache show` of the meta-package names it
+/// with its exact version (`Depends: linux-image-X (= V)`), which `apt-cache depends`
+/// would name without one.
 fn kernel_package() -> Result<KernelPackage> {
     let meta = format!("{KERNEL_META}/{SUITE}");
     let hint = "is bookworm-backports enabled and `apt-get update` run? `cargo xtask prepare` as root does both";
-    let depends = output(Command::new("apt-cache").args(["depends", &meta]))
+    let show = output(Command::new("apt-cache").args(["show", &meta]))
         .map_err(|err| format!("{err} ({hint})"))?;
-    let name = kernel_from_depends(&depends)
-        .ok_or_else(|| {
-            format!("`apt-cache depends {meta}` names no linux-image package ({hint}):\n{depends}")
-        })?
-        .to_string();
-    let show = output(Command::new("apt-cache").args(["show", &format!("{name}/{SUITE}")]))
-        .map_err(|err| format!("{err} ({hint})"))?;
-    let version = show
-        .lines()
-        .find_map(|line| line.strip_prefix("Version: "))
-        .ok_or_else(|| format!("`apt-cache show {name}/{SUITE}` has no Version line"))?
-        .trim()
-        .to_string();
-    Ok(KernelPackage { name, version })
+    kernel_from_show(&show).ok_or_else(|| {
+        format!("`apt-cache show {meta}` names no linux-image package ({hint}):\n{show}").into()
+    })
 }
 
-/// The `linux-image-...` package in `apt-cache depends` output.
-fn kernel_from_depends(depends: &str) -> Option<&str> {
-    depends
-        .lines()
-        .filter_map(|line| line.trim().strip_prefix("Depends: "))
-        .map(str::trim)
-        .find(|name| name.starts_with("linux-image-") && *name != KERNEL_META)
+/// The `linux-image-...` package and version in the meta-package's `apt-cache show`
+/// output (its first stanza: the candidate).
+fn kernel_from_show(show: &str) -> Option<KernelPackage> {
+    let stanza = show.split("\n\n").next()?;
+    let depends = stanza.lines().find_map(|l| l.strip_prefix("Depends: "))?;
+    depends.split(',').find_map(|dep| {
+        let dep = dep.trim();
+        let (name, version) = match dep.split_once(" (= ") {
+            Some((name, rest)) => (name.trim(), rest.strip_suffix(')')?.trim()),
+            None => (
+                dep,
+                stanza
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Version: "))?
+                    .trim(),
+            ),
+        };
+        (name.starts_with("linux-image-") && name != KERNEL_META).then(|| KernelPackage {
+            name: name.to_owned(),
+            version: version.to_owned(),
+        })
+    })
 }
 
 /// A digest of everything this module writes into the initrd besides the packages.
@@ -528,13 +534,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_the_kernel_in_apt_cache_depends() {
-        let depends = "linux-image-cloud-amd64\n  Depends: linux-image-6.12.95+deb12-cloud-amd64\n";
+    fn finds_the_kernel_in_apt_cache_show() {
+        let show = "Package: linux-image-cloud-amd64
+Source: linux-signed-amd64 (6.12.95+1~bpo12+1)
+Version: 6.12.95-1~bpo12+1
+Depends: linux-image-6.12.95+deb12-cloud-amd64 (= 6.12.95-1~bpo12+1)
+Description-en: Linux for x86-64 cloud (meta-package)
+
+Package: linux-image-cloud-amd64
+Version: 6.1.140-1
+Depends: linux-image-6.1.0-37-cloud-amd64 (= 6.1.140-1)
+";
+        let k = kernel_from_show(show).unwrap();
+        assert_eq!(k.name, "linux-image-6.12.95+deb12-cloud-amd64");
+        assert_eq!(k.version, "6.12.95-1~bpo12+1");
+        let unversioned = "Version: 7\nDepends: initramfs-tools, linux-image-7-cloud-amd64\n";
+        let k = kernel_from_show(unversioned).unwrap();
         assert_eq!(
-            kernel_from_depends(depends),
-            Some("linux-image-6.12.95+deb12-cloud-amd64")
+            (k.name.as_str(), k.version.as_str()),
+            ("linux-image-7-cloud-amd64", "7")
         );
-        assert_eq!(kernel_from_depends("linux-image-cloud-amd64\n"), None);
+        assert!(kernel_from_show("Package: linux-image-cloud-amd64\n").is_none());
     }
 
     #[test]
