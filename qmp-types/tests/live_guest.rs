@@ -335,9 +335,9 @@ fn wait_for<T>(qga: &mut Qga, what: &str, mut probe: impl FnMut(&mut Qga) -> Opt
     }
 }
 
-/// The agent's connect retries while the guest boots: connecting before the kernel has
-/// even started gives a synchronised client, and a QEMU that exits during the wait is
-/// reported at once, with the console's last lines.
+/// The agent's connect retries while the guest boots (the other tests connect right after
+/// `spawn`), but a QEMU that exits during the wait is reported at once, with the
+/// console's last lines, instead of after the 60 s boot timeout.
 #[test]
 fn connect_agent_fails_fast_when_qemu_exits() {
     let (kernel, _, _) = guest_files();
