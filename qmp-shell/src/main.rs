@@ -140,10 +140,7 @@ impl Transcript {
     fn open(path: Option<&PathBuf>) -> Result<Transcript, String> {
         match path {
             None => Ok(Transcript(None)),
-            Some(p) => std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
+            Some(p) => open_private(p)
                 .map(|f| Transcript(Some(f)))
                 .map_err(|e| format!("cannot open log file {}: {e}", p.display())),
         }
@@ -155,6 +152,25 @@ impl Transcript {
             let _ = writeln!(f, "{marker} {text}");
         }
     }
+}
+
+/// Opens `path` for appending as a private file: created with mode 0600, and an existing
+/// regular file loses its group and other permissions. Transcripts and the shell's
+/// history hold whatever was typed or answered, passwords and key material included.
+/// Other files (`/dev/stderr`, a FIFO) are opened as they are.
+pub(crate) fn open_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    let meta = file.metadata()?;
+    let mode = meta.permissions().mode();
+    if meta.is_file() && mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
+    }
+    Ok(file)
 }
 
 /// The request as it goes on the wire (without the id the transport adds).
@@ -549,5 +565,41 @@ fn stream_events(cli: &Cli, log: &mut Transcript) -> u8 {
                 return 3;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::open_private;
+
+    fn mode(path: &std::path::Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn transcripts_and_history_are_private_files() {
+        let dir = std::env::temp_dir().join(format!("qmp-shell-private-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let new = dir.join("new.log");
+        let _ = std::fs::remove_file(&new);
+        drop(open_private(&new).unwrap());
+        assert_eq!(mode(&new), 0o600);
+
+        // An existing file keeps its content and loses group and other permissions.
+        let old = dir.join("old.log");
+        std::fs::write(&old, "kept\n").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        use std::io::Write;
+        writeln!(open_private(&old).unwrap(), "appended").unwrap();
+        assert_eq!(mode(&old), 0o600);
+        assert_eq!(std::fs::read_to_string(&old).unwrap(), "kept\nappended\n");
+
+        // Not a regular file: left alone.
+        let before = mode(std::path::Path::new("/dev/null"));
+        drop(open_private(std::path::Path::new("/dev/null")).unwrap());
+        assert_eq!(mode(std::path::Path::new("/dev/null")), before);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

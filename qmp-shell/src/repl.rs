@@ -231,6 +231,11 @@ pub fn run(cli: &Cli, mut log: Transcript) -> u8 {
     }));
     let history = history_path();
     if let Some(h) = &history {
+        // Created (or tightened) as a private file before rustyline touches it: the
+        // history holds every line typed, passwords included.
+        if let Err(e) = crate::open_private(h) {
+            eprintln!("qmp: history {}: {e}", h.display());
+        }
         let _ = rl.load_history(h);
     }
 

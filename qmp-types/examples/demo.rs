@@ -3,6 +3,12 @@
 //! version and status, stop/cont with their events, a disk hot-plug and unplug, a
 //! dirty-bitmap backup, an HMP command, and guest agent commands (typed with the `qga`
 //! feature, which `cargo xtask demo` enables; by name with JSON otherwise).
+//!
+//! With the `qga` feature it also boots the tiny Linux guest of `cargo xtask guest build`
+//! (from `$QMP_TYPES_GUEST_DIR`, which `cargo xtask demo` sets, else `<target dir>/guest`),
+//! hot-plugs a disk into the running kernel, shows what the guest sees through its agent,
+//! unplugs the disk with the guest's cooperation and shuts the guest down. The guest boots
+//! while the rest of the demo runs.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -132,6 +138,8 @@ fn empty(_: &()) -> &'static str {
 
 fn run() -> Result {
     let started = Instant::now();
+    // Boots under TCG while the sections before it run.
+    let guest = start_guest()?;
     section("QEMU on demand");
     let vm = Launcher::qemu()
         .args([
@@ -329,8 +337,193 @@ fn run() -> Result {
         ga.socket_path().display()
     );
     guest_agent(&mut qga)?;
+    drop(qga);
+    drop(ga);
+    linux_guest(guest)?;
     println!("\ndone in {:.2?}", started.elapsed());
     Ok(())
+}
+
+/// Where `cargo xtask guest build` put the guest: `$QMP_TYPES_GUEST_DIR`, else
+/// `<target dir>/guest` by cargo's rule.
+#[cfg(feature = "qga")]
+fn guest_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("QMP_TYPES_GUEST_DIR") {
+        return dir.into();
+    }
+    let workspace = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => workspace.join(dir).join("guest"),
+        _ => workspace.join("target/guest"),
+    }
+}
+
+/// A booting guest and when it was started.
+#[cfg(feature = "qga")]
+type Booting = (qmp_types::client::Instance, Instant);
+/// Without the `qga` feature there is no guest part.
+#[cfg(not(feature = "qga"))]
+struct Booting;
+
+/// Starts the Linux guest (it boots in the background).
+#[cfg(feature = "qga")]
+fn start_guest() -> Result<Booting> {
+    let dir = guest_dir();
+    let (kernel, initrd) = (dir.join("vmlinuz"), dir.join("initrd.gz"));
+    if !kernel.is_file() || !initrd.is_file() {
+        return Err(format!(
+            "no test guest in {}: run `cargo xtask prepare` (or `cargo xtask guest build`)",
+            dir.display()
+        )
+        .into());
+    }
+    Ok((Launcher::guest(kernel, initrd).spawn()?, Instant::now()))
+}
+
+#[cfg(not(feature = "qga"))]
+fn start_guest() -> Result<Booting> {
+    Ok(Booting)
+}
+
+/// The Linux guest part: the agent inside, a disk hot-plugged into the running kernel
+/// and unplugged with the guest's cooperation, and a shutdown from inside.
+#[cfg(feature = "qga")]
+fn linux_guest((vm, booted): Booting) -> Result {
+    use qmp_types::qga::commands as g;
+    section("a Linux guest: Debian's cloud kernel, busybox and qemu-ga in an initrd");
+    let mut qmp = vm.connect()?;
+    println!(
+        "  booting qemu-system-x86_64 -machine q35 -kernel ... (pid {}) with a pcie-root-port rp1",
+        vm.pid()
+    );
+    let mut qga = vm.connect_agent()?;
+    println!(
+        "  agent in the guest answered {:.1?} after boot started (0xFF + guest-sync-delimited re-sent every second)",
+        booted.elapsed()
+    );
+    show_typed_request(&g::GuestGetOsinfo)?;
+    let os = qga.execute(&g::GuestGetOsinfo)?;
+    println!(
+        "  <- {}, kernel {}",
+        os.pretty_name.as_deref().unwrap_or("-"),
+        os.kernel_release.as_deref().unwrap_or("-")
+    );
+    let block_devices =
+        "cd /sys/block; ls | while read d; do echo \"$d, $(cat $d/size) sectors\"; done";
+    println!(
+        "     guest's /sys/block before: {:?}",
+        guest_sh(&mut qga, block_devices)?.trim()
+    );
+
+    typed(
+        &mut qmp,
+        &c::BlockdevAdd(serde_json::from_value(json!({
+            "driver": "null-co", "node-name": "n1", "size": 1048576
+        }))?),
+        empty,
+    )?;
+    exec(
+        &mut qmp,
+        "device_add",
+        Some(json!({"driver": "virtio-blk-pci", "drive": "n1", "id": "vb1", "bus": "rp1"})),
+    )?;
+    let plugged = Instant::now();
+    let seen = loop {
+        let out = guest_sh(&mut qga, block_devices)?;
+        if out.contains("vda") || plugged.elapsed() > Duration::from_secs(20) {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    println!(
+        "     the guest sees, {:.0?} later (guest-exec sh -c ...): {}",
+        plugged.elapsed(),
+        none_if_empty(&seen)
+    );
+    let log = guest_sh(
+        &mut qga,
+        "dmesg | grep -E 'pciehp|acpiphp|virtio_blk' | tail -4",
+    )?;
+    for line in log.lines() {
+        println!("     guest dmesg: {line}");
+    }
+
+    section("unplug it: the guest ejects the device, then QEMU reports DEVICE_DELETED");
+    let deleted = EventFilter::name("DEVICE_DELETED").decoded(|e: &qmp::Event| {
+        matches!(e, qmp::Event::DeviceDeleted(d, _) if d.device.as_deref() == Some("vb1"))
+    });
+    let unplug = Instant::now();
+    typed_and_wait(&mut qmp, &c::DeviceDel { id: "vb1".into() }, &deleted)?;
+    println!("     DEVICE_DELETED after {:.0?}", unplug.elapsed());
+    println!(
+        "     guest's /sys/block after: {:?}",
+        guest_sh(&mut qga, block_devices)?.trim()
+    );
+    typed(
+        &mut qmp,
+        &c::BlockdevDel {
+            node_name: "n1".into(),
+        },
+        empty,
+    )?;
+
+    section("shut down from inside (guest-shutdown, then QMP's SHUTDOWN event)");
+    let shutdown = g::GuestShutdown { mode: None };
+    show_typed_request(&shutdown)?;
+    // No reply on success; the powered-off guest never answers the client's sync.
+    let _ = qga.execute_with(
+        &shutdown,
+        &qmp_types::client::Call::new().timeout(Some(Duration::from_secs(3))),
+    );
+    let event = qmp.wait_event(&EventFilter::name("SHUTDOWN"), Duration::from_secs(30))?;
+    show_event(&event);
+    Ok(())
+}
+
+#[cfg(not(feature = "qga"))]
+fn linux_guest(_: Booting) -> Result {
+    section("a Linux guest (needs the `qga` feature, which `cargo xtask demo` enables)");
+    Ok(())
+}
+
+/// `text` trimmed, or "(none)".
+#[cfg(feature = "qga")]
+fn none_if_empty(text: &str) -> &str {
+    match text.trim() {
+        "" => "(none)",
+        t => t,
+    }
+}
+
+/// Runs `script` with the guest's `sh -c` through guest-exec; returns its output.
+#[cfg(feature = "qga")]
+fn guest_sh(qga: &mut Qga, script: &str) -> Result<String> {
+    use qmp_types::qga::commands as g;
+    let pid = qga
+        .execute(&g::GuestExec {
+            path: "/bin/sh".into(),
+            arg: Some(vec!["-c".into(), script.into()]),
+            env: None,
+            input_data: None,
+            capture_output: Some(qmp_types::qga::GuestExecCaptureOutput::Flag(true)),
+        })?
+        .pid;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let st = qga.execute(&g::GuestExecStatus { pid })?;
+        if st.exited {
+            let out = st
+                .out_data
+                .as_deref()
+                .map(base64_decode)
+                .unwrap_or_default();
+            return Ok(String::from_utf8_lossy(&out).into_owned());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("guest: {script:?} did not finish").into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The guest agent part, with the typed QGA API (feature `qga`).

@@ -8,6 +8,7 @@
 mod bench;
 mod demo;
 mod fuzz;
+mod guest;
 mod prepare;
 mod schema;
 mod test;
@@ -91,10 +92,17 @@ const TASKS: &[Task] = &[
         run: Some(tidy::run),
     },
     Task {
+        name: "guest",
+        args: "build",
+        about: "build (or find cached) the tiny Linux guest of the live tests and the demo",
+        needs: Needs::Nothing,
+        run: Some(guest::run),
+    },
+    Task {
         name: "prepare",
         args: "",
         about:
-            "install QEMU (as root) when missing, import the pinned schema when missing or stale",
+            "install QEMU (as root) when missing, build the test guest, import the pinned schema",
         needs: Needs::Nothing,
         run: Some(prepare::run),
     },

@@ -1,7 +1,8 @@
 //! Readying a fresh machine: QEMU installed (as `../shared/qemu/README.md` shows), Debian 12's
-//! own QEMU 7.2 unpacked beside it (as `../shared/qemu/peers.md` shows) and the pinned schema imported.
+//! own QEMU 7.2 unpacked beside it (as `../shared/qemu/peers.md` shows), the test guest built
+//! ([`crate::guest`]) and the pinned schema imported.
 //!
-//! Both steps do nothing when their result is already there, so every command that needs
+//! Every step does nothing when their result is already there, so every command that needs
 //! them (`cargo xtask test`, `cargo xtask demo`) can run them unconditionally.
 
 use std::process::Command;
@@ -69,10 +70,12 @@ pub(crate) fn older_schemas() -> Result {
 }
 
 /// Installs QEMU when one of its programs is missing: as root with apt, otherwise
-/// by failing with the exact commands to run. Then unpacks QEMU 7.2 beside it ([`qemu_7_2`]).
+/// by failing with the exact commands to run. Then unpacks QEMU 7.2 beside it ([`qemu_7_2`])
+/// and builds the test guest ([`crate::guest`]), each only when missing.
 pub(crate) fn qemu() -> Result {
     qemu_10()?;
-    qemu_7_2()
+    qemu_7_2()?;
+    crate::guest::build()
 }
 
 /// Installs QEMU 10.0.2 when one of its programs is missing.

@@ -11,7 +11,7 @@ use crate::Result;
 
 #[path = "../../qmp-types/build/pin.rs"]
 #[allow(dead_code)]
-mod pin;
+pub(crate) mod pin;
 
 /// Where the import lands, relative to the repository root (git-ignored, packaged).
 pub(crate) const IMPORT_DIR: &str = "qmp-types/qemu-schema";

@@ -35,7 +35,7 @@ pub(crate) fn run(args: &[String]) -> Result {
     let wanted = |step: &str| args.is_empty() || args.iter().any(|arg| arg == step);
     let mut steps = Steps::default();
     if wanted("qemu") {
-        steps.step("install QEMU if missing", prepare::qemu);
+        steps.step("prepare QEMU, 7.2 and the test guest", prepare::qemu);
     }
     if wanted("schema") {
         steps.step("import the pinned schema if missing", prepare::schema);

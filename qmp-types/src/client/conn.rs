@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use log::{log_enabled, trace, Level};
+
+use super::redact::redact;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -542,7 +544,8 @@ impl Core {
         command: &str,
     ) -> Result<(), Error> {
         if log_enabled!(target: WIRE_TARGET, Level::Trace) {
-            trace!(target: WIRE_TARGET, ">> {}{}", escape_lossy(prefix), String::from_utf8_lossy(body));
+            let body = String::from_utf8_lossy(body);
+            trace!(target: WIRE_TARGET, ">> {}{}", escape_lossy(prefix), redact(&body));
         }
         // A control byte first makes the peer's JSON lexer drop a partial request.
         let mut prefix_buf;
@@ -687,7 +690,7 @@ fn finish_msg<'a>(stats: &mut Stats, text: &'a str, env: Env<'a>) -> Result<Msg<
     stats.messages += 1;
     stats.max_message = stats.max_message.max(text.len());
     if log_enabled!(target: WIRE_TARGET, Level::Trace) {
-        trace!(target: WIRE_TARGET, "<< {text}");
+        trace!(target: WIRE_TARGET, "<< {}", redact(text));
     }
     let bytes = text.as_bytes();
     if let Some(name) = env.event {

@@ -201,6 +201,8 @@ impl Error {
     }
 
     pub(crate) fn decode(command: &str, source: serde_json::Error, json: &str) -> Error {
+        // Kept in the error's text: secrets withheld as in the wire trace.
+        let json = super::redact::redact(json);
         let mut end = json.len().min(1000);
         while !json.is_char_boundary(end) {
             end -= 1;

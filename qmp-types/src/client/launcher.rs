@@ -1,6 +1,11 @@
 //! Starts `qemu-system-x86_64`, `qemu-storage-daemon` or `qemu-ga` with a private
 //! socket in a fresh temporary directory, connects to it, and kills and reaps the
 //! process (and removes the directory) on drop. Usable from any integration test.
+//!
+//! [`Launcher::guest`] boots a Linux kernel and initrd (such as the guest `cargo xtask
+//! guest build` makes) with a guest agent port whose host end is a second private
+//! socket, so one [`Instance`] gives both a QMP client ([`Instance::connect`]) and a
+//! guest agent client ([`Instance::connect_agent`]).
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -116,10 +121,27 @@ impl Drop for TempDir {
     }
 }
 
+/// What [`Launcher::guest`] boots, and the devices it adds for it.
+#[derive(Debug, Clone)]
+struct GuestBoot {
+    kernel: PathBuf,
+    initrd: PathBuf,
+    append: Vec<String>,
+    memory_mib: u32,
+    root_ports: u32,
+    boot_timeout: Duration,
+}
+
+/// The kernel command line [`Launcher::guest`] starts with: the console on the serial
+/// port (written to [`Instance::console`]) and a reboot, which `-no-reboot` turns into
+/// QEMU's exit, on panic.
+const GUEST_APPEND: &str = "console=ttyS0 panic=-1";
+
 /// Configures and starts a QEMU process. See the [module docs](super) for an example.
 #[derive(Debug, Clone)]
 pub struct Launcher {
     program: Program,
+    guest: Option<GuestBoot>,
     binary: Option<PathBuf>,
     env: Vec<(OsString, OsString)>,
     data_dirs: Vec<PathBuf>,
@@ -134,6 +156,7 @@ impl Launcher {
     fn new(program: Program) -> Launcher {
         Launcher {
             program,
+            guest: None,
             binary: None,
             env: Vec::new(),
             data_dirs: Vec::new(),
@@ -149,6 +172,91 @@ impl Launcher {
     /// (`-machine`/`-M` or `-display` in the extra arguments replace those defaults).
     pub fn qemu() -> Launcher {
         Launcher::new(Program::Qemu)
+    }
+
+    /// `qemu-system-x86_64` booting a Linux guest from `kernel` and `initrd`, with a
+    /// guest agent port.
+    ///
+    /// The machine is `-machine q35 -m 128` (QEMU's default accelerator, TCG, unless
+    /// extra arguments say otherwise) with:
+    ///
+    /// - `-kernel KERNEL -initrd INITRD -append 'console=ttyS0 panic=-1'` (more with
+    ///   [`Launcher::append`]) and `-no-reboot`, so a guest panic or reboot ends QEMU;
+    /// - `-serial file:console.log` in the private directory ([`Instance::console`]);
+    /// - `-device pcie-root-port,id=rp1,chassis=1` (more with [`Launcher::root_ports`]):
+    ///   the slot for PCI hot-plug (`device_add ... bus=rp1`);
+    /// - `-device virtio-serial-pci,id=vser0` and a `virtserialport` named
+    ///   `org.qemu.guest_agent.0` whose chardev is a socket `qga.sock` in the private
+    ///   directory ([`Instance::agent_socket_path`], [`Instance::connect_agent`]).
+    ///
+    /// The guest must start `qemu-ga -m virtio-serial` on that port itself; the guest of
+    /// `cargo xtask guest build` (in `<target dir>/guest/`) does.
+    ///
+    /// # Arguments
+    ///
+    /// * `kernel` - a bootable kernel image (`vmlinuz`).
+    /// * `initrd` - its initial RAM disk.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use qmp_types::client::Launcher;
+    /// let vm = Launcher::guest("target/guest/vmlinuz", "target/guest/initrd.gz").spawn()?;
+    /// let mut qmp = vm.connect()?;
+    /// // The agent answers once the guest has booted (about 7 s under TCG).
+    /// let mut qga = vm.connect_agent()?;
+    /// let info = qga.execute_raw("guest-info", None)?;
+    /// println!("agent {}", info.get());
+    /// # Ok::<(), qmp_types::client::Error>(())
+    /// ```
+    pub fn guest(kernel: impl Into<PathBuf>, initrd: impl Into<PathBuf>) -> Launcher {
+        let mut l = Launcher::new(Program::Qemu);
+        l.guest = Some(GuestBoot {
+            kernel: kernel.into(),
+            initrd: initrd.into(),
+            append: Vec::new(),
+            memory_mib: 128,
+            root_ports: 1,
+            boot_timeout: Duration::from_secs(60),
+        });
+        l
+    }
+
+    /// Adds words to the guest kernel's command line (for [`Launcher::guest`]; ignored
+    /// otherwise), after `console=ttyS0 panic=-1`.
+    pub fn append(mut self, words: impl AsRef<str>) -> Launcher {
+        if let Some(g) = &mut self.guest {
+            g.append.push(words.as_ref().to_owned());
+        }
+        self
+    }
+
+    /// The guest's memory in MiB (for [`Launcher::guest`]; default 128).
+    pub fn memory(mut self, mib: u32) -> Launcher {
+        if let Some(g) = &mut self.guest {
+            g.memory_mib = mib;
+        }
+        self
+    }
+
+    /// How many `pcie-root-port`s the guest gets (for [`Launcher::guest`]; default 1),
+    /// with ids `rp1`, `rp2`, ... and chassis numbers 1, 2, ...; each takes one
+    /// hot-plugged device.
+    pub fn root_ports(mut self, n: u32) -> Launcher {
+        if let Some(g) = &mut self.guest {
+            g.root_ports = n;
+        }
+        self
+    }
+
+    /// How long [`Instance::connect_agent`] waits for the guest to boot and its agent
+    /// to answer (for [`Launcher::guest`]; default 60 s).
+    pub fn boot_timeout(mut self, t: Duration) -> Launcher {
+        if let Some(g) = &mut self.guest {
+            g.boot_timeout = t;
+        }
+        self
     }
 
     /// `qemu-storage-daemon` with a QMP monitor.
@@ -316,6 +424,8 @@ impl Launcher {
             "qmp.sock"
         });
         let sock = socket.display().to_string();
+        let mut agent = None;
+        let mut console = None;
         let pretty = if self.pretty { ",pretty=on" } else { "" };
         let mut cmd = Process::new(&binary);
         match self.program {
@@ -323,7 +433,8 @@ impl Launcher {
                 let has = |opts: &[&str]| self.args.iter().any(|a| opts.iter().any(|o| a == *o));
                 if self.default_args {
                     if !has(&["-machine", "-M"]) {
-                        cmd.args(["-machine", "none"]);
+                        let machine = if self.guest.is_some() { "q35" } else { "none" };
+                        cmd.args(["-machine", machine]);
                     }
                     cmd.arg("-nodefaults");
                     if !has(&["-display", "-nographic"]) {
@@ -339,6 +450,39 @@ impl Launcher {
                     "-mon",
                     &format!("chardev=qmp0,mode=control{pretty}"),
                 ]);
+                if let Some(g) = &self.guest {
+                    let agent_path = dir.0.join("qga.sock");
+                    let console_path = dir.0.join("console.log");
+                    let mut append = GUEST_APPEND.to_owned();
+                    for words in &g.append {
+                        append.push(' ');
+                        append.push_str(words);
+                    }
+                    cmd.arg("-m").arg(g.memory_mib.to_string());
+                    cmd.arg("-kernel").arg(&g.kernel);
+                    cmd.arg("-initrd").arg(&g.initrd);
+                    cmd.arg("-append").arg(append);
+                    cmd.arg("-no-reboot");
+                    cmd.arg("-serial")
+                        .arg(format!("file:{}", console_path.display()));
+                    for n in 1..=g.root_ports {
+                        cmd.arg("-device")
+                            .arg(format!("pcie-root-port,id=rp{n},chassis={n}"));
+                    }
+                    cmd.args([
+                        "-chardev",
+                        &format!(
+                            "socket,id=qga0,path={},server=on,wait=off",
+                            agent_path.display()
+                        ),
+                        "-device",
+                        "virtio-serial-pci,id=vser0",
+                        "-device",
+                        "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0,id=qga-port",
+                    ]);
+                    agent = Some(agent_path);
+                    console = Some(console_path);
+                }
             }
             Program::StorageDaemon => {
                 cmd.args([
@@ -381,6 +525,12 @@ impl Launcher {
             program: self.program,
             options: self.options.clone(),
             start_timeout: self.start_timeout,
+            agent,
+            console,
+            boot_timeout: self
+                .guest
+                .as_ref()
+                .map_or(Duration::ZERO, |g| g.boot_timeout),
             dir,
         };
         let deadline = Instant::now() + self.start_timeout;
@@ -410,6 +560,11 @@ pub struct Instance {
     program: Program,
     options: Options,
     start_timeout: Duration,
+    /// The host end of the guest agent's port ([`Launcher::guest`]).
+    agent: Option<PathBuf>,
+    /// The guest's serial console log ([`Launcher::guest`]).
+    console: Option<PathBuf>,
+    boot_timeout: Duration,
     // Last: removed after the process is gone.
     dir: TempDir,
 }
@@ -496,6 +651,73 @@ impl Instance {
         self.retry(|| Qga::connect(Endpoint::Unix(self.socket.clone()), &self.options))
     }
 
+    /// The host end of the guest agent's port, a Unix socket in the private directory
+    /// (for [`Launcher::guest`]; `None` otherwise). QEMU serves one client at a time:
+    /// a second connection waits until the first closes.
+    pub fn agent_socket_path(&self) -> Option<&Path> {
+        self.agent.as_deref()
+    }
+
+    /// What the guest wrote to its serial console so far (for [`Launcher::guest`];
+    /// empty otherwise): the kernel's messages and init's.
+    pub fn console(&self) -> String {
+        self.console
+            .as_ref()
+            .map(|p| String::from_utf8_lossy(&fs::read(p).unwrap_or_default()).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Connects a guest agent client to the guest of [`Launcher::guest`], waiting for it
+    /// to boot: [`Qga::connect_retrying`] within [`Launcher::boot_timeout`] (60 s by
+    /// default). The port accepts connections at once, but stays silent until the agent
+    /// runs inside the guest.
+    ///
+    /// Fails at once when QEMU has exited; a failure's message ends with the last lines
+    /// of the guest's console.
+    pub fn connect_agent(&self) -> Result<Qga, Error> {
+        self.connect_agent_within(self.boot_timeout)
+    }
+
+    /// [`Instance::connect_agent`] with another deadline (e.g. short, after the guest
+    /// has booted).
+    pub fn connect_agent_within(&self, wait: Duration) -> Result<Qga, Error> {
+        let Some(agent) = &self.agent else {
+            return Err(Error::Launch {
+                program: self.program.binary_name().to_owned(),
+                reason: "this instance has no guest agent port (start it with Launcher::guest)"
+                    .to_owned(),
+            });
+        };
+        let alive = || !self.exited();
+        Qga::connect_retrying_while(Endpoint::Unix(agent.clone()), &self.options, wait, &alive)
+            .map_err(|e| {
+                let what = if self.exited() {
+                    format!("QEMU exited while the guest agent was awaited ({e})")
+                } else {
+                    format!("the guest agent did not answer within {wait:?}: {e}")
+                };
+                Error::Launch {
+                    program: self.program.binary_name().to_owned(),
+                    reason: format!(
+                        "{what}; stderr: {}; console (last lines):\n{}",
+                        self.stderr().trim(),
+                        tail(&self.console(), 15)
+                    ),
+                }
+            })
+    }
+
+    /// Whether the process has exited (without reaping it: a zombie counts).
+    fn exited(&self) -> bool {
+        match fs::read_to_string(format!("/proc/{}/stat", self.child.id())) {
+            // The state follows the parenthesised command name.
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+            Err(_) => true,
+        }
+    }
+
     /// Retries while the socket exists but does not listen yet.
     fn retry<T>(&self, mut f: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
         let deadline = Instant::now() + self.start_timeout;
@@ -520,4 +742,10 @@ impl Drop for Instance {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }

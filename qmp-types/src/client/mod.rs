@@ -74,6 +74,18 @@
 //!
 //! Every message in and out is logged at `trace` level under the `log` target
 //! [`WIRE_TARGET`]; nothing is formatted unless that level is enabled.
+//!
+//! The trace never shows secrets: their values are replaced by `"<redacted>"` (the bytes
+//! on the wire are unchanged; so is the rest of the message). Redacted, in both
+//! directions: every member named `password` or ending in `-password`, at any depth
+//! (`set_password`, `change-vnc-password`, `guest-set-user-password`); `data` of any
+//! object whose `qom-type` is `secret` (`object-add`, plain or encrypted with `keyid`);
+//! `qom-set`'s `value` when `property` is `data` or a password; and in
+//! `human-monitor-command`, what follows `set_password PROTOCOL` and
+//! `change vnc password`, and `object_add`'s `data=` and `password=` values. Ids that
+//! only name a secret (`key-secret`, `password-secret`, `keyid`) stay visible. A
+//! message that does not parse as JSON is withheld whole. The JSON excerpt kept in
+//! [`Error::Decode`] follows the same rules.
 
 mod conn;
 mod error;
@@ -83,6 +95,7 @@ mod introspect;
 mod launcher;
 mod qga;
 mod qmp;
+mod redact;
 
 pub use conn::{Endpoint, Stats, WIRE_TARGET};
 pub use error::{Error, ErrorClass, QmpError};

@@ -56,6 +56,108 @@ impl Qga {
         Ok(qga)
     }
 
+    /// Connects and synchronises, retrying until `wait` has passed: for an agent that
+    /// is not running yet, such as one inside a guest that is still booting.
+    ///
+    /// A guest agent port (a QEMU `virtserialport` chardev) accepts the connection
+    /// at once but stays silent until the agent opens the port in the guest; what was
+    /// written before then is delivered to the agent when it starts. So the sync
+    /// (0xFF + `guest-sync-delimited` with a fresh id) is sent again every second on the
+    /// same connection, and the first reply to any of them counts as synchronised (the
+    /// others' replies are skipped by their ids later). A refused or dropped connection
+    /// (the socket not there yet, the peer restarting) is opened again, and an
+    /// [`Endpoint::Fd`] is used once. `opts` applies as in [`Qga::connect`], except that
+    /// its connect timeout is replaced by `wait`.
+    ///
+    /// Fails with the last attempt's error (usually [`Error::Timeout`]) when `wait`
+    /// has passed.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use qmp_types::client::{Endpoint, Options, Qga};
+    /// let endpoint = Endpoint::Unix("/run/vm/qga.sock".into());
+    /// let mut qga = Qga::connect_retrying(endpoint, &Options::new(), Duration::from_secs(60))?;
+    /// qga.execute_raw("guest-ping", None)?;
+    /// # Ok::<(), qmp_types::client::Error>(())
+    /// ```
+    pub fn connect_retrying(
+        endpoint: Endpoint,
+        opts: &Options,
+        wait: Duration,
+    ) -> Result<Qga, Error> {
+        Qga::connect_retrying_while(endpoint, opts, wait, &|| true)
+    }
+
+    /// [`Qga::connect_retrying`] that gives up with [`Error::Disconnected`] as soon as
+    /// `alive` (asked between attempts) says the peer is gone.
+    pub(crate) fn connect_retrying_while(
+        endpoint: Endpoint,
+        opts: &Options,
+        wait: Duration,
+        alive: &dyn Fn() -> bool,
+    ) -> Result<Qga, Error> {
+        let deadline = Instant::now() + wait;
+        let again = reopenable(&endpoint);
+        let reopen = || {
+            if alive() {
+                again.as_ref().and_then(reopenable)
+            } else {
+                None
+            }
+        };
+        let mut next = Some(endpoint);
+        loop {
+            let Some(endpoint) = next.take() else {
+                return Err(Error::Disconnected { command: None });
+            };
+            let opened = endpoint.open(deadline);
+            let (fd, unix) = match opened {
+                Ok(pair) => pair,
+                Err(e @ Error::Connect { .. }) => {
+                    if Instant::now() >= deadline {
+                        return Err(e);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                    next = reopen();
+                    if next.is_none() {
+                        return Err(e);
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let mut qga = Qga {
+                core: Core::new(fd, unix, opts.max_message, opts.timeout),
+                reply: String::new(),
+                needs_sync: true,
+            };
+            loop {
+                let attempt = (Instant::now() + Duration::from_secs(1)).min(deadline);
+                match qga.sync_until(Some(attempt), None) {
+                    Ok(()) => return Ok(qga),
+                    Err(e) if Instant::now() >= deadline => return Err(e),
+                    Err(e @ Error::Timeout { .. }) => {
+                        if !alive() {
+                            return Err(e);
+                        }
+                        debug!("guest agent: no answer yet, syncing again");
+                    }
+                    Err(e) => {
+                        debug!("guest agent: {e}; connecting again");
+                        std::thread::sleep(Duration::from_millis(20));
+                        next = reopen();
+                        if next.is_none() {
+                            return Err(e);
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
     /// Uses an already-connected stream or fd, and synchronises.
     pub fn from_stream(stream: impl Into<Endpoint>, opts: &Options) -> Result<Qga, Error> {
         Qga::connect(stream.into(), opts)
@@ -248,6 +350,15 @@ impl Qga {
                 _ => {}
             }
         }
+    }
+}
+
+/// A copy of `endpoint` to connect to again (`None` for an already-connected fd).
+fn reopenable(endpoint: &Endpoint) -> Option<Endpoint> {
+    match endpoint {
+        Endpoint::Unix(p) => Some(Endpoint::Unix(p.clone())),
+        Endpoint::Tcp(a) => Some(Endpoint::Tcp(a.clone())),
+        Endpoint::Fd(_) => None,
     }
 }
 
