@@ -9,6 +9,7 @@ mod bench;
 mod demo;
 mod fuzz;
 mod prepare;
+mod releases;
 mod schema;
 mod test;
 mod tidy;
@@ -70,6 +71,13 @@ const TASKS: &[Task] = &[
         run: Some(schema::run),
     },
     Task {
+        name: "qemu",
+        args: "fetch [VERSION...]",
+        about: "fetch QEMU releases' QAPI sources from Debian's archive into the target folder",
+        needs: Needs::Nothing,
+        run: Some(releases::run),
+    },
+    Task {
         name: "bench",
         args: "[parser|...] [OPTIONS]",
         about: "benchmarks, in a release build (`cargo xtask bench help` lists them)",
@@ -94,7 +102,7 @@ const TASKS: &[Task] = &[
         name: "prepare",
         args: "",
         about:
-            "install QEMU (as root) when missing, import the pinned schema when missing or stale",
+            "install QEMU (as root), import the pinned schema, fetch the QEMU releases, when missing",
         needs: Needs::Nothing,
         run: Some(prepare::run),
     },

@@ -1,4 +1,5 @@
-//! Readying a fresh machine: QEMU installed (as `../shared/qemu/README.md` shows) and the pinned schema imported.
+//! Readying a fresh machine: QEMU installed (as `../shared/qemu/README.md` shows), the pinned schema
+//! imported, and (for `cargo xtask prepare` and `test`) the QEMU releases' sources fetched.
 //!
 //! Both steps do nothing when their result is already there, so every command that needs
 //! them (`cargo xtask test`, `cargo xtask demo`) can run them unconditionally.
@@ -25,12 +26,13 @@ const INSTALL_QEMU: &str = "apt-get update && apt-get install -y --no-install-re
 /// Where `cargo xtask schema import` puts QEMU's schema files (ignored by git).
 pub(crate) const IMPORT_DIR: &str = crate::schema::IMPORT_DIR;
 
-/// `cargo xtask prepare`: both steps.
+/// `cargo xtask prepare`: both steps, then the releases the parser's agreement tests read.
 pub(crate) fn run(args: &[String]) -> Result {
     if let Some(arg) = args.first() {
         return Err(format!("unexpected argument `{arg}`").into());
     }
-    all()
+    all()?;
+    crate::releases::fetch_all()
 }
 
 /// Installs QEMU and imports the schema, each only if missing.
