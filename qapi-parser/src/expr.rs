@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use crate::ast::{get, Dict, InfoId, Infos, ParsedDoc, Text, Value};
 use crate::diagnostic::{Error, Warning};
-use crate::Compat;
+use crate::release::Rules;
 
 /// Errors are boxed inside the checks: they are rare, and small results keep the
 /// hot paths cheap.
@@ -98,6 +98,8 @@ pub(crate) enum DefBody {
         base: Data,
         discriminator: String,
         branches: Vec<BranchDef>,
+        /// A 5.2 simple union (no base, no discriminator).
+        simple: bool,
     },
     Alternate {
         branches: Vec<BranchDef>,
@@ -191,7 +193,7 @@ pub(crate) fn check_exprs(
     infos: &mut Infos,
     pragma: &PragmaSets<'_>,
     docs: &(impl DocFacts + ?Sized),
-    compat: Compat,
+    rules: Rules,
     warnings: &mut Vec<Warning>,
 ) -> Res<Vec<Expr>> {
     let mut out = Vec::with_capacity(exprs.len());
@@ -212,7 +214,7 @@ pub(crate) fn check_exprs(
             });
             continue;
         }
-        let def = check_definition(dict, info, e.doc, infos, pragma, docs, compat, warnings)?;
+        let def = check_definition(dict, info, e.doc, infos, pragma, docs, rules, warnings)?;
         out.push(Expr {
             info,
             doc: e.doc,
@@ -241,7 +243,7 @@ fn check_definition(
     infos: &mut Infos,
     pragma: &PragmaSets<'_>,
     docs: &(impl DocFacts + ?Sized),
-    compat: Compat,
+    rules: Rules,
     warnings: &mut Vec<Warning>,
 ) -> Res<Definition> {
     let mut metas = METAS.iter().filter(|m| has(&dict, m));
@@ -265,7 +267,7 @@ fn check_definition(
         }
     };
     infos.data[info.0 as usize].defn = Some((meta, name.to_string()));
-    let c = Ctx { infos, info };
+    let c = Ctx { infos, info, rules };
     c.check_defn_name(&name, meta, pragma)?;
 
     match doc {
@@ -286,7 +288,7 @@ fn check_definition(
                             .infos
                             .error(r, "'Returns' section, but command doesn't return anything");
                         // QEMU 7.2 documented "Returns: nothing" on such commands.
-                        if compat != Compat::Legacy {
+                        if !rules.legacy_docs {
                             return Err(Box::new(e));
                         }
                         warnings.push(Warning(e));
@@ -322,6 +324,15 @@ fn check_definition(
                 &["if", "features", "prefix"],
             )?;
             c.check_enum(&mut dict, &name, pragma)?
+        }
+        "union" if c.rules.simple_unions && !has(&dict, "discriminator") => {
+            c.check_keys(
+                &dict,
+                Src::Text(meta),
+                &["union", "data"],
+                &["base", "discriminator", "if", "features"],
+            )?;
+            c.check_simple_union(&mut dict)?
         }
         "union" => {
             c.check_keys(
@@ -414,6 +425,7 @@ impl std::fmt::Display for Src<'_> {
 struct Ctx<'i> {
     infos: &'i Infos,
     info: InfoId,
+    rules: Rules,
 }
 
 /// Splits a name into QEMU's `valid_name` parts and returns the stem, or `None` if
@@ -601,6 +613,7 @@ impl Ctx<'_> {
     fn check_if(&self, value: Option<Value>, source: Src<'_>) -> Res<Option<IfCond>> {
         match value {
             None => Ok(None),
+            Some(v) if self.rules.c_if => self.check_c_if(v, source).map(Some),
             Some(v) => self.check_if_value(v, source, 0).map(Some),
         }
     }
@@ -869,6 +882,7 @@ impl Ctx<'_> {
             base,
             discriminator: discriminator.into_owned(),
             branches,
+            simple: false,
         })
     }
 
@@ -975,26 +989,7 @@ fn truthy(v: &Value) -> bool {
     }
 }
 
+mod v5_2;
+
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stems() {
-        assert_eq!(name_stem("__org.qemu_x-foo"), Some("foo"));
-        assert_eq!(name_stem("x-1abc"), Some("x-1abc"));
-        assert_eq!(name_stem("_oops"), None);
-        assert_eq!(name_stem("__com_redhat_x"), Some("redhat_x"));
-        assert_eq!(name_stem(""), None);
-        assert_eq!(name_stem("*oops"), None);
-        assert_eq!(name_stem("X-Foo"), Some("Foo"));
-    }
-
-    #[test]
-    fn c_names() {
-        assert!(c_name_starts_with("q-unix", "q_"));
-        assert!(!c_name_starts_with("Q-unix", "q_"));
-        assert!(c_name_starts_with("has-x", "has_"));
-        assert_eq!(c_name("a.b-c"), "a_b_c");
-    }
-}
+mod tests;

@@ -14,7 +14,8 @@ use crate::ast::{
 };
 use crate::diagnostic::Warning;
 use crate::lexer::{self, Tok, TokKind, Tokens};
-use crate::{Compat, Error, Options};
+use crate::release::{PragmaList, Rules};
+use crate::{Error, Options};
 
 /// Nesting deeper than this is rejected (QEMU itself dies of Python's recursion limit
 /// at about 490 levels; real schemas nest fewer than 10).
@@ -151,13 +152,13 @@ impl Seen {
 pub(crate) struct Ctx {
     pub infos: Infos,
     pub warnings: Vec<Warning>,
-    pub compat: Compat,
+    pub rules: Rules,
     /// The section text buffer of doc blocks, handed from one block to the next.
     pub doc_text: String,
 }
 
 impl Ctx {
-    /// Records a problem tolerated by a relaxed [`Compat`] setting.
+    /// Records a problem tolerated by a relaxed rule (see [`Rules::legacy_docs`]).
     pub fn warn(&mut self, error: Error) {
         self.warnings.push(Warning(error));
     }
@@ -456,7 +457,7 @@ impl Parser {
             ctx: Ctx {
                 infos: Infos::default(),
                 warnings: Vec::new(),
-                compat: options.compat,
+                rules: options.rules(),
                 doc_text: String::new(),
             },
             out: ParseOutput::default(),
@@ -660,6 +661,7 @@ impl Parser {
                 .error_boxed(info, "value of 'pragma' must be an object"));
         };
         let err = |infos: &Infos, msg: String| infos.error_boxed(info, msg);
+        let p = &mut self.out.pragma;
         for (name, value) in pragma {
             let list = match &*name {
                 "doc-required" => {
@@ -669,16 +671,16 @@ impl Parser {
                             "pragma 'doc-required' must be boolean".to_owned(),
                         ));
                     };
-                    self.out.pragma.doc_required = b;
+                    p.doc_required = b;
                     continue;
                 }
-                "command-name-exceptions" => &mut self.out.pragma.command_name_exceptions,
-                "command-returns-exceptions" => &mut self.out.pragma.command_returns_exceptions,
-                "documentation-exceptions" => &mut self.out.pragma.documentation_exceptions,
-                "member-name-exceptions" => &mut self.out.pragma.member_name_exceptions,
-                _ => {
-                    return Err(err(&self.ctx.infos, format!("unknown pragma '{name}'")));
-                }
+                _ => match self.ctx.rules.pragmas.iter().find(|(n, _)| *n == &*name) {
+                    Some((_, PragmaList::CommandName)) => &mut p.command_name_exceptions,
+                    Some((_, PragmaList::CommandReturns)) => &mut p.command_returns_exceptions,
+                    Some((_, PragmaList::Documentation)) => &mut p.documentation_exceptions,
+                    Some((_, PragmaList::MemberName)) => &mut p.member_name_exceptions,
+                    None => return Err(err(&self.ctx.infos, format!("unknown pragma '{name}'"))),
+                },
             };
             let strings: Option<Vec<String>> = match value {
                 Value::List(items, _) => items

@@ -1,0 +1,60 @@
+//! QEMU 5.2's expression rules where they differ from 10.0's (see [`crate::release::Rules`]):
+//! simple unions, and `if` conditions that are C expressions.
+
+use super::{take, BranchDef, Ctx, Data, DefBody, Res, Src};
+use crate::ast::{Dict, Value};
+use crate::model::IfCond;
+
+impl Ctx<'_> {
+    /// 5.2's `check_union` for a union without `discriminator` (a simple union): each
+    /// branch a type name or a one-element array; no `base`.
+    /// The schema phase desugars the result as 5.2 did (`schema::v5_2`).
+    pub(super) fn check_simple_union(&self, dict: &mut Dict) -> Res<DefBody> {
+        if take(dict, "base").is_some() {
+            return Err(self.err("'base' requires 'discriminator'"));
+        }
+        let Some(Value::Dict(data, _)) = take(dict, "data") else {
+            return Err(self.err("'data' must be an object"));
+        };
+        let mut branches = Vec::with_capacity(data.len());
+        for (key, value) in data {
+            let source = Src::Member("'data'", &key);
+            self.check_name_str(&key, source)?;
+            let (ty, ifv) = self.branch_parts(value, source)?;
+            let ifcond = self.check_if(ifv, source)?;
+            let ty = self.type_name_or_array(ty, source)?;
+            branches.push(BranchDef {
+                name: key.into_owned(),
+                ty,
+                ifcond,
+            });
+        }
+        Ok(DefBody::Union {
+            base: Data::Members(Vec::new()),
+            discriminator: String::new(),
+            branches,
+            simple: true,
+        })
+    }
+
+    /// 5.2's `check_if`: a string that is not blank, or a non-empty list of them.
+    pub(super) fn check_c_if(&self, v: Value, source: Src<'_>) -> Res<IfCond> {
+        let one = |v: Value| match v {
+            Value::Str(s, _) if s.trim().is_empty() => {
+                Err(self.err(format!("'if' condition '{s}' of {source} makes no sense")))
+            }
+            Value::Str(s, _) => Ok(s.into_owned()),
+            _ => Err(self.err(format!(
+                "'if' condition of {source} must be a string or a list of strings"
+            ))),
+        };
+        let names = match v {
+            Value::List(items, _) if items.is_empty() => {
+                return Err(self.err(format!("'if' condition [] of {source} is useless")))
+            }
+            Value::List(items, _) => items.into_iter().map(one).collect::<Res<_>>()?,
+            other => vec![one(other)?],
+        };
+        Ok(crate::release::c_if_list(names))
+    }
+}
