@@ -10,6 +10,8 @@ use crate::lexer::{is_py_space, py_rstrip, TokKind};
 use crate::model::SectionKind;
 use crate::parser::{BoxedErrors, Ctx, FileState, PResult, Seen};
 
+pub(crate) mod v5_2;
+
 /// A doc line: byte range of its text in the file, `None` for the closing `##`.
 type Line = Option<(u32, u32)>;
 

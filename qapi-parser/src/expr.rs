@@ -512,6 +512,9 @@ impl Ctx<'_> {
         permit_upper: bool,
         permit_underscore: bool,
     ) -> Res<()> {
+        if self.rules.case_only_names {
+            return self.check_name_v5_2(name, source, permit_upper);
+        }
         let stem = self.check_name_str(name, source)?;
         if (!permit_upper && stem.bytes().any(|c| c.is_ascii_uppercase()))
             || (!permit_underscore && stem.contains('_'))
@@ -535,6 +538,7 @@ impl Ctx<'_> {
 
     fn check_defn_name(&self, name: &str, meta: &str, pragma: &PragmaSets<'_>) -> Res<()> {
         match meta {
+            _ if self.rules.case_only_names => self.check_defn_name_v5_2(name, meta),
             "event" => self.check_name_upper(name, Src::Text(meta)),
             "command" => self.check_name_lower(
                 name,

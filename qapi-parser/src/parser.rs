@@ -552,6 +552,12 @@ impl Parser {
                     let Some(file) = self.stack.last_mut() else {
                         break;
                     };
+                    if self.ctx.rules.doc_v5_2 {
+                        let docs = crate::doc::v5_2::get_docs(file, &mut self.ctx)?;
+                        file.cur_doc = self.out.docs.len().checked_add(docs.len() - 1);
+                        self.out.docs.extend(docs);
+                        continue;
+                    }
                     let doc: ParsedDoc = crate::doc::get_doc(file, &mut self.ctx)?;
                     file.cur_doc = Some(self.out.docs.len());
                     self.out.docs.push(doc);

@@ -52,10 +52,14 @@ impl Release {
                 pragmas: PRAGMAS_5_2,
                 c_if: true,
                 simple_unions: true,
+                case_only_names: true,
+                doc_v5_2: true,
+                qtype_prefix: Some("QTYPE"),
                 ..Rules::V10_0
             },
             Release::V7_2 => Rules {
                 legacy_docs: true,
+                qtype_prefix: Some("QTYPE"),
                 ..Rules::V10_0
             },
             Release::V10_0 => Rules::V10_0,
@@ -169,6 +173,15 @@ pub(crate) struct Rules {
     /// wrapped in an implicit `q_obj_TYPE-wrapper` with one member `data`, tagged by an
     /// implicit enum `NAMEKind` in member `type`.
     pub simple_unions: bool,
+    /// 5.2's name rules: any valid name for definitions (none ending in `Kind` or `List`),
+    /// and for members, values, branches and features lower case unless the type is in
+    /// `name-case-whitelist`; `_` anywhere (6.0 added the case and `_`/`-` conventions).
+    pub case_only_names: bool,
+    /// 5.2's doc-comment reader (`doc::v5_2`): sections by tag or by an unindented line
+    /// after a blank one, each indented as its first line, no rST rules.
+    pub doc_v5_2: bool,
+    /// The predefined enum `QType`'s `prefix` (7.2 and older: `QTYPE`).
+    pub qtype_prefix: Option<&'static str>,
 }
 
 impl Rules {
@@ -180,6 +193,9 @@ impl Rules {
         pragmas: PRAGMAS_10_0,
         c_if: false,
         simple_unions: false,
+        case_only_names: false,
+        doc_v5_2: false,
+        qtype_prefix: None,
     };
 }
 

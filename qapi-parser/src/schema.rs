@@ -625,7 +625,7 @@ impl<'a> Builder<'a> {
             None,
             K::Enum {
                 values,
-                prefix: None,
+                prefix: self.rules.qtype_prefix.map(str::to_string),
             },
         );
         let _ = self.def_definition(qtype);

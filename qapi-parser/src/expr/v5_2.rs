@@ -1,5 +1,5 @@
 //! QEMU 5.2's expression rules where they differ from 10.0's (see [`crate::release::Rules`]):
-//! simple unions, and `if` conditions that are C expressions.
+//! simple unions, `if` conditions that are C expressions, and names checked for case only.
 
 use super::{take, BranchDef, Ctx, Data, DefBody, Res, Src};
 use crate::ast::{Dict, Value};
@@ -56,5 +56,25 @@ impl Ctx<'_> {
             other => vec![one(other)?],
         };
         Ok(crate::release::c_if_list(names))
+    }
+
+    /// 5.2's `check_name_str` beyond the shape: upper case only where permitted.
+    pub(super) fn check_name_v5_2(&self, name: &str, source: Src<'_>, upper: bool) -> Res<()> {
+        self.check_name_str(name, source)?;
+        if !upper && name.bytes().any(|c| c.is_ascii_uppercase()) {
+            return Err(self.err(format!("{source} uses uppercase in name")));
+        }
+        Ok(())
+    }
+
+    /// 5.2's `check_defn_name_str`.
+    pub(super) fn check_defn_name_v5_2(&self, name: &str, meta: &str) -> Res<()> {
+        self.check_name_str(name, Src::Text(meta))?;
+        for tail in ["Kind", "List"] {
+            if name.ends_with(tail) {
+                return Err(self.err(format!("{meta} name should not end in '{tail}'")));
+            }
+        }
+        Ok(())
     }
 }
