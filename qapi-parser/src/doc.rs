@@ -10,6 +10,7 @@ use crate::lexer::{is_py_space, py_rstrip, TokKind};
 use crate::model::SectionKind;
 use crate::parser::{BoxedErrors, Ctx, FileState, PResult, Seen};
 
+pub(crate) mod v10_2;
 pub(crate) mod v5_2;
 
 /// A doc line: byte range of its text in the file, `None` for the closing `##`.
@@ -34,6 +35,7 @@ fn doc_line(file: &mut FileState, ctx: &mut Ctx) -> PResult<Line> {
         if val != "##" {
             return Err(file.error(ctx, "junk after '##' at end of documentation comment"));
         }
+        v10_2::end_block(ctx);
         return Ok(None);
     }
     let start = file.tok.start + 2;
@@ -43,7 +45,12 @@ fn doc_line(file: &mut FileState, ctx: &mut Ctx) -> PResult<Line> {
     if val.as_bytes().get(1) != Some(&b' ') {
         return Err(file.error(ctx, "missing space after #"));
     }
-    let len = py_rstrip(&val[2..]).len() as u32;
+    let line = py_rstrip(&val[2..]);
+    let len = line.len() as u32;
+    if ctx.rules.doc_line_format {
+        let line = line.to_owned();
+        v10_2::check_line(file, ctx, &line, start)?;
+    }
     Ok(Some((start, start + len)))
 }
 

@@ -155,6 +155,8 @@ pub(crate) struct Ctx {
     pub rules: Rules,
     /// The section text buffer of doc blocks, handed from one block to the next.
     pub doc_text: String,
+    /// 10.2's literal-block state inside the current doc block.
+    pub literal: crate::doc::v10_2::Literal,
 }
 
 impl Ctx {
@@ -240,6 +242,11 @@ impl FileState {
         let col = lexer::column(&self.src, self.tokens.line_pos, self.tok.start as usize);
         let id = self.info(ctx);
         ctx.infos.error_col_boxed(id, Some(col), message)
+    }
+
+    /// Where the current token's line starts.
+    pub fn line_pos(&self) -> usize {
+        self.tokens.line_pos
     }
 
     /// The current token's text.
@@ -459,6 +466,7 @@ impl Parser {
                 warnings: Vec::new(),
                 rules: options.rules(),
                 doc_text: String::new(),
+                literal: Default::default(),
             },
             out: ParseOutput::default(),
             cwd: std::env::current_dir()

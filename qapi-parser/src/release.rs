@@ -54,11 +54,13 @@ impl Release {
                 simple_unions: true,
                 case_only_names: true,
                 doc_v5_2: true,
+                symbol_required: "invalid name",
                 qtype_prefix: Some("QTYPE"),
                 ..Rules::V10_0
             },
             Release::V7_2 => Rules {
                 legacy_docs: true,
+                doc_v5_2: true,
                 qtype_prefix: Some("QTYPE"),
                 ..Rules::V10_0
             },
@@ -177,9 +179,11 @@ pub(crate) struct Rules {
     /// and for members, values, branches and features lower case unless the type is in
     /// `name-case-whitelist`; `_` anywhere (6.0 added the case and `_`/`-` conventions).
     pub case_only_names: bool,
-    /// 5.2's doc-comment reader (`doc::v5_2`): sections by tag or by an unindented line
-    /// after a blank one, each indented as its first line, no rST rules.
+    /// The doc-comment reader of 5.2 to 7.2 (`doc::v5_2`; 8.x rewrote it): sections by
+    /// tag or by an unindented line after a blank one, each indented as its first line.
     pub doc_v5_2: bool,
+    /// That reader's message for a bare `@:` first line.
+    pub symbol_required: &'static str,
     /// The predefined enum `QType`'s `prefix` (7.2 and older: `QTYPE`).
     pub qtype_prefix: Option<&'static str>,
 }
@@ -195,6 +199,7 @@ impl Rules {
         simple_unions: false,
         case_only_names: false,
         doc_v5_2: false,
+        symbol_required: "name required after '@'",
         qtype_prefix: None,
     };
 }

@@ -253,7 +253,8 @@ impl Doc {
             }
             let symbol = &line[1..line.len() - 1];
             if symbol.is_empty() {
-                return Err(f.error(ctx, "invalid name"));
+                let msg = ctx.rules.symbol_required;
+                return Err(f.error(ctx, msg));
             }
             self.symbol = Some(symbol.to_string());
             Ok(())
