@@ -778,7 +778,7 @@ impl Ctx<'_> {
                     "{source}: array type must contain single type name"
                 )))
             }
-            _ => Err(self.err(format!("{source} should be a type name or array"))),
+            other => Err(self.type_error(&other, source, "a type name or array")),
         }
     }
 
@@ -790,7 +790,7 @@ impl Ctx<'_> {
         permissive: bool,
     ) -> Res<Vec<MemberDef>> {
         let Value::Dict(d, _) = value else {
-            return Err(self.err(format!("{source} should be an object or type name")));
+            return Err(self.type_error(&value, source, "an object or type name"));
         };
         let mut out = Vec::with_capacity(d.len());
         for (mut key, arg) in d {
@@ -874,7 +874,7 @@ impl Ctx<'_> {
             let ifcond = self.check_if(ifv, source)?;
             let ty = match ty {
                 Value::Str(s, _) => TypeRef::Name(s),
-                _ => return Err(self.err(format!("{source} should be a type name"))),
+                v => return Err(self.type_error(&v, source, "a type name")),
             };
             branches.push(BranchDef {
                 name: key.into_owned(),
@@ -943,7 +943,7 @@ impl Ctx<'_> {
             match args {
                 None => Err(self.err("'boxed': true requires 'data'")),
                 Some(Value::Str(s, _)) => Ok(Some(Data::Name(s.into_owned()))),
-                Some(_) => Err(self.err("'data' should be a type name")),
+                Some(v) => Err(self.type_error(&v, "'data'", "a type name")),
             }
         } else {
             args.map(|a| self.name_or_implicit(a, "'data'", false))

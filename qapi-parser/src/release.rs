@@ -55,12 +55,16 @@ impl Release {
                 case_only_names: true,
                 doc_v5_2: true,
                 symbol_required: "invalid name",
+                old_type_messages: true,
+                conditional_args_need_boxed: false,
                 qtype_prefix: Some("QTYPE"),
                 ..Rules::V10_0
             },
             Release::V7_2 => Rules {
                 legacy_docs: true,
                 doc_v5_2: true,
+                old_type_messages: true,
+                conditional_args_need_boxed: false,
                 qtype_prefix: Some("QTYPE"),
                 ..Rules::V10_0
             },
@@ -184,6 +188,12 @@ pub(crate) struct Rules {
     pub doc_v5_2: bool,
     /// That reader's message for a bare `@:` first line.
     pub symbol_required: &'static str,
+    /// 7.2's and older `check_type` messages (`cannot be an array`, `should be a type
+    /// name`; 8.x split the check and its messages).
+    pub old_type_messages: bool,
+    /// Commands and events with conditional argument members need `'boxed': true`
+    /// (from 8.x; 7.2 generated the conditions).
+    pub conditional_args_need_boxed: bool,
     /// The predefined enum `QType`'s `prefix` (7.2 and older: `QTYPE`).
     pub qtype_prefix: Option<&'static str>,
 }
@@ -200,6 +210,8 @@ impl Rules {
         case_only_names: false,
         doc_v5_2: false,
         symbol_required: "name required after '@'",
+        old_type_messages: false,
+        conditional_args_need_boxed: true,
         qtype_prefix: None,
     };
 }

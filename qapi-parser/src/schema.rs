@@ -1546,7 +1546,7 @@ impl<'a> Builder<'a> {
         let conditional = self
             .obj(arg)
             .is_some_and(|o| o.members.iter().any(|&r| self.mem(r).ifcond.is_some()));
-        if conditional && !boxed {
+        if conditional && !boxed && self.rules.conditional_args_need_boxed {
             return Err(self.err(
                 info,
                 format!("conditional {meta} arguments require 'boxed': true"),
@@ -1650,8 +1650,13 @@ impl<'a> Builder<'a> {
                     } else {
                         ("", "does")
                     };
+                    let at = if self.rules.doc_v5_2 {
+                        d.info
+                    } else {
+                        first.info
+                    };
                     return Err(Box::new(self.infos.error(
-                        first.info,
+                        at,
                         format!("documented {what}{s} '{names}' {verb} not exist"),
                     )));
                 }

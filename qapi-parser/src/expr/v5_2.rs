@@ -77,4 +77,24 @@ impl Ctx<'_> {
         }
         Ok(())
     }
+
+    /// The error for a type reference of the wrong shape: `{source} should be {want}` in
+    /// 10.0's words. Up to 7.2, an array where none is allowed "cannot be an array", and
+    /// what 10.0 calls "should be a type name or array" "should be a type name".
+    pub(super) fn type_error(
+        &self,
+        value: &Value,
+        source: impl std::fmt::Display,
+        want: &str,
+    ) -> Box<crate::Error> {
+        if !self.rules.old_type_messages {
+            self.err(format!("{source} should be {want}"))
+        } else if want.ends_with(" or array") {
+            self.err(format!("{source} should be a type name"))
+        } else if matches!(value, Value::List(..)) {
+            self.err(format!("{source} cannot be an array"))
+        } else {
+            self.err(format!("{source} should be {want}"))
+        }
+    }
 }
