@@ -1,5 +1,6 @@
 //! QAPI front end: reads QEMU's QAPI schema language exactly as QEMU 10.0.2's
-//! `scripts/qapi` does and produces a checked, QAPI-faithful [`Schema`].
+//! `scripts/qapi` does and produces a checked, QAPI-faithful [`Schema`]; with
+//! [`Options::release`], as another release's does ([`Release`]: 5.2, 7.2, 10.2).
 //!
 //! ```no_run
 //! let schema = qapi_parser::load("qapi/qapi-schema.json", &qapi_parser::Options::default())?;
