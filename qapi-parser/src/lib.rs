@@ -87,7 +87,9 @@ mod schema;
 pub fn load(path: impl AsRef<std::path::Path>, options: &Options) -> Result<Schema, Error> {
     // Internal phases box their errors (small results on hot paths).
     let parsed = parser::parse(path.as_ref(), options).map_err(|e| *Box::<Error>::from(e))?;
-    schema::build(parsed, options).map_err(|e| *e)
+    schema::build(parsed, options)
+        .map_err(|e| *e)
+        .map(|s| finish(s, options))
 }
 
 /// Like [`load`], for a main file given as text: `name` is used in messages and as
@@ -95,5 +97,16 @@ pub fn load(path: impl AsRef<std::path::Path>, options: &Options) -> Result<Sche
 #[allow(clippy::result_large_err)]
 pub fn load_str(name: &str, text: &str, options: &Options) -> Result<Schema, Error> {
     let parsed = parser::parse_str(name, text, options).map_err(|e| *Box::<Error>::from(e))?;
-    schema::build(parsed, options).map_err(|e| *e)
+    schema::build(parsed, options)
+        .map_err(|e| *e)
+        .map(|s| finish(s, options))
+}
+
+/// Warnings name what 10.0 would reject: only [`Compat::Legacy`] asks for them. Under an
+/// older release's own rules the same conventions are simply that release's language.
+fn finish(mut schema: Schema, options: &Options) -> Schema {
+    if options.compat != Compat::Legacy {
+        schema.warnings.clear();
+    }
+    schema
 }
