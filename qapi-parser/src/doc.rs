@@ -48,8 +48,9 @@ fn doc_line(file: &mut FileState, ctx: &mut Ctx) -> PResult<Line> {
     let line = py_rstrip(&val[2..]);
     let len = line.len() as u32;
     if ctx.rules.doc_line_format {
-        let line = line.to_owned();
-        v10_2::check_line(file, ctx, &line, start)?;
+        if let Some(problem) = v10_2::check_line(&mut ctx.literal, line) {
+            return Err(v10_2::error(file, ctx, problem, start));
+        }
     }
     Ok(Some((start, start + len)))
 }

@@ -2,8 +2,9 @@
 //! spaces between sentences, except inside literal blocks (after a `::` or
 //! `.. qmp-example::` line, up to a line indented less than the block's first line).
 
+use crate::diagnostic::Error;
 use crate::lexer;
-use crate::parser::{BoxedErrors, Ctx, FileState, PResult};
+use crate::parser::{BoxedErrors, Ctx, FileState};
 
 /// Literal-block state across the lines of one doc block (10.2's `_literal_mode`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -17,15 +18,16 @@ pub(super) fn end_block(ctx: &mut Ctx) {
     ctx.literal = Literal::default();
 }
 
-/// Checks the doc line `line` (the text after `# `, right-stripped), which starts at byte
-/// `start` of the current token's file.
-pub(super) fn check_line(
-    file: &mut FileState,
-    ctx: &mut Ctx,
-    line: &str,
-    start: u32,
-) -> PResult<()> {
-    let lit = &mut ctx.literal;
+/// What is wrong with a doc line.
+pub(super) enum Problem {
+    TooLong,
+    /// One space after the sentence end at this byte offset of the line.
+    SingleSpace(usize),
+}
+
+/// Checks the doc line `line` (the text after `# `, right-stripped), updating the block's
+/// literal state; `None` when it is fine.
+pub(super) fn check_line(lit: &mut Literal, line: &str) -> Option<Problem> {
     if is_literal_start(line) {
         *lit = Literal {
             on: true,
@@ -39,23 +41,35 @@ pub(super) fn check_line(
             lit.on = false;
         }
     }
-    if ctx.literal.on {
-        return Ok(());
+    if lit.on {
+        return None;
     }
-    if line.chars().count() + 2 > 70 && !is_url_line(line) {
-        return Err(file.error(ctx, "documentation line longer than 70 characters"));
+    if line.len() + 2 > 70 && line.chars().count() + 2 > 70 && !is_url_line(line) {
+        return Some(Problem::TooLong);
     }
-    if let Some(at) = single_space(line) {
-        let pos = start as usize + at + 1;
-        let col = lexer::column(&file.src, file.line_pos(), pos);
-        let id = file.info(ctx);
-        return Err(ctx.infos.error_col_boxed(
-            id,
-            Some(col),
-            "Use two spaces between sentences\nIf this not the end of a sentence, please report a bug.",
-        ));
+    single_space(line).map(Problem::SingleSpace)
+}
+
+/// The error for `problem` on the current doc line, whose text starts at byte `start`.
+pub(super) fn error(
+    file: &mut FileState,
+    ctx: &mut Ctx,
+    problem: Problem,
+    start: u32,
+) -> Box<Error> {
+    match problem {
+        Problem::TooLong => file.error(ctx, "documentation line longer than 70 characters"),
+        Problem::SingleSpace(at) => {
+            // QEMU points just after the sentence's end.
+            let col = lexer::column(&file.src, file.line_pos(), start as usize + at + 1);
+            let id = file.info(ctx);
+            ctx.infos.error_col_boxed(
+                id,
+                Some(col),
+                "Use two spaces between sentences\nIf this not the end of a sentence, please report a bug.",
+            )
+        }
     }
-    Ok(())
 }
 
 /// `(\.\. +qmp-example)? *::$` matched at the start.
