@@ -325,15 +325,7 @@ fn check_definition(
             )?;
             c.check_enum(&mut dict, &name, pragma)?
         }
-        "union" if c.rules.simple_unions && !has(&dict, "discriminator") => {
-            c.check_keys(
-                &dict,
-                Src::Text(meta),
-                &["union", "data"],
-                &["base", "discriminator", "if", "features"],
-            )?;
-            c.check_simple_union(&mut dict)?
-        }
+        "union" if c.takes_simple_union_path(&dict) => c.check_simple_union(&mut dict)?,
         "union" => {
             c.check_keys(
                 &dict,

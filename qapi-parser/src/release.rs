@@ -55,6 +55,7 @@ impl Release {
                 case_only_names: true,
                 doc_v5_2: true,
                 symbol_required: "invalid name",
+                feature_word: "member",
                 old_type_messages: true,
                 conditional_args_need_boxed: false,
                 qtype_prefix: Some("QTYPE"),
@@ -188,6 +189,8 @@ pub(crate) struct Rules {
     pub doc_v5_2: bool,
     /// That reader's message for a bare `@:` first line.
     pub symbol_required: &'static str,
+    /// What "documented feature 'x' does not exist" calls a feature (5.2: "member").
+    pub feature_word: &'static str,
     /// 7.2's and older `check_type` messages (`cannot be an array`, `should be a type
     /// name`; 8.x split the check and its messages).
     pub old_type_messages: bool,
@@ -210,6 +213,7 @@ impl Rules {
         case_only_names: false,
         doc_v5_2: false,
         symbol_required: "name required after '@'",
+        feature_word: "feature",
         old_type_messages: false,
         conditional_args_need_boxed: true,
         qtype_prefix: None,

@@ -1625,7 +1625,7 @@ impl<'a> Builder<'a> {
     /// QEMU's `QAPIDoc.check`: every description must belong to something.
     fn check_docs(&mut self) -> Res<()> {
         for d in &self.docs {
-            for (list, what) in [(&d.args, "member"), (&d.features, "feature")] {
+            for (list, what) in [(&d.args, "member"), (&d.features, self.rules.feature_word)] {
                 let mut bogus: Vec<&ArgSec> = list.iter().filter(|a| !a.connected).collect();
                 if self.rules.legacy_docs {
                     // QEMU 7.2 read `@name :` (a space before the colon) as plain

@@ -1,17 +1,29 @@
 //! QEMU 5.2's expression rules where they differ from 10.0's (see [`crate::release::Rules`]):
 //! simple unions, `if` conditions that are C expressions, and names checked for case only.
 
-use super::{take, BranchDef, Ctx, Data, DefBody, Res, Src};
+use super::{has, take, BranchDef, Ctx, Data, DefBody, Res, Src};
 use crate::ast::{Dict, Value};
 use crate::model::IfCond;
 
 impl Ctx<'_> {
+    /// Whether a union is checked by [`Self::check_simple_union`]: under 5.2's rules, one
+    /// without `discriminator` or without `base`.
+    pub(super) fn takes_simple_union_path(&self, dict: &Dict) -> bool {
+        self.rules.simple_unions && !(has(dict, "discriminator") && has(dict, "base"))
+    }
+
     /// 5.2's `check_union` for a union without `discriminator` (a simple union): each
-    /// branch a type name or a one-element array; no `base`.
+    /// branch a type name or a one-element array; no `base`. A `discriminator` without
+    /// `base` ends up here too, for 5.2's error.
     /// The schema phase desugars the result as 5.2 did (`schema::v5_2`).
     pub(super) fn check_simple_union(&self, dict: &mut Dict) -> Res<DefBody> {
+        let keys = ["base", "discriminator", "if", "features"];
+        self.check_keys(dict, Src::Text("union"), &["union", "data"], &keys)?;
         if take(dict, "base").is_some() {
             return Err(self.err("'base' requires 'discriminator'"));
+        }
+        if take(dict, "discriminator").is_some() {
+            return Err(self.err("'discriminator' requires 'base'"));
         }
         let Some(Value::Dict(data, _)) = take(dict, "data") else {
             return Err(self.err("'data' must be an object"));
@@ -19,7 +31,7 @@ impl Ctx<'_> {
         let mut branches = Vec::with_capacity(data.len());
         for (key, value) in data {
             let source = Src::Member("'data'", &key);
-            self.check_name_str(&key, source)?;
+            self.check_name_v5_2(&key, source, false)?;
             let (ty, ifv) = self.branch_parts(value, source)?;
             let ifcond = self.check_if(ifv, source)?;
             let ty = self.type_name_or_array(ty, source)?;
