@@ -3,7 +3,7 @@
 //! Every input must give `Ok` or a typed `Error`: a panic, a hang (libFuzzer's `-timeout`),
 //! a stack overflow or runaway memory (`-rss_limit_mb`) is a bug.
 //! Inputs the default rules reject are loaded again with the relaxed compatibility rules,
-//! which go further before they stop.
+//! which go further before they stop, and with every other QEMU release's rules.
 //! UTF-8 inputs go through `load_str` (in memory, fast), named as a file in a folder that does
 //! not exist, so that the includes they name fail the same way every time.
 //! Other inputs are written to a file and go through `load`, the only route that decodes raw
@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use qapi_parser::{load, load_str, Compat, Options, Schema};
+use qapi_parser::{load, load_str, Compat, Options, Release, Schema};
 
 /// The name UTF-8 inputs are loaded under.
 const NAME: &str = "/nonexistent-qapi-fuzz/input.json";
@@ -42,6 +42,13 @@ fn load_both(load: impl Fn(&Options) -> Result<Schema, qapi_parser::Error>) {
         let mut legacy = Options::default();
         legacy.compat = Compat::Legacy;
         let _ = load(&legacy);
+        for release in Release::ALL {
+            let mut options = Options::default();
+            options.release = release;
+            if options != Options::default() {
+                let _ = load(&options);
+            }
+        }
     }
 }
 

@@ -160,6 +160,6 @@ pub(crate) struct ParseOutput {
     pub infos: Infos,
     /// Every file read, main file first, as opened.
     pub files: Vec<std::path::PathBuf>,
-    /// Tolerated problems under `Compat::Legacy`.
+    /// Tolerated problems by relaxed rules (`Rules::legacy_docs`).
     pub warnings: Vec<crate::diagnostic::Warning>,
 }

@@ -9,7 +9,9 @@ use crate::ast::{InfoId, ParsedDoc, RawSection};
 use crate::lexer::{is_py_space, py_rstrip, TokKind};
 use crate::model::SectionKind;
 use crate::parser::{BoxedErrors, Ctx, FileState, PResult, Seen};
-use crate::Compat;
+
+pub(crate) mod v10_2;
+pub(crate) mod v5_2;
 
 /// A doc line: byte range of its text in the file, `None` for the closing `##`.
 type Line = Option<(u32, u32)>;
@@ -33,6 +35,7 @@ fn doc_line(file: &mut FileState, ctx: &mut Ctx) -> PResult<Line> {
         if val != "##" {
             return Err(file.error(ctx, "junk after '##' at end of documentation comment"));
         }
+        v10_2::end_block(ctx);
         return Ok(None);
     }
     let start = file.tok.start + 2;
@@ -42,7 +45,13 @@ fn doc_line(file: &mut FileState, ctx: &mut Ctx) -> PResult<Line> {
     if val.as_bytes().get(1) != Some(&b' ') {
         return Err(file.error(ctx, "missing space after #"));
     }
-    let len = py_rstrip(&val[2..]).len() as u32;
+    let line = py_rstrip(&val[2..]);
+    let len = line.len() as u32;
+    if ctx.rules.doc_line_format {
+        if let Some(problem) = v10_2::check_line(&mut ctx.literal, line) {
+            return Err(v10_2::error(file, ctx, problem, start));
+        }
+    }
     Ok(Some((start, start + len)))
 }
 
@@ -254,7 +263,7 @@ fn get_doc_indented(file: &mut FileState, ctx: &mut Ctx, doc: &mut Doc) -> PResu
     if want == 0 {
         let t = text(file, first);
         let empty = !doc.doc.sections.is_empty() && doc.text.trim_matches('\n').is_empty();
-        if ctx.compat == Compat::Legacy && empty && !is_section_start(t) {
+        if ctx.rules.legacy_docs && empty && !is_section_start(t) {
             // QEMU 7.2 read unindented text after a bare `@name:` or `Tag:` line.
             let warning = file.error(
                 ctx,
@@ -444,7 +453,7 @@ fn definition_doc(
                         )
                     };
                     let error = file.error(ctx, msg);
-                    if ctx.compat != Compat::Legacy {
+                    if !ctx.rules.legacy_docs {
                         return Err(error);
                     }
                     ctx.warn(*error);
@@ -463,7 +472,7 @@ fn definition_doc(
                 get_doc_indented(file, ctx, doc)?
             };
             no_more_args = true;
-        } else if t.starts_with('=') {
+        } else if t.starts_with('=') && ctx.rules.heading_rules {
             return Err(file.error(ctx, "unexpected '=' markup in definition documentation"));
         } else {
             let info = file.info(ctx);
@@ -511,9 +520,9 @@ fn freeform_doc(file: &mut FileState, ctx: &mut Ctx, doc: &mut Doc, mut line: Li
             let msg = format!("'@{name}:' not allowed in free-form documentation");
             return Err(file.error(ctx, msg));
         }
-        if t.starts_with('=') && !first {
+        if t.starts_with('=') && !first && ctx.rules.heading_rules {
             let error = file.error(ctx, "'=' heading must come first in a comment block");
-            if ctx.compat != Compat::Legacy {
+            if !ctx.rules.legacy_docs {
                 return Err(error);
             }
             ctx.warn(*error);

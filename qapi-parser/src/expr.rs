@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use crate::ast::{get, Dict, InfoId, Infos, ParsedDoc, Text, Value};
 use crate::diagnostic::{Error, Warning};
-use crate::Compat;
+use crate::release::Rules;
 
 /// Errors are boxed inside the checks: they are rare, and small results keep the
 /// hot paths cheap.
@@ -98,6 +98,8 @@ pub(crate) enum DefBody {
         base: Data,
         discriminator: String,
         branches: Vec<BranchDef>,
+        /// A 5.2 simple union (no base, no discriminator).
+        simple: bool,
     },
     Alternate {
         branches: Vec<BranchDef>,
@@ -191,7 +193,7 @@ pub(crate) fn check_exprs(
     infos: &mut Infos,
     pragma: &PragmaSets<'_>,
     docs: &(impl DocFacts + ?Sized),
-    compat: Compat,
+    rules: Rules,
     warnings: &mut Vec<Warning>,
 ) -> Res<Vec<Expr>> {
     let mut out = Vec::with_capacity(exprs.len());
@@ -212,7 +214,7 @@ pub(crate) fn check_exprs(
             });
             continue;
         }
-        let def = check_definition(dict, info, e.doc, infos, pragma, docs, compat, warnings)?;
+        let def = check_definition(dict, info, e.doc, infos, pragma, docs, rules, warnings)?;
         out.push(Expr {
             info,
             doc: e.doc,
@@ -241,7 +243,7 @@ fn check_definition(
     infos: &mut Infos,
     pragma: &PragmaSets<'_>,
     docs: &(impl DocFacts + ?Sized),
-    compat: Compat,
+    rules: Rules,
     warnings: &mut Vec<Warning>,
 ) -> Res<Definition> {
     let mut metas = METAS.iter().filter(|m| has(&dict, m));
@@ -265,7 +267,7 @@ fn check_definition(
         }
     };
     infos.data[info.0 as usize].defn = Some((meta, name.to_string()));
-    let c = Ctx { infos, info };
+    let c = Ctx { infos, info, rules };
     c.check_defn_name(&name, meta, pragma)?;
 
     match doc {
@@ -286,7 +288,7 @@ fn check_definition(
                             .infos
                             .error(r, "'Returns' section, but command doesn't return anything");
                         // QEMU 7.2 documented "Returns: nothing" on such commands.
-                        if compat != Compat::Legacy {
+                        if !rules.legacy_docs {
                             return Err(Box::new(e));
                         }
                         warnings.push(Warning(e));
@@ -323,6 +325,7 @@ fn check_definition(
             )?;
             c.check_enum(&mut dict, &name, pragma)?
         }
+        "union" if c.takes_simple_union_path(&dict) => c.check_simple_union(&mut dict)?,
         "union" => {
             c.check_keys(
                 &dict,
@@ -414,6 +417,7 @@ impl std::fmt::Display for Src<'_> {
 struct Ctx<'i> {
     infos: &'i Infos,
     info: InfoId,
+    rules: Rules,
 }
 
 /// Splits a name into QEMU's `valid_name` parts and returns the stem, or `None` if
@@ -500,6 +504,9 @@ impl Ctx<'_> {
         permit_upper: bool,
         permit_underscore: bool,
     ) -> Res<()> {
+        if self.rules.case_only_names {
+            return self.check_name_v5_2(name, source, permit_upper);
+        }
         let stem = self.check_name_str(name, source)?;
         if (!permit_upper && stem.bytes().any(|c| c.is_ascii_uppercase()))
             || (!permit_underscore && stem.contains('_'))
@@ -523,6 +530,7 @@ impl Ctx<'_> {
 
     fn check_defn_name(&self, name: &str, meta: &str, pragma: &PragmaSets<'_>) -> Res<()> {
         match meta {
+            _ if self.rules.case_only_names => self.check_defn_name_v5_2(name, meta),
             "event" => self.check_name_upper(name, Src::Text(meta)),
             "command" => self.check_name_lower(
                 name,
@@ -601,6 +609,7 @@ impl Ctx<'_> {
     fn check_if(&self, value: Option<Value>, source: Src<'_>) -> Res<Option<IfCond>> {
         match value {
             None => Ok(None),
+            Some(v) if self.rules.c_if => self.check_c_if(v, source).map(Some),
             Some(v) => self.check_if_value(v, source, 0).map(Some),
         }
     }
@@ -761,7 +770,7 @@ impl Ctx<'_> {
                     "{source}: array type must contain single type name"
                 )))
             }
-            _ => Err(self.err(format!("{source} should be a type name or array"))),
+            other => Err(self.type_error(&other, source, "a type name or array")),
         }
     }
 
@@ -773,7 +782,7 @@ impl Ctx<'_> {
         permissive: bool,
     ) -> Res<Vec<MemberDef>> {
         let Value::Dict(d, _) = value else {
-            return Err(self.err(format!("{source} should be an object or type name")));
+            return Err(self.type_error(&value, source, "an object or type name"));
         };
         let mut out = Vec::with_capacity(d.len());
         for (mut key, arg) in d {
@@ -857,7 +866,7 @@ impl Ctx<'_> {
             let ifcond = self.check_if(ifv, source)?;
             let ty = match ty {
                 Value::Str(s, _) => TypeRef::Name(s),
-                _ => return Err(self.err(format!("{source} should be a type name"))),
+                v => return Err(self.type_error(&v, source, "a type name")),
             };
             branches.push(BranchDef {
                 name: key.into_owned(),
@@ -869,6 +878,7 @@ impl Ctx<'_> {
             base,
             discriminator: discriminator.into_owned(),
             branches,
+            simple: false,
         })
     }
 
@@ -925,7 +935,7 @@ impl Ctx<'_> {
             match args {
                 None => Err(self.err("'boxed': true requires 'data'")),
                 Some(Value::Str(s, _)) => Ok(Some(Data::Name(s.into_owned()))),
-                Some(_) => Err(self.err("'data' should be a type name")),
+                Some(v) => Err(self.type_error(&v, "'data'", "a type name")),
             }
         } else {
             args.map(|a| self.name_or_implicit(a, "'data'", false))
@@ -975,26 +985,7 @@ fn truthy(v: &Value) -> bool {
     }
 }
 
+mod v5_2;
+
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stems() {
-        assert_eq!(name_stem("__org.qemu_x-foo"), Some("foo"));
-        assert_eq!(name_stem("x-1abc"), Some("x-1abc"));
-        assert_eq!(name_stem("_oops"), None);
-        assert_eq!(name_stem("__com_redhat_x"), Some("redhat_x"));
-        assert_eq!(name_stem(""), None);
-        assert_eq!(name_stem("*oops"), None);
-        assert_eq!(name_stem("X-Foo"), Some("Foo"));
-    }
-
-    #[test]
-    fn c_names() {
-        assert!(c_name_starts_with("q-unix", "q_"));
-        assert!(!c_name_starts_with("Q-unix", "q_"));
-        assert!(c_name_starts_with("has-x", "has_"));
-        assert_eq!(c_name("a.b-c"), "a_b_c");
-    }
-}
+mod tests;

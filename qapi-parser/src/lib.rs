@@ -1,5 +1,6 @@
 //! QAPI front end: reads QEMU's QAPI schema language exactly as QEMU 10.0.2's
-//! `scripts/qapi` does and produces a checked, QAPI-faithful [`Schema`].
+//! `scripts/qapi` does and produces a checked, QAPI-faithful [`Schema`]; with
+//! [`Options::release`], as another release's does ([`Release`]: 5.2, 7.2, 10.2).
 //!
 //! ```no_run
 //! let schema = qapi_parser::load("qapi/qapi-schema.json", &qapi_parser::Options::default())?;
@@ -19,23 +20,43 @@ mod model;
 pub use diagnostic::{Error, Location, Warning};
 pub use dump::dump;
 pub use model::*;
+pub use release::{Release, ReleaseError};
 
 /// How strictly schemas are read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Options {
-    /// Which QEMU release's rules apply.
+    /// Which QEMU release's rules apply (default: 10.0, the reference).
+    pub release: Release,
+    /// Relaxations on top of `release`'s rules.
     pub compat: Compat,
 }
 
-/// The rule set a schema is checked against.
+impl Options {
+    /// The rules of `version`: `"5.2"`, `"7.2.0"`, `"10.2.2"`, ... (see [`Release`]'s
+    /// `FromStr`: a version newer than every known release takes the newest rules, one
+    /// older than 5.2 is an error).
+    pub fn for_release(version: &str) -> Result<Options, ReleaseError> {
+        Ok(Options {
+            release: version.parse()?,
+            compat: Compat::default(),
+        })
+    }
+
+    /// The effective rule table.
+    pub(crate) fn rules(&self) -> release::Rules {
+        self.release.rules(self.compat)
+    }
+}
+
+/// Relaxations on top of [`Options::release`]'s rules.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Compat {
-    /// QEMU 10.0.2's rules, exactly (the default).
+    /// The release's rules, exactly (the default).
     #[default]
     Qemu10,
-    /// QEMU 10.0.2's rules, with the documentation conventions that changed since
+    /// The release's rules, with the documentation conventions that changed since
     /// QEMU 7.2 relaxed into warnings ([`Schema::warnings`]), so that older schemas
     /// (QEMU 7.2's QMP, QGA and storage-daemon schemas) load. Relaxed, and nothing else:
     /// - `Note:`/`Notes:`/`Example:`/`Examples:` sections and other 7.2-era doc
@@ -54,6 +75,7 @@ mod dump;
 mod expr;
 mod lexer;
 mod parser;
+mod release;
 mod schema;
 
 /// Loads, parses and checks the schema at `path` and everything it includes.
@@ -65,7 +87,9 @@ mod schema;
 pub fn load(path: impl AsRef<std::path::Path>, options: &Options) -> Result<Schema, Error> {
     // Internal phases box their errors (small results on hot paths).
     let parsed = parser::parse(path.as_ref(), options).map_err(|e| *Box::<Error>::from(e))?;
-    schema::build(parsed, options).map_err(|e| *e)
+    schema::build(parsed, options)
+        .map_err(|e| *e)
+        .map(|s| finish(s, options))
 }
 
 /// Like [`load`], for a main file given as text: `name` is used in messages and as
@@ -73,5 +97,16 @@ pub fn load(path: impl AsRef<std::path::Path>, options: &Options) -> Result<Sche
 #[allow(clippy::result_large_err)]
 pub fn load_str(name: &str, text: &str, options: &Options) -> Result<Schema, Error> {
     let parsed = parser::parse_str(name, text, options).map_err(|e| *Box::<Error>::from(e))?;
-    schema::build(parsed, options).map_err(|e| *e)
+    schema::build(parsed, options)
+        .map_err(|e| *e)
+        .map(|s| finish(s, options))
+}
+
+/// Warnings name what 10.0 would reject: only [`Compat::Legacy`] asks for them. Under an
+/// older release's own rules the same conventions are simply that release's language.
+fn finish(mut schema: Schema, options: &Options) -> Schema {
+    if options.compat != Compat::Legacy {
+        schema.warnings.clear();
+    }
+    schema
 }

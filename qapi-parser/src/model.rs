@@ -30,7 +30,7 @@ pub struct Schema {
     pub pragma: Pragma,
     /// Every file read, main file first, as opened (for `cargo:rerun-if-changed`).
     pub files: Vec<std::path::PathBuf>,
-    /// Warnings from a relaxed [`crate::Compat`] setting; empty under the default rules.
+    /// Warnings from [`crate::Compat::Legacy`]: what QEMU 10.0 would reject; empty otherwise.
     pub warnings: Vec<Warning>,
     /// The named entities sorted by name, for [`Schema::lookup`] (includes are not
     /// named entities): no second copy of the names.

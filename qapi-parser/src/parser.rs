@@ -14,7 +14,8 @@ use crate::ast::{
 };
 use crate::diagnostic::Warning;
 use crate::lexer::{self, Tok, TokKind, Tokens};
-use crate::{Compat, Error, Options};
+use crate::release::{PragmaList, Rules};
+use crate::{Error, Options};
 
 /// Nesting deeper than this is rejected (QEMU itself dies of Python's recursion limit
 /// at about 490 levels; real schemas nest fewer than 10).
@@ -151,13 +152,15 @@ impl Seen {
 pub(crate) struct Ctx {
     pub infos: Infos,
     pub warnings: Vec<Warning>,
-    pub compat: Compat,
+    pub rules: Rules,
     /// The section text buffer of doc blocks, handed from one block to the next.
     pub doc_text: String,
+    /// 10.2's literal-block state inside the current doc block.
+    pub literal: crate::doc::v10_2::Literal,
 }
 
 impl Ctx {
-    /// Records a problem tolerated by a relaxed [`Compat`] setting.
+    /// Records a problem tolerated by a relaxed rule (see [`Rules::legacy_docs`]).
     pub fn warn(&mut self, error: Error) {
         self.warnings.push(Warning(error));
     }
@@ -239,6 +242,11 @@ impl FileState {
         let col = lexer::column(&self.src, self.tokens.line_pos, self.tok.start as usize);
         let id = self.info(ctx);
         ctx.infos.error_col_boxed(id, Some(col), message)
+    }
+
+    /// Where the current token's line starts.
+    pub fn line_pos(&self) -> usize {
+        self.tokens.line_pos
     }
 
     /// The current token's text.
@@ -456,8 +464,9 @@ impl Parser {
             ctx: Ctx {
                 infos: Infos::default(),
                 warnings: Vec::new(),
-                compat: options.compat,
+                rules: options.rules(),
                 doc_text: String::new(),
+                literal: Default::default(),
             },
             out: ParseOutput::default(),
             cwd: std::env::current_dir()
@@ -551,6 +560,12 @@ impl Parser {
                     let Some(file) = self.stack.last_mut() else {
                         break;
                     };
+                    if self.ctx.rules.doc_v5_2 {
+                        let docs = crate::doc::v5_2::get_docs(file, &mut self.ctx)?;
+                        file.cur_doc = self.out.docs.len().checked_add(docs.len() - 1);
+                        self.out.docs.extend(docs);
+                        continue;
+                    }
                     let doc: ParsedDoc = crate::doc::get_doc(file, &mut self.ctx)?;
                     file.cur_doc = Some(self.out.docs.len());
                     self.out.docs.push(doc);
@@ -660,6 +675,7 @@ impl Parser {
                 .error_boxed(info, "value of 'pragma' must be an object"));
         };
         let err = |infos: &Infos, msg: String| infos.error_boxed(info, msg);
+        let p = &mut self.out.pragma;
         for (name, value) in pragma {
             let list = match &*name {
                 "doc-required" => {
@@ -669,16 +685,16 @@ impl Parser {
                             "pragma 'doc-required' must be boolean".to_owned(),
                         ));
                     };
-                    self.out.pragma.doc_required = b;
+                    p.doc_required = b;
                     continue;
                 }
-                "command-name-exceptions" => &mut self.out.pragma.command_name_exceptions,
-                "command-returns-exceptions" => &mut self.out.pragma.command_returns_exceptions,
-                "documentation-exceptions" => &mut self.out.pragma.documentation_exceptions,
-                "member-name-exceptions" => &mut self.out.pragma.member_name_exceptions,
-                _ => {
-                    return Err(err(&self.ctx.infos, format!("unknown pragma '{name}'")));
-                }
+                _ => match self.ctx.rules.pragmas.iter().find(|(n, _)| *n == &*name) {
+                    Some((_, PragmaList::CommandName)) => &mut p.command_name_exceptions,
+                    Some((_, PragmaList::CommandReturns)) => &mut p.command_returns_exceptions,
+                    Some((_, PragmaList::Documentation)) => &mut p.documentation_exceptions,
+                    Some((_, PragmaList::MemberName)) => &mut p.member_name_exceptions,
+                    None => return Err(err(&self.ctx.infos, format!("unknown pragma '{name}'"))),
+                },
             };
             let strings: Option<Vec<String>> = match value {
                 Value::List(items, _) => items

@@ -12,7 +12,8 @@ use crate::expr::{
     PragmaSets, Res, TypeRef,
 };
 use crate::model::{self, Builtin, IfCond, SectionKind};
-use crate::{Compat, Options, Schema};
+use crate::release::Rules;
+use crate::{Options, Schema};
 
 /// A fast, non-cryptographic hasher (FxHash's mixing) for the builder's maps: the
 /// keys are schema names and small ids, and hashing dominates their cost.
@@ -164,19 +165,22 @@ pub(crate) fn build(parsed: ParseOutput, options: &Options) -> Res<Schema> {
         &mut infos,
         &sets,
         &docs[..],
-        options.compat,
+        options.rules(),
         &mut warnings,
     )?;
     let main_file = files
         .first()
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut b = Builder::new(&infos, &sets, options.compat, &main_file, &mut docs);
+    let mut b = Builder::new(&infos, &sets, options.rules(), &main_file, &mut docs);
     b.warnings = warnings;
     b.def_predefineds();
     b.def_exprs(exprs)?;
     b.check()?;
     let mut schema = b.finish(docs);
+    if options.rules().simple_unions {
+        v5_2::wrapper_ifconds(&mut schema);
+    }
     schema.pragma = pragma;
     schema.files = files;
     Ok(schema)
@@ -323,7 +327,7 @@ struct DocState {
 struct Builder<'a> {
     infos: &'a Infos,
     pragma: &'a PragmaSets<'a>,
-    compat: Compat,
+    rules: Rules,
     ents: Vec<Ent>,
     by_name: NameIndex,
     modules: Vec<String>,
@@ -423,7 +427,7 @@ impl<'a> Builder<'a> {
     fn new(
         infos: &'a Infos,
         pragma: &'a PragmaSets<'a>,
-        compat: Compat,
+        rules: Rules,
         main_file: &str,
         docs: &mut [ParsedDoc],
     ) -> Self {
@@ -431,7 +435,7 @@ impl<'a> Builder<'a> {
         let mut b = Builder {
             infos,
             pragma,
-            compat,
+            rules,
             ents: Vec::with_capacity(4096),
             by_name: NameIndex::with_capacity(4096),
             modules: Vec::new(),
@@ -621,7 +625,7 @@ impl<'a> Builder<'a> {
             None,
             K::Enum {
                 values,
-                prefix: None,
+                prefix: self.rules.qtype_prefix.map(str::to_string),
             },
         );
         let _ = self.def_definition(qtype);
@@ -799,9 +803,15 @@ impl<'a> Builder<'a> {
                 })
             }
             DefBody::Union {
+                branches,
+                simple: true,
+                ..
+            } => self.simple_union(&name, branches, info, &ifcond)?,
+            DefBody::Union {
                 base,
                 discriminator,
                 branches,
+                ..
             } => {
                 let base_name = match base {
                     Data::Name(n) => Some(n),
@@ -1536,7 +1546,7 @@ impl<'a> Builder<'a> {
         let conditional = self
             .obj(arg)
             .is_some_and(|o| o.members.iter().any(|&r| self.mem(r).ifcond.is_some()));
-        if conditional && !boxed {
+        if conditional && !boxed && self.rules.conditional_args_need_boxed {
             return Err(self.err(
                 info,
                 format!("conditional {meta} arguments require 'boxed': true"),
@@ -1615,9 +1625,9 @@ impl<'a> Builder<'a> {
     /// QEMU's `QAPIDoc.check`: every description must belong to something.
     fn check_docs(&mut self) -> Res<()> {
         for d in &self.docs {
-            for (list, what) in [(&d.args, "member"), (&d.features, "feature")] {
+            for (list, what) in [(&d.args, "member"), (&d.features, self.rules.feature_word)] {
                 let mut bogus: Vec<&ArgSec> = list.iter().filter(|a| !a.connected).collect();
-                if self.compat == Compat::Legacy {
+                if self.rules.legacy_docs {
                     // QEMU 7.2 read `@name :` (a space before the colon) as plain
                     // text, not as a description; tolerate what it never saw.
                     bogus.retain(|a| {
@@ -1640,8 +1650,13 @@ impl<'a> Builder<'a> {
                     } else {
                         ("", "does")
                     };
+                    let at = if self.rules.doc_v5_2 {
+                        d.info
+                    } else {
+                        first.info
+                    };
                     return Err(Box::new(self.infos.error(
-                        first.info,
+                        at,
                         format!("documented {what}{s} '{names}' {verb} not exist"),
                     )));
                 }
@@ -1658,7 +1673,7 @@ impl<'a> Builder<'a> {
                 warnings: &mut self.warnings,
                 pragma: self.pragma,
                 infos: self.infos,
-                compat: self.compat,
+                rules: self.rules,
             };
             connect_doc(&self.ents, &mut cx, id, None)?;
         }
@@ -1826,7 +1841,7 @@ struct DocCtx<'a> {
     warnings: &'a mut Vec<Warning>,
     pragma: &'a PragmaSets<'a>,
     infos: &'a Infos,
-    compat: Compat,
+    rules: Rules,
 }
 
 impl DocCtx<'_> {
@@ -1853,7 +1868,7 @@ impl DocCtx<'_> {
                 format!("{role} '{name}' lacks documentation"),
             );
             // QEMU 7.2 did not require member documentation.
-            if self.compat != Compat::Legacy {
+            if !self.rules.legacy_docs {
                 return Err(Box::new(e));
             }
             self.warnings.push(Warning(e));
@@ -1980,22 +1995,7 @@ fn convert_doc(infos: &Infos, raw: ParsedDoc, st: DocState) -> model::Doc {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod v5_2;
 
-    #[test]
-    fn relpaths() {
-        assert_eq!(relpath("a.json", ""), "a.json");
-        assert_eq!(relpath("include/../sub.json", ""), "sub.json");
-        assert_eq!(
-            relpath(
-                "storage-daemon/qapi/../../qapi/common.json",
-                "storage-daemon/qapi"
-            ),
-            "../../qapi/common.json"
-        );
-        assert_eq!(relpath("/x/y/z.json", "/x/q"), "../y/z.json");
-        assert_eq!(dirname("d/e/f.json"), "d/e");
-    }
-}
+#[cfg(test)]
+mod tests;

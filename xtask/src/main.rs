@@ -10,6 +10,7 @@ mod demo;
 mod fuzz;
 mod guest;
 mod prepare;
+mod releases;
 mod schema;
 mod test;
 mod tidy;
@@ -71,6 +72,13 @@ const TASKS: &[Task] = &[
         run: Some(schema::run),
     },
     Task {
+        name: "qemu",
+        args: "fetch [VERSION...]",
+        about: "fetch QEMU releases' QAPI sources from Debian's archive into the target folder",
+        needs: Needs::Nothing,
+        run: Some(releases::run),
+    },
+    Task {
         name: "bench",
         args: "[parser|...] [OPTIONS]",
         about: "benchmarks, in a release build (`cargo xtask bench help` lists them)",
@@ -102,7 +110,7 @@ const TASKS: &[Task] = &[
         name: "prepare",
         args: "",
         about:
-            "install QEMU (as root) when missing, build the test guest, import the pinned schema",
+            "install QEMU (as root), build the test guest, import the pinned schemas, fetch the QEMU releases, when missing",
         needs: Needs::Nothing,
         run: Some(prepare::run),
     },

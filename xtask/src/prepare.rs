@@ -1,6 +1,6 @@
 //! Readying a fresh machine: QEMU installed (as `../shared/qemu/README.md` shows), Debian 12's
 //! own QEMU 7.2 unpacked beside it (as `../shared/qemu/peers.md` shows), the test guest built
-//! ([`crate::guest`]) and the pinned schema imported.
+//! ([`crate::guest`]), the pinned schemas imported, and the QEMU releases' sources fetched.
 //!
 //! Every step does nothing when their result is already there, so every command that needs
 //! them (`cargo xtask test`, `cargo xtask demo`) can run them unconditionally.
@@ -27,12 +27,13 @@ const INSTALL_QEMU: &str = "apt-get update && apt-get install -y --no-install-re
 /// Where `cargo xtask schema import` puts QEMU's schema files (ignored by git).
 pub(crate) const IMPORT_DIR: &str = crate::schema::IMPORT_DIR;
 
-/// `cargo xtask prepare`: both steps.
+/// `cargo xtask prepare`: both steps, then the releases the parser's agreement tests read.
 pub(crate) fn run(args: &[String]) -> Result {
     if let Some(arg) = args.first() {
         return Err(format!("unexpected argument `{arg}`").into());
     }
-    all()
+    all()?;
+    crate::releases::fetch_all()
 }
 
 /// Installs QEMU and imports the schema, each only if missing.

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: everything CI checks, as timed steps, on a fresh machine too.
 //!
-//! The steps are: QEMU installed and the pinned schema imported when missing (see [`crate::prepare`]),
+//! The steps are: QEMU installed, the pinned schema imported and the QEMU releases fetched when
+//! missing (see [`crate::prepare`], [`crate::releases`]),
 //! then `cargo fmt --check`, `cargo clippy -D warnings`, `cargo test` and `cargo doc -D warnings`
 //! over the whole workspace with every feature.
 //! Every step runs even after one has failed, so one run shows every problem; the exit status
@@ -19,7 +20,7 @@ use crate::{prepare, Result};
 const CARGO_FLAGS: [&str; 3] = ["--workspace", "--all-features", "--locked"];
 
 /// The steps, by the names that select them on the command line.
-const STEPS: [&str; 6] = ["qemu", "schema", "fmt", "clippy", "test", "doc"];
+const STEPS: [&str; 7] = ["qemu", "schema", "releases", "fmt", "clippy", "test", "doc"];
 
 /// Runs the steps named in `args` (all of them when there are none).
 pub(crate) fn run(args: &[String]) -> Result {
@@ -42,6 +43,12 @@ pub(crate) fn run(args: &[String]) -> Result {
         steps.step(
             "import the older releases' schemas if missing",
             prepare::older_schemas,
+        );
+    }
+    if wanted("releases") {
+        steps.step(
+            "fetch the QEMU releases if missing",
+            crate::releases::fetch_all,
         );
     }
     if wanted("fmt") {

@@ -2,7 +2,8 @@
 //!
 //! - every `.rs` file starts with a `//!` line saying what it is for (generated files,
 //!   whose first line carries `@generated`, are exempt);
-//! - no file of QEMU's reference material (`../shared/qemu`) is in the repository, byte for byte;
+//! - no file of QEMU's reference material (`../shared/qemu`) or of the QEMU releases fetched
+//!   by `cargo xtask qemu fetch` (when fetched) is in the repository, byte for byte;
 //! - every crate of the workspace inherits the workspace's lints.
 //!
 //! "In the repository" means tracked or not ignored by git (`git ls-files --cached --others
@@ -119,7 +120,8 @@ fn module_docs(files: &[PathBuf]) -> Vec<String> {
         .collect()
 }
 
-/// No file of the repository has exactly the content of a file of QEMU's reference material.
+/// No file of the repository has exactly the content of a file of QEMU's reference material
+/// or of a fetched release.
 fn qemu_copies(files: &[PathBuf]) -> Result<Vec<String>> {
     let shared = shared_qemu_dir();
     if !shared.is_dir() {
@@ -130,13 +132,19 @@ fn qemu_copies(files: &[PathBuf]) -> Result<Vec<String>> {
         .into());
     }
     let mut by_size: BTreeMap<u64, Vec<PathBuf>> = BTreeMap::new();
-    let mut originals = Vec::new();
-    walk(&shared, Path::new(""), &mut originals)?;
-    for original in originals {
-        let path = shared.join(original);
-        let size = std::fs::metadata(&path)?.len();
-        if size >= MIN_COPY_SIZE {
-            by_size.entry(size).or_default().push(path);
+    let releases = crate::releases::cache_root();
+    for dir in [&shared, &releases] {
+        if !dir.is_dir() {
+            continue;
+        }
+        let mut originals = Vec::new();
+        walk(dir, Path::new(""), &mut originals)?;
+        for original in originals {
+            let path = dir.join(original);
+            let size = std::fs::metadata(&path)?.len();
+            if size >= MIN_COPY_SIZE {
+                by_size.entry(size).or_default().push(path);
+            }
         }
     }
     let root = repo_root();
@@ -153,10 +161,16 @@ fn qemu_copies(files: &[PathBuf]) -> Result<Vec<String>> {
         for candidate in candidates {
             if std::fs::read(candidate)? == content {
                 problems.push(format!(
-                    "{}: a copy of QEMU's {}; QEMU's files are read from ../shared/qemu, never committed",
+                    "{}: a copy of QEMU's {}; QEMU's files are read from ../shared/qemu or the release cache, never committed",
                     file.display(),
-                    candidate.strip_prefix(&shared).unwrap_or(candidate).display()
+                    candidate
+                        .strip_prefix(&shared)
+                        .or_else(|_| candidate.strip_prefix(&releases))
+                        .unwrap_or(candidate)
+                        .display()
                 ));
+                // One report per file, even if several releases have the same file.
+                break;
             }
         }
     }

@@ -1,4 +1,5 @@
-//! The `qapi` command-line program: `qapi check FILE`, `qapi dump FILE`, `qapi gen FILE -o OUT.rs`.
+//! The `qapi` command-line program: `qapi check FILE`, `qapi dump FILE`, `qapi gen FILE -o OUT.rs`,
+//! each with `--qemu X.Y` for the rules of another QEMU release.
 //!
 //! Arguments are parsed by hand so the program adds no dependency to the library
 //! crates that build scripts compile.
@@ -7,12 +8,14 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
-usage: qapi check [--legacy] FILE   check a schema; errors go to stderr
-       qapi dump [--legacy] FILE    print QEMU's test dump (.out format) of a schema
-       qapi gen [--legacy] [--crate PATH] FILE [-o OUT.rs]
-                                    generate Rust (stdout without -o)
+usage: qapi check [OPTIONS] FILE   check a schema; errors go to stderr
+       qapi dump [OPTIONS] FILE    print QEMU's test dump (.out format) of a schema
+       qapi gen [OPTIONS] [--crate PATH] FILE [-o OUT.rs]
+                                   generate Rust (stdout without -o)
 
---legacy  accept QEMU 7.2-era documentation conventions (reported as warnings)";
+--qemu X.Y  read the schema under QEMU X.Y's rules (5.2, 7.2, 10.0 (default), 10.2;
+            a newer version takes the newest rules known)
+--legacy    accept QEMU 7.2-era documentation conventions (reported as warnings)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -37,9 +40,14 @@ fn main() -> ExitCode {
 fn check_or_dump(dump: bool, args: &[String]) -> ExitCode {
     let mut options = qapi_parser::Options::default();
     let mut file = None;
-    for a in args {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
         match a.as_str() {
             "--legacy" => options.compat = qapi_parser::Compat::Legacy,
+            "--qemu" => match release(it.next()) {
+                Ok(r) => options.release = r,
+                Err(code) => return code,
+            },
             s if s.starts_with('-') && s.len() > 1 => {
                 eprintln!("qapi: unknown option '{s}'\n{USAGE}");
                 return ExitCode::from(2);
@@ -84,6 +92,10 @@ fn gen(args: &[String]) -> ExitCode {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--legacy" => options.compat = qapi_parser::Compat::Legacy,
+            "--qemu" => match release(it.next()) {
+                Ok(r) => options.release = r,
+                Err(code) => return code,
+            },
             "-o" => out = it.next(),
             "--crate" => match it.next() {
                 Some(p) => {
@@ -126,4 +138,16 @@ fn gen(args: &[String]) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// The value of `--qemu`, or the exit code of a usage error.
+fn release(value: Option<&String>) -> Result<qapi_parser::Release, ExitCode> {
+    let Some(value) = value else {
+        eprintln!("qapi: --qemu needs a version (X.Y)\n{USAGE}");
+        return Err(ExitCode::from(2));
+    };
+    value.parse().map_err(|e| {
+        eprintln!("qapi: --qemu: {e}");
+        ExitCode::from(2)
+    })
 }

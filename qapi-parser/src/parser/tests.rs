@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::*;
+use crate::Compat;
 
 /// `../shared/qemu` beside the repository, or `$QAPI_SHARED_DIR`.
 fn shared_dir() -> PathBuf {
@@ -66,6 +67,7 @@ fn real_schemas() {
         );
         let legacy = Options {
             compat: Compat::Legacy,
+            ..Options::default()
         };
         let out = parse(&path, &legacy).unwrap_or_else(|e| panic!("{e}"));
         assert!(!out.warnings.is_empty());
@@ -75,7 +77,14 @@ fn real_schemas() {
 /// Parses `text` as `t.json` and renders the outcome: the error as QEMU prints it,
 /// or the expressions' first keys, doc symbols and warnings.
 fn outcome(text: &str, compat: Compat) -> String {
-    match parse_str("t.json", text, &Options { compat }) {
+    match parse_str(
+        "t.json",
+        text,
+        &Options {
+            compat,
+            ..Options::default()
+        },
+    ) {
         Err(e) => format!("{e}\n"),
         Ok(out) => {
             let mut s = String::new();
@@ -845,6 +854,13 @@ fn random_inputs_do_not_panic() {
             Compat::Legacy
         };
         // Includes resolve against a folder that does not exist.
-        let _ = parse_str("/nonexistent-qapi-dir/t.json", &text, &Options { compat });
+        let _ = parse_str(
+            "/nonexistent-qapi-dir/t.json",
+            &text,
+            &Options {
+                compat,
+                ..Options::default()
+            },
+        );
     }
 }
