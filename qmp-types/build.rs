@@ -26,7 +26,11 @@ const MIN_QEMU: qapi_codegen::QemuVersion = qapi_codegen::QemuVersion::new(6, 2)
 
 /// Older releases whose schemas tell what the supported range sends and requires, each
 /// imported into `qemu-schema-older/X.Y/` and pinned in `qemu-schema-X.Y.pin`.
-const OLDER: [qapi_codegen::QemuVersion; 1] = [qapi_codegen::QemuVersion::new(7, 2)];
+const OLDER: [qapi_codegen::QemuVersion; 3] = [
+    qapi_codegen::QemuVersion::new(5, 2),
+    qapi_codegen::QemuVersion::new(7, 2),
+    qapi_codegen::QemuVersion::new(10, 2),
+];
 
 fn main() {
     if let Err(e) = run() {
@@ -60,6 +64,7 @@ fn run() -> Result<(), String> {
             p = pin_path.display(),
         ));
     }
+    println!("cargo:rustc-env=QMP_TYPES_MIN_QEMU={MIN_QEMU}");
     let older_root = manifest.join("qemu-schema-older");
     for v in OLDER {
         let pin_path = manifest.join(format!("qemu-schema-{v}.pin"));

@@ -42,6 +42,8 @@ pub enum Error {
     Io(PathBuf, std::io::Error),
     /// `OUT_DIR` is not set (not running in a build script) and no output path was given.
     NoOutDir,
+    /// An older release given to [`Config::older_schema`] has no rules in the parser.
+    Release(QemuVersion, String),
 }
 
 impl fmt::Display for Error {
@@ -50,6 +52,7 @@ impl fmt::Display for Error {
             Error::Schema(e) => write!(f, "{e}"),
             Error::Io(p, e) => write!(f, "{}: {e}", p.display()),
             Error::NoOutDir => f.write_str("OUT_DIR is not set: run from a build script"),
+            Error::Release(v, e) => write!(f, "older schema of QEMU {v}: {e}"),
         }
     }
 }
@@ -59,7 +62,7 @@ impl std::error::Error for Error {
         match self {
             Error::Schema(e) => Some(&**e),
             Error::Io(_, e) => Some(e),
-            Error::NoOutDir => None,
+            Error::NoOutDir | Error::Release(..) => None,
         }
     }
 }
@@ -325,16 +328,10 @@ impl Config {
 }
 
 /// Loads an older release's schema under the rules that release's front end applies.
-fn load_release(path: &Path, _version: QemuVersion) -> Result<qapi_parser::Schema, Error> {
-    let strict = qapi_parser::load(path, &qapi_parser::Options::default());
-    match strict {
-        Ok(s) => Ok(s),
-        Err(_) => {
-            let mut o = qapi_parser::Options::default();
-            o.compat = qapi_parser::Compat::Legacy;
-            Ok(qapi_parser::load(path, &o)?)
-        }
-    }
+fn load_release(path: &Path, version: QemuVersion) -> Result<qapi_parser::Schema, Error> {
+    let options = qapi_parser::Options::for_release(&version.to_string())
+        .map_err(|e| Error::Release(version, e.to_string()))?;
+    Ok(qapi_parser::load(path, &options)?)
 }
 
 /// Writes `text` to `path` unless it already holds exactly that (keeps mtimes stable).

@@ -24,6 +24,9 @@ pub use command::{Command, EventSet, Timestamp, Versioned};
 #[doc(hidden)]
 pub mod runtime;
 
+/// The oldest QEMU release the generated APIs support, `X.Y` (see the crate docs).
+pub const MIN_QEMU: &str = env!("QMP_TYPES_MIN_QEMU");
+
 /// The QMP API of QEMU, generated from the pinned schema (`qemu-schema.pin`): types at
 /// the root, one type per command in [`qmp::commands`] (each implementing [`Command`]),
 /// one per event in [`qmp::events`], and the [`qmp::Event`], [`qmp::AnyCommand`] and

@@ -97,38 +97,52 @@ fn values(s: &Schema, id: TypeId, full: bool, depth: u32, stack: &mut Vec<TypeId
     }
 }
 
-/// The older releases this crate supports whose schemas are at hand (the imports the
-/// build script reads, `qemu-schema-older/X.Y/`), then the schema generated from.
-fn older() -> Vec<(String, PathBuf)> {
-    let current = Path::new(env!("CARGO_MANIFEST_DIR")).join("qemu-schema");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("qemu-schema-older");
-    let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
+/// A schema to check: its label, its folder and the parser rules of its release.
+struct Source {
+    label: String,
+    dir: PathBuf,
+    options: Options,
+}
+
+/// The other releases this crate supports whose schemas are at hand (the imports the
+/// build script reads, `qemu-schema-older/X.Y/`, from `MIN_QEMU` on, oldest first),
+/// then the schema generated from.
+fn sources() -> Vec<Source> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("qemu-schema-older");
+    // Releases before the supported range are not promised anything.
+    let (major, minor) = qmp_types::MIN_QEMU.split_once('.').expect("X.Y");
+    let min: (u32, u32) = (major.parse().unwrap(), minor.parse().unwrap());
+    let mut out: Vec<((u32, u32), Source)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask prepare`)", dir.display()))
         .map(|e| e.unwrap().path())
         .map(|p| {
+            let v = p.file_name().unwrap().to_string_lossy().into_owned();
+            let options = Options::for_release(&v).unwrap_or_else(|e| panic!("{v}: {e}"));
+            let (major, minor) = v.split_once('.').expect("X.Y");
+            let key = (major.parse().unwrap(), minor.parse().unwrap());
+            let label = format!("QEMU {v}");
             (
-                format!("QEMU {}", p.file_name().unwrap().to_string_lossy()),
-                p,
+                key,
+                Source {
+                    label,
+                    dir: p,
+                    options,
+                },
             )
         })
+        .filter(|(k, _)| *k >= min)
         .collect();
-    out.sort();
+    out.sort_by_key(|(k, _)| *k);
     assert!(!out.is_empty(), "no older schemas in {}", dir.display());
+    let mut out: Vec<Source> = out.into_iter().map(|(_, s)| s).collect();
     // The schema generated from, on a target where no condition holds.
-    out.push((
-        "the schema generated from, no `if` holding".to_owned(),
-        current,
-    ));
+    out.push(Source {
+        label: "the schema generated from, no `if` holding".to_owned(),
+        dir: root.join("qemu-schema"),
+        options: Options::default(),
+    });
     out
-}
-
-fn load(path: &Path) -> Schema {
-    if let Ok(s) = qapi_parser::load(path, &Options::default()) {
-        return s;
-    }
-    let mut o = Options::default();
-    o.compat = qapi_parser::Compat::Legacy;
-    qapi_parser::load(path, &o).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Decoders of one generated API: a reply by command name, an event by name.
@@ -141,8 +155,13 @@ struct Api {
 
 fn check(api: &Api) {
     let current = HashSet::<&str>::from_iter(api.source.split('"'));
-    for (version, dir) in older() {
-        let s = load(&dir.join(api.schema));
+    for Source {
+        label: version,
+        dir,
+        options,
+    } in sources()
+    {
+        let s = qapi_parser::load(dir.join(api.schema), &options).unwrap_or_else(|e| panic!("{e}"));
         let (mut checked, mut failures) = (0, Vec::new());
         for full in [false, true] {
             for c in s.commands() {

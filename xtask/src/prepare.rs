@@ -43,28 +43,38 @@ pub(crate) fn all() -> Result {
     older_schemas()
 }
 
-/// Older QEMU releases whose schemas `qmp-types` reads for its supported range, and
-/// where their sources are found (`X.Y`, folder under the shared material).
-const OLDER: [(&str, &str); 1] = [("7.2", "7.2.0")];
+/// Older (and newer) QEMU releases whose schemas `qmp-types` reads for its supported
+/// range (`X.Y`), and the release of the fetch cache ([`crate::releases`]) they come from.
+const OLDER: [(&str, &str); 3] = [("5.2", "5.2"), ("7.2", "7.2"), ("10.2", "10.2.2")];
 
-/// Imports each older release's schema when missing or not matching its pin.
+/// Imports each older release's schema when missing or not matching its pin, from the
+/// release sources fetched from Debian's archive.
 pub(crate) fn older_schemas() -> Result {
-    for (short, folder) in OLDER {
+    for (short, release) in OLDER {
         if xtask(&["schema", "check", short])? == Some(0) {
             continue;
         }
-        let source = util::shared_qemu_dir().join(folder);
-        if !source.is_dir() {
-            return Err(format!(
-                "no QEMU {folder} schema at {} (put the shared material at ../shared/qemu or set QAPI_SHARED_DIR)",
-                source.display()
-            )
-            .into());
-        }
+        let source = crate::releases::release_dir(release)?;
         let source = source.to_string_lossy();
-        println!("$ cargo xtask schema import {source} --older");
-        if xtask(&["schema", "import", &source, "--older"])? != Some(0) {
-            return Err(format!("importing QEMU {folder}'s schema failed").into());
+        let version = format!(
+            "{release}{}",
+            if release.matches('.').count() == 1 {
+                ".0"
+            } else {
+                ""
+            }
+        );
+        println!("$ cargo xtask schema import {source} --older --version {version}");
+        if xtask(&[
+            "schema",
+            "import",
+            &source,
+            "--older",
+            "--version",
+            &version,
+        ])? != Some(0)
+        {
+            return Err(format!("importing QEMU {release}'s schema failed").into());
         }
     }
     Ok(())

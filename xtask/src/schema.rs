@@ -82,7 +82,7 @@ fn import(args: &[String]) -> Result {
     // Check the source loads before replacing anything.
     for s in SCHEMAS {
         if older {
-            load_any(&dir.join(s))?;
+            load_release(&dir.join(s), Some(&version))?;
         } else {
             qapi_parser::load(dir.join(s), &Options::default()).map_err(|e| format!("{e}"))?;
         }
@@ -214,20 +214,44 @@ fn check() -> Result {
     Ok(())
 }
 
+/// Loads a schema file (or a QEMU tree's `qapi/qapi-schema.json`) under the rules of
+/// its own release: `release` when given, else the tree's `VERSION` file, else the
+/// default rules and then each older release's in turn.
 fn load_any(path: &Path) -> Result<Schema> {
+    load_release(path, None)
+}
+
+fn load_release(path: &Path, release: Option<&str>) -> Result<Schema> {
     let file = if path.is_dir() {
         path.join("qapi/qapi-schema.json")
     } else {
         path.to_owned()
     };
-    match qapi_parser::load(&file, &Options::default()) {
-        Ok(s) => Ok(s),
-        Err(_) => {
-            let mut o = Options::default();
-            o.compat = Compat::Legacy;
-            qapi_parser::load(&file, &o).map_err(|e| format!("{e}").into())
+    let tree_version = path
+        .ancestors()
+        .map(|d| d.join("VERSION"))
+        .find_map(|v| std::fs::read_to_string(v).ok())
+        .map(|v| v.trim().to_owned());
+    if let Some(v) = release.map(str::to_owned).or(tree_version) {
+        let options = Options::for_release(&v).map_err(|e| e.to_string())?;
+        return qapi_parser::load(&file, &options).map_err(|e| format!("{e}").into());
+    }
+    let mut first = None;
+    for release in std::iter::once(qapi_parser::Release::default())
+        .chain(qapi_parser::Release::ALL.into_iter().rev())
+    {
+        let mut options = Options::default();
+        options.release = release;
+        match qapi_parser::load(&file, &options) {
+            Ok(s) => return Ok(s),
+            Err(e) => {
+                first.get_or_insert(e);
+            }
         }
     }
+    let mut options = Options::default();
+    options.compat = Compat::Legacy;
+    qapi_parser::load(&file, &options).map_err(|e| format!("{}", first.unwrap_or(e)).into())
 }
 
 /// What `diff` compares of one definition.
