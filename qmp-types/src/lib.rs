@@ -16,13 +16,13 @@
 
 #![deny(missing_docs)]
 
-pub mod client;
-mod command;
+/// The QMP and guest agent client (the `qmp-client` crate).
+pub use qmp_client as client;
 
-pub use command::{Command, EventSet, Timestamp, Versioned};
+pub use qapi_runtime::{Command, EventSet, Timestamp, Versioned};
 
 #[doc(hidden)]
-pub mod runtime;
+pub use qapi_runtime::runtime;
 
 /// The QMP API of QEMU, generated from the pinned schema (`qemu-schema.pin`): types at
 /// the root, one type per command in [`qmp::commands`] (each implementing [`Command`]),
