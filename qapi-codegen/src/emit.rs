@@ -18,6 +18,7 @@ pub fn format(file: &File) -> String {
     let File {
         header,
         krate: _,
+        version_check: _,
         types,
         commands,
         events,
@@ -77,10 +78,15 @@ fn part_text(file: &File, part: &Part<'_>) -> String {
         }
         Part::Module(m) => module(m, &k),
         Part::Dynamic => {
+            let check = ident(&file.version_check);
             let a = any_command_tokens(&file.any_command, &k);
             let r = any_return_tokens(&file.any_return, &k);
             let e = event_enum_tokens(&file.event_enum, &k);
-            quote!(#a #r #e)
+            quote! {
+                /// This code was generated for a matching `qapi-runtime`.
+                const _: () = #k::runtime::#check;
+                #a #r #e
+            }
         }
     };
     match syn::parse2::<syn::File>(tokens) {

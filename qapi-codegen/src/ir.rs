@@ -7,8 +7,11 @@ pub struct File {
     /// The `// @generated ...` header line(s), without the comment markers.
     pub header: Vec<String>,
     /// Path of the crate providing `Command`, `EventSet`, `Timestamp` and `runtime`
-    /// as `::`-separated segments: `["", "qmp_types"]` for `::qmp_types`, `["crate"]` inside qmp-types.
+    /// as `::`-separated segments: `["", "qapi_runtime"]` for `::qapi_runtime`.
     pub krate: Vec<String>,
+    /// The `runtime` item the code asserts exists: `qapi-codegen`'s version, so that a
+    /// `qapi-runtime` of another version fails to compile with its name in the error.
+    pub version_check: String,
     /// The types, at the root of the generated module, in schema order.
     pub types: Vec<Item>,
     /// The module holding one type per command.

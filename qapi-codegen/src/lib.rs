@@ -12,9 +12,12 @@
 //! ```
 //!
 //! and in the crate, `pub mod qmp { include!(concat!(env!("OUT_DIR"), "/qmp.rs")); }`.
-//! The generated code needs `serde_json` and `qmp-types` (the `Command` trait and the
+//! The generated code needs `serde_json` and `qapi-runtime` (the `Command` trait and the
 //! JSON codec the generated types decode and encode with) as dependencies; serde's traits
-//! are implemented through `qmp-types`' re-export, so `serde` itself is optional.
+//! are implemented through `qapi-runtime`'s re-export, so `serde` itself is optional.
+//! The generated code names an item of `qapi-runtime` that carries `qapi-codegen`'s
+//! version (`runtime::QAPI_CODEGEN_0_1`), so a mismatched pair fails to compile
+//! with that name in the message.
 //! [`Config`] covers the rest.
 
 #![deny(missing_docs)]
@@ -110,7 +113,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             options: qapi_parser::Options::default(),
-            crate_path: "::qmp_types".to_owned(),
+            crate_path: "::qapi_runtime".to_owned(),
             commands_module: "commands".to_owned(),
             events_module: "events".to_owned(),
             filter: None,
@@ -125,7 +128,7 @@ impl Default for Config {
 
 impl Config {
     /// The default configuration: everything generated, commands in `commands`, events
-    /// in `events`, runtime from `::qmp_types`.
+    /// in `events`, runtime from `::qapi_runtime`.
     pub fn new() -> Self {
         Self::default()
     }
@@ -139,7 +142,8 @@ impl Config {
     /// Path of the crate providing `Command`, `EventSet`, `Timestamp` and `runtime`.
     ///
     /// # Arguments
-    /// * `path` - a Rust path, `::qmp_types` by default (`crate` inside qmp-types).
+    /// * `path` - a Rust path, `::qapi_runtime` by default (`::qmp_types` works too: it
+    ///   re-exports the runtime).
     pub fn crate_path(&mut self, path: &str) -> &mut Self {
         self.crate_path = path.to_owned();
         self

@@ -94,6 +94,19 @@ fn prim(b: Builtin) -> Prim {
     }
 }
 
+/// The runtime item generated code checks for: `QAPI_CODEGEN_<major>_<minor>` (both
+/// crates keep the same version; semver-compatible releases keep the item).
+fn version_check(version: &str) -> String {
+    let mut parts = version.split('.');
+    let major = parts.next().unwrap_or("0");
+    let minor = parts.next().unwrap_or("0");
+    if major == "0" {
+        format!("QAPI_CODEGEN_0_{minor}")
+    } else {
+        format!("QAPI_CODEGEN_{major}")
+    }
+}
+
 /// Prefixes the first line of `lines` with `label`, or puts the label on its own line
 /// when the text starts with a list or a fence.
 fn labelled(label: &str, mut lines: Vec<String>) -> Vec<String> {
@@ -941,6 +954,7 @@ impl<'a> Lower<'a> {
         File {
             header,
             krate: self.cfg.crate_path.split("::").map(str::to_owned).collect(),
+            version_check: version_check(env!("CARGO_PKG_VERSION")),
             types,
             commands: Module {
                 ident: cmod,

@@ -14,7 +14,6 @@ fn check(schema: &Path) {
     let name = schema.file_stem().unwrap().to_string_lossy().into_owned();
     let label = schema.file_name().unwrap().to_string_lossy().into_owned();
     let mut cfg = qapi_codegen::Config::new();
-    cfg.crate_path("crate");
     let older = older_releases(schema, &mut cfg);
     let older: Vec<qapi_codegen::Release<'_>> = older
         .iter()

@@ -1,8 +1,8 @@
 //! The README's build-script setup, end to end: a scratch crate outside the workspace
 //! generates every hazard schema of `schema/` with `qapi_codegen::compile` in its
-//! `build.rs`, the way a user's crate does (the code refers to `::qmp_types`, not
-//! `crate`), compiles it under `#![deny(warnings)]` with only `qmp-types` and
-//! `serde_json` as dependencies (no `serde`), and runs a typed round trip.
+//! `build.rs`, the way a user's crate does (the code refers to `::qapi_runtime`, not
+//! `crate`), compiles it under `#![deny(warnings)]` with only `qapi-runtime` and
+//! `serde_json` as dependencies (no `serde`, no `qmp-types`), and runs a typed round trip.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,9 +23,9 @@ fn build_script_setup_compiles_in_a_users_crate() {
         "Cargo.toml",
         &format!(
             "[package]\nname = \"user-crate\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
-             [dependencies]\nqmp-types = {{ path = {:?} }}\nserde_json = \"1\"\n\n\
+             [dependencies]\nqapi-runtime = {{ path = {:?} }}\nserde_json = \"1\"\n\n\
              [build-dependencies]\nqapi-codegen = {{ path = {:?} }}\n\n[workspace]\n",
-            path("qmp-types"),
+            path("qapi-runtime"),
             path("qapi-codegen"),
         ),
     );
@@ -61,7 +61,7 @@ fn build_script_setup_compiles_in_a_users_crate() {
     build.push_str("}\n");
     main.push_str(
         "\nfn main() {\n    \
-         use qmp_types::Command;\n    \
+         use qapi_runtime::Command;\n    \
          let text = r#\"{\"driver\":\"file\",\"filename\":\"/f\",\"node-name\":\"n\"}\"#;\n    \
          let o: flat_union::Opts = serde_json::from_str(text).unwrap();\n    \
          let mut out = Vec::new();\n    \

@@ -16,13 +16,13 @@
 
 #![deny(missing_docs)]
 
-pub mod client;
-mod command;
+/// The QMP and guest agent client (the `qmp-client` crate).
+pub use qmp_client as client;
 
-pub use command::{Command, EventSet, Timestamp, Versioned};
+pub use qapi_runtime::{Command, EventSet, Timestamp, Versioned};
 
 #[doc(hidden)]
-pub mod runtime;
+pub use qapi_runtime::runtime;
 
 /// The oldest QEMU release the generated APIs support, `X.Y` (see the crate docs).
 pub const MIN_QEMU: &str = env!("QMP_TYPES_MIN_QEMU");

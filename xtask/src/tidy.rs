@@ -28,6 +28,7 @@ pub(crate) fn run(args: &[String]) -> Result {
     problems.extend(module_docs(&files));
     problems.extend(qemu_copies(&files)?);
     problems.extend(lints(&files));
+    problems.extend(boundaries());
     if problems.is_empty() {
         println!("tidy: {} files, no problems", files.len());
         Ok(())
@@ -213,6 +214,69 @@ fn lints(files: &[PathBuf]) -> Vec<String> {
     problems
 }
 
+/// A crate, the only normal dependencies it may have (`None`: any), and the
+/// dependencies it must never have.
+type Boundary = (&'static str, Option<&'static [&'static str]>, &'static [&'static str]);
+
+/// The architecture's boundaries, as crate dependencies.
+const BOUNDARIES: &[Boundary] = &[
+    // The parser knows nothing of Rust or of the transport.
+    ("qapi-parser", Some(&["pest", "pest_derive", "memchr"]), &[]),
+    // What generated code calls: serde and serde_json only (and no build script).
+    ("qapi-runtime", Some(&["serde", "serde_json"]), &[]),
+    // The transport does not depend on the generator or on generated code.
+    (
+        "qmp-client",
+        None,
+        &["qmp-types", "qapi-codegen", "qapi-parser"],
+    ),
+    // The generator does not depend on what it generates for.
+    (
+        "qapi-codegen",
+        None,
+        &["qapi-runtime", "qmp-client", "qmp-types"],
+    ),
+];
+
+/// The names under `[dependencies]` of a manifest.
+fn dependencies(manifest: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            inside = line == "[dependencies]";
+        } else if inside && !line.is_empty() && !line.starts_with('#') {
+            let name = line.split(['=', '.', ' ']).next().unwrap_or_default();
+            out.push(name.to_owned());
+        }
+    }
+    out
+}
+
+/// Every crate keeps to [`BOUNDARIES`]; `qapi-runtime` has no build script.
+fn boundaries() -> Vec<String> {
+    let root = repo_root();
+    let mut problems = Vec::new();
+    for (krate, only, never) in BOUNDARIES {
+        let path = root.join(krate).join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            problems.push(format!("{}: missing", path.display()));
+            continue;
+        };
+        for dep in dependencies(&text) {
+            if never.contains(&dep.as_str()) || only.is_some_and(|o| !o.contains(&dep.as_str())) {
+                problems.push(format!(
+                    "{krate}: must not depend on `{dep}` (see ARCHITECTURE.md, Invariants)"
+                ));
+            }
+        }
+    }
+    if root.join("qapi-runtime/build.rs").exists() {
+        problems.push("qapi-runtime: must have no build script".to_owned());
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +293,11 @@ mod tests {
     #[test]
     fn no_qemu_file_is_committed() {
         assert_none(qemu_copies(&repo_files().unwrap()).unwrap());
+    }
+
+    #[test]
+    fn crates_keep_the_architecture_boundaries() {
+        assert_none(boundaries());
     }
 
     #[test]

@@ -7,9 +7,7 @@
 #![deny(warnings)]
 #![allow(missing_docs)]
 
-mod command;
-pub use command::{Command, EventSet, Timestamp, Versioned};
-pub mod runtime;
+use qapi_runtime::runtime;
 pub mod qmp {
     include!("qmp.rs");
 }

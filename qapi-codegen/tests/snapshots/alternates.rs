@@ -29,7 +29,7 @@ impl Color {
         }
     }
 }
-crate::runtime::enum_impls!(Color);
+::qapi_runtime::runtime::enum_impls!(Color);
 /// A point.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Point {
@@ -44,14 +44,16 @@ impl Point {
         Self { x, y }
     }
 }
-impl crate::runtime::Members for Point {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for Point {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.member("x", &self.x);
         w.member("y", &self.y);
     }
 }
-impl crate::runtime::Decode for Point {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for Point {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut f1 = None;
@@ -69,7 +71,7 @@ impl crate::runtime::Decode for Point {
         ::std::result::Result::Ok(Self { x: f0, y: f1 })
     }
 }
-crate::runtime::object_impls!(Point);
+::qapi_runtime::runtime::object_impls!(Point);
 /// A string or null.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(clippy::large_enum_variant)]
@@ -79,20 +81,22 @@ pub enum StrOrNull {
     /// null
     N,
 }
-impl crate::runtime::Encode for StrOrNull {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for StrOrNull {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
-            Self::S(v) => crate::runtime::Encode::encode(v, w),
+            Self::S(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
             Self::N => w.null(),
         }
     }
 }
-impl crate::runtime::Decode for StrOrNull {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for StrOrNull {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         ::std::result::Result::Ok(
             match r.kind()? {
-                crate::runtime::Kind::Str => Self::S(r.value()?),
-                crate::runtime::Kind::Null => {
+                ::qapi_runtime::runtime::Kind::Str => Self::S(r.value()?),
+                ::qapi_runtime::runtime::Kind::Null => {
                     r.null()?;
                     Self::N
                 }
@@ -105,7 +109,7 @@ impl crate::runtime::Decode for StrOrNull {
         )
     }
 }
-crate::runtime::serde_impls!(StrOrNull);
+::qapi_runtime::runtime::serde_impls!(StrOrNull);
 /// One alternative per JSON class.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(clippy::large_enum_variant)]
@@ -121,26 +125,28 @@ pub enum Everything {
     /// null
     None,
 }
-impl crate::runtime::Encode for Everything {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for Everything {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
-            Self::Color(v) => crate::runtime::Encode::encode(v, w),
-            Self::Count(v) => crate::runtime::Encode::encode(v, w),
-            Self::Flag(v) => crate::runtime::Encode::encode(v, w),
-            Self::Point(v) => crate::runtime::Encode::encode(v, w),
+            Self::Color(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
+            Self::Count(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
+            Self::Flag(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
+            Self::Point(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
             Self::None => w.null(),
         }
     }
 }
-impl crate::runtime::Decode for Everything {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for Everything {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         ::std::result::Result::Ok(
             match r.kind()? {
-                crate::runtime::Kind::Str => Self::Color(r.value()?),
-                crate::runtime::Kind::Num => Self::Count(r.value()?),
-                crate::runtime::Kind::Bool => Self::Flag(r.value()?),
-                crate::runtime::Kind::Object => Self::Point(r.value()?),
-                crate::runtime::Kind::Null => {
+                ::qapi_runtime::runtime::Kind::Str => Self::Color(r.value()?),
+                ::qapi_runtime::runtime::Kind::Num => Self::Count(r.value()?),
+                ::qapi_runtime::runtime::Kind::Bool => Self::Flag(r.value()?),
+                ::qapi_runtime::runtime::Kind::Object => Self::Point(r.value()?),
+                ::qapi_runtime::runtime::Kind::Null => {
                     r.null()?;
                     Self::None
                 }
@@ -153,7 +159,7 @@ impl crate::runtime::Decode for Everything {
         )
     }
 }
-crate::runtime::serde_impls!(Everything);
+::qapi_runtime::runtime::serde_impls!(Everything);
 /// A number or a list.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]
@@ -163,20 +169,22 @@ pub enum NumberOrPoints {
     /// a list of points
     List(::std::vec::Vec<Point>),
 }
-impl crate::runtime::Encode for NumberOrPoints {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for NumberOrPoints {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
-            Self::Num(v) => crate::runtime::Encode::encode(v, w),
-            Self::List(v) => crate::runtime::Encode::encode(v, w),
+            Self::Num(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
+            Self::List(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
         }
     }
 }
-impl crate::runtime::Decode for NumberOrPoints {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for NumberOrPoints {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         ::std::result::Result::Ok(
             match r.kind()? {
-                crate::runtime::Kind::Num => Self::Num(r.value()?),
-                crate::runtime::Kind::Array => Self::List(r.value()?),
+                ::qapi_runtime::runtime::Kind::Num => Self::Num(r.value()?),
+                ::qapi_runtime::runtime::Kind::Array => Self::List(r.value()?),
                 _ => {
                     return ::std::result::Result::Err(
                         r.unexpected("alternate NumberOrPoints"),
@@ -186,7 +194,7 @@ impl crate::runtime::Decode for NumberOrPoints {
         )
     }
 }
-crate::runtime::serde_impls!(NumberOrPoints);
+::qapi_runtime::runtime::serde_impls!(NumberOrPoints);
 /// Members of alternate type.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Holder {
@@ -207,15 +215,17 @@ impl Holder {
         }
     }
 }
-impl crate::runtime::Members for Holder {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for Holder {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.member("a", &self.a);
         w.opt_member("b", &self.b);
         w.opt_member("c", &self.c);
     }
 }
-impl crate::runtime::Decode for Holder {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for Holder {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut f1 = None;
@@ -234,11 +244,13 @@ impl crate::runtime::Decode for Holder {
         ::std::result::Result::Ok(Self { a: f0, b: f1, c: f2 })
     }
 }
-crate::runtime::object_impls!(Holder);
+::qapi_runtime::runtime::object_impls!(Holder);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {}
 /// One type per event, holding its data; received events decode into [`Event`].
 pub mod events {}
+/// This code was generated for a matching `qapi-runtime`.
+const _: () = ::qapi_runtime::runtime::QAPI_CODEGEN_0_1;
 /// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`, written as the transport sends it: `execute` first, `arguments` left out when empty.
 ///
 /// Decoding accepts `exec-oob` for `execute` and ignores the request's `id` and other members.
@@ -271,32 +283,35 @@ impl AnyCommand {
         let unknown = || -> ::std::result::Result<Self, ::serde_json::Error> {
             ::std::result::Result::Ok(Self::Unrecognized {
                 execute: execute.into(),
-                arguments: arguments.map(crate::runtime::decode).transpose()?,
+                arguments: arguments.map(::qapi_runtime::runtime::decode).transpose()?,
             })
         };
         unknown()
     }
 }
-impl crate::runtime::Encode for AnyCommand {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for AnyCommand {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
             Self::Unrecognized { execute, arguments } => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     execute,
-                    arguments.as_ref().map(|a| a as &dyn crate::runtime::Encode),
+                    arguments.as_ref().map(|a| a as &dyn ::qapi_runtime::runtime::Encode),
                 )
             }
         }
     }
 }
-impl crate::runtime::Decode for AnyCommand {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-        let (execute, arguments) = crate::runtime::read_request(r)?;
-        Self::from_request(&execute, arguments).map_err(crate::runtime::json_error)
+impl ::qapi_runtime::runtime::Decode for AnyCommand {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
+        let (execute, arguments) = ::qapi_runtime::runtime::read_request(r)?;
+        Self::from_request(&execute, arguments)
+            .map_err(::qapi_runtime::runtime::json_error)
     }
 }
-crate::runtime::serde_impls!(AnyCommand);
+::qapi_runtime::runtime::serde_impls!(AnyCommand);
 /// The typed `return` value of any command; serializes back to the same JSON.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]
@@ -311,17 +326,17 @@ impl AnyReturn {
         json: &str,
     ) -> ::std::result::Result<Self, ::serde_json::Error> {
         let _ = command;
-        crate::runtime::decode(json).map(Self::Unrecognized)
+        ::qapi_runtime::runtime::decode(json).map(Self::Unrecognized)
     }
 }
-impl crate::runtime::Encode for AnyReturn {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for AnyReturn {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
-            Self::Unrecognized(v) => crate::runtime::Encode::encode(v, w),
+            Self::Unrecognized(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
         }
     }
 }
-crate::runtime::serialize_impl!(AnyReturn);
+::qapi_runtime::runtime::serialize_impl!(AnyReturn);
 /// Any event of the schema with its timestamp; (de)serializes as the wire event `{"event": NAME, "data": {...}, "timestamp": {...}}`.
 ///
 /// Events this schema does not know decode into the catch-all variant, keeping their name and data.
@@ -335,7 +350,7 @@ pub enum Event {
         /// Its data, if any.
         data: ::std::option::Option<::serde_json::Value>,
         /// When QEMU emitted it.
-        timestamp: crate::Timestamp,
+        timestamp: ::qapi_runtime::Timestamp,
     },
 }
 impl Event {
@@ -346,47 +361,49 @@ impl Event {
         }
     }
     /// When QEMU emitted the event.
-    pub fn timestamp(&self) -> crate::Timestamp {
+    pub fn timestamp(&self) -> ::qapi_runtime::Timestamp {
         match self {
             Self::Unrecognized { timestamp, .. } => *timestamp,
         }
     }
 }
-impl crate::EventSet for Event {
+impl ::qapi_runtime::EventSet for Event {
     fn decode_event(
         name: &str,
         data: ::std::option::Option<&str>,
-        timestamp: crate::Timestamp,
+        timestamp: ::qapi_runtime::Timestamp,
     ) -> ::std::result::Result<Self, ::serde_json::Error> {
         let unknown = || -> ::std::result::Result<Self, ::serde_json::Error> {
             ::std::result::Result::Ok(Self::Unrecognized {
                 name: name.into(),
-                data: data.map(crate::runtime::decode).transpose()?,
+                data: data.map(::qapi_runtime::runtime::decode).transpose()?,
                 timestamp,
             })
         };
         unknown()
     }
 }
-impl crate::runtime::Encode for Event {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for Event {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
             Self::Unrecognized { name, data, timestamp } => {
-                crate::runtime::encode_event(
+                ::qapi_runtime::runtime::encode_event(
                     w,
                     name,
-                    data.as_ref().map(|d| d as &dyn crate::runtime::Encode),
+                    data.as_ref().map(|d| d as &dyn ::qapi_runtime::runtime::Encode),
                     timestamp,
                 )
             }
         }
     }
 }
-impl crate::runtime::Decode for Event {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-        let (name, data, timestamp) = crate::runtime::read_event(r)?;
-        <Self as crate::EventSet>::decode_event(&name, data, timestamp)
-            .map_err(crate::runtime::json_error)
+impl ::qapi_runtime::runtime::Decode for Event {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
+        let (name, data, timestamp) = ::qapi_runtime::runtime::read_event(r)?;
+        <Self as ::qapi_runtime::EventSet>::decode_event(&name, data, timestamp)
+            .map_err(::qapi_runtime::runtime::json_error)
     }
 }
-crate::runtime::serde_impls!(Event);
+::qapi_runtime::runtime::serde_impls!(Event);

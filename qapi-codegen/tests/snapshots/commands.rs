@@ -18,14 +18,16 @@ impl Info {
         Self { name: name.into(), values }
     }
 }
-impl crate::runtime::Members for Info {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for Info {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.member("name", &self.name);
         w.member("values", &self.values);
     }
 }
-impl crate::runtime::Decode for Info {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for Info {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut f1 = None;
@@ -45,13 +47,13 @@ impl crate::runtime::Decode for Info {
         ::std::result::Result::Ok(Self { name: f0, values: f1 })
     }
 }
-crate::runtime::object_impls!(Info);
+::qapi_runtime::runtime::object_impls!(Info);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {
     /// No arguments, no return.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub struct Ping;
-    impl crate::Command for Ping {
+    impl ::qapi_runtime::Command for Ping {
         const NAME: &'static str = "ping";
         const HAS_ARGUMENTS: bool = false;
         const ALLOW_OOB: bool = false;
@@ -66,7 +68,7 @@ pub mod commands {
         fn decode_return(
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
-            crate::runtime::decode_empty(json)
+            ::qapi_runtime::runtime::decode_empty(json)
         }
     }
     /// No arguments, a return.
@@ -74,7 +76,7 @@ pub mod commands {
     /// **Returns:** the information
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub struct QueryInfo;
-    impl crate::Command for QueryInfo {
+    impl ::qapi_runtime::Command for QueryInfo {
         const NAME: &'static str = "query-info";
         const HAS_ARGUMENTS: bool = false;
         const ALLOW_OOB: bool = false;
@@ -89,7 +91,7 @@ pub mod commands {
         fn decode_return(
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
-            crate::runtime::decode(json)
+            ::qapi_runtime::runtime::decode(json)
         }
     }
     /// Arguments and a list return.
@@ -111,14 +113,16 @@ pub mod commands {
             }
         }
     }
-    impl crate::runtime::Members for QueryInfos {
-        fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+    impl ::qapi_runtime::runtime::Members for QueryInfos {
+        fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
             w.opt_member("filter", &self.filter);
             w.member("limit", &self.limit);
         }
     }
-    impl crate::runtime::Decode for QueryInfos {
-        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+    impl ::qapi_runtime::runtime::Decode for QueryInfos {
+        fn decode(
+            r: &mut ::qapi_runtime::runtime::Reader<'_>,
+        ) -> ::qapi_runtime::runtime::Result<Self> {
             use ::std::option::Option::{None, Some};
             let mut f0 = None;
             let mut f1 = None;
@@ -135,8 +139,8 @@ pub mod commands {
             ::std::result::Result::Ok(Self { filter: f0, limit: f1 })
         }
     }
-    crate::runtime::object_impls!(QueryInfos);
-    impl crate::Command for QueryInfos {
+    ::qapi_runtime::runtime::object_impls!(QueryInfos);
+    impl ::qapi_runtime::Command for QueryInfos {
         const NAME: &'static str = "query-infos";
         const HAS_ARGUMENTS: bool = true;
         const ALLOW_OOB: bool = false;
@@ -146,29 +150,31 @@ pub mod commands {
             &self,
             out: &mut ::std::vec::Vec<u8>,
         ) -> ::std::result::Result<(), ::serde_json::Error> {
-            crate::runtime::write_arguments(self, out)
+            ::qapi_runtime::runtime::write_arguments(self, out)
         }
         fn decode_return(
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
-            crate::runtime::decode(json)
+            ::qapi_runtime::runtime::decode(json)
         }
     }
     /// Boxed arguments.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct SetInfo(pub super::Info);
-    impl crate::runtime::Encode for SetInfo {
-        fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
-            crate::runtime::Encode::encode(&self.0, w)
+    impl ::qapi_runtime::runtime::Encode for SetInfo {
+        fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
+            ::qapi_runtime::runtime::Encode::encode(&self.0, w)
         }
     }
-    impl crate::runtime::Decode for SetInfo {
-        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-            crate::runtime::Decode::decode(r).map(Self)
+    impl ::qapi_runtime::runtime::Decode for SetInfo {
+        fn decode(
+            r: &mut ::qapi_runtime::runtime::Reader<'_>,
+        ) -> ::qapi_runtime::runtime::Result<Self> {
+            ::qapi_runtime::runtime::Decode::decode(r).map(Self)
         }
     }
-    crate::runtime::serde_impls!(SetInfo);
-    impl crate::Command for SetInfo {
+    ::qapi_runtime::runtime::serde_impls!(SetInfo);
+    impl ::qapi_runtime::Command for SetInfo {
         const NAME: &'static str = "set-info";
         const HAS_ARGUMENTS: bool = true;
         const ALLOW_OOB: bool = false;
@@ -178,12 +184,12 @@ pub mod commands {
             &self,
             out: &mut ::std::vec::Vec<u8>,
         ) -> ::std::result::Result<(), ::serde_json::Error> {
-            crate::runtime::write_arguments(self, out)
+            ::qapi_runtime::runtime::write_arguments(self, out)
         }
         fn decode_return(
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
-            crate::runtime::decode_empty(json)
+            ::qapi_runtime::runtime::decode_empty(json)
         }
     }
     /// A named argument type, not boxed.
@@ -203,14 +209,16 @@ pub mod commands {
             Self { name: name.into(), values }
         }
     }
-    impl crate::runtime::Members for UseInfo {
-        fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+    impl ::qapi_runtime::runtime::Members for UseInfo {
+        fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
             w.member("name", &self.name);
             w.member("values", &self.values);
         }
     }
-    impl crate::runtime::Decode for UseInfo {
-        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+    impl ::qapi_runtime::runtime::Decode for UseInfo {
+        fn decode(
+            r: &mut ::qapi_runtime::runtime::Reader<'_>,
+        ) -> ::qapi_runtime::runtime::Result<Self> {
             use ::std::option::Option::{None, Some};
             let mut f0 = None;
             let mut f1 = None;
@@ -230,8 +238,8 @@ pub mod commands {
             ::std::result::Result::Ok(Self { name: f0, values: f1 })
         }
     }
-    crate::runtime::object_impls!(UseInfo);
-    impl crate::Command for UseInfo {
+    ::qapi_runtime::runtime::object_impls!(UseInfo);
+    impl ::qapi_runtime::Command for UseInfo {
         const NAME: &'static str = "use-info";
         const HAS_ARGUMENTS: bool = true;
         const ALLOW_OOB: bool = false;
@@ -241,12 +249,12 @@ pub mod commands {
             &self,
             out: &mut ::std::vec::Vec<u8>,
         ) -> ::std::result::Result<(), ::serde_json::Error> {
-            crate::runtime::write_arguments(self, out)
+            ::qapi_runtime::runtime::write_arguments(self, out)
         }
         fn decode_return(
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
-            crate::runtime::decode_empty(json)
+            ::qapi_runtime::runtime::decode_empty(json)
         }
     }
     /// A builtin return (needs a pragma exception).
@@ -254,7 +262,7 @@ pub mod commands {
     /// **Returns:** a count
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub struct GetCount;
-    impl crate::Command for GetCount {
+    impl ::qapi_runtime::Command for GetCount {
         const NAME: &'static str = "get-count";
         const HAS_ARGUMENTS: bool = false;
         const ALLOW_OOB: bool = false;
@@ -269,7 +277,7 @@ pub mod commands {
         fn decode_return(
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
-            crate::runtime::decode(json)
+            ::qapi_runtime::runtime::decode(json)
         }
     }
     /// Returns anything.
@@ -277,7 +285,7 @@ pub mod commands {
     /// **Returns:** any JSON value
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub struct GetAny;
-    impl crate::Command for GetAny {
+    impl ::qapi_runtime::Command for GetAny {
         const NAME: &'static str = "get-any";
         const HAS_ARGUMENTS: bool = false;
         const ALLOW_OOB: bool = false;
@@ -292,7 +300,7 @@ pub mod commands {
         fn decode_return(
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
-            crate::runtime::decode(json)
+            ::qapi_runtime::runtime::decode(json)
         }
     }
     /// Only optional arguments, like qmp_capabilities.
@@ -309,13 +317,15 @@ pub mod commands {
             }
         }
     }
-    impl crate::runtime::Members for Configure {
-        fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+    impl ::qapi_runtime::runtime::Members for Configure {
+        fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
             w.opt_member("enable", &self.enable);
         }
     }
-    impl crate::runtime::Decode for Configure {
-        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+    impl ::qapi_runtime::runtime::Decode for Configure {
+        fn decode(
+            r: &mut ::qapi_runtime::runtime::Reader<'_>,
+        ) -> ::qapi_runtime::runtime::Result<Self> {
             use ::std::option::Option::None;
             let mut f0 = None;
             let mut o = r.begin_object()?;
@@ -325,8 +335,8 @@ pub mod commands {
             ::std::result::Result::Ok(Self { enable: f0 })
         }
     }
-    crate::runtime::object_impls!(Configure);
-    impl crate::Command for Configure {
+    ::qapi_runtime::runtime::object_impls!(Configure);
+    impl ::qapi_runtime::Command for Configure {
         const NAME: &'static str = "configure";
         const HAS_ARGUMENTS: bool = true;
         const ALLOW_OOB: bool = false;
@@ -336,18 +346,18 @@ pub mod commands {
             &self,
             out: &mut ::std::vec::Vec<u8>,
         ) -> ::std::result::Result<(), ::serde_json::Error> {
-            crate::runtime::write_arguments(self, out)
+            ::qapi_runtime::runtime::write_arguments(self, out)
         }
         fn decode_return(
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
-            crate::runtime::decode_empty(json)
+            ::qapi_runtime::runtime::decode_empty(json)
         }
     }
     /// No reply on success.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub struct Fire;
-    impl crate::Command for Fire {
+    impl ::qapi_runtime::Command for Fire {
         const NAME: &'static str = "fire";
         const HAS_ARGUMENTS: bool = false;
         const ALLOW_OOB: bool = false;
@@ -362,13 +372,13 @@ pub mod commands {
         fn decode_return(
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
-            crate::runtime::decode_empty(json)
+            ::qapi_runtime::runtime::decode_empty(json)
         }
     }
     /// May run out of band.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub struct Interrupt;
-    impl crate::Command for Interrupt {
+    impl ::qapi_runtime::Command for Interrupt {
         const NAME: &'static str = "interrupt";
         const HAS_ARGUMENTS: bool = false;
         const ALLOW_OOB: bool = true;
@@ -383,7 +393,7 @@ pub mod commands {
         fn decode_return(
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
-            crate::runtime::decode_empty(json)
+            ::qapi_runtime::runtime::decode_empty(json)
         }
     }
 }
@@ -409,14 +419,16 @@ pub mod events {
             }
         }
     }
-    impl crate::runtime::Members for Changed {
-        fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+    impl ::qapi_runtime::runtime::Members for Changed {
+        fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
             w.member("name", &self.name);
             w.opt_member("count", &self.count);
         }
     }
-    impl crate::runtime::Decode for Changed {
-        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+    impl ::qapi_runtime::runtime::Decode for Changed {
+        fn decode(
+            r: &mut ::qapi_runtime::runtime::Reader<'_>,
+        ) -> ::qapi_runtime::runtime::Result<Self> {
             use ::std::option::Option::{None, Some};
             let mut f0 = None;
             let mut f1 = None;
@@ -433,22 +445,26 @@ pub mod events {
             ::std::result::Result::Ok(Self { name: f0, count: f1 })
         }
     }
-    crate::runtime::object_impls!(Changed);
+    ::qapi_runtime::runtime::object_impls!(Changed);
     /// A boxed event.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct InfoEvent(pub super::Info);
-    impl crate::runtime::Encode for InfoEvent {
-        fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
-            crate::runtime::Encode::encode(&self.0, w)
+    impl ::qapi_runtime::runtime::Encode for InfoEvent {
+        fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
+            ::qapi_runtime::runtime::Encode::encode(&self.0, w)
         }
     }
-    impl crate::runtime::Decode for InfoEvent {
-        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-            crate::runtime::Decode::decode(r).map(Self)
+    impl ::qapi_runtime::runtime::Decode for InfoEvent {
+        fn decode(
+            r: &mut ::qapi_runtime::runtime::Reader<'_>,
+        ) -> ::qapi_runtime::runtime::Result<Self> {
+            ::qapi_runtime::runtime::Decode::decode(r).map(Self)
         }
     }
-    crate::runtime::serde_impls!(InfoEvent);
+    ::qapi_runtime::runtime::serde_impls!(InfoEvent);
 }
+/// This code was generated for a matching `qapi-runtime`.
+const _: () = ::qapi_runtime::runtime::QAPI_CODEGEN_0_1;
 /// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`, written as the transport sends it: `execute` first, `arguments` left out when empty.
 ///
 /// Decoding accepts `exec-oob` for `execute` and ignores the request's `id` and other members.
@@ -511,7 +527,7 @@ impl AnyCommand {
         let unknown = || -> ::std::result::Result<Self, ::serde_json::Error> {
             ::std::result::Result::Ok(Self::Unrecognized {
                 execute: execute.into(),
-                arguments: arguments.map(crate::runtime::decode).transpose()?,
+                arguments: arguments.map(::qapi_runtime::runtime::decode).transpose()?,
             })
         };
         ::std::result::Result::Ok(
@@ -519,18 +535,26 @@ impl AnyCommand {
                 "ping" => Self::Ping(commands::Ping),
                 "query-info" => Self::QueryInfo(commands::QueryInfo),
                 "query-infos" => {
-                    Self::QueryInfos(crate::runtime::decode(arguments.unwrap_or("{}"))?)
+                    Self::QueryInfos(
+                        ::qapi_runtime::runtime::decode(arguments.unwrap_or("{}"))?,
+                    )
                 }
                 "set-info" => {
-                    Self::SetInfo(crate::runtime::decode(arguments.unwrap_or("{}"))?)
+                    Self::SetInfo(
+                        ::qapi_runtime::runtime::decode(arguments.unwrap_or("{}"))?,
+                    )
                 }
                 "use-info" => {
-                    Self::UseInfo(crate::runtime::decode(arguments.unwrap_or("{}"))?)
+                    Self::UseInfo(
+                        ::qapi_runtime::runtime::decode(arguments.unwrap_or("{}"))?,
+                    )
                 }
                 "get-count" => Self::GetCount(commands::GetCount),
                 "get-any" => Self::GetAny(commands::GetAny),
                 "configure" => {
-                    Self::Configure(crate::runtime::decode(arguments.unwrap_or("{}"))?)
+                    Self::Configure(
+                        ::qapi_runtime::runtime::decode(arguments.unwrap_or("{}"))?,
+                    )
                 }
                 "fire" => Self::Fire(commands::Fire),
                 "interrupt" => Self::Interrupt(commands::Interrupt),
@@ -539,84 +563,99 @@ impl AnyCommand {
         )
     }
 }
-impl crate::runtime::Encode for AnyCommand {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for AnyCommand {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
             Self::Ping(_) => {
-                crate::runtime::encode_request(w, "ping", ::std::option::Option::None)
+                ::qapi_runtime::runtime::encode_request(
+                    w,
+                    "ping",
+                    ::std::option::Option::None,
+                )
             }
             Self::QueryInfo(_) => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     "query-info",
                     ::std::option::Option::None,
                 )
             }
             Self::QueryInfos(a) => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     "query-infos",
                     ::std::option::Option::Some(a),
                 )
             }
             Self::SetInfo(a) => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     "set-info",
                     ::std::option::Option::Some(a),
                 )
             }
             Self::UseInfo(a) => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     "use-info",
                     ::std::option::Option::Some(a),
                 )
             }
             Self::GetCount(_) => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     "get-count",
                     ::std::option::Option::None,
                 )
             }
             Self::GetAny(_) => {
-                crate::runtime::encode_request(w, "get-any", ::std::option::Option::None)
+                ::qapi_runtime::runtime::encode_request(
+                    w,
+                    "get-any",
+                    ::std::option::Option::None,
+                )
             }
             Self::Configure(a) => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     "configure",
                     ::std::option::Option::Some(a),
                 )
             }
             Self::Fire(_) => {
-                crate::runtime::encode_request(w, "fire", ::std::option::Option::None)
+                ::qapi_runtime::runtime::encode_request(
+                    w,
+                    "fire",
+                    ::std::option::Option::None,
+                )
             }
             Self::Interrupt(_) => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     "interrupt",
                     ::std::option::Option::None,
                 )
             }
             Self::Unrecognized { execute, arguments } => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     execute,
-                    arguments.as_ref().map(|a| a as &dyn crate::runtime::Encode),
+                    arguments.as_ref().map(|a| a as &dyn ::qapi_runtime::runtime::Encode),
                 )
             }
         }
     }
 }
-impl crate::runtime::Decode for AnyCommand {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-        let (execute, arguments) = crate::runtime::read_request(r)?;
-        Self::from_request(&execute, arguments).map_err(crate::runtime::json_error)
+impl ::qapi_runtime::runtime::Decode for AnyCommand {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
+        let (execute, arguments) = ::qapi_runtime::runtime::read_request(r)?;
+        Self::from_request(&execute, arguments)
+            .map_err(::qapi_runtime::runtime::json_error)
     }
 }
-crate::runtime::serde_impls!(AnyCommand);
+::qapi_runtime::runtime::serde_impls!(AnyCommand);
 /// The typed `return` value of any command; serializes back to the same JSON.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]
@@ -653,56 +692,56 @@ impl AnyReturn {
         ::std::result::Result::Ok(
             match command {
                 "ping" => {
-                    crate::runtime::decode_empty(json)?;
+                    ::qapi_runtime::runtime::decode_empty(json)?;
                     Self::Ping
                 }
-                "query-info" => Self::QueryInfo(crate::runtime::decode(json)?),
-                "query-infos" => Self::QueryInfos(crate::runtime::decode(json)?),
+                "query-info" => Self::QueryInfo(::qapi_runtime::runtime::decode(json)?),
+                "query-infos" => Self::QueryInfos(::qapi_runtime::runtime::decode(json)?),
                 "set-info" => {
-                    crate::runtime::decode_empty(json)?;
+                    ::qapi_runtime::runtime::decode_empty(json)?;
                     Self::SetInfo
                 }
                 "use-info" => {
-                    crate::runtime::decode_empty(json)?;
+                    ::qapi_runtime::runtime::decode_empty(json)?;
                     Self::UseInfo
                 }
-                "get-count" => Self::GetCount(crate::runtime::decode(json)?),
-                "get-any" => Self::GetAny(crate::runtime::decode(json)?),
+                "get-count" => Self::GetCount(::qapi_runtime::runtime::decode(json)?),
+                "get-any" => Self::GetAny(::qapi_runtime::runtime::decode(json)?),
                 "configure" => {
-                    crate::runtime::decode_empty(json)?;
+                    ::qapi_runtime::runtime::decode_empty(json)?;
                     Self::Configure
                 }
                 "fire" => {
-                    crate::runtime::decode_empty(json)?;
+                    ::qapi_runtime::runtime::decode_empty(json)?;
                     Self::Fire
                 }
                 "interrupt" => {
-                    crate::runtime::decode_empty(json)?;
+                    ::qapi_runtime::runtime::decode_empty(json)?;
                     Self::Interrupt
                 }
-                _ => Self::Unrecognized(crate::runtime::decode(json)?),
+                _ => Self::Unrecognized(::qapi_runtime::runtime::decode(json)?),
             },
         )
     }
 }
-impl crate::runtime::Encode for AnyReturn {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for AnyReturn {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
-            Self::Ping => crate::runtime::encode_empty(w),
-            Self::QueryInfo(v) => crate::runtime::Encode::encode(v, w),
-            Self::QueryInfos(v) => crate::runtime::Encode::encode(v, w),
-            Self::SetInfo => crate::runtime::encode_empty(w),
-            Self::UseInfo => crate::runtime::encode_empty(w),
-            Self::GetCount(v) => crate::runtime::Encode::encode(v, w),
-            Self::GetAny(v) => crate::runtime::Encode::encode(v, w),
-            Self::Configure => crate::runtime::encode_empty(w),
-            Self::Fire => crate::runtime::encode_empty(w),
-            Self::Interrupt => crate::runtime::encode_empty(w),
-            Self::Unrecognized(v) => crate::runtime::Encode::encode(v, w),
+            Self::Ping => ::qapi_runtime::runtime::encode_empty(w),
+            Self::QueryInfo(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
+            Self::QueryInfos(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
+            Self::SetInfo => ::qapi_runtime::runtime::encode_empty(w),
+            Self::UseInfo => ::qapi_runtime::runtime::encode_empty(w),
+            Self::GetCount(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
+            Self::GetAny(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
+            Self::Configure => ::qapi_runtime::runtime::encode_empty(w),
+            Self::Fire => ::qapi_runtime::runtime::encode_empty(w),
+            Self::Interrupt => ::qapi_runtime::runtime::encode_empty(w),
+            Self::Unrecognized(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
         }
     }
 }
-crate::runtime::serialize_impl!(AnyReturn);
+::qapi_runtime::runtime::serialize_impl!(AnyReturn);
 /// Any event of the schema with its timestamp; (de)serializes as the wire event `{"event": NAME, "data": {...}, "timestamp": {...}}`.
 ///
 /// Events this schema does not know decode into the catch-all variant, keeping their name and data.
@@ -710,11 +749,11 @@ crate::runtime::serialize_impl!(AnyReturn);
 #[allow(clippy::large_enum_variant)]
 pub enum Event {
     /// Event `STARTED` and its timestamp.
-    Started(events::Started, crate::Timestamp),
+    Started(events::Started, ::qapi_runtime::Timestamp),
     /// Event `CHANGED` and its timestamp.
-    Changed(events::Changed, crate::Timestamp),
+    Changed(events::Changed, ::qapi_runtime::Timestamp),
     /// Event `INFO_EVENT` and its timestamp.
-    InfoEvent(events::InfoEvent, crate::Timestamp),
+    InfoEvent(events::InfoEvent, ::qapi_runtime::Timestamp),
     /// An event this schema does not know (sent by a newer QEMU).
     Unrecognized {
         /// The event name.
@@ -722,7 +761,7 @@ pub enum Event {
         /// Its data, if any.
         data: ::std::option::Option<::serde_json::Value>,
         /// When QEMU emitted it.
-        timestamp: crate::Timestamp,
+        timestamp: ::qapi_runtime::Timestamp,
     },
 }
 impl Event {
@@ -736,7 +775,7 @@ impl Event {
         }
     }
     /// When QEMU emitted the event.
-    pub fn timestamp(&self) -> crate::Timestamp {
+    pub fn timestamp(&self) -> ::qapi_runtime::Timestamp {
         match self {
             Self::Started(_, t) => *t,
             Self::Changed(_, t) => *t,
@@ -745,16 +784,16 @@ impl Event {
         }
     }
 }
-impl crate::EventSet for Event {
+impl ::qapi_runtime::EventSet for Event {
     fn decode_event(
         name: &str,
         data: ::std::option::Option<&str>,
-        timestamp: crate::Timestamp,
+        timestamp: ::qapi_runtime::Timestamp,
     ) -> ::std::result::Result<Self, ::serde_json::Error> {
         let unknown = || -> ::std::result::Result<Self, ::serde_json::Error> {
             ::std::result::Result::Ok(Self::Unrecognized {
                 name: name.into(),
-                data: data.map(crate::runtime::decode).transpose()?,
+                data: data.map(::qapi_runtime::runtime::decode).transpose()?,
                 timestamp,
             })
         };
@@ -763,13 +802,13 @@ impl crate::EventSet for Event {
                 "STARTED" => Self::Started(events::Started, timestamp),
                 "CHANGED" => {
                     Self::Changed(
-                        crate::runtime::decode(data.unwrap_or("{}"))?,
+                        ::qapi_runtime::runtime::decode(data.unwrap_or("{}"))?,
                         timestamp,
                     )
                 }
                 "INFO_EVENT" => {
                     Self::InfoEvent(
-                        crate::runtime::decode(data.unwrap_or("{}"))?,
+                        ::qapi_runtime::runtime::decode(data.unwrap_or("{}"))?,
                         timestamp,
                     )
                 }
@@ -778,11 +817,11 @@ impl crate::EventSet for Event {
         )
     }
 }
-impl crate::runtime::Encode for Event {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for Event {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
             Self::Started(_, t) => {
-                crate::runtime::encode_event(
+                ::qapi_runtime::runtime::encode_event(
                     w,
                     "STARTED",
                     ::std::option::Option::None,
@@ -790,7 +829,7 @@ impl crate::runtime::Encode for Event {
                 )
             }
             Self::Changed(d, t) => {
-                crate::runtime::encode_event(
+                ::qapi_runtime::runtime::encode_event(
                     w,
                     "CHANGED",
                     ::std::option::Option::Some(d),
@@ -798,7 +837,7 @@ impl crate::runtime::Encode for Event {
                 )
             }
             Self::InfoEvent(d, t) => {
-                crate::runtime::encode_event(
+                ::qapi_runtime::runtime::encode_event(
                     w,
                     "INFO_EVENT",
                     ::std::option::Option::Some(d),
@@ -806,21 +845,23 @@ impl crate::runtime::Encode for Event {
                 )
             }
             Self::Unrecognized { name, data, timestamp } => {
-                crate::runtime::encode_event(
+                ::qapi_runtime::runtime::encode_event(
                     w,
                     name,
-                    data.as_ref().map(|d| d as &dyn crate::runtime::Encode),
+                    data.as_ref().map(|d| d as &dyn ::qapi_runtime::runtime::Encode),
                     timestamp,
                 )
             }
         }
     }
 }
-impl crate::runtime::Decode for Event {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-        let (name, data, timestamp) = crate::runtime::read_event(r)?;
-        <Self as crate::EventSet>::decode_event(&name, data, timestamp)
-            .map_err(crate::runtime::json_error)
+impl ::qapi_runtime::runtime::Decode for Event {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
+        let (name, data, timestamp) = ::qapi_runtime::runtime::read_event(r)?;
+        <Self as ::qapi_runtime::EventSet>::decode_event(&name, data, timestamp)
+            .map_err(::qapi_runtime::runtime::json_error)
     }
 }
-crate::runtime::serde_impls!(Event);
+::qapi_runtime::runtime::serde_impls!(Event);

@@ -13,13 +13,15 @@ impl Example {
         Self { text: text.into() }
     }
 }
-impl crate::runtime::Members for Example {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for Example {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.member("text", &self.text);
     }
 }
-impl crate::runtime::Decode for Example {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for Example {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut o = r.begin_object()?;
@@ -32,7 +34,7 @@ impl crate::runtime::Decode for Example {
         ::std::result::Result::Ok(Self { text: f0 })
     }
 }
-crate::runtime::object_impls!(Example);
+::qapi_runtime::runtime::object_impls!(Example);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {
     /// Shows an example with `Example` and `inline literal`, *emphasis*, a reference to `verbose`, brackets \[like this\], an \<id\> and <https://www.qemu.org/docs/master/> as a bare URL.
@@ -86,13 +88,15 @@ pub mod commands {
             }
         }
     }
-    impl crate::runtime::Members for QueryExample {
-        fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+    impl ::qapi_runtime::runtime::Members for QueryExample {
+        fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
             w.opt_member("verbose", &self.verbose);
         }
     }
-    impl crate::runtime::Decode for QueryExample {
-        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+    impl ::qapi_runtime::runtime::Decode for QueryExample {
+        fn decode(
+            r: &mut ::qapi_runtime::runtime::Reader<'_>,
+        ) -> ::qapi_runtime::runtime::Result<Self> {
             use ::std::option::Option::None;
             let mut f0 = None;
             let mut o = r.begin_object()?;
@@ -102,8 +106,8 @@ pub mod commands {
             ::std::result::Result::Ok(Self { verbose: f0 })
         }
     }
-    crate::runtime::object_impls!(QueryExample);
-    impl crate::Command for QueryExample {
+    ::qapi_runtime::runtime::object_impls!(QueryExample);
+    impl ::qapi_runtime::Command for QueryExample {
         const NAME: &'static str = "query-example";
         const HAS_ARGUMENTS: bool = true;
         const ALLOW_OOB: bool = false;
@@ -113,17 +117,19 @@ pub mod commands {
             &self,
             out: &mut ::std::vec::Vec<u8>,
         ) -> ::std::result::Result<(), ::serde_json::Error> {
-            crate::runtime::write_arguments(self, out)
+            ::qapi_runtime::runtime::write_arguments(self, out)
         }
         fn decode_return(
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
-            crate::runtime::decode(json)
+            ::qapi_runtime::runtime::decode(json)
         }
     }
 }
 /// One type per event, holding its data; received events decode into [`Event`].
 pub mod events {}
+/// This code was generated for a matching `qapi-runtime`.
+const _: () = ::qapi_runtime::runtime::QAPI_CODEGEN_0_1;
 /// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`, written as the transport sends it: `execute` first, `arguments` left out when empty.
 ///
 /// Decoding accepts `exec-oob` for `execute` and ignores the request's `id` and other members.
@@ -159,14 +165,14 @@ impl AnyCommand {
         let unknown = || -> ::std::result::Result<Self, ::serde_json::Error> {
             ::std::result::Result::Ok(Self::Unrecognized {
                 execute: execute.into(),
-                arguments: arguments.map(crate::runtime::decode).transpose()?,
+                arguments: arguments.map(::qapi_runtime::runtime::decode).transpose()?,
             })
         };
         ::std::result::Result::Ok(
             match execute {
                 "query-example" => {
                     Self::QueryExample(
-                        crate::runtime::decode(arguments.unwrap_or("{}"))?,
+                        ::qapi_runtime::runtime::decode(arguments.unwrap_or("{}"))?,
                     )
                 }
                 _ => return unknown(),
@@ -174,33 +180,36 @@ impl AnyCommand {
         )
     }
 }
-impl crate::runtime::Encode for AnyCommand {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for AnyCommand {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
             Self::QueryExample(a) => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     "query-example",
                     ::std::option::Option::Some(a),
                 )
             }
             Self::Unrecognized { execute, arguments } => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     execute,
-                    arguments.as_ref().map(|a| a as &dyn crate::runtime::Encode),
+                    arguments.as_ref().map(|a| a as &dyn ::qapi_runtime::runtime::Encode),
                 )
             }
         }
     }
 }
-impl crate::runtime::Decode for AnyCommand {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-        let (execute, arguments) = crate::runtime::read_request(r)?;
-        Self::from_request(&execute, arguments).map_err(crate::runtime::json_error)
+impl ::qapi_runtime::runtime::Decode for AnyCommand {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
+        let (execute, arguments) = ::qapi_runtime::runtime::read_request(r)?;
+        Self::from_request(&execute, arguments)
+            .map_err(::qapi_runtime::runtime::json_error)
     }
 }
-crate::runtime::serde_impls!(AnyCommand);
+::qapi_runtime::runtime::serde_impls!(AnyCommand);
 /// The typed `return` value of any command; serializes back to the same JSON.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]
@@ -218,21 +227,23 @@ impl AnyReturn {
     ) -> ::std::result::Result<Self, ::serde_json::Error> {
         ::std::result::Result::Ok(
             match command {
-                "query-example" => Self::QueryExample(crate::runtime::decode(json)?),
-                _ => Self::Unrecognized(crate::runtime::decode(json)?),
+                "query-example" => {
+                    Self::QueryExample(::qapi_runtime::runtime::decode(json)?)
+                }
+                _ => Self::Unrecognized(::qapi_runtime::runtime::decode(json)?),
             },
         )
     }
 }
-impl crate::runtime::Encode for AnyReturn {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for AnyReturn {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
-            Self::QueryExample(v) => crate::runtime::Encode::encode(v, w),
-            Self::Unrecognized(v) => crate::runtime::Encode::encode(v, w),
+            Self::QueryExample(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
+            Self::Unrecognized(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
         }
     }
 }
-crate::runtime::serialize_impl!(AnyReturn);
+::qapi_runtime::runtime::serialize_impl!(AnyReturn);
 /// Any event of the schema with its timestamp; (de)serializes as the wire event `{"event": NAME, "data": {...}, "timestamp": {...}}`.
 ///
 /// Events this schema does not know decode into the catch-all variant, keeping their name and data.
@@ -246,7 +257,7 @@ pub enum Event {
         /// Its data, if any.
         data: ::std::option::Option<::serde_json::Value>,
         /// When QEMU emitted it.
-        timestamp: crate::Timestamp,
+        timestamp: ::qapi_runtime::Timestamp,
     },
 }
 impl Event {
@@ -257,47 +268,49 @@ impl Event {
         }
     }
     /// When QEMU emitted the event.
-    pub fn timestamp(&self) -> crate::Timestamp {
+    pub fn timestamp(&self) -> ::qapi_runtime::Timestamp {
         match self {
             Self::Unrecognized { timestamp, .. } => *timestamp,
         }
     }
 }
-impl crate::EventSet for Event {
+impl ::qapi_runtime::EventSet for Event {
     fn decode_event(
         name: &str,
         data: ::std::option::Option<&str>,
-        timestamp: crate::Timestamp,
+        timestamp: ::qapi_runtime::Timestamp,
     ) -> ::std::result::Result<Self, ::serde_json::Error> {
         let unknown = || -> ::std::result::Result<Self, ::serde_json::Error> {
             ::std::result::Result::Ok(Self::Unrecognized {
                 name: name.into(),
-                data: data.map(crate::runtime::decode).transpose()?,
+                data: data.map(::qapi_runtime::runtime::decode).transpose()?,
                 timestamp,
             })
         };
         unknown()
     }
 }
-impl crate::runtime::Encode for Event {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for Event {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
             Self::Unrecognized { name, data, timestamp } => {
-                crate::runtime::encode_event(
+                ::qapi_runtime::runtime::encode_event(
                     w,
                     name,
-                    data.as_ref().map(|d| d as &dyn crate::runtime::Encode),
+                    data.as_ref().map(|d| d as &dyn ::qapi_runtime::runtime::Encode),
                     timestamp,
                 )
             }
         }
     }
 }
-impl crate::runtime::Decode for Event {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-        let (name, data, timestamp) = crate::runtime::read_event(r)?;
-        <Self as crate::EventSet>::decode_event(&name, data, timestamp)
-            .map_err(crate::runtime::json_error)
+impl ::qapi_runtime::runtime::Decode for Event {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
+        let (name, data, timestamp) = ::qapi_runtime::runtime::read_event(r)?;
+        <Self as ::qapi_runtime::EventSet>::decode_event(&name, data, timestamp)
+            .map_err(::qapi_runtime::runtime::json_error)
     }
 }
-crate::runtime::serde_impls!(Event);
+::qapi_runtime::runtime::serde_impls!(Event);

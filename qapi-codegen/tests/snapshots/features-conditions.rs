@@ -40,7 +40,7 @@ impl Mode {
         }
     }
 }
-crate::runtime::enum_impls!(Mode);
+::qapi_runtime::runtime::enum_impls!(Mode);
 /// A struct with a feature of its own.
 ///
 /// **Feature `fancy`:** This type has a custom feature.
@@ -57,13 +57,15 @@ impl OldThing {
         Self { size }
     }
 }
-impl crate::runtime::Members for OldThing {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for OldThing {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.member("size", &self.size);
     }
 }
-impl crate::runtime::Decode for OldThing {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for OldThing {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut o = r.begin_object()?;
@@ -76,7 +78,7 @@ impl crate::runtime::Decode for OldThing {
         ::std::result::Result::Ok(Self { size: f0 })
     }
 }
-crate::runtime::object_impls!(OldThing);
+::qapi_runtime::runtime::object_impls!(OldThing);
 /// Uses a deprecated type and has feature-marked members.
 ///
 /// **Unstable:** Member `x-fancy` is experimental.
@@ -112,8 +114,8 @@ impl NewThing {
     }
 }
 #[allow(deprecated)]
-impl crate::runtime::Members for NewThing {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for NewThing {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.opt_member("old", &self.old);
         w.opt_member("x-fancy", &self.x_fancy);
         w.opt_member("legacy", &self.legacy);
@@ -121,8 +123,10 @@ impl crate::runtime::Members for NewThing {
     }
 }
 #[allow(deprecated)]
-impl crate::runtime::Decode for NewThing {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for NewThing {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut f1 = None;
@@ -145,7 +149,7 @@ impl crate::runtime::Decode for NewThing {
         })
     }
 }
-crate::runtime::object_impls!(NewThing);
+::qapi_runtime::runtime::object_impls!(NewThing);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {
     /// A deprecated command.
@@ -156,7 +160,7 @@ pub mod commands {
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub struct OldCommand;
     #[allow(deprecated)]
-    impl crate::Command for OldCommand {
+    impl ::qapi_runtime::Command for OldCommand {
         const NAME: &'static str = "old-command";
         const HAS_ARGUMENTS: bool = false;
         const ALLOW_OOB: bool = false;
@@ -171,7 +175,7 @@ pub mod commands {
         fn decode_return(
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
-            crate::runtime::decode(json)
+            ::qapi_runtime::runtime::decode(json)
         }
     }
     /// An unstable command, only on some hosts.
@@ -181,7 +185,7 @@ pub mod commands {
     /// **Unstable:** This command is experimental.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub struct XUnstableCommand;
-    impl crate::Command for XUnstableCommand {
+    impl ::qapi_runtime::Command for XUnstableCommand {
         const NAME: &'static str = "x-unstable-command";
         const HAS_ARGUMENTS: bool = false;
         const ALLOW_OOB: bool = false;
@@ -196,7 +200,7 @@ pub mod commands {
         fn decode_return(
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
-            crate::runtime::decode_empty(json)
+            ::qapi_runtime::runtime::decode_empty(json)
         }
     }
 }
@@ -218,14 +222,16 @@ pub mod events {
         }
     }
     #[allow(deprecated)]
-    impl crate::runtime::Members for OldEvent {
-        fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+    impl ::qapi_runtime::runtime::Members for OldEvent {
+        fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
             w.member("thing", &self.thing);
         }
     }
     #[allow(deprecated)]
-    impl crate::runtime::Decode for OldEvent {
-        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+    impl ::qapi_runtime::runtime::Decode for OldEvent {
+        fn decode(
+            r: &mut ::qapi_runtime::runtime::Reader<'_>,
+        ) -> ::qapi_runtime::runtime::Result<Self> {
             use ::std::option::Option::{None, Some};
             let mut f0 = None;
             let mut o = r.begin_object()?;
@@ -238,8 +244,10 @@ pub mod events {
             ::std::result::Result::Ok(Self { thing: f0 })
         }
     }
-    crate::runtime::object_impls!(OldEvent);
+    ::qapi_runtime::runtime::object_impls!(OldEvent);
 }
+/// This code was generated for a matching `qapi-runtime`.
+const _: () = ::qapi_runtime::runtime::QAPI_CODEGEN_0_1;
 /// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`, written as the transport sends it: `execute` first, `arguments` left out when empty.
 ///
 /// Decoding accepts `exec-oob` for `execute` and ignores the request's `id` and other members.
@@ -280,7 +288,7 @@ impl AnyCommand {
         let unknown = || -> ::std::result::Result<Self, ::serde_json::Error> {
             ::std::result::Result::Ok(Self::Unrecognized {
                 execute: execute.into(),
-                arguments: arguments.map(crate::runtime::decode).transpose()?,
+                arguments: arguments.map(::qapi_runtime::runtime::decode).transpose()?,
             })
         };
         ::std::result::Result::Ok(
@@ -295,40 +303,43 @@ impl AnyCommand {
     }
 }
 #[allow(deprecated)]
-impl crate::runtime::Encode for AnyCommand {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for AnyCommand {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
             Self::OldCommand(_) => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     "old-command",
                     ::std::option::Option::None,
                 )
             }
             Self::XUnstableCommand(_) => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     "x-unstable-command",
                     ::std::option::Option::None,
                 )
             }
             Self::Unrecognized { execute, arguments } => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     execute,
-                    arguments.as_ref().map(|a| a as &dyn crate::runtime::Encode),
+                    arguments.as_ref().map(|a| a as &dyn ::qapi_runtime::runtime::Encode),
                 )
             }
         }
     }
 }
-impl crate::runtime::Decode for AnyCommand {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-        let (execute, arguments) = crate::runtime::read_request(r)?;
-        Self::from_request(&execute, arguments).map_err(crate::runtime::json_error)
+impl ::qapi_runtime::runtime::Decode for AnyCommand {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
+        let (execute, arguments) = ::qapi_runtime::runtime::read_request(r)?;
+        Self::from_request(&execute, arguments)
+            .map_err(::qapi_runtime::runtime::json_error)
     }
 }
-crate::runtime::serde_impls!(AnyCommand);
+::qapi_runtime::runtime::serde_impls!(AnyCommand);
 /// The typed `return` value of any command; serializes back to the same JSON.
 #[allow(deprecated)]
 #[derive(Debug, Clone, PartialEq)]
@@ -350,27 +361,27 @@ impl AnyReturn {
     ) -> ::std::result::Result<Self, ::serde_json::Error> {
         ::std::result::Result::Ok(
             match command {
-                "old-command" => Self::OldCommand(crate::runtime::decode(json)?),
+                "old-command" => Self::OldCommand(::qapi_runtime::runtime::decode(json)?),
                 "x-unstable-command" => {
-                    crate::runtime::decode_empty(json)?;
+                    ::qapi_runtime::runtime::decode_empty(json)?;
                     Self::XUnstableCommand
                 }
-                _ => Self::Unrecognized(crate::runtime::decode(json)?),
+                _ => Self::Unrecognized(::qapi_runtime::runtime::decode(json)?),
             },
         )
     }
 }
 #[allow(deprecated)]
-impl crate::runtime::Encode for AnyReturn {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for AnyReturn {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
-            Self::OldCommand(v) => crate::runtime::Encode::encode(v, w),
-            Self::XUnstableCommand => crate::runtime::encode_empty(w),
-            Self::Unrecognized(v) => crate::runtime::Encode::encode(v, w),
+            Self::OldCommand(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
+            Self::XUnstableCommand => ::qapi_runtime::runtime::encode_empty(w),
+            Self::Unrecognized(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
         }
     }
 }
-crate::runtime::serialize_impl!(AnyReturn);
+::qapi_runtime::runtime::serialize_impl!(AnyReturn);
 /// Any event of the schema with its timestamp; (de)serializes as the wire event `{"event": NAME, "data": {...}, "timestamp": {...}}`.
 ///
 /// Events this schema does not know decode into the catch-all variant, keeping their name and data.
@@ -379,7 +390,7 @@ crate::runtime::serialize_impl!(AnyReturn);
 #[allow(clippy::large_enum_variant)]
 pub enum Event {
     /// Event `OLD_EVENT` and its timestamp.
-    OldEvent(events::OldEvent, crate::Timestamp),
+    OldEvent(events::OldEvent, ::qapi_runtime::Timestamp),
     /// An event this schema does not know (sent by a newer QEMU).
     Unrecognized {
         /// The event name.
@@ -387,7 +398,7 @@ pub enum Event {
         /// Its data, if any.
         data: ::std::option::Option<::serde_json::Value>,
         /// When QEMU emitted it.
-        timestamp: crate::Timestamp,
+        timestamp: ::qapi_runtime::Timestamp,
     },
 }
 #[allow(deprecated)]
@@ -400,7 +411,7 @@ impl Event {
         }
     }
     /// When QEMU emitted the event.
-    pub fn timestamp(&self) -> crate::Timestamp {
+    pub fn timestamp(&self) -> ::qapi_runtime::Timestamp {
         match self {
             Self::OldEvent(_, t) => *t,
             Self::Unrecognized { timestamp, .. } => *timestamp,
@@ -408,16 +419,16 @@ impl Event {
     }
 }
 #[allow(deprecated)]
-impl crate::EventSet for Event {
+impl ::qapi_runtime::EventSet for Event {
     fn decode_event(
         name: &str,
         data: ::std::option::Option<&str>,
-        timestamp: crate::Timestamp,
+        timestamp: ::qapi_runtime::Timestamp,
     ) -> ::std::result::Result<Self, ::serde_json::Error> {
         let unknown = || -> ::std::result::Result<Self, ::serde_json::Error> {
             ::std::result::Result::Ok(Self::Unrecognized {
                 name: name.into(),
-                data: data.map(crate::runtime::decode).transpose()?,
+                data: data.map(::qapi_runtime::runtime::decode).transpose()?,
                 timestamp,
             })
         };
@@ -425,7 +436,7 @@ impl crate::EventSet for Event {
             match name {
                 "OLD_EVENT" => {
                     Self::OldEvent(
-                        crate::runtime::decode(data.unwrap_or("{}"))?,
+                        ::qapi_runtime::runtime::decode(data.unwrap_or("{}"))?,
                         timestamp,
                     )
                 }
@@ -435,11 +446,11 @@ impl crate::EventSet for Event {
     }
 }
 #[allow(deprecated)]
-impl crate::runtime::Encode for Event {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for Event {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
             Self::OldEvent(d, t) => {
-                crate::runtime::encode_event(
+                ::qapi_runtime::runtime::encode_event(
                     w,
                     "OLD_EVENT",
                     ::std::option::Option::Some(d),
@@ -447,21 +458,23 @@ impl crate::runtime::Encode for Event {
                 )
             }
             Self::Unrecognized { name, data, timestamp } => {
-                crate::runtime::encode_event(
+                ::qapi_runtime::runtime::encode_event(
                     w,
                     name,
-                    data.as_ref().map(|d| d as &dyn crate::runtime::Encode),
+                    data.as_ref().map(|d| d as &dyn ::qapi_runtime::runtime::Encode),
                     timestamp,
                 )
             }
         }
     }
 }
-impl crate::runtime::Decode for Event {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-        let (name, data, timestamp) = crate::runtime::read_event(r)?;
-        <Self as crate::EventSet>::decode_event(&name, data, timestamp)
-            .map_err(crate::runtime::json_error)
+impl ::qapi_runtime::runtime::Decode for Event {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
+        let (name, data, timestamp) = ::qapi_runtime::runtime::read_event(r)?;
+        <Self as ::qapi_runtime::EventSet>::decode_event(&name, data, timestamp)
+            .map_err(::qapi_runtime::runtime::json_error)
     }
 }
-crate::runtime::serde_impls!(Event);
+::qapi_runtime::runtime::serde_impls!(Event);

@@ -33,7 +33,7 @@ impl Driver {
         }
     }
 }
-crate::runtime::enum_impls!(Driver);
+::qapi_runtime::runtime::enum_impls!(Driver);
 /// Common options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseOpts {
@@ -54,15 +54,17 @@ impl BaseOpts {
         }
     }
 }
-impl crate::runtime::Members for BaseOpts {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for BaseOpts {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.opt_member("node-name", &self.node_name);
         w.member("driver", &self.driver);
         w.opt_member("read-only", &self.read_only);
     }
 }
-impl crate::runtime::Decode for BaseOpts {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for BaseOpts {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut f1 = None;
@@ -85,7 +87,7 @@ impl crate::runtime::Decode for BaseOpts {
         })
     }
 }
-crate::runtime::object_impls!(BaseOpts);
+::qapi_runtime::runtime::object_impls!(BaseOpts);
 /// File branch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileOpts {
@@ -103,14 +105,16 @@ impl FileOpts {
         }
     }
 }
-impl crate::runtime::Members for FileOpts {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for FileOpts {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.member("filename", &self.filename);
         w.opt_member("size", &self.size);
     }
 }
-impl crate::runtime::Decode for FileOpts {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for FileOpts {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut f1 = None;
@@ -127,7 +131,7 @@ impl crate::runtime::Decode for FileOpts {
         ::std::result::Result::Ok(Self { filename: f0, size: f1 })
     }
 }
-crate::runtime::object_impls!(FileOpts);
+::qapi_runtime::runtime::object_impls!(FileOpts);
 /// NBD branch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NbdOpts {
@@ -145,14 +149,16 @@ impl NbdOpts {
         }
     }
 }
-impl crate::runtime::Members for NbdOpts {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for NbdOpts {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.member("server", &self.server);
         w.opt_member("export", &self.export);
     }
 }
-impl crate::runtime::Decode for NbdOpts {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for NbdOpts {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut f1 = None;
@@ -169,7 +175,7 @@ impl crate::runtime::Decode for NbdOpts {
         ::std::result::Result::Ok(Self { server: f0, export: f1 })
     }
 }
-crate::runtime::object_impls!(NbdOpts);
+::qapi_runtime::runtime::object_impls!(NbdOpts);
 /// A union with a named base.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Opts {
@@ -206,7 +212,7 @@ pub enum OptsBranch {
         /// The discriminator value.
         tag: ::std::string::String,
         /// The members besides the base members.
-        data: crate::runtime::JsonMap,
+        data: ::qapi_runtime::runtime::JsonMap,
     },
 }
 impl OptsBranch {
@@ -221,17 +227,17 @@ impl OptsBranch {
     }
     fn decode_branch(
         tag: &str,
-        r: &mut crate::runtime::Reader<'_>,
-    ) -> crate::runtime::Result<Self> {
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         ::std::result::Result::Ok(
             match tag {
-                "file" => Self::File(crate::runtime::Decode::decode(r)?),
-                "nbd" => Self::Nbd(crate::runtime::Decode::decode(r)?),
+                "file" => Self::File(::qapi_runtime::runtime::Decode::decode(r)?),
+                "nbd" => Self::Nbd(::qapi_runtime::runtime::Decode::decode(r)?),
                 "null" => Self::Null,
                 _ => {
                     Self::Unrecognized {
                         tag: tag.into(),
-                        data: crate::runtime::members_except(
+                        data: ::qapi_runtime::runtime::members_except(
                             r,
                             &["node-name", "driver", "read-only"],
                         )?,
@@ -240,25 +246,29 @@ impl OptsBranch {
             },
         )
     }
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
-            Self::File(v) => crate::runtime::Members::members(v, w),
-            Self::Nbd(v) => crate::runtime::Members::members(v, w),
+            Self::File(v) => ::qapi_runtime::runtime::Members::members(v, w),
+            Self::Nbd(v) => ::qapi_runtime::runtime::Members::members(v, w),
             Self::Null => {}
-            Self::Unrecognized { data, .. } => crate::runtime::encode_members(data, w),
+            Self::Unrecognized { data, .. } => {
+                ::qapi_runtime::runtime::encode_members(data, w)
+            }
         }
     }
 }
-impl crate::runtime::Members for Opts {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for Opts {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.opt_member("node-name", &self.node_name);
         w.member("driver", self.driver.tag());
         w.opt_member("read-only", &self.read_only);
         self.driver.members(w);
     }
 }
-impl crate::runtime::Decode for Opts {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for Opts {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         let start = r.mark();
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
@@ -283,7 +293,7 @@ impl crate::runtime::Decode for Opts {
         })
     }
 }
-crate::runtime::object_impls!(Opts);
+::qapi_runtime::runtime::object_impls!(Opts);
 /// Shapes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Shape {
@@ -312,7 +322,7 @@ impl Shape {
         }
     }
 }
-crate::runtime::enum_impls!(Shape);
+::qapi_runtime::runtime::enum_impls!(Shape);
 /// A circle.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Circle {
@@ -325,13 +335,15 @@ impl Circle {
         Self { radius }
     }
 }
-impl crate::runtime::Members for Circle {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for Circle {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.member("radius", &self.radius);
     }
 }
-impl crate::runtime::Decode for Circle {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for Circle {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut o = r.begin_object()?;
@@ -344,7 +356,7 @@ impl crate::runtime::Decode for Circle {
         ::std::result::Result::Ok(Self { radius: f0 })
     }
 }
-crate::runtime::object_impls!(Circle);
+::qapi_runtime::runtime::object_impls!(Circle);
 /// A union with an inline base.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Figure {
@@ -373,7 +385,7 @@ pub enum FigureBranch {
         /// The discriminator value.
         tag: ::std::string::String,
         /// The members besides the base members.
-        data: crate::runtime::JsonMap,
+        data: ::qapi_runtime::runtime::JsonMap,
     },
 }
 impl FigureBranch {
@@ -387,38 +399,45 @@ impl FigureBranch {
     }
     fn decode_branch(
         tag: &str,
-        r: &mut crate::runtime::Reader<'_>,
-    ) -> crate::runtime::Result<Self> {
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         ::std::result::Result::Ok(
             match tag {
-                "circle" => Self::Circle(crate::runtime::Decode::decode(r)?),
+                "circle" => Self::Circle(::qapi_runtime::runtime::Decode::decode(r)?),
                 "square" => Self::Square,
                 _ => {
                     Self::Unrecognized {
                         tag: tag.into(),
-                        data: crate::runtime::members_except(r, &["id", "shape"])?,
+                        data: ::qapi_runtime::runtime::members_except(
+                            r,
+                            &["id", "shape"],
+                        )?,
                     }
                 }
             },
         )
     }
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
-            Self::Circle(v) => crate::runtime::Members::members(v, w),
+            Self::Circle(v) => ::qapi_runtime::runtime::Members::members(v, w),
             Self::Square => {}
-            Self::Unrecognized { data, .. } => crate::runtime::encode_members(data, w),
+            Self::Unrecognized { data, .. } => {
+                ::qapi_runtime::runtime::encode_members(data, w)
+            }
         }
     }
 }
-impl crate::runtime::Members for Figure {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for Figure {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.member("id", &self.id);
         w.member("shape", self.shape.tag());
         self.shape.members(w);
     }
 }
-impl crate::runtime::Decode for Figure {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for Figure {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         let start = r.mark();
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
@@ -440,24 +459,26 @@ impl crate::runtime::Decode for Figure {
         ::std::result::Result::Ok(Self { id: f0, shape: branch })
     }
 }
-crate::runtime::object_impls!(Figure);
+::qapi_runtime::runtime::object_impls!(Figure);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {
     /// Takes a union, boxed.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct AddOpts(pub super::Opts);
-    impl crate::runtime::Encode for AddOpts {
-        fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
-            crate::runtime::Encode::encode(&self.0, w)
+    impl ::qapi_runtime::runtime::Encode for AddOpts {
+        fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
+            ::qapi_runtime::runtime::Encode::encode(&self.0, w)
         }
     }
-    impl crate::runtime::Decode for AddOpts {
-        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-            crate::runtime::Decode::decode(r).map(Self)
+    impl ::qapi_runtime::runtime::Decode for AddOpts {
+        fn decode(
+            r: &mut ::qapi_runtime::runtime::Reader<'_>,
+        ) -> ::qapi_runtime::runtime::Result<Self> {
+            ::qapi_runtime::runtime::Decode::decode(r).map(Self)
         }
     }
-    crate::runtime::serde_impls!(AddOpts);
-    impl crate::Command for AddOpts {
+    ::qapi_runtime::runtime::serde_impls!(AddOpts);
+    impl ::qapi_runtime::Command for AddOpts {
         const NAME: &'static str = "add-opts";
         const HAS_ARGUMENTS: bool = true;
         const ALLOW_OOB: bool = false;
@@ -467,17 +488,19 @@ pub mod commands {
             &self,
             out: &mut ::std::vec::Vec<u8>,
         ) -> ::std::result::Result<(), ::serde_json::Error> {
-            crate::runtime::write_arguments(self, out)
+            ::qapi_runtime::runtime::write_arguments(self, out)
         }
         fn decode_return(
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
-            crate::runtime::decode_empty(json)
+            ::qapi_runtime::runtime::decode_empty(json)
         }
     }
 }
 /// One type per event, holding its data; received events decode into [`Event`].
 pub mod events {}
+/// This code was generated for a matching `qapi-runtime`.
+const _: () = ::qapi_runtime::runtime::QAPI_CODEGEN_0_1;
 /// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`, written as the transport sends it: `execute` first, `arguments` left out when empty.
 ///
 /// Decoding accepts `exec-oob` for `execute` and ignores the request's `id` and other members.
@@ -513,46 +536,51 @@ impl AnyCommand {
         let unknown = || -> ::std::result::Result<Self, ::serde_json::Error> {
             ::std::result::Result::Ok(Self::Unrecognized {
                 execute: execute.into(),
-                arguments: arguments.map(crate::runtime::decode).transpose()?,
+                arguments: arguments.map(::qapi_runtime::runtime::decode).transpose()?,
             })
         };
         ::std::result::Result::Ok(
             match execute {
                 "add-opts" => {
-                    Self::AddOpts(crate::runtime::decode(arguments.unwrap_or("{}"))?)
+                    Self::AddOpts(
+                        ::qapi_runtime::runtime::decode(arguments.unwrap_or("{}"))?,
+                    )
                 }
                 _ => return unknown(),
             },
         )
     }
 }
-impl crate::runtime::Encode for AnyCommand {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for AnyCommand {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
             Self::AddOpts(a) => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     "add-opts",
                     ::std::option::Option::Some(a),
                 )
             }
             Self::Unrecognized { execute, arguments } => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     execute,
-                    arguments.as_ref().map(|a| a as &dyn crate::runtime::Encode),
+                    arguments.as_ref().map(|a| a as &dyn ::qapi_runtime::runtime::Encode),
                 )
             }
         }
     }
 }
-impl crate::runtime::Decode for AnyCommand {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-        let (execute, arguments) = crate::runtime::read_request(r)?;
-        Self::from_request(&execute, arguments).map_err(crate::runtime::json_error)
+impl ::qapi_runtime::runtime::Decode for AnyCommand {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
+        let (execute, arguments) = ::qapi_runtime::runtime::read_request(r)?;
+        Self::from_request(&execute, arguments)
+            .map_err(::qapi_runtime::runtime::json_error)
     }
 }
-crate::runtime::serde_impls!(AnyCommand);
+::qapi_runtime::runtime::serde_impls!(AnyCommand);
 /// The typed `return` value of any command; serializes back to the same JSON.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]
@@ -571,23 +599,23 @@ impl AnyReturn {
         ::std::result::Result::Ok(
             match command {
                 "add-opts" => {
-                    crate::runtime::decode_empty(json)?;
+                    ::qapi_runtime::runtime::decode_empty(json)?;
                     Self::AddOpts
                 }
-                _ => Self::Unrecognized(crate::runtime::decode(json)?),
+                _ => Self::Unrecognized(::qapi_runtime::runtime::decode(json)?),
             },
         )
     }
 }
-impl crate::runtime::Encode for AnyReturn {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for AnyReturn {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
-            Self::AddOpts => crate::runtime::encode_empty(w),
-            Self::Unrecognized(v) => crate::runtime::Encode::encode(v, w),
+            Self::AddOpts => ::qapi_runtime::runtime::encode_empty(w),
+            Self::Unrecognized(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
         }
     }
 }
-crate::runtime::serialize_impl!(AnyReturn);
+::qapi_runtime::runtime::serialize_impl!(AnyReturn);
 /// Any event of the schema with its timestamp; (de)serializes as the wire event `{"event": NAME, "data": {...}, "timestamp": {...}}`.
 ///
 /// Events this schema does not know decode into the catch-all variant, keeping their name and data.
@@ -601,7 +629,7 @@ pub enum Event {
         /// Its data, if any.
         data: ::std::option::Option<::serde_json::Value>,
         /// When QEMU emitted it.
-        timestamp: crate::Timestamp,
+        timestamp: ::qapi_runtime::Timestamp,
     },
 }
 impl Event {
@@ -612,47 +640,49 @@ impl Event {
         }
     }
     /// When QEMU emitted the event.
-    pub fn timestamp(&self) -> crate::Timestamp {
+    pub fn timestamp(&self) -> ::qapi_runtime::Timestamp {
         match self {
             Self::Unrecognized { timestamp, .. } => *timestamp,
         }
     }
 }
-impl crate::EventSet for Event {
+impl ::qapi_runtime::EventSet for Event {
     fn decode_event(
         name: &str,
         data: ::std::option::Option<&str>,
-        timestamp: crate::Timestamp,
+        timestamp: ::qapi_runtime::Timestamp,
     ) -> ::std::result::Result<Self, ::serde_json::Error> {
         let unknown = || -> ::std::result::Result<Self, ::serde_json::Error> {
             ::std::result::Result::Ok(Self::Unrecognized {
                 name: name.into(),
-                data: data.map(crate::runtime::decode).transpose()?,
+                data: data.map(::qapi_runtime::runtime::decode).transpose()?,
                 timestamp,
             })
         };
         unknown()
     }
 }
-impl crate::runtime::Encode for Event {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for Event {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
             Self::Unrecognized { name, data, timestamp } => {
-                crate::runtime::encode_event(
+                ::qapi_runtime::runtime::encode_event(
                     w,
                     name,
-                    data.as_ref().map(|d| d as &dyn crate::runtime::Encode),
+                    data.as_ref().map(|d| d as &dyn ::qapi_runtime::runtime::Encode),
                     timestamp,
                 )
             }
         }
     }
 }
-impl crate::runtime::Decode for Event {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-        let (name, data, timestamp) = crate::runtime::read_event(r)?;
-        <Self as crate::EventSet>::decode_event(&name, data, timestamp)
-            .map_err(crate::runtime::json_error)
+impl ::qapi_runtime::runtime::Decode for Event {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
+        let (name, data, timestamp) = ::qapi_runtime::runtime::read_event(r)?;
+        <Self as ::qapi_runtime::EventSet>::decode_event(&name, data, timestamp)
+            .map_err(::qapi_runtime::runtime::json_error)
     }
 }
-crate::runtime::serde_impls!(Event);
+::qapi_runtime::runtime::serde_impls!(Event);

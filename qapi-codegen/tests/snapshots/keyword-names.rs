@@ -37,8 +37,8 @@ impl Keywords {
         }
     }
 }
-impl crate::runtime::Members for Keywords {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for Keywords {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.member("type", &self.r#type);
         w.member("gen", &self.r#gen);
         w.member("self", &self.self_);
@@ -47,8 +47,10 @@ impl crate::runtime::Members for Keywords {
         w.member("match-mode", &self.match_mode);
     }
 }
-impl crate::runtime::Decode for Keywords {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for Keywords {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut f1 = None;
@@ -85,7 +87,7 @@ impl crate::runtime::Decode for Keywords {
         })
     }
 }
-crate::runtime::object_impls!(Keywords);
+::qapi_runtime::runtime::object_impls!(Keywords);
 /// Enum values that are keywords or start with a digit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum KeywordValues {
@@ -126,7 +128,7 @@ impl KeywordValues {
         }
     }
 }
-crate::runtime::enum_impls!(KeywordValues);
+::qapi_runtime::runtime::enum_impls!(KeywordValues);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {
     /// An experimental command with keyword arguments.
@@ -145,13 +147,15 @@ pub mod commands {
             }
         }
     }
-    impl crate::runtime::Members for XQueryKeywords {
-        fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+    impl ::qapi_runtime::runtime::Members for XQueryKeywords {
+        fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
             w.opt_member("struct", &self.r#struct);
         }
     }
-    impl crate::runtime::Decode for XQueryKeywords {
-        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+    impl ::qapi_runtime::runtime::Decode for XQueryKeywords {
+        fn decode(
+            r: &mut ::qapi_runtime::runtime::Reader<'_>,
+        ) -> ::qapi_runtime::runtime::Result<Self> {
             use ::std::option::Option::None;
             let mut f0 = None;
             let mut o = r.begin_object()?;
@@ -161,8 +165,8 @@ pub mod commands {
             ::std::result::Result::Ok(Self { r#struct: f0 })
         }
     }
-    crate::runtime::object_impls!(XQueryKeywords);
-    impl crate::Command for XQueryKeywords {
+    ::qapi_runtime::runtime::object_impls!(XQueryKeywords);
+    impl ::qapi_runtime::Command for XQueryKeywords {
         const NAME: &'static str = "x-query-keywords";
         const HAS_ARGUMENTS: bool = true;
         const ALLOW_OOB: bool = false;
@@ -172,12 +176,12 @@ pub mod commands {
             &self,
             out: &mut ::std::vec::Vec<u8>,
         ) -> ::std::result::Result<(), ::serde_json::Error> {
-            crate::runtime::write_arguments(self, out)
+            ::qapi_runtime::runtime::write_arguments(self, out)
         }
         fn decode_return(
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
-            crate::runtime::decode(json)
+            ::qapi_runtime::runtime::decode(json)
         }
     }
 }
@@ -195,13 +199,15 @@ pub mod events {
             Self { r#loop }
         }
     }
-    impl crate::runtime::Members for XEvent {
-        fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+    impl ::qapi_runtime::runtime::Members for XEvent {
+        fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
             w.member("loop", &self.r#loop);
         }
     }
-    impl crate::runtime::Decode for XEvent {
-        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+    impl ::qapi_runtime::runtime::Decode for XEvent {
+        fn decode(
+            r: &mut ::qapi_runtime::runtime::Reader<'_>,
+        ) -> ::qapi_runtime::runtime::Result<Self> {
             use ::std::option::Option::{None, Some};
             let mut f0 = None;
             let mut o = r.begin_object()?;
@@ -214,8 +220,10 @@ pub mod events {
             ::std::result::Result::Ok(Self { r#loop: f0 })
         }
     }
-    crate::runtime::object_impls!(XEvent);
+    ::qapi_runtime::runtime::object_impls!(XEvent);
 }
+/// This code was generated for a matching `qapi-runtime`.
+const _: () = ::qapi_runtime::runtime::QAPI_CODEGEN_0_1;
 /// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`, written as the transport sends it: `execute` first, `arguments` left out when empty.
 ///
 /// Decoding accepts `exec-oob` for `execute` and ignores the request's `id` and other members.
@@ -251,14 +259,14 @@ impl AnyCommand {
         let unknown = || -> ::std::result::Result<Self, ::serde_json::Error> {
             ::std::result::Result::Ok(Self::Unrecognized {
                 execute: execute.into(),
-                arguments: arguments.map(crate::runtime::decode).transpose()?,
+                arguments: arguments.map(::qapi_runtime::runtime::decode).transpose()?,
             })
         };
         ::std::result::Result::Ok(
             match execute {
                 "x-query-keywords" => {
                     Self::XQueryKeywords(
-                        crate::runtime::decode(arguments.unwrap_or("{}"))?,
+                        ::qapi_runtime::runtime::decode(arguments.unwrap_or("{}"))?,
                     )
                 }
                 _ => return unknown(),
@@ -266,33 +274,36 @@ impl AnyCommand {
         )
     }
 }
-impl crate::runtime::Encode for AnyCommand {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for AnyCommand {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
             Self::XQueryKeywords(a) => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     "x-query-keywords",
                     ::std::option::Option::Some(a),
                 )
             }
             Self::Unrecognized { execute, arguments } => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     execute,
-                    arguments.as_ref().map(|a| a as &dyn crate::runtime::Encode),
+                    arguments.as_ref().map(|a| a as &dyn ::qapi_runtime::runtime::Encode),
                 )
             }
         }
     }
 }
-impl crate::runtime::Decode for AnyCommand {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-        let (execute, arguments) = crate::runtime::read_request(r)?;
-        Self::from_request(&execute, arguments).map_err(crate::runtime::json_error)
+impl ::qapi_runtime::runtime::Decode for AnyCommand {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
+        let (execute, arguments) = ::qapi_runtime::runtime::read_request(r)?;
+        Self::from_request(&execute, arguments)
+            .map_err(::qapi_runtime::runtime::json_error)
     }
 }
-crate::runtime::serde_impls!(AnyCommand);
+::qapi_runtime::runtime::serde_impls!(AnyCommand);
 /// The typed `return` value of any command; serializes back to the same JSON.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]
@@ -310,21 +321,23 @@ impl AnyReturn {
     ) -> ::std::result::Result<Self, ::serde_json::Error> {
         ::std::result::Result::Ok(
             match command {
-                "x-query-keywords" => Self::XQueryKeywords(crate::runtime::decode(json)?),
-                _ => Self::Unrecognized(crate::runtime::decode(json)?),
+                "x-query-keywords" => {
+                    Self::XQueryKeywords(::qapi_runtime::runtime::decode(json)?)
+                }
+                _ => Self::Unrecognized(::qapi_runtime::runtime::decode(json)?),
             },
         )
     }
 }
-impl crate::runtime::Encode for AnyReturn {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for AnyReturn {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
-            Self::XQueryKeywords(v) => crate::runtime::Encode::encode(v, w),
-            Self::Unrecognized(v) => crate::runtime::Encode::encode(v, w),
+            Self::XQueryKeywords(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
+            Self::Unrecognized(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
         }
     }
 }
-crate::runtime::serialize_impl!(AnyReturn);
+::qapi_runtime::runtime::serialize_impl!(AnyReturn);
 /// Any event of the schema with its timestamp; (de)serializes as the wire event `{"event": NAME, "data": {...}, "timestamp": {...}}`.
 ///
 /// Events this schema does not know decode into the catch-all variant, keeping their name and data.
@@ -332,7 +345,7 @@ crate::runtime::serialize_impl!(AnyReturn);
 #[allow(clippy::large_enum_variant)]
 pub enum Event {
     /// Event `X_EVENT` and its timestamp.
-    XEvent(events::XEvent, crate::Timestamp),
+    XEvent(events::XEvent, ::qapi_runtime::Timestamp),
     /// An event this schema does not know (sent by a newer QEMU).
     Unrecognized {
         /// The event name.
@@ -340,7 +353,7 @@ pub enum Event {
         /// Its data, if any.
         data: ::std::option::Option<::serde_json::Value>,
         /// When QEMU emitted it.
-        timestamp: crate::Timestamp,
+        timestamp: ::qapi_runtime::Timestamp,
     },
 }
 impl Event {
@@ -352,23 +365,23 @@ impl Event {
         }
     }
     /// When QEMU emitted the event.
-    pub fn timestamp(&self) -> crate::Timestamp {
+    pub fn timestamp(&self) -> ::qapi_runtime::Timestamp {
         match self {
             Self::XEvent(_, t) => *t,
             Self::Unrecognized { timestamp, .. } => *timestamp,
         }
     }
 }
-impl crate::EventSet for Event {
+impl ::qapi_runtime::EventSet for Event {
     fn decode_event(
         name: &str,
         data: ::std::option::Option<&str>,
-        timestamp: crate::Timestamp,
+        timestamp: ::qapi_runtime::Timestamp,
     ) -> ::std::result::Result<Self, ::serde_json::Error> {
         let unknown = || -> ::std::result::Result<Self, ::serde_json::Error> {
             ::std::result::Result::Ok(Self::Unrecognized {
                 name: name.into(),
-                data: data.map(crate::runtime::decode).transpose()?,
+                data: data.map(::qapi_runtime::runtime::decode).transpose()?,
                 timestamp,
             })
         };
@@ -376,7 +389,7 @@ impl crate::EventSet for Event {
             match name {
                 "X_EVENT" => {
                     Self::XEvent(
-                        crate::runtime::decode(data.unwrap_or("{}"))?,
+                        ::qapi_runtime::runtime::decode(data.unwrap_or("{}"))?,
                         timestamp,
                     )
                 }
@@ -385,11 +398,11 @@ impl crate::EventSet for Event {
         )
     }
 }
-impl crate::runtime::Encode for Event {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for Event {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
             Self::XEvent(d, t) => {
-                crate::runtime::encode_event(
+                ::qapi_runtime::runtime::encode_event(
                     w,
                     "X_EVENT",
                     ::std::option::Option::Some(d),
@@ -397,21 +410,23 @@ impl crate::runtime::Encode for Event {
                 )
             }
             Self::Unrecognized { name, data, timestamp } => {
-                crate::runtime::encode_event(
+                ::qapi_runtime::runtime::encode_event(
                     w,
                     name,
-                    data.as_ref().map(|d| d as &dyn crate::runtime::Encode),
+                    data.as_ref().map(|d| d as &dyn ::qapi_runtime::runtime::Encode),
                     timestamp,
                 )
             }
         }
     }
 }
-impl crate::runtime::Decode for Event {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-        let (name, data, timestamp) = crate::runtime::read_event(r)?;
-        <Self as crate::EventSet>::decode_event(&name, data, timestamp)
-            .map_err(crate::runtime::json_error)
+impl ::qapi_runtime::runtime::Decode for Event {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
+        let (name, data, timestamp) = ::qapi_runtime::runtime::read_event(r)?;
+        <Self as ::qapi_runtime::EventSet>::decode_event(&name, data, timestamp)
+            .map_err(::qapi_runtime::runtime::json_error)
     }
 }
-crate::runtime::serde_impls!(Event);
+::qapi_runtime::runtime::serde_impls!(Event);

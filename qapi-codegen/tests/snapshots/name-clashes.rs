@@ -13,13 +13,15 @@ impl BlockdevBackup {
         Self { device: device.into() }
     }
 }
-impl crate::runtime::Members for BlockdevBackup {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for BlockdevBackup {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.member("device", &self.device);
     }
 }
-impl crate::runtime::Decode for BlockdevBackup {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for BlockdevBackup {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut o = r.begin_object()?;
@@ -32,7 +34,7 @@ impl crate::runtime::Decode for BlockdevBackup {
         ::std::result::Result::Ok(Self { device: f0 })
     }
 }
-crate::runtime::object_impls!(BlockdevBackup);
+::qapi_runtime::runtime::object_impls!(BlockdevBackup);
 /// A type named like the generated event enum.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
@@ -45,13 +47,15 @@ impl Event {
         Self { name: name.into() }
     }
 }
-impl crate::runtime::Members for Event {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for Event {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.member("name", &self.name);
     }
 }
-impl crate::runtime::Decode for Event {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for Event {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut o = r.begin_object()?;
@@ -64,7 +68,7 @@ impl crate::runtime::Decode for Event {
         ::std::result::Result::Ok(Self { name: f0 })
     }
 }
-crate::runtime::object_impls!(Event);
+::qapi_runtime::runtime::object_impls!(Event);
 /// A type named like the generated command enum.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnyCommand {
@@ -77,13 +81,15 @@ impl AnyCommand {
         Self { name: name.into() }
     }
 }
-impl crate::runtime::Members for AnyCommand {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for AnyCommand {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.member("name", &self.name);
     }
 }
-impl crate::runtime::Decode for AnyCommand {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for AnyCommand {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut o = r.begin_object()?;
@@ -96,7 +102,7 @@ impl crate::runtime::Decode for AnyCommand {
         ::std::result::Result::Ok(Self { name: f0 })
     }
 }
-crate::runtime::object_impls!(AnyCommand);
+::qapi_runtime::runtime::object_impls!(AnyCommand);
 /// A type named like a std type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct String {
@@ -114,14 +120,16 @@ impl String {
         }
     }
 }
-impl crate::runtime::Members for String {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for String {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.member("value", &self.value);
         w.opt_member("opt", &self.opt);
     }
 }
-impl crate::runtime::Decode for String {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for String {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut f1 = None;
@@ -138,7 +146,7 @@ impl crate::runtime::Decode for String {
         ::std::result::Result::Ok(Self { value: f0, opt: f1 })
     }
 }
-crate::runtime::object_impls!(String);
+::qapi_runtime::runtime::object_impls!(String);
 /// An enum named like a std type.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Option {
@@ -163,7 +171,7 @@ impl Option {
         }
     }
 }
-crate::runtime::enum_impls!(Option);
+::qapi_runtime::runtime::enum_impls!(Option);
 /// A union named so that its branch enum clashes with a type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Opts {
@@ -188,7 +196,7 @@ pub enum OptsBranch2 {
         /// The discriminator value.
         tag: ::std::string::String,
         /// The members besides the base members.
-        data: crate::runtime::JsonMap,
+        data: ::qapi_runtime::runtime::JsonMap,
     },
 }
 impl OptsBranch2 {
@@ -201,35 +209,39 @@ impl OptsBranch2 {
     }
     fn decode_branch(
         tag: &str,
-        r: &mut crate::runtime::Reader<'_>,
-    ) -> crate::runtime::Result<Self> {
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         ::std::result::Result::Ok(
             match tag {
                 "some" => Self::Some,
                 _ => {
                     Self::Unrecognized {
                         tag: tag.into(),
-                        data: crate::runtime::members_except(r, &["kind"])?,
+                        data: ::qapi_runtime::runtime::members_except(r, &["kind"])?,
                     }
                 }
             },
         )
     }
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
             Self::Some => {}
-            Self::Unrecognized { data, .. } => crate::runtime::encode_members(data, w),
+            Self::Unrecognized { data, .. } => {
+                ::qapi_runtime::runtime::encode_members(data, w)
+            }
         }
     }
 }
-impl crate::runtime::Members for Opts {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for Opts {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.member("kind", self.kind.tag());
         self.kind.members(w);
     }
 }
-impl crate::runtime::Decode for Opts {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for Opts {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         let start = r.mark();
         use ::std::option::Option::{None, Some};
         let mut tag = None;
@@ -244,7 +256,7 @@ impl crate::runtime::Decode for Opts {
         ::std::result::Result::Ok(Self { kind: branch })
     }
 }
-crate::runtime::object_impls!(Opts);
+::qapi_runtime::runtime::object_impls!(Opts);
 /// A type named like the branch enum of Opts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OptsBranch {
@@ -257,13 +269,15 @@ impl OptsBranch {
         Self { x }
     }
 }
-impl crate::runtime::Members for OptsBranch {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for OptsBranch {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.member("x", &self.x);
     }
 }
-impl crate::runtime::Decode for OptsBranch {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for OptsBranch {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut o = r.begin_object()?;
@@ -276,24 +290,26 @@ impl crate::runtime::Decode for OptsBranch {
         ::std::result::Result::Ok(Self { x: f0 })
     }
 }
-crate::runtime::object_impls!(OptsBranch);
+::qapi_runtime::runtime::object_impls!(OptsBranch);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {
     /// A boxed command named like its argument type.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct BlockdevBackup(pub super::BlockdevBackup);
-    impl crate::runtime::Encode for BlockdevBackup {
-        fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
-            crate::runtime::Encode::encode(&self.0, w)
+    impl ::qapi_runtime::runtime::Encode for BlockdevBackup {
+        fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
+            ::qapi_runtime::runtime::Encode::encode(&self.0, w)
         }
     }
-    impl crate::runtime::Decode for BlockdevBackup {
-        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-            crate::runtime::Decode::decode(r).map(Self)
+    impl ::qapi_runtime::runtime::Decode for BlockdevBackup {
+        fn decode(
+            r: &mut ::qapi_runtime::runtime::Reader<'_>,
+        ) -> ::qapi_runtime::runtime::Result<Self> {
+            ::qapi_runtime::runtime::Decode::decode(r).map(Self)
         }
     }
-    crate::runtime::serde_impls!(BlockdevBackup);
-    impl crate::Command for BlockdevBackup {
+    ::qapi_runtime::runtime::serde_impls!(BlockdevBackup);
+    impl ::qapi_runtime::Command for BlockdevBackup {
         const NAME: &'static str = "blockdev-backup";
         const HAS_ARGUMENTS: bool = true;
         const ALLOW_OOB: bool = false;
@@ -303,18 +319,18 @@ pub mod commands {
             &self,
             out: &mut ::std::vec::Vec<u8>,
         ) -> ::std::result::Result<(), ::serde_json::Error> {
-            crate::runtime::write_arguments(self, out)
+            ::qapi_runtime::runtime::write_arguments(self, out)
         }
         fn decode_return(
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
-            crate::runtime::decode_empty(json)
+            ::qapi_runtime::runtime::decode_empty(json)
         }
     }
     /// Two commands whose Rust names coincide.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub struct AbC;
-    impl crate::Command for AbC {
+    impl ::qapi_runtime::Command for AbC {
         const NAME: &'static str = "ab-c";
         const HAS_ARGUMENTS: bool = false;
         const ALLOW_OOB: bool = false;
@@ -329,13 +345,13 @@ pub mod commands {
         fn decode_return(
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
-            crate::runtime::decode_empty(json)
+            ::qapi_runtime::runtime::decode_empty(json)
         }
     }
     /// The other one.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub struct AbC2;
-    impl crate::Command for AbC2 {
+    impl ::qapi_runtime::Command for AbC2 {
         const NAME: &'static str = "ab_c";
         const HAS_ARGUMENTS: bool = false;
         const ALLOW_OOB: bool = false;
@@ -350,7 +366,7 @@ pub mod commands {
         fn decode_return(
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
-            crate::runtime::decode_empty(json)
+            ::qapi_runtime::runtime::decode_empty(json)
         }
     }
 }
@@ -368,13 +384,15 @@ pub mod events {
             Self { device: device.into() }
         }
     }
-    impl crate::runtime::Members for BlockdevBackup {
-        fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+    impl ::qapi_runtime::runtime::Members for BlockdevBackup {
+        fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
             w.member("device", &self.device);
         }
     }
-    impl crate::runtime::Decode for BlockdevBackup {
-        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+    impl ::qapi_runtime::runtime::Decode for BlockdevBackup {
+        fn decode(
+            r: &mut ::qapi_runtime::runtime::Reader<'_>,
+        ) -> ::qapi_runtime::runtime::Result<Self> {
             use ::std::option::Option::{None, Some};
             let mut f0 = None;
             let mut o = r.begin_object()?;
@@ -387,8 +405,10 @@ pub mod events {
             ::std::result::Result::Ok(Self { device: f0 })
         }
     }
-    crate::runtime::object_impls!(BlockdevBackup);
+    ::qapi_runtime::runtime::object_impls!(BlockdevBackup);
 }
+/// This code was generated for a matching `qapi-runtime`.
+const _: () = ::qapi_runtime::runtime::QAPI_CODEGEN_0_1;
 /// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`, written as the transport sends it: `execute` first, `arguments` left out when empty.
 ///
 /// Decoding accepts `exec-oob` for `execute` and ignores the request's `id` and other members.
@@ -430,14 +450,14 @@ impl AnyCommand2 {
         let unknown = || -> ::std::result::Result<Self, ::serde_json::Error> {
             ::std::result::Result::Ok(Self::Unrecognized {
                 execute: execute.into(),
-                arguments: arguments.map(crate::runtime::decode).transpose()?,
+                arguments: arguments.map(::qapi_runtime::runtime::decode).transpose()?,
             })
         };
         ::std::result::Result::Ok(
             match execute {
                 "blockdev-backup" => {
                     Self::BlockdevBackup(
-                        crate::runtime::decode(arguments.unwrap_or("{}"))?,
+                        ::qapi_runtime::runtime::decode(arguments.unwrap_or("{}"))?,
                     )
                 }
                 "ab-c" => Self::AbC(commands::AbC),
@@ -447,39 +467,50 @@ impl AnyCommand2 {
         )
     }
 }
-impl crate::runtime::Encode for AnyCommand2 {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for AnyCommand2 {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
             Self::BlockdevBackup(a) => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     "blockdev-backup",
                     ::std::option::Option::Some(a),
                 )
             }
             Self::AbC(_) => {
-                crate::runtime::encode_request(w, "ab-c", ::std::option::Option::None)
+                ::qapi_runtime::runtime::encode_request(
+                    w,
+                    "ab-c",
+                    ::std::option::Option::None,
+                )
             }
             Self::AbC2(_) => {
-                crate::runtime::encode_request(w, "ab_c", ::std::option::Option::None)
+                ::qapi_runtime::runtime::encode_request(
+                    w,
+                    "ab_c",
+                    ::std::option::Option::None,
+                )
             }
             Self::Unrecognized { execute, arguments } => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     execute,
-                    arguments.as_ref().map(|a| a as &dyn crate::runtime::Encode),
+                    arguments.as_ref().map(|a| a as &dyn ::qapi_runtime::runtime::Encode),
                 )
             }
         }
     }
 }
-impl crate::runtime::Decode for AnyCommand2 {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-        let (execute, arguments) = crate::runtime::read_request(r)?;
-        Self::from_request(&execute, arguments).map_err(crate::runtime::json_error)
+impl ::qapi_runtime::runtime::Decode for AnyCommand2 {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
+        let (execute, arguments) = ::qapi_runtime::runtime::read_request(r)?;
+        Self::from_request(&execute, arguments)
+            .map_err(::qapi_runtime::runtime::json_error)
     }
 }
-crate::runtime::serde_impls!(AnyCommand2);
+::qapi_runtime::runtime::serde_impls!(AnyCommand2);
 /// The typed `return` value of any command; serializes back to the same JSON.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]
@@ -502,33 +533,33 @@ impl AnyReturn {
         ::std::result::Result::Ok(
             match command {
                 "blockdev-backup" => {
-                    crate::runtime::decode_empty(json)?;
+                    ::qapi_runtime::runtime::decode_empty(json)?;
                     Self::BlockdevBackup
                 }
                 "ab-c" => {
-                    crate::runtime::decode_empty(json)?;
+                    ::qapi_runtime::runtime::decode_empty(json)?;
                     Self::AbC
                 }
                 "ab_c" => {
-                    crate::runtime::decode_empty(json)?;
+                    ::qapi_runtime::runtime::decode_empty(json)?;
                     Self::AbC2
                 }
-                _ => Self::Unrecognized(crate::runtime::decode(json)?),
+                _ => Self::Unrecognized(::qapi_runtime::runtime::decode(json)?),
             },
         )
     }
 }
-impl crate::runtime::Encode for AnyReturn {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for AnyReturn {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
-            Self::BlockdevBackup => crate::runtime::encode_empty(w),
-            Self::AbC => crate::runtime::encode_empty(w),
-            Self::AbC2 => crate::runtime::encode_empty(w),
-            Self::Unrecognized(v) => crate::runtime::Encode::encode(v, w),
+            Self::BlockdevBackup => ::qapi_runtime::runtime::encode_empty(w),
+            Self::AbC => ::qapi_runtime::runtime::encode_empty(w),
+            Self::AbC2 => ::qapi_runtime::runtime::encode_empty(w),
+            Self::Unrecognized(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
         }
     }
 }
-crate::runtime::serialize_impl!(AnyReturn);
+::qapi_runtime::runtime::serialize_impl!(AnyReturn);
 /// Any event of the schema with its timestamp; (de)serializes as the wire event `{"event": NAME, "data": {...}, "timestamp": {...}}`.
 ///
 /// Events this schema does not know decode into the catch-all variant, keeping their name and data.
@@ -536,7 +567,7 @@ crate::runtime::serialize_impl!(AnyReturn);
 #[allow(clippy::large_enum_variant)]
 pub enum Event2 {
     /// Event `BLOCKDEV_BACKUP` and its timestamp.
-    BlockdevBackup(events::BlockdevBackup, crate::Timestamp),
+    BlockdevBackup(events::BlockdevBackup, ::qapi_runtime::Timestamp),
     /// An event this schema does not know (sent by a newer QEMU).
     Unrecognized {
         /// The event name.
@@ -544,7 +575,7 @@ pub enum Event2 {
         /// Its data, if any.
         data: ::std::option::Option<::serde_json::Value>,
         /// When QEMU emitted it.
-        timestamp: crate::Timestamp,
+        timestamp: ::qapi_runtime::Timestamp,
     },
 }
 impl Event2 {
@@ -556,23 +587,23 @@ impl Event2 {
         }
     }
     /// When QEMU emitted the event.
-    pub fn timestamp(&self) -> crate::Timestamp {
+    pub fn timestamp(&self) -> ::qapi_runtime::Timestamp {
         match self {
             Self::BlockdevBackup(_, t) => *t,
             Self::Unrecognized { timestamp, .. } => *timestamp,
         }
     }
 }
-impl crate::EventSet for Event2 {
+impl ::qapi_runtime::EventSet for Event2 {
     fn decode_event(
         name: &str,
         data: ::std::option::Option<&str>,
-        timestamp: crate::Timestamp,
+        timestamp: ::qapi_runtime::Timestamp,
     ) -> ::std::result::Result<Self, ::serde_json::Error> {
         let unknown = || -> ::std::result::Result<Self, ::serde_json::Error> {
             ::std::result::Result::Ok(Self::Unrecognized {
                 name: name.into(),
-                data: data.map(crate::runtime::decode).transpose()?,
+                data: data.map(::qapi_runtime::runtime::decode).transpose()?,
                 timestamp,
             })
         };
@@ -580,7 +611,7 @@ impl crate::EventSet for Event2 {
             match name {
                 "BLOCKDEV_BACKUP" => {
                     Self::BlockdevBackup(
-                        crate::runtime::decode(data.unwrap_or("{}"))?,
+                        ::qapi_runtime::runtime::decode(data.unwrap_or("{}"))?,
                         timestamp,
                     )
                 }
@@ -589,11 +620,11 @@ impl crate::EventSet for Event2 {
         )
     }
 }
-impl crate::runtime::Encode for Event2 {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for Event2 {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
             Self::BlockdevBackup(d, t) => {
-                crate::runtime::encode_event(
+                ::qapi_runtime::runtime::encode_event(
                     w,
                     "BLOCKDEV_BACKUP",
                     ::std::option::Option::Some(d),
@@ -601,21 +632,23 @@ impl crate::runtime::Encode for Event2 {
                 )
             }
             Self::Unrecognized { name, data, timestamp } => {
-                crate::runtime::encode_event(
+                ::qapi_runtime::runtime::encode_event(
                     w,
                     name,
-                    data.as_ref().map(|d| d as &dyn crate::runtime::Encode),
+                    data.as_ref().map(|d| d as &dyn ::qapi_runtime::runtime::Encode),
                     timestamp,
                 )
             }
         }
     }
 }
-impl crate::runtime::Decode for Event2 {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-        let (name, data, timestamp) = crate::runtime::read_event(r)?;
-        <Self as crate::EventSet>::decode_event(&name, data, timestamp)
-            .map_err(crate::runtime::json_error)
+impl ::qapi_runtime::runtime::Decode for Event2 {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
+        let (name, data, timestamp) = ::qapi_runtime::runtime::read_event(r)?;
+        <Self as ::qapi_runtime::EventSet>::decode_event(&name, data, timestamp)
+            .map_err(::qapi_runtime::runtime::json_error)
     }
 }
-crate::runtime::serde_impls!(Event2);
+::qapi_runtime::runtime::serde_impls!(Event2);

@@ -31,7 +31,7 @@ pub struct Machine {
     /// a value, a string before
     ///
     /// Its type changed within the supported QEMU range: a value of another release's shape decodes as `Versioned::Other`.
-    pub value: crate::Versioned<i64>,
+    pub value: ::qapi_runtime::Versioned<i64>,
 }
 impl Machine {
     /// Builds the value from its required members, in schema order; the optional ones are `None`.
@@ -39,7 +39,7 @@ impl Machine {
         name: impl ::std::convert::Into<::std::string::String>,
         hotplug: bool,
         unit: Unit,
-        value: crate::Versioned<i64>,
+        value: ::qapi_runtime::Versioned<i64>,
     ) -> Self {
         Self {
             name: name.into(),
@@ -53,8 +53,8 @@ impl Machine {
         }
     }
 }
-impl crate::runtime::Members for Machine {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for Machine {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.member("name", &self.name);
         w.opt_member("alias", &self.alias);
         w.opt_member("acpi", &self.acpi);
@@ -65,8 +65,10 @@ impl crate::runtime::Members for Machine {
         w.member("value", &self.value);
     }
 }
-impl crate::runtime::Decode for Machine {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for Machine {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut f1 = None;
@@ -121,7 +123,7 @@ impl crate::runtime::Decode for Machine {
         })
     }
 }
-crate::runtime::object_impls!(Machine);
+::qapi_runtime::runtime::object_impls!(Machine);
 /// A unit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Unit {
@@ -150,7 +152,7 @@ impl Unit {
         }
     }
 }
-crate::runtime::enum_impls!(Unit);
+::qapi_runtime::runtime::enum_impls!(Unit);
 /// SEV flavours.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SevType {
@@ -179,7 +181,7 @@ impl SevType {
         }
     }
 }
-crate::runtime::enum_impls!(SevType);
+::qapi_runtime::runtime::enum_impls!(SevType);
 /// What every flavour has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SevCommon {
@@ -199,14 +201,16 @@ impl SevCommon {
         }
     }
 }
-impl crate::runtime::Members for SevCommon {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for SevCommon {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.member("enabled", &self.enabled);
         w.opt_member("sev-type", &self.sev_type);
     }
 }
-impl crate::runtime::Decode for SevCommon {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for SevCommon {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut f1 = None;
@@ -223,7 +227,7 @@ impl crate::runtime::Decode for SevCommon {
         ::std::result::Result::Ok(Self { enabled: f0, sev_type: f1 })
     }
 }
-crate::runtime::object_impls!(SevCommon);
+::qapi_runtime::runtime::object_impls!(SevCommon);
 /// Plain SEV.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SevPlain {
@@ -236,13 +240,15 @@ impl SevPlain {
         Self { handle }
     }
 }
-impl crate::runtime::Members for SevPlain {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for SevPlain {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.member("handle", &self.handle);
     }
 }
-impl crate::runtime::Decode for SevPlain {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for SevPlain {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut o = r.begin_object()?;
@@ -255,7 +261,7 @@ impl crate::runtime::Decode for SevPlain {
         ::std::result::Result::Ok(Self { handle: f0 })
     }
 }
-crate::runtime::object_impls!(SevPlain);
+::qapi_runtime::runtime::object_impls!(SevPlain);
 /// SEV-SNP.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SevSnp {
@@ -272,13 +278,15 @@ impl SevSnp {
         }
     }
 }
-impl crate::runtime::Members for SevSnp {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for SevSnp {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.opt_member("policy", &self.policy);
     }
 }
-impl crate::runtime::Decode for SevSnp {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for SevSnp {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         use ::std::option::Option::None;
         let mut f0 = None;
         let mut o = r.begin_object()?;
@@ -288,7 +296,7 @@ impl crate::runtime::Decode for SevSnp {
         ::std::result::Result::Ok(Self { policy: f0 })
     }
 }
-crate::runtime::object_impls!(SevSnp);
+::qapi_runtime::runtime::object_impls!(SevSnp);
 /// A struct before, a union now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SevInfo {
@@ -317,7 +325,7 @@ pub enum SevInfoBranch {
         /// The discriminator value.
         tag: ::std::string::String,
         /// The members besides the base members.
-        data: crate::runtime::JsonMap,
+        data: ::qapi_runtime::runtime::JsonMap,
     },
 }
 impl SevInfoBranch {
@@ -331,16 +339,16 @@ impl SevInfoBranch {
     }
     fn decode_branch(
         tag: &str,
-        r: &mut crate::runtime::Reader<'_>,
-    ) -> crate::runtime::Result<Self> {
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         ::std::result::Result::Ok(
             match tag {
-                "sev" => Self::Sev(crate::runtime::Decode::decode(r)?),
-                "sev-snp" => Self::SevSnp(crate::runtime::Decode::decode(r)?),
+                "sev" => Self::Sev(::qapi_runtime::runtime::Decode::decode(r)?),
+                "sev-snp" => Self::SevSnp(::qapi_runtime::runtime::Decode::decode(r)?),
                 _ => {
                     Self::Unrecognized {
                         tag: tag.into(),
-                        data: crate::runtime::members_except(
+                        data: ::qapi_runtime::runtime::members_except(
                             r,
                             &["enabled", "sev-type"],
                         )?,
@@ -349,23 +357,27 @@ impl SevInfoBranch {
             },
         )
     }
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
-            Self::Sev(v) => crate::runtime::Members::members(v, w),
-            Self::SevSnp(v) => crate::runtime::Members::members(v, w),
-            Self::Unrecognized { data, .. } => crate::runtime::encode_members(data, w),
+            Self::Sev(v) => ::qapi_runtime::runtime::Members::members(v, w),
+            Self::SevSnp(v) => ::qapi_runtime::runtime::Members::members(v, w),
+            Self::Unrecognized { data, .. } => {
+                ::qapi_runtime::runtime::encode_members(data, w)
+            }
         }
     }
 }
-impl crate::runtime::Members for SevInfo {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for SevInfo {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.member("enabled", &self.enabled);
         w.member("sev-type", self.sev_type.tag());
         self.sev_type.members(w);
     }
 }
-impl crate::runtime::Decode for SevInfo {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for SevInfo {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         let start = r.mark();
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
@@ -390,7 +402,7 @@ impl crate::runtime::Decode for SevInfo {
         })
     }
 }
-crate::runtime::object_impls!(SevInfo);
+::qapi_runtime::runtime::object_impls!(SevInfo);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {
     /// The machine.
@@ -398,7 +410,7 @@ pub mod commands {
     /// **Returns:** the machine
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub struct QueryMachine;
-    impl crate::Command for QueryMachine {
+    impl ::qapi_runtime::Command for QueryMachine {
         const NAME: &'static str = "query-machine";
         const HAS_ARGUMENTS: bool = false;
         const ALLOW_OOB: bool = false;
@@ -413,7 +425,7 @@ pub mod commands {
         fn decode_return(
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
-            crate::runtime::decode(json)
+            ::qapi_runtime::runtime::decode(json)
         }
     }
     /// SEV state.
@@ -421,12 +433,12 @@ pub mod commands {
     /// **Returns:** the state
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub struct QuerySev;
-    impl crate::Command for QuerySev {
+    impl ::qapi_runtime::Command for QuerySev {
         const NAME: &'static str = "query-sev";
         const HAS_ARGUMENTS: bool = false;
         const ALLOW_OOB: bool = false;
         const SUCCESS_RESPONSE: bool = true;
-        type Returns = crate::Versioned<super::SevInfo>;
+        type Returns = ::qapi_runtime::Versioned<super::SevInfo>;
         fn write_arguments(
             &self,
             _out: &mut ::std::vec::Vec<u8>,
@@ -436,7 +448,7 @@ pub mod commands {
         fn decode_return(
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
-            crate::runtime::decode(json)
+            ::qapi_runtime::runtime::decode(json)
         }
     }
     /// Arguments that appeared within the range.
@@ -458,14 +470,16 @@ pub mod commands {
             }
         }
     }
-    impl crate::runtime::Members for SetThing {
-        fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+    impl ::qapi_runtime::runtime::Members for SetThing {
+        fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
             w.member("id", &self.id);
             w.opt_member("force", &self.force);
         }
     }
-    impl crate::runtime::Decode for SetThing {
-        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+    impl ::qapi_runtime::runtime::Decode for SetThing {
+        fn decode(
+            r: &mut ::qapi_runtime::runtime::Reader<'_>,
+        ) -> ::qapi_runtime::runtime::Result<Self> {
             use ::std::option::Option::{None, Some};
             let mut f0 = None;
             let mut f1 = None;
@@ -482,8 +496,8 @@ pub mod commands {
             ::std::result::Result::Ok(Self { id: f0, force: f1 })
         }
     }
-    crate::runtime::object_impls!(SetThing);
-    impl crate::Command for SetThing {
+    ::qapi_runtime::runtime::object_impls!(SetThing);
+    impl ::qapi_runtime::Command for SetThing {
         const NAME: &'static str = "set-thing";
         const HAS_ARGUMENTS: bool = true;
         const ALLOW_OOB: bool = false;
@@ -493,12 +507,12 @@ pub mod commands {
             &self,
             out: &mut ::std::vec::Vec<u8>,
         ) -> ::std::result::Result<(), ::serde_json::Error> {
-            crate::runtime::write_arguments(self, out)
+            ::qapi_runtime::runtime::write_arguments(self, out)
         }
         fn decode_return(
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
-            crate::runtime::decode_empty(json)
+            ::qapi_runtime::runtime::decode_empty(json)
         }
     }
 }
@@ -523,14 +537,16 @@ pub mod events {
             }
         }
     }
-    impl crate::runtime::Members for ThingChanged {
-        fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+    impl ::qapi_runtime::runtime::Members for ThingChanged {
+        fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
             w.member("id", &self.id);
             w.opt_member("path", &self.path);
         }
     }
-    impl crate::runtime::Decode for ThingChanged {
-        fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+    impl ::qapi_runtime::runtime::Decode for ThingChanged {
+        fn decode(
+            r: &mut ::qapi_runtime::runtime::Reader<'_>,
+        ) -> ::qapi_runtime::runtime::Result<Self> {
             use ::std::option::Option::{None, Some};
             let mut f0 = None;
             let mut f1 = None;
@@ -547,8 +563,10 @@ pub mod events {
             ::std::result::Result::Ok(Self { id: f0, path: f1 })
         }
     }
-    crate::runtime::object_impls!(ThingChanged);
+    ::qapi_runtime::runtime::object_impls!(ThingChanged);
 }
+/// This code was generated for a matching `qapi-runtime`.
+const _: () = ::qapi_runtime::runtime::QAPI_CODEGEN_0_1;
 /// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`, written as the transport sends it: `execute` first, `arguments` left out when empty.
 ///
 /// Decoding accepts `exec-oob` for `execute` and ignores the request's `id` and other members.
@@ -590,7 +608,7 @@ impl AnyCommand {
         let unknown = || -> ::std::result::Result<Self, ::serde_json::Error> {
             ::std::result::Result::Ok(Self::Unrecognized {
                 execute: execute.into(),
-                arguments: arguments.map(crate::runtime::decode).transpose()?,
+                arguments: arguments.map(::qapi_runtime::runtime::decode).transpose()?,
             })
         };
         ::std::result::Result::Ok(
@@ -598,54 +616,59 @@ impl AnyCommand {
                 "query-machine" => Self::QueryMachine(commands::QueryMachine),
                 "query-sev" => Self::QuerySev(commands::QuerySev),
                 "set-thing" => {
-                    Self::SetThing(crate::runtime::decode(arguments.unwrap_or("{}"))?)
+                    Self::SetThing(
+                        ::qapi_runtime::runtime::decode(arguments.unwrap_or("{}"))?,
+                    )
                 }
                 _ => return unknown(),
             },
         )
     }
 }
-impl crate::runtime::Encode for AnyCommand {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for AnyCommand {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
             Self::QueryMachine(_) => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     "query-machine",
                     ::std::option::Option::None,
                 )
             }
             Self::QuerySev(_) => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     "query-sev",
                     ::std::option::Option::None,
                 )
             }
             Self::SetThing(a) => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     "set-thing",
                     ::std::option::Option::Some(a),
                 )
             }
             Self::Unrecognized { execute, arguments } => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     execute,
-                    arguments.as_ref().map(|a| a as &dyn crate::runtime::Encode),
+                    arguments.as_ref().map(|a| a as &dyn ::qapi_runtime::runtime::Encode),
                 )
             }
         }
     }
 }
-impl crate::runtime::Decode for AnyCommand {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-        let (execute, arguments) = crate::runtime::read_request(r)?;
-        Self::from_request(&execute, arguments).map_err(crate::runtime::json_error)
+impl ::qapi_runtime::runtime::Decode for AnyCommand {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
+        let (execute, arguments) = ::qapi_runtime::runtime::read_request(r)?;
+        Self::from_request(&execute, arguments)
+            .map_err(::qapi_runtime::runtime::json_error)
     }
 }
-crate::runtime::serde_impls!(AnyCommand);
+::qapi_runtime::runtime::serde_impls!(AnyCommand);
 /// The typed `return` value of any command; serializes back to the same JSON.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]
@@ -653,7 +676,7 @@ pub enum AnyReturn {
     /// The return of `query-machine`.
     QueryMachine(Machine),
     /// The return of `query-sev`.
-    QuerySev(crate::Versioned<SevInfo>),
+    QuerySev(::qapi_runtime::Versioned<SevInfo>),
     /// The empty return (`{}`) of `set-thing`.
     SetThing,
     /// The return of a command this schema does not know.
@@ -667,28 +690,30 @@ impl AnyReturn {
     ) -> ::std::result::Result<Self, ::serde_json::Error> {
         ::std::result::Result::Ok(
             match command {
-                "query-machine" => Self::QueryMachine(crate::runtime::decode(json)?),
-                "query-sev" => Self::QuerySev(crate::runtime::decode(json)?),
+                "query-machine" => {
+                    Self::QueryMachine(::qapi_runtime::runtime::decode(json)?)
+                }
+                "query-sev" => Self::QuerySev(::qapi_runtime::runtime::decode(json)?),
                 "set-thing" => {
-                    crate::runtime::decode_empty(json)?;
+                    ::qapi_runtime::runtime::decode_empty(json)?;
                     Self::SetThing
                 }
-                _ => Self::Unrecognized(crate::runtime::decode(json)?),
+                _ => Self::Unrecognized(::qapi_runtime::runtime::decode(json)?),
             },
         )
     }
 }
-impl crate::runtime::Encode for AnyReturn {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for AnyReturn {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
-            Self::QueryMachine(v) => crate::runtime::Encode::encode(v, w),
-            Self::QuerySev(v) => crate::runtime::Encode::encode(v, w),
-            Self::SetThing => crate::runtime::encode_empty(w),
-            Self::Unrecognized(v) => crate::runtime::Encode::encode(v, w),
+            Self::QueryMachine(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
+            Self::QuerySev(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
+            Self::SetThing => ::qapi_runtime::runtime::encode_empty(w),
+            Self::Unrecognized(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
         }
     }
 }
-crate::runtime::serialize_impl!(AnyReturn);
+::qapi_runtime::runtime::serialize_impl!(AnyReturn);
 /// Any event of the schema with its timestamp; (de)serializes as the wire event `{"event": NAME, "data": {...}, "timestamp": {...}}`.
 ///
 /// Events this schema does not know decode into the catch-all variant, keeping their name and data.
@@ -696,7 +721,7 @@ crate::runtime::serialize_impl!(AnyReturn);
 #[allow(clippy::large_enum_variant)]
 pub enum Event {
     /// Event `THING_CHANGED` and its timestamp.
-    ThingChanged(events::ThingChanged, crate::Timestamp),
+    ThingChanged(events::ThingChanged, ::qapi_runtime::Timestamp),
     /// An event this schema does not know (sent by a newer QEMU).
     Unrecognized {
         /// The event name.
@@ -704,7 +729,7 @@ pub enum Event {
         /// Its data, if any.
         data: ::std::option::Option<::serde_json::Value>,
         /// When QEMU emitted it.
-        timestamp: crate::Timestamp,
+        timestamp: ::qapi_runtime::Timestamp,
     },
 }
 impl Event {
@@ -716,23 +741,23 @@ impl Event {
         }
     }
     /// When QEMU emitted the event.
-    pub fn timestamp(&self) -> crate::Timestamp {
+    pub fn timestamp(&self) -> ::qapi_runtime::Timestamp {
         match self {
             Self::ThingChanged(_, t) => *t,
             Self::Unrecognized { timestamp, .. } => *timestamp,
         }
     }
 }
-impl crate::EventSet for Event {
+impl ::qapi_runtime::EventSet for Event {
     fn decode_event(
         name: &str,
         data: ::std::option::Option<&str>,
-        timestamp: crate::Timestamp,
+        timestamp: ::qapi_runtime::Timestamp,
     ) -> ::std::result::Result<Self, ::serde_json::Error> {
         let unknown = || -> ::std::result::Result<Self, ::serde_json::Error> {
             ::std::result::Result::Ok(Self::Unrecognized {
                 name: name.into(),
-                data: data.map(crate::runtime::decode).transpose()?,
+                data: data.map(::qapi_runtime::runtime::decode).transpose()?,
                 timestamp,
             })
         };
@@ -740,7 +765,7 @@ impl crate::EventSet for Event {
             match name {
                 "THING_CHANGED" => {
                     Self::ThingChanged(
-                        crate::runtime::decode(data.unwrap_or("{}"))?,
+                        ::qapi_runtime::runtime::decode(data.unwrap_or("{}"))?,
                         timestamp,
                     )
                 }
@@ -749,11 +774,11 @@ impl crate::EventSet for Event {
         )
     }
 }
-impl crate::runtime::Encode for Event {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for Event {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
             Self::ThingChanged(d, t) => {
-                crate::runtime::encode_event(
+                ::qapi_runtime::runtime::encode_event(
                     w,
                     "THING_CHANGED",
                     ::std::option::Option::Some(d),
@@ -761,21 +786,23 @@ impl crate::runtime::Encode for Event {
                 )
             }
             Self::Unrecognized { name, data, timestamp } => {
-                crate::runtime::encode_event(
+                ::qapi_runtime::runtime::encode_event(
                     w,
                     name,
-                    data.as_ref().map(|d| d as &dyn crate::runtime::Encode),
+                    data.as_ref().map(|d| d as &dyn ::qapi_runtime::runtime::Encode),
                     timestamp,
                 )
             }
         }
     }
 }
-impl crate::runtime::Decode for Event {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-        let (name, data, timestamp) = crate::runtime::read_event(r)?;
-        <Self as crate::EventSet>::decode_event(&name, data, timestamp)
-            .map_err(crate::runtime::json_error)
+impl ::qapi_runtime::runtime::Decode for Event {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
+        let (name, data, timestamp) = ::qapi_runtime::runtime::read_event(r)?;
+        <Self as ::qapi_runtime::EventSet>::decode_event(&name, data, timestamp)
+            .map_err(::qapi_runtime::runtime::json_error)
     }
 }
-crate::runtime::serde_impls!(Event);
+::qapi_runtime::runtime::serde_impls!(Event);

@@ -24,16 +24,18 @@ impl Node {
         }
     }
 }
-impl crate::runtime::Members for Node {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for Node {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.member("name", &self.name);
         w.opt_member("parent", &self.parent);
         w.opt_member("children", &self.children);
         w.opt_member("other", &self.other);
     }
 }
-impl crate::runtime::Decode for Node {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for Node {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut f1 = None;
@@ -59,7 +61,7 @@ impl crate::runtime::Decode for Node {
         })
     }
 }
-crate::runtime::object_impls!(Node);
+::qapi_runtime::runtime::object_impls!(Node);
 /// Refers back to Node.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Other {
@@ -74,13 +76,15 @@ impl Other {
         }
     }
 }
-impl crate::runtime::Members for Other {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for Other {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.opt_member("node", &self.node);
     }
 }
-impl crate::runtime::Decode for Other {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for Other {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         use ::std::option::Option::None;
         let mut f0 = None;
         let mut o = r.begin_object()?;
@@ -90,7 +94,7 @@ impl crate::runtime::Decode for Other {
         ::std::result::Result::Ok(Self { node: f0 })
     }
 }
-crate::runtime::object_impls!(Other);
+::qapi_runtime::runtime::object_impls!(Other);
 /// Kinds of chain links.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ChainKind {
@@ -119,7 +123,7 @@ impl ChainKind {
         }
     }
 }
-crate::runtime::enum_impls!(ChainKind);
+::qapi_runtime::runtime::enum_impls!(ChainKind);
 /// A union recursive through its base.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chain {
@@ -151,7 +155,7 @@ pub enum ChainBranch {
         /// The discriminator value.
         tag: ::std::string::String,
         /// The members besides the base members.
-        data: crate::runtime::JsonMap,
+        data: ::qapi_runtime::runtime::JsonMap,
     },
 }
 impl ChainBranch {
@@ -165,38 +169,45 @@ impl ChainBranch {
     }
     fn decode_branch(
         tag: &str,
-        r: &mut crate::runtime::Reader<'_>,
-    ) -> crate::runtime::Result<Self> {
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         ::std::result::Result::Ok(
             match tag {
-                "linked" => Self::Linked(crate::runtime::Decode::decode(r)?),
+                "linked" => Self::Linked(::qapi_runtime::runtime::Decode::decode(r)?),
                 "plain" => Self::Plain,
                 _ => {
                     Self::Unrecognized {
                         tag: tag.into(),
-                        data: crate::runtime::members_except(r, &["kind", "next"])?,
+                        data: ::qapi_runtime::runtime::members_except(
+                            r,
+                            &["kind", "next"],
+                        )?,
                     }
                 }
             },
         )
     }
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
-            Self::Linked(v) => crate::runtime::Members::members(v, w),
+            Self::Linked(v) => ::qapi_runtime::runtime::Members::members(v, w),
             Self::Plain => {}
-            Self::Unrecognized { data, .. } => crate::runtime::encode_members(data, w),
+            Self::Unrecognized { data, .. } => {
+                ::qapi_runtime::runtime::encode_members(data, w)
+            }
         }
     }
 }
-impl crate::runtime::Members for Chain {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for Chain {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.member("kind", self.kind.tag());
         w.opt_member("next", &self.next);
         self.kind.members(w);
     }
 }
-impl crate::runtime::Decode for Chain {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for Chain {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         let start = r.mark();
         use ::std::option::Option::{None, Some};
         let mut tag = None;
@@ -215,7 +226,7 @@ impl crate::runtime::Decode for Chain {
         ::std::result::Result::Ok(Self { kind: branch, next: f1 })
     }
 }
-crate::runtime::object_impls!(Chain);
+::qapi_runtime::runtime::object_impls!(Chain);
 /// Branch data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainLink {
@@ -228,13 +239,15 @@ impl ChainLink {
         Self { target: target.into() }
     }
 }
-impl crate::runtime::Members for ChainLink {
-    fn members(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Members for ChainLink {
+    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         w.member("target", &self.target);
     }
 }
-impl crate::runtime::Decode for ChainLink {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
+impl ::qapi_runtime::runtime::Decode for ChainLink {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
         use ::std::option::Option::{None, Some};
         let mut f0 = None;
         let mut o = r.begin_object()?;
@@ -247,11 +260,13 @@ impl crate::runtime::Decode for ChainLink {
         ::std::result::Result::Ok(Self { target: f0 })
     }
 }
-crate::runtime::object_impls!(ChainLink);
+::qapi_runtime::runtime::object_impls!(ChainLink);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {}
 /// One type per event, holding its data; received events decode into [`Event`].
 pub mod events {}
+/// This code was generated for a matching `qapi-runtime`.
+const _: () = ::qapi_runtime::runtime::QAPI_CODEGEN_0_1;
 /// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`, written as the transport sends it: `execute` first, `arguments` left out when empty.
 ///
 /// Decoding accepts `exec-oob` for `execute` and ignores the request's `id` and other members.
@@ -284,32 +299,35 @@ impl AnyCommand {
         let unknown = || -> ::std::result::Result<Self, ::serde_json::Error> {
             ::std::result::Result::Ok(Self::Unrecognized {
                 execute: execute.into(),
-                arguments: arguments.map(crate::runtime::decode).transpose()?,
+                arguments: arguments.map(::qapi_runtime::runtime::decode).transpose()?,
             })
         };
         unknown()
     }
 }
-impl crate::runtime::Encode for AnyCommand {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for AnyCommand {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
             Self::Unrecognized { execute, arguments } => {
-                crate::runtime::encode_request(
+                ::qapi_runtime::runtime::encode_request(
                     w,
                     execute,
-                    arguments.as_ref().map(|a| a as &dyn crate::runtime::Encode),
+                    arguments.as_ref().map(|a| a as &dyn ::qapi_runtime::runtime::Encode),
                 )
             }
         }
     }
 }
-impl crate::runtime::Decode for AnyCommand {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-        let (execute, arguments) = crate::runtime::read_request(r)?;
-        Self::from_request(&execute, arguments).map_err(crate::runtime::json_error)
+impl ::qapi_runtime::runtime::Decode for AnyCommand {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
+        let (execute, arguments) = ::qapi_runtime::runtime::read_request(r)?;
+        Self::from_request(&execute, arguments)
+            .map_err(::qapi_runtime::runtime::json_error)
     }
 }
-crate::runtime::serde_impls!(AnyCommand);
+::qapi_runtime::runtime::serde_impls!(AnyCommand);
 /// The typed `return` value of any command; serializes back to the same JSON.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]
@@ -324,17 +342,17 @@ impl AnyReturn {
         json: &str,
     ) -> ::std::result::Result<Self, ::serde_json::Error> {
         let _ = command;
-        crate::runtime::decode(json).map(Self::Unrecognized)
+        ::qapi_runtime::runtime::decode(json).map(Self::Unrecognized)
     }
 }
-impl crate::runtime::Encode for AnyReturn {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for AnyReturn {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
-            Self::Unrecognized(v) => crate::runtime::Encode::encode(v, w),
+            Self::Unrecognized(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
         }
     }
 }
-crate::runtime::serialize_impl!(AnyReturn);
+::qapi_runtime::runtime::serialize_impl!(AnyReturn);
 /// Any event of the schema with its timestamp; (de)serializes as the wire event `{"event": NAME, "data": {...}, "timestamp": {...}}`.
 ///
 /// Events this schema does not know decode into the catch-all variant, keeping their name and data.
@@ -348,7 +366,7 @@ pub enum Event {
         /// Its data, if any.
         data: ::std::option::Option<::serde_json::Value>,
         /// When QEMU emitted it.
-        timestamp: crate::Timestamp,
+        timestamp: ::qapi_runtime::Timestamp,
     },
 }
 impl Event {
@@ -359,47 +377,49 @@ impl Event {
         }
     }
     /// When QEMU emitted the event.
-    pub fn timestamp(&self) -> crate::Timestamp {
+    pub fn timestamp(&self) -> ::qapi_runtime::Timestamp {
         match self {
             Self::Unrecognized { timestamp, .. } => *timestamp,
         }
     }
 }
-impl crate::EventSet for Event {
+impl ::qapi_runtime::EventSet for Event {
     fn decode_event(
         name: &str,
         data: ::std::option::Option<&str>,
-        timestamp: crate::Timestamp,
+        timestamp: ::qapi_runtime::Timestamp,
     ) -> ::std::result::Result<Self, ::serde_json::Error> {
         let unknown = || -> ::std::result::Result<Self, ::serde_json::Error> {
             ::std::result::Result::Ok(Self::Unrecognized {
                 name: name.into(),
-                data: data.map(crate::runtime::decode).transpose()?,
+                data: data.map(::qapi_runtime::runtime::decode).transpose()?,
                 timestamp,
             })
         };
         unknown()
     }
 }
-impl crate::runtime::Encode for Event {
-    fn encode(&self, w: &mut crate::runtime::Writer<'_>) {
+impl ::qapi_runtime::runtime::Encode for Event {
+    fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
             Self::Unrecognized { name, data, timestamp } => {
-                crate::runtime::encode_event(
+                ::qapi_runtime::runtime::encode_event(
                     w,
                     name,
-                    data.as_ref().map(|d| d as &dyn crate::runtime::Encode),
+                    data.as_ref().map(|d| d as &dyn ::qapi_runtime::runtime::Encode),
                     timestamp,
                 )
             }
         }
     }
 }
-impl crate::runtime::Decode for Event {
-    fn decode(r: &mut crate::runtime::Reader<'_>) -> crate::runtime::Result<Self> {
-        let (name, data, timestamp) = crate::runtime::read_event(r)?;
-        <Self as crate::EventSet>::decode_event(&name, data, timestamp)
-            .map_err(crate::runtime::json_error)
+impl ::qapi_runtime::runtime::Decode for Event {
+    fn decode(
+        r: &mut ::qapi_runtime::runtime::Reader<'_>,
+    ) -> ::qapi_runtime::runtime::Result<Self> {
+        let (name, data, timestamp) = ::qapi_runtime::runtime::read_event(r)?;
+        <Self as ::qapi_runtime::EventSet>::decode_event(&name, data, timestamp)
+            .map_err(::qapi_runtime::runtime::json_error)
     }
 }
-crate::runtime::serde_impls!(Event);
+::qapi_runtime::runtime::serde_impls!(Event);

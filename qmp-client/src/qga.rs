@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 use super::conn::{qmp_error, Core, Endpoint, Msg, Stats};
 use super::error::Error;
 use super::qmp::{Call, Options};
-use crate::Command;
+use qapi_runtime::Command;
 
 /// A guest agent session. See the [module docs](super) for an example.
 pub struct Qga {
@@ -76,11 +76,11 @@ impl Qga {
     ///
     /// ```no_run
     /// use std::time::Duration;
-    /// use qmp_types::client::{Endpoint, Options, Qga};
+    /// use qmp_client::{Endpoint, Options, Qga};
     /// let endpoint = Endpoint::Unix("/run/vm/qga.sock".into());
     /// let mut qga = Qga::connect_retrying(endpoint, &Options::new(), Duration::from_secs(60))?;
     /// qga.execute_raw("guest-ping", None)?;
-    /// # Ok::<(), qmp_types::client::Error>(())
+    /// # Ok::<(), qmp_client::Error>(())
     /// ```
     pub fn connect_retrying(
         endpoint: Endpoint,

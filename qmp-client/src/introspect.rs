@@ -93,7 +93,7 @@ impl ServerSchema {
     /// # Examples
     ///
     /// ```
-    /// use qmp_types::client::ServerSchema;
+    /// use qmp_client::ServerSchema;
     /// let schema = ServerSchema::from_json(r#"[
     ///     {"name": "query-status", "meta-type": "command", "arg-type": "0", "ret-type": "1"},
     ///     {"name": "STOP", "meta-type": "event", "arg-type": "0"},
@@ -145,7 +145,7 @@ impl ServerSchema {
     /// # Examples
     ///
     /// ```
-    /// # let schema = qmp_types::client::ServerSchema::from_json(
+    /// # let schema = qmp_client::ServerSchema::from_json(
     /// #     r#"[{"name": "query-status", "meta-type": "command", "arg-type": "0"}]"#).unwrap();
     /// assert!(schema.has_command("query-status"));
     /// assert!(!schema.has_command("query-nothing"));
@@ -159,7 +159,7 @@ impl ServerSchema {
     /// # Examples
     ///
     /// ```
-    /// # let schema = qmp_types::client::ServerSchema::from_json(
+    /// # let schema = qmp_client::ServerSchema::from_json(
     /// #     r#"[{"name": "STOP", "meta-type": "event", "arg-type": "0"}]"#).unwrap();
     /// assert!(schema.has_event("STOP"));
     /// assert!(!schema.has_event("stop"));
@@ -175,7 +175,7 @@ impl ServerSchema {
     /// # Examples
     ///
     /// ```
-    /// # let schema = qmp_types::client::ServerSchema::from_json(r#"[
+    /// # let schema = qmp_client::ServerSchema::from_json(r#"[
     /// #     {"name": "query-machines", "meta-type": "command", "arg-type": "7"},
     /// #     {"name": "7", "meta-type": "object", "members": [{"name": "compat-props", "type": "bool", "default": null}]}
     /// # ]"#).unwrap();
@@ -201,8 +201,8 @@ impl ServerSchema {
     /// # Examples
     ///
     /// ```
-    /// use qmp_types::client::Argument;
-    /// # let schema = qmp_types::client::ServerSchema::from_json(r#"[
+    /// use qmp_client::Argument;
+    /// # let schema = qmp_client::ServerSchema::from_json(r#"[
     /// #     {"name": "device_del", "meta-type": "command", "arg-type": "3"},
     /// #     {"name": "3", "meta-type": "object", "members": [{"name": "id", "type": "str"}]}
     /// # ]"#).unwrap();

@@ -17,7 +17,7 @@ use super::conn::{qmp_error, Core, Endpoint, Msg, Stats};
 use super::error::Error;
 use super::fd;
 use super::introspect::{self, ServerSchema};
-use crate::{Command, EventSet, Timestamp};
+use qapi_runtime::{Command, EventSet, Timestamp};
 
 /// Whether to enable out-of-band execution during negotiation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -507,8 +507,8 @@ impl Qmp {
     /// # Examples
     ///
     /// ```no_run
-    /// # fn main() -> Result<(), qmp_types::client::Error> {
-    /// let vm = qmp_types::client::Launcher::qemu().spawn()?;
+    /// # fn main() -> Result<(), qmp_client::Error> {
+    /// let vm = qmp_client::Launcher::qemu().spawn()?;
     /// let mut qmp = vm.connect()?;
     /// let schema = qmp.schema()?;
     /// let queries = schema.commands().filter(|c| c.starts_with("query-")).count();
@@ -541,8 +541,8 @@ impl Qmp {
     /// # Examples
     ///
     /// ```no_run
-    /// # fn main() -> Result<(), qmp_types::client::Error> {
-    /// # let mut qmp = qmp_types::client::Qmp::connect_unix("/run/qmp.sock")?;
+    /// # fn main() -> Result<(), qmp_client::Error> {
+    /// # let mut qmp = qmp_client::Qmp::connect_unix("/run/qmp.sock")?;
     /// if qmp.has_command("blockdev-set-active")? {
     ///     // QEMU 10.0 and later.
     /// }
@@ -557,14 +557,16 @@ impl Qmp {
     /// # Examples
     ///
     /// ```no_run
-    /// use qmp_types::qmp::commands;
-    /// # fn main() -> Result<(), qmp_types::client::Error> {
-    /// # let mut qmp = qmp_types::client::Qmp::connect_unix("/run/qmp.sock")?;
-    /// if qmp.supports::<commands::QueryAudiodevs>()? {
-    ///     let audiodevs = qmp.execute(&commands::QueryAudiodevs)?;
-    ///     println!("{} audio backends", audiodevs.len());
+    /// // With qmp-types: `qmp.supports::<qmp_types::qmp::commands::QueryAudiodevs>()`.
+    /// fn run_if_supported<C: qapi_runtime::Command>(
+    ///     qmp: &mut qmp_client::Qmp,
+    ///     cmd: &C,
+    /// ) -> Result<Option<C::Returns>, qmp_client::Error> {
+    ///     if !qmp.supports::<C>()? {
+    ///         return Ok(None);
+    ///     }
+    ///     qmp.execute(cmd).map(Some)
     /// }
-    /// # Ok(()) }
     /// ```
     pub fn supports<C: Command>(&mut self) -> Result<bool, Error> {
         self.has_command(C::NAME)
@@ -580,8 +582,8 @@ impl Qmp {
     /// # Examples
     ///
     /// ```no_run
-    /// # fn main() -> Result<(), qmp_types::client::Error> {
-    /// # let mut qmp = qmp_types::client::Qmp::connect_unix("/run/qmp.sock")?;
+    /// # fn main() -> Result<(), qmp_client::Error> {
+    /// # let mut qmp = qmp_client::Qmp::connect_unix("/run/qmp.sock")?;
     /// let unplug_errors = qmp.has_event("DEVICE_UNPLUG_GUEST_ERROR")?;
     /// # Ok(()) }
     /// ```
@@ -601,8 +603,8 @@ impl Qmp {
     /// # Examples
     ///
     /// ```no_run
-    /// # fn main() -> Result<(), qmp_types::client::Error> {
-    /// # let mut qmp = qmp_types::client::Qmp::connect_unix("/run/qmp.sock")?;
+    /// # fn main() -> Result<(), qmp_client::Error> {
+    /// # let mut qmp = qmp_client::Qmp::connect_unix("/run/qmp.sock")?;
     /// let args = if qmp.has_argument("query-machines", "compat-props")? {
     ///     Some(serde_json::value::to_raw_value(&serde_json::json!({"compat-props": true})).unwrap())
     /// } else {

@@ -18,10 +18,10 @@ use serde_json::value::RawValue;
 use super::error::{Error, ErrorClass, QmpError};
 use super::fd;
 use super::framing::{Frame, FrameError, Framer};
-use crate::Timestamp;
+use qapi_runtime::Timestamp;
 
 /// The `log` target of wire tracing (every message in and out at `trace` level).
-pub const WIRE_TARGET: &str = "qmp_types::wire";
+pub const WIRE_TARGET: &str = "qmp_client::wire";
 
 /// Where to connect.
 #[derive(Debug)]

@@ -201,14 +201,14 @@ impl Launcher {
     ///
     /// ```no_run
     /// use std::time::Duration;
-    /// use qmp_types::client::Launcher;
+    /// use qmp_client::Launcher;
     /// let vm = Launcher::guest("target/guest/vmlinuz", "target/guest/initrd.gz").spawn()?;
     /// let mut qmp = vm.connect()?;
     /// // The agent answers once the guest has booted (about 7 s under TCG).
     /// let mut qga = vm.connect_agent()?;
     /// let info = qga.execute_raw("guest-info", None)?;
     /// println!("agent {}", info.get());
-    /// # Ok::<(), qmp_types::client::Error>(())
+    /// # Ok::<(), qmp_client::Error>(())
     /// ```
     pub fn guest(kernel: impl Into<PathBuf>, initrd: impl Into<PathBuf>) -> Launcher {
         let mut l = Launcher::new(Program::Qemu);
@@ -281,12 +281,12 @@ impl Launcher {
     /// # Examples
     ///
     /// ```no_run
-    /// use qmp_types::client::Launcher;
+    /// use qmp_client::Launcher;
     /// let vm = Launcher::qemu()
     ///     .binary("/opt/qemu/bin/qemu-system-x86_64")
     ///     .env("QEMU_MODULE_DIR", "/opt/qemu/lib/qemu")
     ///     .spawn()?;
-    /// # Ok::<(), qmp_types::client::Error>(())
+    /// # Ok::<(), qmp_client::Error>(())
     /// ```
     pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Launcher {
         self.env
@@ -301,9 +301,9 @@ impl Launcher {
     /// # Examples
     ///
     /// ```no_run
-    /// use qmp_types::client::Launcher;
+    /// use qmp_client::Launcher;
     /// let vm = Launcher::qemu().data_dir("/usr/share/seabios").args(["-machine", "pc"]).spawn()?;
-    /// # Ok::<(), qmp_types::client::Error>(())
+    /// # Ok::<(), qmp_client::Error>(())
     /// ```
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Launcher {
         self.data_dirs.push(dir.into());
@@ -322,7 +322,7 @@ impl Launcher {
     /// # Examples
     ///
     /// ```no_run
-    /// use qmp_types::client::Launcher;
+    /// use qmp_client::Launcher;
     /// // cargo xtask prepare unpacks Debian 12's QEMU 7.2 there.
     /// let vm = Launcher::qemu()
     ///     .unpacked("target/qemu-7.2/root")
@@ -330,7 +330,7 @@ impl Launcher {
     ///     .spawn()?;
     /// let qmp = vm.connect()?;
     /// assert_eq!(qmp.greeting().unwrap().version.major, 7);
-    /// # Ok::<(), qmp_types::client::Error>(())
+    /// # Ok::<(), qmp_client::Error>(())
     /// ```
     pub fn unpacked(self, root: impl AsRef<Path>) -> Launcher {
         let root = root.as_ref();

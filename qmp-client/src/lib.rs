@@ -8,8 +8,8 @@
 //! # Connecting and executing
 //!
 //! ```no_run
-//! use qmp_types::client::{Qmp, Options, Endpoint};
-//! # fn main() -> Result<(), qmp_types::client::Error> {
+//! use qmp_client::{Qmp, Options, Endpoint};
+//! # fn main() -> Result<(), qmp_client::Error> {
 //! let mut qmp = Qmp::connect(Endpoint::Unix("/run/qmp.sock".into()), &Options::new())?;
 //! println!("QEMU {}", qmp.greeting().unwrap().version);
 //! // By name with JSON arguments (typed commands work through `execute`).
@@ -26,8 +26,8 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use qmp_types::client::{EventFilter, Qmp};
-//! # fn main() -> Result<(), qmp_types::client::Error> {
+//! use qmp_client::{EventFilter, Qmp};
+//! # fn main() -> Result<(), qmp_client::Error> {
 //! # let mut qmp = Qmp::connect_unix("/run/qmp.sock")?;
 //! let args = serde_json::value::to_raw_value(&serde_json::json!({"id": "disk0"})).unwrap();
 //! let deleted = EventFilter::name("DEVICE_DELETED")
@@ -46,21 +46,21 @@
 //! is fetched on first use and cached on the connection.
 //!
 //! ```no_run
-//! use qmp_types::client::Qmp;
-//! # fn main() -> Result<(), qmp_types::client::Error> {
+//! use qmp_client::Qmp;
+//! # fn main() -> Result<(), qmp_client::Error> {
 //! # let mut qmp = Qmp::connect_unix("/run/qmp.sock")?;
 //! let reopen = qmp.has_command("blockdev-reopen")?;
 //! let unplug = qmp.has_event("DEVICE_DELETED")?;
 //! let compat = qmp.has_argument("query-machines", "compat-props")?; // QEMU 9.1+
-//! let audio = qmp.supports::<qmp_types::qmp::commands::QueryAudiodevs>()?; // 10.0+
+//! let audio = qmp.has_command("query-audiodevs")?; // 10.0+
 //! # Ok(()) }
 //! ```
 //!
 //! # Launching QEMU
 //!
 //! ```no_run
-//! use qmp_types::client::Launcher;
-//! # fn main() -> Result<(), qmp_types::client::Error> {
+//! use qmp_client::Launcher;
+//! # fn main() -> Result<(), qmp_client::Error> {
 //! let vm = Launcher::qemu().args(["-S"]).spawn()?; // killed and reaped on drop
 //! let mut qmp = vm.connect()?;
 //! qmp.execute_raw("cont", None)?;
