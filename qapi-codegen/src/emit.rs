@@ -509,6 +509,7 @@ fn struct_tokens(s: &Struct, k: &TokenStream) -> TokenStream {
         derives,
         shape,
         command,
+        event,
         constructor,
     } = s;
     let (name, attrs, allow) = meta_attrs(meta);
@@ -598,7 +599,28 @@ fn struct_tokens(s: &Struct, k: &TokenStream) -> TokenStream {
             }
         }
     });
-    quote!(#def #imp)
+    let ev = event.as_ref().map(|e| {
+        let EventImpl {
+            name: wire,
+            has_data,
+        } = e;
+        let decode = if *has_data {
+            quote!(#k::runtime::decode(data.unwrap_or("{}")))
+        } else {
+            quote!(::std::result::Result::Ok(Self))
+        };
+        let data = if *has_data { quote!(data) } else { quote!(_data) };
+        quote! {
+            #allow
+            impl #k::TypedEvent for #name {
+                const NAME: &'static str = #wire;
+                fn decode_data(#data: ::std::option::Option<&str>) -> ::std::result::Result<Self, ::serde_json::Error> {
+                    #decode
+                }
+            }
+        }
+    });
+    quote!(#def #imp #ev)
 }
 
 fn enum_tokens(e: &Enum, k: &TokenStream) -> TokenStream {

@@ -136,6 +136,8 @@ pub struct Struct {
     pub shape: StructShape,
     /// `Some` for a command type: its `Command` impl.
     pub command: Option<CommandImpl>,
+    /// `Some` for an event type: its `TypedEvent` impl.
+    pub event: Option<EventImpl>,
     /// `Some` for named fields: its `new` (none for newtypes and unit structs).
     pub constructor: Option<Constructor>,
 }
@@ -201,6 +203,15 @@ pub struct Field {
     pub docs: Vec<String>,
     /// `#[deprecated(note)]`.
     pub deprecated: Option<String>,
+}
+
+/// A `TypedEvent` implementation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventImpl {
+    /// Wire name.
+    pub name: String,
+    /// Whether the event has data to decode (unit events ignore theirs).
+    pub has_data: bool,
 }
 
 /// A `Command` implementation.

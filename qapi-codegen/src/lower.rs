@@ -655,6 +655,7 @@ impl<'a> Lower<'a> {
                         derives: self.derives(eq, default),
                         shape: StructShape::Fields(fields),
                         command: None,
+                        event: None,
                         constructor: None,
                     }))
                 }
@@ -834,6 +835,7 @@ impl<'a> Lower<'a> {
                 derives,
                 shape,
                 command: None,
+                event: None,
                 constructor: None,
             },
             uses_dep,
@@ -919,13 +921,17 @@ impl<'a> Lower<'a> {
                 }
                 EntityKind::Event(ev) => {
                     let ident = escope.claim(type_ident(&e.name));
-                    let (st, _) = self.data_struct(
+                    let (mut st, _) = self.data_struct(
                         id,
                         ident.clone(),
                         ev.arg_type,
                         ev.boxed,
                         format!("Event `{}`.", e.name),
                     );
+                    st.event = Some(EventImpl {
+                        name: e.name.clone(),
+                        has_data: st.shape != StructShape::Unit,
+                    });
                     ev_variants.push(DynVariant {
                         ident: ident.clone(),
                         wire: e.name.clone(),

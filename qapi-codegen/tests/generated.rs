@@ -754,3 +754,18 @@ fn range_members_and_changed_types() {
 mod commands_range_sev {
     pub type Returns = <super::range::commands::QuerySev as qapi_runtime::Command>::Returns;
 }
+
+#[test]
+fn event_types_carry_their_wire_name_and_decode_their_data() {
+    use command_shapes::events::*;
+    use qapi_runtime::TypedEvent;
+    assert_eq!(<Changed as TypedEvent>::NAME, "CHANGED");
+    assert_eq!(<Started as TypedEvent>::NAME, "STARTED");
+    let c = Changed::decode_data(Some(r#"{"name":"n","count":2}"#)).unwrap();
+    assert_eq!((c.name.as_str(), c.count), ("n", Some(2)));
+    assert!(Changed::decode_data(None).is_err(), "a required member is missing");
+    Started::decode_data(None).unwrap();
+    Started::decode_data(Some("{}")).unwrap();
+    let i = InfoEvent::decode_data(Some(r#"{"name":"x","values":[1]}"#)).unwrap();
+    assert_eq!(i.0.values, [1]);
+}

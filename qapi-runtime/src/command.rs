@@ -36,6 +36,17 @@ pub struct Timestamp {
     pub microseconds: i64,
 }
 
+/// One generated event type: its wire name and how its `data` member decodes, so
+/// that a client can subscribe by type and hand out the typed value with no second
+/// decode.
+pub trait TypedEvent: Sized {
+    /// The wire name, e.g. `DEVICE_DELETED`.
+    const NAME: &'static str;
+
+    /// Decodes the JSON text of the event's `data` member (`None` when absent).
+    fn decode_data(data: Option<&str>) -> Result<Self, serde_json::Error>;
+}
+
 /// A typed event set (the generated `Event` enum of a schema) that the transport can
 /// decode received events into.
 pub trait EventSet: Sized {

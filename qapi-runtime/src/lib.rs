@@ -9,7 +9,7 @@
 
 mod command;
 
-pub use command::{Command, EventSet, Timestamp, Versioned};
+pub use command::{Command, EventSet, Timestamp, TypedEvent, Versioned};
 
 #[doc(hidden)]
 pub mod runtime;

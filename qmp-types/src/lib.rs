@@ -19,7 +19,7 @@
 /// The QMP and guest agent client (the `qmp-client` crate).
 pub use qmp_client as client;
 
-pub use qapi_runtime::{Command, EventSet, Timestamp, Versioned};
+pub use qapi_runtime::{Command, EventSet, Timestamp, TypedEvent, Versioned};
 
 #[doc(hidden)]
 pub use qapi_runtime::runtime;

@@ -216,7 +216,11 @@ fn lints(files: &[PathBuf]) -> Vec<String> {
 
 /// A crate, the only normal dependencies it may have (`None`: any), and the
 /// dependencies it must never have.
-type Boundary = (&'static str, Option<&'static [&'static str]>, &'static [&'static str]);
+type Boundary = (
+    &'static str,
+    Option<&'static [&'static str]>,
+    &'static [&'static str],
+);
 
 /// The architecture's boundaries, as crate dependencies.
 const BOUNDARIES: &[Boundary] = &[

@@ -402,6 +402,14 @@ pub mod events {
     /// An event without data.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub struct Started;
+    impl ::qapi_runtime::TypedEvent for Started {
+        const NAME: &'static str = "STARTED";
+        fn decode_data(
+            _data: ::std::option::Option<&str>,
+        ) -> ::std::result::Result<Self, ::serde_json::Error> {
+            ::std::result::Result::Ok(Self)
+        }
+    }
     /// An event with data.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct Changed {
@@ -446,6 +454,14 @@ pub mod events {
         }
     }
     ::qapi_runtime::runtime::object_impls!(Changed);
+    impl ::qapi_runtime::TypedEvent for Changed {
+        const NAME: &'static str = "CHANGED";
+        fn decode_data(
+            data: ::std::option::Option<&str>,
+        ) -> ::std::result::Result<Self, ::serde_json::Error> {
+            ::qapi_runtime::runtime::decode(data.unwrap_or("{}"))
+        }
+    }
     /// A boxed event.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct InfoEvent(pub super::Info);
@@ -462,6 +478,14 @@ pub mod events {
         }
     }
     ::qapi_runtime::runtime::serde_impls!(InfoEvent);
+    impl ::qapi_runtime::TypedEvent for InfoEvent {
+        const NAME: &'static str = "INFO_EVENT";
+        fn decode_data(
+            data: ::std::option::Option<&str>,
+        ) -> ::std::result::Result<Self, ::serde_json::Error> {
+            ::qapi_runtime::runtime::decode(data.unwrap_or("{}"))
+        }
+    }
 }
 /// This code was generated for a matching `qapi-runtime`.
 const _: () = ::qapi_runtime::runtime::QAPI_CODEGEN_0_1;

@@ -221,6 +221,14 @@ pub mod events {
         }
     }
     ::qapi_runtime::runtime::object_impls!(XEvent);
+    impl ::qapi_runtime::TypedEvent for XEvent {
+        const NAME: &'static str = "X_EVENT";
+        fn decode_data(
+            data: ::std::option::Option<&str>,
+        ) -> ::std::result::Result<Self, ::serde_json::Error> {
+            ::qapi_runtime::runtime::decode(data.unwrap_or("{}"))
+        }
+    }
 }
 /// This code was generated for a matching `qapi-runtime`.
 const _: () = ::qapi_runtime::runtime::QAPI_CODEGEN_0_1;

@@ -406,6 +406,14 @@ pub mod events {
         }
     }
     ::qapi_runtime::runtime::object_impls!(BlockdevBackup);
+    impl ::qapi_runtime::TypedEvent for BlockdevBackup {
+        const NAME: &'static str = "BLOCKDEV_BACKUP";
+        fn decode_data(
+            data: ::std::option::Option<&str>,
+        ) -> ::std::result::Result<Self, ::serde_json::Error> {
+            ::qapi_runtime::runtime::decode(data.unwrap_or("{}"))
+        }
+    }
 }
 /// This code was generated for a matching `qapi-runtime`.
 const _: () = ::qapi_runtime::runtime::QAPI_CODEGEN_0_1;

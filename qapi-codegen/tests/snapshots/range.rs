@@ -564,6 +564,14 @@ pub mod events {
         }
     }
     ::qapi_runtime::runtime::object_impls!(ThingChanged);
+    impl ::qapi_runtime::TypedEvent for ThingChanged {
+        const NAME: &'static str = "THING_CHANGED";
+        fn decode_data(
+            data: ::std::option::Option<&str>,
+        ) -> ::std::result::Result<Self, ::serde_json::Error> {
+            ::qapi_runtime::runtime::decode(data.unwrap_or("{}"))
+        }
+    }
 }
 /// This code was generated for a matching `qapi-runtime`.
 const _: () = ::qapi_runtime::runtime::QAPI_CODEGEN_0_1;
