@@ -584,6 +584,11 @@ fn struct_tokens(s: &Struct, k: &TokenStream) -> TokenStream {
         } else {
             quote!(#k::runtime::decode_empty(json))
         };
+        let (ret_arg, write_return) = if returns.is_some() {
+            (quote!(ret), quote!(#k::runtime::write_arguments(ret, out)))
+        } else {
+            (quote!(_ret), quote!(#k::runtime::write_arguments(&#k::runtime::EmptyObject, out)))
+        };
         quote! {
             #allow
             impl #k::Command for #name {
@@ -595,6 +600,9 @@ fn struct_tokens(s: &Struct, k: &TokenStream) -> TokenStream {
                 #write
                 fn decode_return(json: &str) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
                     #decode
+                }
+                fn write_return(#ret_arg: &Self::Returns, out: &mut ::std::vec::Vec<u8>) -> ::std::result::Result<(), ::serde_json::Error> {
+                    #write_return
                 }
             }
         }
@@ -610,12 +618,20 @@ fn struct_tokens(s: &Struct, k: &TokenStream) -> TokenStream {
             quote!(::std::result::Result::Ok(Self))
         };
         let data = if *has_data { quote!(data) } else { quote!(_data) };
+        let write = if *has_data {
+            quote!(#k::runtime::Encode::encode(self, &mut #k::runtime::Writer::new(out)))
+        } else {
+            quote!(let _ = out;)
+        };
         quote! {
             #allow
             impl #k::TypedEvent for #name {
                 const NAME: &'static str = #wire;
                 fn decode_data(#data: ::std::option::Option<&str>) -> ::std::result::Result<Self, ::serde_json::Error> {
                     #decode
+                }
+                fn write_data(&self, out: &mut ::std::vec::Vec<u8>) {
+                    #write
                 }
             }
         }

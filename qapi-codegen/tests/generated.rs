@@ -763,9 +763,28 @@ fn event_types_carry_their_wire_name_and_decode_their_data() {
     assert_eq!(<Started as TypedEvent>::NAME, "STARTED");
     let c = Changed::decode_data(Some(r#"{"name":"n","count":2}"#)).unwrap();
     assert_eq!((c.name.as_str(), c.count), ("n", Some(2)));
-    assert!(Changed::decode_data(None).is_err(), "a required member is missing");
+    assert!(
+        Changed::decode_data(None).is_err(),
+        "a required member is missing"
+    );
     Started::decode_data(None).unwrap();
     Started::decode_data(Some("{}")).unwrap();
     let i = InfoEvent::decode_data(Some(r#"{"name":"x","values":[1]}"#)).unwrap();
     assert_eq!(i.0.values, [1]);
+}
+
+#[test]
+fn commands_write_their_return_and_events_their_data() {
+    use command_shapes::{commands as c, events as e};
+    use qapi_runtime::TypedEvent;
+    let mut out = Vec::new();
+    <c::Ping as Command>::write_return(&(), &mut out).unwrap();
+    assert_eq!(out, b"{}");
+    let ev = e::Changed::decode_data(Some(r#"{"name":"n"}"#)).unwrap();
+    let mut out = Vec::new();
+    ev.write_data(&mut out);
+    assert_eq!(out, br#"{"name":"n"}"#);
+    let mut out = Vec::new();
+    e::Started.write_data(&mut out);
+    assert!(out.is_empty());
 }

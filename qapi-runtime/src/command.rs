@@ -25,6 +25,17 @@ pub trait Command {
 
     /// Decodes the JSON text of the reply's `return` member.
     fn decode_return(json: &str) -> Result<Self::Returns, serde_json::Error>;
+
+    /// Appends the compact JSON of a `return` value to `out` (`{}` for commands that
+    /// return nothing): what a server, such as a mock server in a test, replies.
+    /// Generated commands implement it; the default refuses, for hand-written commands.
+    fn write_return(ret: &Self::Returns, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        let _ = (ret, out);
+        Err(serde::ser::Error::custom(format!(
+            "{}: this command type cannot write its return value",
+            Self::NAME
+        )))
+    }
 }
 
 /// The time QEMU attached to an event.
@@ -45,6 +56,10 @@ pub trait TypedEvent: Sized {
 
     /// Decodes the JSON text of the event's `data` member (`None` when absent).
     fn decode_data(data: Option<&str>) -> Result<Self, serde_json::Error>;
+
+    /// Appends the compact JSON of the event's `data` member to `out`, or nothing for
+    /// an event without data (what a server sends).
+    fn write_data(&self, out: &mut Vec<u8>);
 }
 
 /// A typed event set (the generated `Event` enum of a schema) that the transport can

@@ -70,6 +70,15 @@ pub mod commands {
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode_empty(json)
         }
+        fn write_return(
+            _ret: &Self::Returns,
+            out: &mut ::std::vec::Vec<u8>,
+        ) -> ::std::result::Result<(), ::serde_json::Error> {
+            ::qapi_runtime::runtime::write_arguments(
+                &::qapi_runtime::runtime::EmptyObject,
+                out,
+            )
+        }
     }
     /// No arguments, a return.
     ///
@@ -92,6 +101,12 @@ pub mod commands {
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode(json)
+        }
+        fn write_return(
+            ret: &Self::Returns,
+            out: &mut ::std::vec::Vec<u8>,
+        ) -> ::std::result::Result<(), ::serde_json::Error> {
+            ::qapi_runtime::runtime::write_arguments(ret, out)
         }
     }
     /// Arguments and a list return.
@@ -157,6 +172,12 @@ pub mod commands {
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode(json)
         }
+        fn write_return(
+            ret: &Self::Returns,
+            out: &mut ::std::vec::Vec<u8>,
+        ) -> ::std::result::Result<(), ::serde_json::Error> {
+            ::qapi_runtime::runtime::write_arguments(ret, out)
+        }
     }
     /// Boxed arguments.
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,6 +211,15 @@ pub mod commands {
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode_empty(json)
+        }
+        fn write_return(
+            _ret: &Self::Returns,
+            out: &mut ::std::vec::Vec<u8>,
+        ) -> ::std::result::Result<(), ::serde_json::Error> {
+            ::qapi_runtime::runtime::write_arguments(
+                &::qapi_runtime::runtime::EmptyObject,
+                out,
+            )
         }
     }
     /// A named argument type, not boxed.
@@ -256,6 +286,15 @@ pub mod commands {
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode_empty(json)
         }
+        fn write_return(
+            _ret: &Self::Returns,
+            out: &mut ::std::vec::Vec<u8>,
+        ) -> ::std::result::Result<(), ::serde_json::Error> {
+            ::qapi_runtime::runtime::write_arguments(
+                &::qapi_runtime::runtime::EmptyObject,
+                out,
+            )
+        }
     }
     /// A builtin return (needs a pragma exception).
     ///
@@ -279,6 +318,12 @@ pub mod commands {
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode(json)
         }
+        fn write_return(
+            ret: &Self::Returns,
+            out: &mut ::std::vec::Vec<u8>,
+        ) -> ::std::result::Result<(), ::serde_json::Error> {
+            ::qapi_runtime::runtime::write_arguments(ret, out)
+        }
     }
     /// Returns anything.
     ///
@@ -301,6 +346,12 @@ pub mod commands {
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode(json)
+        }
+        fn write_return(
+            ret: &Self::Returns,
+            out: &mut ::std::vec::Vec<u8>,
+        ) -> ::std::result::Result<(), ::serde_json::Error> {
+            ::qapi_runtime::runtime::write_arguments(ret, out)
         }
     }
     /// Only optional arguments, like qmp_capabilities.
@@ -353,6 +404,15 @@ pub mod commands {
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode_empty(json)
         }
+        fn write_return(
+            _ret: &Self::Returns,
+            out: &mut ::std::vec::Vec<u8>,
+        ) -> ::std::result::Result<(), ::serde_json::Error> {
+            ::qapi_runtime::runtime::write_arguments(
+                &::qapi_runtime::runtime::EmptyObject,
+                out,
+            )
+        }
     }
     /// No reply on success.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -373,6 +433,15 @@ pub mod commands {
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode_empty(json)
+        }
+        fn write_return(
+            _ret: &Self::Returns,
+            out: &mut ::std::vec::Vec<u8>,
+        ) -> ::std::result::Result<(), ::serde_json::Error> {
+            ::qapi_runtime::runtime::write_arguments(
+                &::qapi_runtime::runtime::EmptyObject,
+                out,
+            )
         }
     }
     /// May run out of band.
@@ -395,6 +464,15 @@ pub mod commands {
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode_empty(json)
         }
+        fn write_return(
+            _ret: &Self::Returns,
+            out: &mut ::std::vec::Vec<u8>,
+        ) -> ::std::result::Result<(), ::serde_json::Error> {
+            ::qapi_runtime::runtime::write_arguments(
+                &::qapi_runtime::runtime::EmptyObject,
+                out,
+            )
+        }
     }
 }
 /// One type per event, holding its data; received events decode into [`Event`].
@@ -408,6 +486,9 @@ pub mod events {
             _data: ::std::option::Option<&str>,
         ) -> ::std::result::Result<Self, ::serde_json::Error> {
             ::std::result::Result::Ok(Self)
+        }
+        fn write_data(&self, out: &mut ::std::vec::Vec<u8>) {
+            let _ = out;
         }
     }
     /// An event with data.
@@ -461,6 +542,12 @@ pub mod events {
         ) -> ::std::result::Result<Self, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode(data.unwrap_or("{}"))
         }
+        fn write_data(&self, out: &mut ::std::vec::Vec<u8>) {
+            ::qapi_runtime::runtime::Encode::encode(
+                self,
+                &mut ::qapi_runtime::runtime::Writer::new(out),
+            )
+        }
     }
     /// A boxed event.
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -484,6 +571,12 @@ pub mod events {
             data: ::std::option::Option<&str>,
         ) -> ::std::result::Result<Self, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode(data.unwrap_or("{}"))
+        }
+        fn write_data(&self, out: &mut ::std::vec::Vec<u8>) {
+            ::qapi_runtime::runtime::Encode::encode(
+                self,
+                &mut ::qapi_runtime::runtime::Writer::new(out),
+            )
         }
     }
 }

@@ -124,6 +124,12 @@ pub mod commands {
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode(json)
         }
+        fn write_return(
+            ret: &Self::Returns,
+            out: &mut ::std::vec::Vec<u8>,
+        ) -> ::std::result::Result<(), ::serde_json::Error> {
+            ::qapi_runtime::runtime::write_arguments(ret, out)
+        }
     }
 }
 /// One type per event, holding its data; received events decode into [`Event`].

@@ -177,6 +177,12 @@ pub mod commands {
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode(json)
         }
+        fn write_return(
+            ret: &Self::Returns,
+            out: &mut ::std::vec::Vec<u8>,
+        ) -> ::std::result::Result<(), ::serde_json::Error> {
+            ::qapi_runtime::runtime::write_arguments(ret, out)
+        }
     }
     /// An unstable command, only on some hosts.
     ///
@@ -201,6 +207,15 @@ pub mod commands {
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode_empty(json)
+        }
+        fn write_return(
+            _ret: &Self::Returns,
+            out: &mut ::std::vec::Vec<u8>,
+        ) -> ::std::result::Result<(), ::serde_json::Error> {
+            ::qapi_runtime::runtime::write_arguments(
+                &::qapi_runtime::runtime::EmptyObject,
+                out,
+            )
         }
     }
 }
@@ -252,6 +267,12 @@ pub mod events {
             data: ::std::option::Option<&str>,
         ) -> ::std::result::Result<Self, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode(data.unwrap_or("{}"))
+        }
+        fn write_data(&self, out: &mut ::std::vec::Vec<u8>) {
+            ::qapi_runtime::runtime::Encode::encode(
+                self,
+                &mut ::qapi_runtime::runtime::Writer::new(out),
+            )
         }
     }
 }

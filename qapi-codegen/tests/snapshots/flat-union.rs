@@ -495,6 +495,15 @@ pub mod commands {
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode_empty(json)
         }
+        fn write_return(
+            _ret: &Self::Returns,
+            out: &mut ::std::vec::Vec<u8>,
+        ) -> ::std::result::Result<(), ::serde_json::Error> {
+            ::qapi_runtime::runtime::write_arguments(
+                &::qapi_runtime::runtime::EmptyObject,
+                out,
+            )
+        }
     }
 }
 /// One type per event, holding its data; received events decode into [`Event`].

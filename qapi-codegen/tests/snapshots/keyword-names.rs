@@ -183,6 +183,12 @@ pub mod commands {
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode(json)
         }
+        fn write_return(
+            ret: &Self::Returns,
+            out: &mut ::std::vec::Vec<u8>,
+        ) -> ::std::result::Result<(), ::serde_json::Error> {
+            ::qapi_runtime::runtime::write_arguments(ret, out)
+        }
     }
 }
 /// One type per event, holding its data; received events decode into [`Event`].
@@ -227,6 +233,12 @@ pub mod events {
             data: ::std::option::Option<&str>,
         ) -> ::std::result::Result<Self, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode(data.unwrap_or("{}"))
+        }
+        fn write_data(&self, out: &mut ::std::vec::Vec<u8>) {
+            ::qapi_runtime::runtime::Encode::encode(
+                self,
+                &mut ::qapi_runtime::runtime::Writer::new(out),
+            )
         }
     }
 }

@@ -326,6 +326,15 @@ pub mod commands {
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode_empty(json)
         }
+        fn write_return(
+            _ret: &Self::Returns,
+            out: &mut ::std::vec::Vec<u8>,
+        ) -> ::std::result::Result<(), ::serde_json::Error> {
+            ::qapi_runtime::runtime::write_arguments(
+                &::qapi_runtime::runtime::EmptyObject,
+                out,
+            )
+        }
     }
     /// Two commands whose Rust names coincide.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -347,6 +356,15 @@ pub mod commands {
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode_empty(json)
         }
+        fn write_return(
+            _ret: &Self::Returns,
+            out: &mut ::std::vec::Vec<u8>,
+        ) -> ::std::result::Result<(), ::serde_json::Error> {
+            ::qapi_runtime::runtime::write_arguments(
+                &::qapi_runtime::runtime::EmptyObject,
+                out,
+            )
+        }
     }
     /// The other one.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -367,6 +385,15 @@ pub mod commands {
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode_empty(json)
+        }
+        fn write_return(
+            _ret: &Self::Returns,
+            out: &mut ::std::vec::Vec<u8>,
+        ) -> ::std::result::Result<(), ::serde_json::Error> {
+            ::qapi_runtime::runtime::write_arguments(
+                &::qapi_runtime::runtime::EmptyObject,
+                out,
+            )
         }
     }
 }
@@ -412,6 +439,12 @@ pub mod events {
             data: ::std::option::Option<&str>,
         ) -> ::std::result::Result<Self, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode(data.unwrap_or("{}"))
+        }
+        fn write_data(&self, out: &mut ::std::vec::Vec<u8>) {
+            ::qapi_runtime::runtime::Encode::encode(
+                self,
+                &mut ::qapi_runtime::runtime::Writer::new(out),
+            )
         }
     }
 }

@@ -427,6 +427,12 @@ pub mod commands {
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode(json)
         }
+        fn write_return(
+            ret: &Self::Returns,
+            out: &mut ::std::vec::Vec<u8>,
+        ) -> ::std::result::Result<(), ::serde_json::Error> {
+            ::qapi_runtime::runtime::write_arguments(ret, out)
+        }
     }
     /// SEV state.
     ///
@@ -449,6 +455,12 @@ pub mod commands {
             json: &str,
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode(json)
+        }
+        fn write_return(
+            ret: &Self::Returns,
+            out: &mut ::std::vec::Vec<u8>,
+        ) -> ::std::result::Result<(), ::serde_json::Error> {
+            ::qapi_runtime::runtime::write_arguments(ret, out)
         }
     }
     /// Arguments that appeared within the range.
@@ -514,6 +526,15 @@ pub mod commands {
         ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode_empty(json)
         }
+        fn write_return(
+            _ret: &Self::Returns,
+            out: &mut ::std::vec::Vec<u8>,
+        ) -> ::std::result::Result<(), ::serde_json::Error> {
+            ::qapi_runtime::runtime::write_arguments(
+                &::qapi_runtime::runtime::EmptyObject,
+                out,
+            )
+        }
     }
 }
 /// One type per event, holding its data; received events decode into [`Event`].
@@ -570,6 +591,12 @@ pub mod events {
             data: ::std::option::Option<&str>,
         ) -> ::std::result::Result<Self, ::serde_json::Error> {
             ::qapi_runtime::runtime::decode(data.unwrap_or("{}"))
+        }
+        fn write_data(&self, out: &mut ::std::vec::Vec<u8>) {
+            ::qapi_runtime::runtime::Encode::encode(
+                self,
+                &mut ::qapi_runtime::runtime::Writer::new(out),
+            )
         }
     }
 }

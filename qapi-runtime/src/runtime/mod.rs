@@ -108,6 +108,15 @@ pub fn write_arguments<T: Encode + ?Sized>(
     Ok(())
 }
 
+/// `{}`: the return value of a command that returns nothing.
+pub struct EmptyObject;
+
+impl Encode for EmptyObject {
+    fn encode(&self, w: &mut Writer<'_>) {
+        encode_empty(w);
+    }
+}
+
 /// Writes an object type: its members between braces.
 #[inline(never)]
 pub fn encode_object(value: &dyn Members, w: &mut Writer<'_>) {
