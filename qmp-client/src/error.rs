@@ -149,10 +149,12 @@ pub enum Error {
         /// Why.
         reason: &'static str,
     },
-    /// File descriptors can only be passed over a Unix socket.
+    /// File descriptors cannot be passed on this connection (TCP, or the guest agent).
     FdPassingUnsupported {
         /// The command.
         command: String,
+        /// Why.
+        reason: &'static str,
     },
     /// A program the launcher needs is not installed.
     MissingBinary {
@@ -255,17 +257,19 @@ impl fmt::Display for Error {
                 command,
                 source,
                 json,
-            } => write!(f, "cannot decode the reply of {command}: {source} in {json}"),
+            } => write!(
+                f,
+                "cannot decode the reply of {command}: {source} in {json}"
+            ),
             Error::Encode { command, source } => {
                 write!(f, "cannot encode the arguments of {command}: {source}")
             }
             Error::OobUnavailable { command, reason } => {
                 write!(f, "cannot run {command} out-of-band: {reason}")
             }
-            Error::FdPassingUnsupported { command } => write!(
-                f,
-                "cannot pass file descriptors with {command}: only Unix sockets carry them (this connection is TCP)"
-            ),
+            Error::FdPassingUnsupported { command, reason } => {
+                write!(f, "cannot pass file descriptors with {command}: {reason}")
+            }
             Error::MissingBinary { program, install } => {
                 write!(f, "{program} not found on PATH. {install}")
             }

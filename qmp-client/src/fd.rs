@@ -119,6 +119,40 @@ pub(crate) fn send_all(
     Ok(())
 }
 
+/// One non-blocking send (with `fds` attached when not empty). `Ok(None)`: the
+/// socket buffer is full right now.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+pub(crate) fn send_once(
+    fd: RawFd,
+    data: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<Option<usize>> {
+    loop {
+        let r = if fds.is_empty() {
+            // SAFETY: the slice is valid for reads of its length.
+            unsafe {
+                libc::send(
+                    fd,
+                    data.as_ptr().cast(),
+                    data.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            }
+        } else {
+            send_with_fds(fd, data, fds)
+        };
+        if r >= 0 {
+            return Ok(Some(r as usize));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => {}
+            io::ErrorKind::WouldBlock => return Ok(None),
+            _ => return Err(e),
+        }
+    }
+}
+
 fn send_with_fds(fd: RawFd, data: &[u8], fds: &[BorrowedFd<'_>]) -> isize {
     let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
     let payload = std::mem::size_of_val(raw.as_slice());

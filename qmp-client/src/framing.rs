@@ -93,11 +93,6 @@ impl Framer {
         &self.buf[..self.filled]
     }
 
-    /// Whether bytes are buffered that were not handed out yet.
-    pub(crate) fn has_pending(&self) -> bool {
-        self.start < self.filled
-    }
-
     fn abandon_object(&mut self) {
         self.depth = 0;
         self.in_str = false;

@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 
 use super::conn::Endpoint;
 use super::error::Error;
+use super::options::Options;
 use super::qga::Qga;
-use super::qmp::{Options, Qmp};
+use super::qmp::Qmp;
 
 /// How to install QEMU 10.0.2 on this project's machines (Debian bookworm).
 const INSTALL: &str = "Install QEMU 10.0.2 as root with:\n  \
@@ -150,6 +151,7 @@ pub struct Launcher {
     pretty: bool,
     options: Options,
     start_timeout: Duration,
+    socket: Option<PathBuf>,
 }
 
 impl Launcher {
@@ -165,6 +167,7 @@ impl Launcher {
             pretty: false,
             options: Options::default(),
             start_timeout: Duration::from_secs(10),
+            socket: None,
         }
     }
 
@@ -203,10 +206,10 @@ impl Launcher {
     /// use std::time::Duration;
     /// use qmp_client::Launcher;
     /// let vm = Launcher::guest("target/guest/vmlinuz", "target/guest/initrd.gz").spawn()?;
-    /// let mut qmp = vm.connect()?;
+    /// let qmp = vm.connect()?;
     /// // The agent answers once the guest has booted (about 7 s under TCG).
-    /// let mut qga = vm.connect_agent()?;
-    /// let info = qga.execute_raw("guest-info", None)?;
+    /// let qga = vm.connect_agent()?;
+    /// let info = qga.execute(qmp_client::Request::name("guest-info"))?;
     /// println!("agent {}", info.get());
     /// # Ok::<(), qmp_client::Error>(())
     /// ```
@@ -407,6 +410,14 @@ impl Launcher {
         find_binary(self.program.binary_name())
     }
 
+    /// Puts the monitor (or agent) socket at `path` instead of the private directory:
+    /// for a QEMU that replaces one that exited, at the address its clients know
+    /// ([`Qmp::reconnect`](crate::Qmp::reconnect)). A stale socket file there is removed.
+    pub fn socket(mut self, path: impl Into<PathBuf>) -> Launcher {
+        self.socket = Some(path.into());
+        self
+    }
+
     /// Starts the process and waits until its socket exists. The process is killed
     /// when the returned [`Instance`] drops.
     pub fn spawn(&self) -> Result<Instance, Error> {
@@ -418,11 +429,17 @@ impl Launcher {
         };
         let dir =
             TempDir::new().map_err(|e| launch_err(format!("cannot create a temp dir: {e}")))?;
-        let socket = dir.0.join(if self.program == Program::GuestAgent {
-            "qga.sock"
-        } else {
-            "qmp.sock"
-        });
+        let socket = match &self.socket {
+            Some(p) => {
+                let _ = fs::remove_file(p);
+                p.clone()
+            }
+            None => dir.0.join(if self.program == Program::GuestAgent {
+                "qga.sock"
+            } else {
+                "qmp.sock"
+            }),
+        };
         let sock = socket.display().to_string();
         let mut agent = None;
         let mut console = None;
@@ -531,6 +548,7 @@ impl Launcher {
                 .guest
                 .as_ref()
                 .map_or(Duration::ZERO, |g| g.boot_timeout),
+            reaped: std::sync::Mutex::new(None),
             dir,
         };
         let deadline = Instant::now() + self.start_timeout;
@@ -565,6 +583,8 @@ pub struct Instance {
     /// The guest's serial console log ([`Launcher::guest`]).
     console: Option<PathBuf>,
     boot_timeout: Duration,
+    /// The exit status once reaped by `wait_exit`/`kill` (waitid cannot see it then).
+    reaped: std::sync::Mutex<Option<std::process::ExitStatus>>,
     // Last: removed after the process is gone.
     dir: TempDir,
 }
@@ -609,14 +629,17 @@ impl Instance {
     /// Kills the process now and reaps it.
     pub fn kill(&mut self) -> io::Result<()> {
         let _ = self.child.kill();
-        self.child.wait().map(|_| ())
+        let status = self.child.wait()?;
+        *self.reaped.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
+        Ok(())
     }
 
     /// Waits up to `timeout` for the process to exit by itself; returns whether it did.
     pub fn wait_exit(&mut self, timeout: Duration) -> io::Result<bool> {
         let deadline = Instant::now() + timeout;
         loop {
-            if self.child.try_wait()?.is_some() {
+            if let Some(status) = self.child.try_wait()? {
+                *self.reaped.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
                 return Ok(true);
             }
             if Instant::now() >= deadline {
@@ -624,6 +647,56 @@ impl Instance {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// The exit status once the process has exited (`None` while it runs). Does not
+    /// reap it, so [`Instance::wait_exit_status`] and drop still work.
+    pub fn exit_status(&self) -> Option<std::process::ExitStatus> {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(s) = *self.reaped.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Some(s);
+        }
+        // SAFETY: siginfo_t is plain data; waitid fills it for our own child.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                self.child.id() as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        // SAFETY: si_pid and si_status are valid for a WEXITED report.
+        let (pid, status, code) = unsafe { (info.si_pid(), info.si_status(), info.si_code) };
+        if r != 0 || pid == 0 {
+            return None;
+        }
+        Some(if code == libc::CLD_EXITED {
+            std::process::ExitStatus::from_raw((status & 0xff) << 8)
+        } else {
+            std::process::ExitStatus::from_raw(status & 0x7f)
+        })
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself and returns its exit
+    /// status (`None`: still running).
+    pub fn wait_exit_status(
+        &mut self,
+        timeout: Duration,
+    ) -> io::Result<Option<std::process::ExitStatus>> {
+        if self.wait_exit(timeout)? {
+            return self.child.try_wait();
+        }
+        Ok(None)
+    }
+
+    /// A launch error when the process has exited, naming its exit status.
+    fn exited_error(&self) -> Option<Error> {
+        let status = self.exit_status()?;
+        Some(Error::Launch {
+            program: self.program.binary_name().to_owned(),
+            reason: format!("exited ({status}); stderr: {}", self.stderr().trim()),
+        })
     }
 
     fn check_alive(&mut self) -> Result<(), Error> {
@@ -718,11 +791,19 @@ impl Instance {
         }
     }
 
-    /// Retries while the socket exists but does not listen yet.
+    /// Retries while the socket exists but does not listen yet; fails at once, with
+    /// the exit status, when the process has exited (before or during the attempt).
     fn retry<T>(&self, mut f: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
         let deadline = Instant::now() + self.start_timeout;
         loop {
+            if let Some(e) = self.exited_error() {
+                return Err(e);
+            }
             match f() {
+                Err(e) if self.exit_status().is_some() => {
+                    let exited = self.exited_error().unwrap_or(e);
+                    return Err(exited);
+                }
                 Err(Error::Connect { source, .. })
                     if matches!(
                         source.kind(),

@@ -1,34 +1,30 @@
-//! The guest agent (QGA) client: no greeting, `\n`-terminated replies, and
-//! resynchronisation with a 0xFF byte plus `guest-sync-delimited` on connect and
-//! after any timeout or garbage.
+//! The blocking guest agent (QGA) client: no greeting, `\n`-terminated replies,
+//! and resynchronisation with a 0xFF byte plus `guest-sync-delimited` on connect and
+//! after any timeout or garbage (all in the protocol core; this is its driver).
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use log::debug;
-use serde_json::value::RawValue;
 
-use super::conn::{qmp_error, Core, Endpoint, Msg, Stats};
-use super::error::Error;
-use super::qmp::{Call, Options};
-use qapi_runtime::Command;
+use crate::blocking::{Driver, WaitEnd};
+use crate::conn::{Endpoint, Stats};
+use crate::error::Error;
+use crate::options::Options;
+use crate::proto::Session;
+use crate::request::Request;
 
-/// A guest agent session. See the [module docs](super) for an example.
+/// A guest agent session. See the [crate docs](crate) for an example. `Send + Sync`
+/// like [`Qmp`](crate::Qmp); the agent itself runs one command at a time.
 pub struct Qga {
-    core: Core,
-    reply: String,
-    needs_sync: bool,
+    driver: Box<Driver>,
 }
 
 impl fmt::Debug for Qga {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Qga")
-            .field("needs_sync", &self.needs_sync)
-            .field("stats", &self.core.stats)
+            .field("stats", &self.driver.lock().session.stats())
             .finish()
     }
 }
@@ -42,18 +38,19 @@ impl Qga {
         )
     }
 
-    /// Connects and synchronises within [`Options::connect_timeout`]. Only the
-    /// deadlines and the message limit of `opts` apply.
+    /// Connects and synchronises within [`Options::connect_timeout`]. The deadlines,
+    /// the timeout table and the message limit of `opts` apply.
     pub fn connect(endpoint: Endpoint, opts: &Options) -> Result<Qga, Error> {
         let deadline = Instant::now() + opts.connect_timeout;
         let (fd, unix) = endpoint.open(deadline)?;
-        let mut qga = Qga {
-            core: Core::new(fd, unix, opts.max_message, opts.timeout),
-            reply: String::new(),
-            needs_sync: true,
-        };
-        qga.sync_until(Some(deadline), None)?;
-        Ok(qga)
+        let driver = Box::new(Driver::new(
+            fd,
+            unix,
+            Session::qga(opts),
+            opts.timeouts.clone(),
+        ));
+        driver.handshake(deadline, None)?;
+        Ok(Qga { driver })
     }
 
     /// Connects and synchronises, retrying until `wait` has passed: for an agent that
@@ -78,8 +75,8 @@ impl Qga {
     /// use std::time::Duration;
     /// use qmp_client::{Endpoint, Options, Qga};
     /// let endpoint = Endpoint::Unix("/run/vm/qga.sock".into());
-    /// let mut qga = Qga::connect_retrying(endpoint, &Options::new(), Duration::from_secs(60))?;
-    /// qga.execute_raw("guest-ping", None)?;
+    /// let qga = Qga::connect_retrying(endpoint, &Options::new(), Duration::from_secs(60))?;
+    /// qga.execute(qmp_client::Request::name("guest-ping"))?;
     /// # Ok::<(), qmp_client::Error>(())
     /// ```
     pub fn connect_retrying(
@@ -99,10 +96,10 @@ impl Qga {
         alive: &dyn Fn() -> bool,
     ) -> Result<Qga, Error> {
         let deadline = Instant::now() + wait;
-        let again = reopenable(&endpoint);
+        let again = endpoint.reopenable();
         let reopen = || {
             if alive() {
-                again.as_ref().and_then(reopenable)
+                again.as_ref().and_then(Endpoint::reopenable)
             } else {
                 None
             }
@@ -112,8 +109,7 @@ impl Qga {
             let Some(endpoint) = next.take() else {
                 return Err(Error::Disconnected { command: None });
             };
-            let opened = endpoint.open(deadline);
-            let (fd, unix) = match opened {
+            let (fd, unix) = match endpoint.open(deadline) {
                 Ok(pair) => pair,
                 Err(e @ Error::Connect { .. }) => {
                     if Instant::now() >= deadline {
@@ -128,21 +124,24 @@ impl Qga {
                 }
                 Err(e) => return Err(e),
             };
-            let mut qga = Qga {
-                core: Core::new(fd, unix, opts.max_message, opts.timeout),
-                reply: String::new(),
-                needs_sync: true,
-            };
+            let driver = Box::new(Driver::new(
+                fd,
+                unix,
+                Session::qga(opts),
+                opts.timeouts.clone(),
+            ));
+            // One attempt per second on the same connection, until `wait` or death.
             loop {
                 let attempt = (Instant::now() + Duration::from_secs(1)).min(deadline);
-                match qga.sync_until(Some(attempt), None) {
-                    Ok(()) => return Ok(qga),
+                match driver.handshake(attempt, None) {
+                    Ok(()) => return Ok(Qga { driver }),
                     Err(e) if Instant::now() >= deadline => return Err(e),
                     Err(e @ Error::Timeout { .. }) => {
                         if !alive() {
                             return Err(e);
                         }
                         debug!("guest agent: no answer yet, syncing again");
+                        driver.lock().session.sync(Instant::now());
                     }
                     Err(e) => {
                         debug!("guest agent: {e}; connecting again");
@@ -165,212 +164,52 @@ impl Qga {
 
     /// Counters of this connection.
     pub fn stats(&self) -> Stats {
-        self.core.stats
+        self.driver.lock().session.stats()
     }
 
-    /// Changes the default deadline of later calls (`None`: wait forever).
-    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
-        self.core.default_timeout = timeout;
+    /// Whether the agent's side has closed the connection.
+    pub fn is_closed(&self) -> bool {
+        self.driver.read_nonblocking();
+        self.driver.lock().session.is_closed()
+    }
+
+    /// Changes the default deadline of later calls whose command has no entry in the
+    /// timeout table (`None`: wait forever).
+    pub fn set_timeout(&self, timeout: Option<Duration>) {
+        self.driver
+            .timeouts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .default = timeout;
     }
 
     /// Resynchronises now: sends 0xFF and `guest-sync-delimited` with a random id and
     /// discards everything up to the matching reply.
-    pub fn sync(&mut self, timeout: Duration) -> Result<(), Error> {
-        self.sync_until(Some(Instant::now() + timeout), None)
-    }
-
-    /// Executes a typed guest agent command with the default deadline.
-    pub fn execute<C: Command>(&mut self, cmd: &C) -> Result<C::Returns, Error> {
-        self.execute_with(cmd, &Call::default())
-    }
-
-    /// Executes a typed command with per-call options (only the deadline applies:
-    /// the agent has no out-of-band execution and takes no fds).
-    pub fn execute_with<C: Command>(
-        &mut self,
-        cmd: &C,
-        call: &Call<'_>,
-    ) -> Result<C::Returns, Error> {
-        let deadline = self.begin(C::NAME, call)?;
-        let mut w = self.core.begin_request(C::NAME, false);
-        if C::HAS_ARGUMENTS {
-            if let Err(e) = Core::push_arguments(&mut w, |w| cmd.write_arguments(w)) {
-                return Err(Error::Encode {
-                    command: C::NAME.to_owned(),
-                    source: e,
-                });
-            }
-        }
-        let json = self.roundtrip(w, C::NAME, C::SUCCESS_RESPONSE, deadline)?;
-        C::decode_return(json).map_err(|e| Error::decode(C::NAME, e, json))
-    }
-
-    /// Executes a command by name with JSON `arguments`; returns the `return` JSON.
-    pub fn execute_raw(
-        &mut self,
-        name: &str,
-        args: Option<&RawValue>,
-    ) -> Result<Box<RawValue>, Error> {
-        self.execute_raw_with(name, args, &Call::default())
-    }
-
-    /// [`Qga::execute_raw`] with per-call options.
-    pub fn execute_raw_with(
-        &mut self,
-        name: &str,
-        args: Option<&RawValue>,
-        call: &Call<'_>,
-    ) -> Result<Box<RawValue>, Error> {
-        let deadline = self.begin(name, call)?;
-        let mut w = self.core.begin_request(name, false);
-        if let Some(a) = args {
-            let _ = Core::push_arguments(&mut w, |w| {
-                w.extend_from_slice(a.get().as_bytes());
-                Ok(())
-            });
-        }
-        let json = self.roundtrip(w, name, true, deadline)?;
-        RawValue::from_string(json.to_owned()).map_err(|e| Error::decode(name, e, json))
-    }
-
-    fn begin(&mut self, name: &str, call: &Call<'_>) -> Result<Option<Instant>, Error> {
-        if call.is_oob() {
-            return Err(Error::OobUnavailable {
-                command: name.to_owned(),
-                reason: "the guest agent has no out-of-band execution",
-            });
-        }
-        let deadline = self.core.deadline(call.timeout_override());
-        if self.needs_sync {
-            self.sync_until(deadline, None)?;
-        }
-        Ok(deadline)
-    }
-
-    fn roundtrip(
-        &mut self,
-        w: Vec<u8>,
-        name: &str,
-        success_response: bool,
-        deadline: Option<Instant>,
-    ) -> Result<&str, Error> {
-        let fds = [];
-        let id = match self.core.send_request(w, true, b"", &fds, deadline, name) {
-            Ok(id) => id,
-            Err(e) => {
-                self.needs_sync = true;
-                return Err(e);
-            }
-        };
-        if !success_response {
-            // No reply on success: a sync proves the command was consumed; an error
-            // reply with our id before it is the command's failure.
-            return match self.sync_until(deadline, Some((id, name))) {
-                Ok(()) | Err(Error::Disconnected { .. }) => Ok("{}"),
-                Err(e) => Err(e),
-            };
-        }
-        loop {
-            let msg = match self
-                .core
-                .read_msg(deadline, &|| name.to_owned(), Some(name))
-            {
-                Ok(m) => m,
-                Err(e) => {
-                    // Timeout, garbage or oversize: resync before the next command.
-                    self.needs_sync = true;
-                    return Err(e);
-                }
-            };
-            match msg {
-                Msg::Reply {
-                    id: Some(got),
-                    result,
-                } if got == id => {
-                    return match result {
-                        Ok(json) => {
-                            self.reply.clear();
-                            self.reply.push_str(json);
-                            Ok(&self.reply)
-                        }
-                        Err((class, desc)) => Err(qmp_error(name, &class, &desc)),
-                    };
-                }
-                Msg::Reply { id, .. } => {
-                    debug!("guest agent: discarding stale reply with id {id:?}");
-                }
-                _ => {}
-            }
+    pub fn sync(&self, timeout: Duration) -> Result<(), Error> {
+        let now = Instant::now();
+        let id = self.driver.lock().session.sync(now);
+        self.driver.flush(None, &[], Some(now + timeout))?;
+        match self.driver.wait(
+            Some(now + timeout),
+            |s| s.take(id),
+            |s, now| s.expire(id, now),
+        ) {
+            Ok(r) => r.map(|_| ()),
+            Err(WaitEnd::Deadline) => Err(Error::Timeout {
+                waiting_for: "guest-sync-delimited".into(),
+                waited: timeout,
+            }),
+            Err(WaitEnd::Closed) => Err(Error::Disconnected { command: None }),
         }
     }
 
-    /// Sends 0xFF + `guest-sync-delimited` and skips input up to its reply. With
-    /// `watch`, an error reply to that request id fails the call.
-    fn sync_until(
-        &mut self,
-        deadline: Option<Instant>,
-        watch: Option<(u64, &str)>,
-    ) -> Result<(), Error> {
-        self.needs_sync = true;
-        let token = random_id();
-        let mut w = self.core.begin_request("guest-sync-delimited", false);
-        w.extend_from_slice(b",\"arguments\":{\"id\":");
-        w.extend_from_slice(token.to_string().as_bytes());
-        w.push(b'}');
-        let fds = [];
-        self.core
-            .send_request(w, false, &[0xFF], &fds, deadline, "guest-sync-delimited")?;
-        let mut delimited = false;
-        loop {
-            let msg = match self.core.read_msg(
-                deadline,
-                &|| "guest-sync-delimited".into(),
-                Some("guest-sync-delimited"),
-            ) {
-                Ok(m) => m,
-                // Stale garbage or an oversized stale reply: keep skipping.
-                Err(Error::Protocol { .. } | Error::TooLarge { .. }) => continue,
-                Err(e) => return Err(e),
-            };
-            match msg {
-                Msg::Sentinel => delimited = true,
-                Msg::Reply {
-                    id: Some(got),
-                    result: Err((class, desc)),
-                } if watch.is_some_and(|(id, _)| id == got) => {
-                    let name = watch.map_or("", |(_, n)| n);
-                    return Err(qmp_error(name, &class, &desc));
-                }
-                Msg::Reply {
-                    result: Ok(json), ..
-                } if delimited && json.trim().parse::<u64>() == Ok(token) => {
-                    self.needs_sync = false;
-                    return Ok(());
-                }
-                _ => {}
-            }
-        }
+    /// Executes a request (a typed command `&cmd`, or a [`Request`]) exactly as
+    /// [`Qmp::execute`](crate::Qmp::execute) does. The agent has no out-of-band
+    /// execution and takes no file descriptors: asking for either is an error
+    /// ([`Error::OobUnavailable`], [`Error::FdPassingUnsupported`]), never ignored.
+    /// Commands that send nothing on success (`guest-shutdown`) complete when a sync
+    /// sent right after them is answered (or the agent hangs up).
+    pub fn execute<'a, T: 'a>(&self, request: impl Into<Request<'a, T>>) -> Result<T, Error> {
+        self.driver.call(request.into())
     }
-}
-
-/// A copy of `endpoint` to connect to again (`None` for an already-connected fd).
-fn reopenable(endpoint: &Endpoint) -> Option<Endpoint> {
-    match endpoint {
-        Endpoint::Unix(p) => Some(Endpoint::Unix(p.clone())),
-        Endpoint::Tcp(a) => Some(Endpoint::Tcp(a.clone())),
-        Endpoint::Fd(_) => None,
-    }
-}
-
-/// A random positive 63-bit id from std's randomly seeded hasher.
-fn random_id() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish() & (i64::MAX as u64)
 }

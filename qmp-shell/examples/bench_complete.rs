@@ -45,9 +45,11 @@ fn qmp_binary() -> PathBuf {
 
 fn main() {
     let vm = Launcher::qemu().spawn().expect("start QEMU");
-    let mut qmp = vm.connect().expect("connect");
+    let qmp = vm.connect().expect("connect");
     let t = Instant::now();
-    let reply = qmp.execute_raw("query-qmp-schema", None).expect("schema");
+    let reply = qmp
+        .execute(qmp_types::client::Request::name("query-qmp-schema"))
+        .expect("schema");
     let fetch = t.elapsed();
     let value: serde_json::Value = serde_json::from_str(reply.get()).expect("json");
     let t = Instant::now();

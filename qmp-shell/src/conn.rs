@@ -4,7 +4,7 @@
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
-use qmp_types::client::{Call, Endpoint, Error, Event, Options, Qga, Qmp};
+use qmp_types::client::{self, Endpoint, Error, Options, Qga, Qmp, RawEvent};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
@@ -88,18 +88,14 @@ pub struct Exec<'a> {
 impl Peer {
     /// Executes `req`, returning the JSON text of `return`.
     pub fn execute(&mut self, req: &Request, exec: &Exec<'_>) -> Result<Box<RawValue>, Error> {
-        let args = match &req.args {
-            Some(a) => Some(
-                serde_json::value::to_raw_value(a).map_err(|e| Error::Encode {
-                    command: req.name.clone(),
-                    source: e,
-                })?,
-            ),
-            None => None,
+        let mut call = match &req.args {
+            Some(a) => client::Request::raw(&req.name, a),
+            None => client::Request::name(&req.name),
         };
-        let mut call = Call::new();
-        if let Some(t) = exec.timeout {
-            call = call.timeout(t);
+        match exec.timeout {
+            Some(Some(t)) => call = call.timeout(t),
+            Some(None) => call = call.no_timeout(),
+            None => {}
         }
         if exec.oob {
             call = call.oob();
@@ -108,13 +104,13 @@ impl Peer {
             call = call.fds(exec.fds);
         }
         match self {
-            Peer::Qmp(q) => q.execute_raw_with(&req.name, args.as_deref(), &call),
-            Peer::Qga(q) => q.execute_raw_with(&req.name, args.as_deref(), &call),
+            Peer::Qmp(q) => q.execute(call),
+            Peer::Qga(q) => q.execute(call),
         }
     }
 
     /// The next queued or already-received event, without blocking (none for QGA).
-    pub fn poll_event(&mut self) -> Result<Option<Event>, Error> {
+    pub fn poll_event(&mut self) -> Result<Option<RawEvent>, Error> {
         match self {
             Peer::Qmp(q) => q.poll_event(),
             Peer::Qga(_) => Ok(None),
@@ -122,7 +118,7 @@ impl Peer {
     }
 
     /// Waits up to `timeout` for an event.
-    pub fn next_event(&mut self, timeout: Option<Duration>) -> Result<Option<Event>, Error> {
+    pub fn next_event(&mut self, timeout: Option<Duration>) -> Result<Option<RawEvent>, Error> {
         match self {
             Peer::Qmp(q) => q.next_event(timeout),
             Peer::Qga(_) => {
@@ -147,15 +143,18 @@ impl Peer {
     /// The `query-qmp-schema` reply, for QMP monitors that have been negotiated.
     pub fn introspect(&mut self) -> Option<Result<Value, Error>> {
         match self {
-            Peer::Qmp(q) if q.greeting().is_some() => {
-                Some(q.execute_raw("query-qmp-schema", None).and_then(|r| {
-                    serde_json::from_str(r.get()).map_err(|e| qmp_types::client::Error::Decode {
-                        command: "query-qmp-schema".into(),
-                        source: e,
-                        json: String::new(),
-                    })
-                }))
-            }
+            Peer::Qmp(q) if q.greeting().is_some() => Some(
+                q.execute(client::Request::name("query-qmp-schema"))
+                    .and_then(|r| {
+                        serde_json::from_str(r.get()).map_err(|e| {
+                            qmp_types::client::Error::Decode {
+                                command: "query-qmp-schema".into(),
+                                source: e,
+                                json: String::new(),
+                            }
+                        })
+                    }),
+            ),
             _ => None,
         }
     }

@@ -158,7 +158,7 @@ fn history_path() -> Option<PathBuf> {
 /// Where event lines go: above the prompt on a terminal, plain stdout otherwise.
 type Printer = Box<dyn FnMut(String) + Send>;
 
-fn event_text(e: &qmp_types::client::Event, format: Format) -> String {
+fn event_text(e: &qmp_types::client::RawEvent, format: Format) -> String {
     let ts = e.timestamp();
     output::event_line(
         e.name(),

@@ -27,9 +27,9 @@ fn main() {
     let vm = Launcher::qemu()
         .spawn()
         .expect("needs qemu-system-x86_64 10.0.2");
-    let mut q = vm.connect().expect("connect");
+    let q = vm.connect().expect("connect");
     let raw = q
-        .execute_raw("query-qmp-schema", None)
+        .execute(qmp_types::client::Request::name("query-qmp-schema"))
         .expect("query-qmp-schema");
     let text = raw.get().to_owned();
     let typed = median(|| {

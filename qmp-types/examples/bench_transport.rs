@@ -148,7 +148,7 @@ fn round_trips(rounds: usize, per_round: usize) {
         ])
         .spawn()
         .expect("QEMU (see the install instructions above)");
-    let mut qmp = vm.connect().expect("connect");
+    let qmp = vm.connect().expect("connect");
     let mut floor = Floor::connect(&floor_sock);
     for _ in 0..200 {
         floor.query_status();
@@ -300,7 +300,7 @@ fn event_ingest(n: usize, reps: usize) {
         floor.push(n as f64 / t.elapsed().as_secs_f64());
         drop(f);
 
-        let mut q = Qmp::connect(Endpoint::Unix(sock.clone()), &opts).expect("connect");
+        let q = Qmp::connect(Endpoint::Unix(sock.clone()), &opts).expect("connect");
         let t = Instant::now();
         let mut names = 0usize;
         for _ in 0..n {
@@ -311,7 +311,7 @@ fn event_ingest(n: usize, reps: usize) {
         assert!(names >= 4 * n);
         drop(q);
 
-        let mut q = Qmp::connect(Endpoint::Unix(sock.clone()), &opts).expect("connect");
+        let q = Qmp::connect(Endpoint::Unix(sock.clone()), &opts).expect("connect");
         let t = Instant::now();
         let mut stops = 0usize;
         for _ in 0..n {
@@ -323,7 +323,7 @@ fn event_ingest(n: usize, reps: usize) {
         typed.push(n as f64 / t.elapsed().as_secs_f64());
         assert_eq!(stops, n / 2);
         drop(q);
-        let mut q = Qmp::connect(Endpoint::Unix(sock.clone()), &opts).expect("connect");
+        let q = Qmp::connect(Endpoint::Unix(sock.clone()), &opts).expect("connect");
         let t = Instant::now();
         let mut stops = 0usize;
         for _ in 0..n {

@@ -13,7 +13,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use qmp_types::client::{find_binary, Error, Event, EventFilter, Launcher, Qga, Qmp};
+use qmp_types::client::{find_binary, Error, EventFilter, Launcher, Qga, Qmp, RawEvent, Request};
 use qmp_types::qmp::{self, commands as c};
 use qmp_types::Command;
 use serde_json::value::RawValue;
@@ -53,7 +53,7 @@ fn show_reply(ret: &str) {
     println!("  <- {line}");
 }
 
-fn show_event(e: &Event) {
+fn show_event(e: &RawEvent) {
     let ts = e.timestamp();
     match e.data() {
         Some(d) => println!(
@@ -74,7 +74,10 @@ fn show_event(e: &Event) {
 /// Runs a command by name and prints it, its reply and the events that came with it.
 fn exec(qmp: &mut Qmp, name: &str, args: Option<Value>) -> Result<Value> {
     show_request(name, args.as_ref());
-    let ret = qmp.execute_raw(name, args.map(raw).as_deref())?;
+    let ret = qmp.execute(match args.map(raw) {
+        Some(a) => Request::raw(name, &a),
+        None => Request::name(name),
+    })?;
     show_reply(ret.get());
     while let Some(e) = qmp.poll_event()? {
         show_event(&e);
@@ -90,7 +93,7 @@ fn section(title: &str) {
 /// `show` renders it, and the events that came with it.
 fn typed<C, R>(qmp: &mut Qmp, cmd: &C, show: impl FnOnce(&C::Returns) -> R) -> Result<C::Returns>
 where
-    C: Command,
+    C: Command + Sync,
     R: std::fmt::Display,
 {
     show_typed_request(cmd)?;
@@ -104,16 +107,20 @@ where
 
 /// Executes a typed command and waits for the event it causes (the filter is armed
 /// before the command is written); prints everything in arrival order.
-fn typed_and_wait<C>(qmp: &mut Qmp, cmd: &C, filter: &EventFilter) -> Result<qmp::Event>
+fn typed_and_wait<C>(qmp: &mut Qmp, cmd: &C, filter: EventFilter) -> Result<qmp::Event>
 where
-    C: Command,
+    C: Command + Sync,
 {
     show_typed_request(cmd)?;
-    let (_, ev) = qmp.execute_and_wait(cmd, filter, Duration::from_secs(30))?;
+    let (_, ev) = qmp.execute(
+        Request::new(cmd)
+            .timeout(Duration::from_secs(30))
+            .wait_for(filter),
+    )?;
     println!("  <- {{}}");
     let mut events = qmp.drain_events();
     events.push(ev.clone());
-    events.sort_by_key(Event::sequence);
+    events.sort_by_key(RawEvent::sequence);
     for e in &events {
         show_event(e);
     }
@@ -229,10 +236,11 @@ fn run() -> Result {
     })?;
 
     section("unplug the disk (waits for DEVICE_DELETED)");
-    let deleted = EventFilter::name("DEVICE_DELETED").decoded(|e: &qmp::Event| {
-        matches!(e, qmp::Event::DeviceDeleted(d, _) if d.device.as_deref() == Some("sd0"))
+    let deleted = EventFilter::name("DEVICE_DELETED").matching(|e: &RawEvent| {
+        e.decode_typed::<qmp::events::DeviceDeleted>()
+            .is_ok_and(|d| d.device.as_deref() == Some("sd0"))
     });
-    typed_and_wait(&mut qmp, &c::DeviceDel::new("sd0"), &deleted)?;
+    typed_and_wait(&mut qmp, &c::DeviceDel::new("sd0"), deleted)?;
 
     section("dirty-bitmap backup of the unplugged node");
     let add_bitmap = qmp::TransactionAction {
@@ -266,9 +274,10 @@ fn run() -> Result {
         |out| format!("{out:?}"),
     )?;
     typed(&mut qmp, &qcow2("backup0", &backup)?, empty)?;
-    let done = EventFilter::name("BLOCK_JOB_COMPLETED").decoded(
-        |e: &qmp::Event| matches!(e, qmp::Event::BlockJobCompleted(j, _) if j.device == "job0"),
-    );
+    let done = EventFilter::name("BLOCK_JOB_COMPLETED").matching(|e: &RawEvent| {
+        e.decode_typed::<qmp::events::BlockJobCompleted>()
+            .is_ok_and(|j| j.device == "job0")
+    });
     let backup_cmd = c::BlockdevBackup(qmp::BlockdevBackup {
         job_id: Some("job0".into()),
         device: "disk0".into(),
@@ -286,7 +295,7 @@ fn run() -> Result {
         discard_source: None,
         x_perf: None,
     });
-    if let qmp::Event::BlockJobCompleted(j, _) = typed_and_wait(&mut qmp, &backup_cmd, &done)? {
+    if let qmp::Event::BlockJobCompleted(j, _) = typed_and_wait(&mut qmp, &backup_cmd, done)? {
         println!(
             "     backup job {} copied {} of {} bytes",
             j.device, j.offset, j.len
@@ -449,11 +458,12 @@ fn linux_guest((vm, booted): Booting) -> Result {
     }
 
     section("unplug it: the guest ejects the device, then QEMU reports DEVICE_DELETED");
-    let deleted = EventFilter::name("DEVICE_DELETED").decoded(|e: &qmp::Event| {
-        matches!(e, qmp::Event::DeviceDeleted(d, _) if d.device.as_deref() == Some("vb1"))
+    let deleted = EventFilter::name("DEVICE_DELETED").matching(|e: &RawEvent| {
+        e.decode_typed::<qmp::events::DeviceDeleted>()
+            .is_ok_and(|d| d.device.as_deref() == Some("vb1"))
     });
     let unplug = Instant::now();
-    typed_and_wait(&mut qmp, &c::DeviceDel { id: "vb1".into() }, &deleted)?;
+    typed_and_wait(&mut qmp, &c::DeviceDel { id: "vb1".into() }, deleted)?;
     println!("     DEVICE_DELETED after {:.0?}", unplug.elapsed());
     println!(
         "     guest's /sys/block after: {:?}",
@@ -471,10 +481,7 @@ fn linux_guest((vm, booted): Booting) -> Result {
     let shutdown = g::GuestShutdown { mode: None };
     show_typed_request(&shutdown)?;
     // No reply on success; the powered-off guest never answers the client's sync.
-    let _ = qga.execute_with(
-        &shutdown,
-        &qmp_types::client::Call::new().timeout(Some(Duration::from_secs(3))),
-    );
+    let _ = qga.execute(Request::new(&shutdown).timeout(Duration::from_secs(3)));
     let event = qmp.wait_event(&EventFilter::name("SHUTDOWN"), Duration::from_secs(30))?;
     show_event(&event);
     Ok(())
@@ -609,7 +616,10 @@ fn guest_agent(qga: &mut Qga) -> Result {
 #[cfg(not(feature = "qga"))]
 fn qga_exec(qga: &mut Qga, name: &str, args: Option<Value>) -> Result<Value> {
     show_request(name, args.as_ref());
-    let ret = qga.execute_raw(name, args.map(raw).as_deref())?;
+    let ret = qga.execute(match args.map(raw) {
+        Some(a) => Request::raw(name, &a),
+        None => Request::name(name),
+    })?;
     show_reply(ret.get());
     Ok(serde_json::from_str(ret.get())?)
 }

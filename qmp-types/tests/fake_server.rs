@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use common::*;
-use qmp_types::client::{Call, Endpoint, Error, ErrorClass, Options, Qga, Qmp};
+use qmp_types::client::{Endpoint, Error, ErrorClass, Options, Qga, Qmp, Request};
 
 const GREETING: &[u8] = b"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 2, \"minor\": 0, \"major\": 10}, \"package\": \"fake\"}, \"capabilities\": [\"oob\"]}}\r\n";
 
@@ -138,7 +138,7 @@ fn frames_split_byte_by_byte_and_pretty() {
         );
         p.send_byte_by_byte(format!("{ev}{rep}").as_bytes());
     });
-    let mut qmp = connect(&path);
+    let qmp = connect(&path);
     assert!(!qmp.oob_enabled());
     let st = qmp.execute(&QueryStatus).unwrap();
     assert_eq!(
@@ -185,10 +185,10 @@ fn compact_requests_without_empty_arguments() {
         assert_eq!(exact(p, 1), "{\"execute\":\"query-status\",\"id\":4}");
         p.send(b"{\"return\": {\"status\": \"running\", \"running\": true}, \"id\": 4}\r\n");
     });
-    let mut qmp = connect(&path);
+    let qmp = connect(&path);
     qmp.execute(&QueryStatus).unwrap();
     qmp.execute(&DeviceDel { id: "d".into() }).unwrap();
-    qmp.execute_raw("query-status", Some(&args(serde_json::json!({}))))
+    qmp.execute(Request::raw("query-status", &args(serde_json::json!({}))))
         .unwrap();
     drop(qmp);
     h.join().unwrap();
@@ -213,7 +213,7 @@ fn garbage_and_malformed_messages_are_errors_not_panics() {
         let q = p.recv();
         p.reply(&q, "{\"status\": 5}");
     });
-    let mut qmp = connect(&path);
+    let qmp = connect(&path);
     for expect in [
         "bytes outside any JSON object",
         "malformed message",
@@ -250,7 +250,7 @@ fn oversize_message_fails_the_call_that_hit_it() {
         let q = p.recv();
         p.reply(&q, "{\"status\": \"running\", \"running\": true}");
     });
-    let mut qmp = Qmp::connect(Endpoint::Unix(path), &opts().max_message(4096)).unwrap();
+    let qmp = Qmp::connect(Endpoint::Unix(path), &opts().max_message(4096)).unwrap();
     let e = qmp.execute(&QueryStatus).unwrap_err();
     assert!(matches!(e, Error::TooLarge { limit: 4096 }), "{e}");
     assert!(qmp.execute(&QueryStatus).unwrap().running);
@@ -272,7 +272,7 @@ fn unknown_events_members_and_idless_errors() {
         let q = p.recv();
         p.send(format!("{{\"id\": {}, \"error\": {{\"class\": \"DownstreamClass\", \"desc\": \"nope\", \"more\": 1}}}}\r\n", q["id"]).as_bytes());
     });
-    let mut qmp = connect(&path);
+    let qmp = connect(&path);
     let e = qmp.execute(&QueryStatus).unwrap_err();
     let q = e.qmp().unwrap();
     assert_eq!(
@@ -308,7 +308,7 @@ fn eof_mid_command_and_bad_greetings() {
         let _ = p.recv();
         p.s.shutdown(std::net::Shutdown::Both).unwrap();
     });
-    let mut qmp = connect(&path);
+    let qmp = connect(&path);
     let e = qmp.execute(&QueryStatus).unwrap_err();
     assert!(
         matches!(&e, Error::Disconnected { command: Some(c) } if c == "query-status"),
@@ -356,11 +356,8 @@ fn random_input_never_panics() {
             p.handshake();
             p.send(&junk);
         });
-        let mut qmp = connect(&path);
-        let _ = qmp.execute_with(
-            &QueryStatus,
-            &Call::new().timeout(Some(Duration::from_millis(20))),
-        );
+        let qmp = connect(&path);
+        let _ = qmp.execute(Request::new(&QueryStatus).timeout(Duration::from_millis(20)));
         for _ in 0..5 {
             let _ = qmp.next_event(Some(Duration::from_millis(5)));
         }
@@ -386,8 +383,8 @@ fn guest_agent_resync_skips_stale_output() {
         assert_eq!(ping["execute"], "guest-ping");
         p.send(format!("{{\"return\": {{}}, \"id\": {}}}\n", ping["id"]).as_bytes());
     });
-    let mut qga = Qga::connect(Endpoint::Unix(path), &opts()).unwrap();
-    qga.execute_raw("guest-ping", None).unwrap();
+    let qga = Qga::connect(Endpoint::Unix(path), &opts()).unwrap();
+    qga.execute(Request::name("guest-ping")).unwrap();
     drop(qga);
     h.join().unwrap();
 }
@@ -419,8 +416,8 @@ fn wire_tracing_through_log() {
         p.send(b"{\"event\": \"TRACED_EVENT\", \"timestamp\": {\"seconds\": 1, \"microseconds\": 1}}\r\n");
         p.reply(&q, "{\"traced\": true}");
     });
-    let mut qmp = connect(&path);
-    qmp.execute_raw("traced-command", None).unwrap();
+    let qmp = connect(&path);
+    qmp.execute(Request::name("traced-command")).unwrap();
     drop(qmp);
     h.join().unwrap();
     log::set_max_level(log::LevelFilter::Off);
@@ -478,7 +475,7 @@ fn guest_agent_command_without_success_response() {
         );
         answer_sync(p);
     });
-    let mut qga = Qga::connect(Endpoint::Unix(path), &opts()).unwrap();
+    let qga = Qga::connect(Endpoint::Unix(path), &opts()).unwrap();
     qga.execute(&NoReply).unwrap();
     let e = qga.execute(&NoReply).unwrap_err();
     assert_eq!(e.qmp().map(|q| q.desc.as_str()), Some("refused"), "{e}");

@@ -105,7 +105,7 @@ fn run(release: Release) {
     );
     // The cache belongs to the connection: a new one fetches its own.
     drop(qmp);
-    let mut second = vm.connect().unwrap();
+    let second = vm.connect().unwrap();
     assert!(second.has_command("query-status").unwrap());
     assert_eq!(second.stats().requests, 2);
 }
@@ -128,7 +128,7 @@ fn storage_daemon_capabilities() {
         Ok(d) => d,
         Err(e) => panic!("live test needs real qemu-storage-daemon: {e}"),
     };
-    let mut qmp = d.connect().unwrap();
+    let qmp = d.connect().unwrap();
     assert!(qmp.has_command("blockdev-add").unwrap());
     assert!(!qmp.has_command("query-status").unwrap());
     assert!(qmp.has_argument("blockdev-add", "filename").unwrap());
@@ -140,7 +140,7 @@ fn storage_daemon_capabilities() {
 #[test]
 fn fetch_errors_are_typed() {
     let mut vm = start(Release::V10_0_2, Release::V10_0_2.launcher());
-    let mut qmp = vm.connect().unwrap();
+    let qmp = vm.connect().unwrap();
     vm.kill().unwrap();
     match qmp.has_command("query-status") {
         Err(Error::Disconnected { .. } | Error::Io { .. }) => {}

@@ -3,7 +3,7 @@
 //! `storage-daemon` feature, `qemu-storage-daemon`) and its reply decoded with the
 //! typed return, which must serialize back to the JSON QEMU sent.
 
-use qmp_types::client::{Instance, Launcher, Qmp};
+use qmp_types::client::{Instance, Launcher, Qmp, Request};
 use qmp_types::qmp;
 
 fn start(l: Launcher) -> Instance {
@@ -43,7 +43,7 @@ fn check_queries(
             Some(false) => continue,
             None => panic!("{name}: QEMU has it, the generated API does not"),
         }
-        let raw = match q.execute_raw(&name, None) {
+        let raw = match q.execute(Request::name(&name)) {
             Ok(raw) => raw,
             // Some queries need a machine or an accelerator `-machine none` lacks.
             Err(e) => {

@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use qmp_types::client::{Call, EventFilter, Instance, Launcher, Qga, Qmp};
+use qmp_types::client::{EventFilter, Instance, Launcher, Qga, Qmp, Request};
 use qmp_types::qga::{self, commands as g};
 use qmp_types::qmp::{self, commands as c};
 
@@ -209,10 +209,8 @@ fn a_real_guest_with_its_agent() {
     let shutdown = EventFilter::name("SHUTDOWN");
     // No reply on success: the client proves the command was consumed with a sync,
     // which the powered-off guest never answers (or QEMU's exit ends early).
-    let _ = qga.execute_with(
-        &g::GuestShutdown { mode: None },
-        &Call::new().timeout(Some(Duration::from_secs(5))),
-    );
+    let _ =
+        qga.execute(Request::new(&g::GuestShutdown { mode: None }).timeout(Duration::from_secs(5)));
     let event = qmp
         .wait_event(&shutdown, Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("{e}; console:\n{}", vm.console()));
@@ -242,10 +240,10 @@ fn hotplug_round_trip(vm: &Instance, qmp: &mut Qmp, qga: &mut Qga) -> Duration {
     .unwrap();
     let props =
         serde_json::json!({"driver": "virtio-blk-pci", "drive": "n1", "id": "vb1", "bus": "rp1"});
-    qmp.execute_raw(
+    qmp.execute(Request::raw(
         "device_add",
-        Some(&serde_json::value::to_raw_value(&props).unwrap()),
-    )
+        &serde_json::value::to_raw_value(&props).unwrap(),
+    ))
     .unwrap();
     let plugged = Instant::now();
     let sectors = wait_for(qga, "vda to appear in the guest", |qga| {
@@ -261,22 +259,19 @@ fn hotplug_round_trip(vm: &Instance, qmp: &mut Qmp, qga: &mut Qga) -> Duration {
     let (_, blocks) = exec(qga, "/bin/ls", &["/sys/block"]);
     assert!(blocks.split_whitespace().any(|b| b == "vda"), "{blocks}");
 
-    let deleted = EventFilter::name("DEVICE_DELETED").decoded(|e: &qmp::Event| {
-        matches!(e, qmp::Event::DeviceDeleted(d, _) if d.device.as_deref() == Some("vb1"))
-    });
+    let deleted = EventFilter::of::<qmp::events::DeviceDeleted>()
+        .matching(|(d, _)| d.device.as_deref() == Some("vb1"));
     let unplug = Instant::now();
     let (_, event) = qmp
-        .execute_and_wait(
-            &c::DeviceDel { id: "vb1".into() },
-            &deleted,
-            Duration::from_secs(30),
+        .execute(
+            Request::new(&c::DeviceDel { id: "vb1".into() })
+                .timeout(Duration::from_secs(30))
+                .wait_for(deleted),
         )
         .unwrap_or_else(|e| panic!("{e}; console:\n{}", vm.console()));
     let took = unplug.elapsed();
     eprintln!("DEVICE_DELETED for vb1 after {took:?}");
-    let qmp::Event::DeviceDeleted(d, _) = event.decode::<qmp::Event>().unwrap() else {
-        unreachable!()
-    };
+    let (d, _) = event;
     assert_eq!(d.path, "/machine/peripheral/vb1");
     let (_, blocks) = exec(qga, "/bin/ls", &["/sys/block"]);
     assert!(!blocks.split_whitespace().any(|b| b == "vda"), "{blocks}");

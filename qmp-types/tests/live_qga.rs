@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use qmp_types::client::{Call, Error, ErrorClass, Launcher, Qga};
+use qmp_types::client::{Error, ErrorClass, Launcher, Qga, Request};
 use qmp_types::Command;
 use serde::Deserialize;
 
@@ -38,9 +38,9 @@ struct ExecStatus {
 #[test]
 fn ping_info_exec() {
     let ga = start(Launcher::guest_agent());
-    let mut qga = ga.connect_qga().unwrap();
+    let qga = ga.connect_qga().unwrap();
     qga.execute(&GuestPing).unwrap();
-    let info = qga.execute_raw("guest-info", None).unwrap();
+    let info = qga.execute(Request::name("guest-info")).unwrap();
     let info: serde_json::Value = serde_json::from_str(info.get()).unwrap();
     assert!(
         info["version"].as_str().unwrap().starts_with("10.0.2"),
@@ -49,21 +49,21 @@ fn ping_info_exec() {
     assert!(info["supported_commands"].as_array().unwrap().len() > 10);
 
     let pid = qga
-        .execute_raw(
+        .execute(Request::raw(
             "guest-exec",
-            Some(&args(serde_json::json!({
+            &args(serde_json::json!({
                 "path": "/bin/sh", "arg": ["-c", "echo hello; exit 3"], "capture-output": true
-            }))),
-        )
+            })),
+        ))
         .unwrap();
     let pid: serde_json::Value = serde_json::from_str(pid.get()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
         let st = qga
-            .execute_raw(
+            .execute(Request::raw(
                 "guest-exec-status",
-                Some(&args(serde_json::json!({"pid": pid["pid"]}))),
-            )
+                &args(serde_json::json!({"pid": pid["pid"]})),
+            ))
             .unwrap();
         let st: ExecStatus = serde_json::from_str(st.get()).unwrap();
         if st.exited {
@@ -79,19 +79,17 @@ fn ping_info_exec() {
 #[test]
 fn errors_and_no_oob() {
     let ga = start(Launcher::guest_agent());
-    let mut qga = ga.connect_qga().unwrap();
-    let e = qga.execute_raw("guest-no-such", None).unwrap_err();
+    let qga = ga.connect_qga().unwrap();
+    let e = qga.execute(Request::name("guest-no-such")).unwrap_err();
     assert_eq!(e.class(), Some(&ErrorClass::CommandNotFound), "{e}");
     let e = qga
-        .execute_raw(
+        .execute(Request::raw(
             "guest-exec-status",
-            Some(&args(serde_json::json!({"pid": 999_999}))),
-        )
+            &args(serde_json::json!({"pid": 999_999})),
+        ))
         .unwrap_err();
     assert_eq!(e.class(), Some(&ErrorClass::GenericError), "{e}");
-    let e = qga
-        .execute_with(&GuestPing, &Call::new().oob())
-        .unwrap_err();
+    let e = qga.execute(Request::new(&GuestPing).oob()).unwrap_err();
     assert!(matches!(e, Error::OobUnavailable { .. }), "{e}");
     qga.execute(&GuestPing).unwrap();
 }
@@ -99,18 +97,15 @@ fn errors_and_no_oob() {
 #[test]
 fn timeout_then_resync_skips_the_stale_reply() {
     let ga = start(Launcher::guest_agent());
-    let mut qga = ga.connect_qga().unwrap();
+    let qga = ga.connect_qga().unwrap();
     ga.signal(libc::SIGSTOP).unwrap();
     let e = qga
-        .execute_with(
-            &GuestPing,
-            &Call::new().timeout(Some(Duration::from_millis(200))),
-        )
+        .execute(Request::new(&GuestPing).timeout(Duration::from_millis(200)))
         .unwrap_err();
     assert!(matches!(e, Error::Timeout { .. }), "{e}");
     ga.signal(libc::SIGCONT).unwrap();
     // The next call resyncs first (0xFF + guest-sync-delimited), skipping the late reply.
-    let info = qga.execute_raw("guest-info", None).unwrap();
+    let info = qga.execute(Request::name("guest-info")).unwrap();
     assert!(info.get().contains("supported_commands"));
     qga.execute(&GuestPing).unwrap();
     qga.sync(Duration::from_secs(2)).unwrap();
@@ -130,7 +125,7 @@ fn from_an_already_connected_stream() {
             }
         }
     };
-    let mut qga = Qga::from_stream(stream, &Default::default()).unwrap();
+    let qga = Qga::from_stream(stream, &Default::default()).unwrap();
     qga.execute(&GuestPing).unwrap();
 }
 
@@ -139,7 +134,7 @@ fn from_an_already_connected_stream() {
 fn generated_guest_agent_api() {
     use qmp_types::qga::{self, commands as g};
     let ga = start(Launcher::guest_agent());
-    let mut qga = ga.connect_qga().unwrap();
+    let qga = ga.connect_qga().unwrap();
     qga.execute(&g::GuestPing).unwrap();
     let info = qga.execute(&g::GuestInfo).unwrap();
     assert!(info.version.starts_with("10.0.2"));

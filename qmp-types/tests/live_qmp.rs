@@ -6,12 +6,14 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use qmp_types::client::{Call, Error, ErrorClass, EventFilter, Launcher, OobPolicy, Options, Qmp};
+use qmp_types::client::{
+    Error, ErrorClass, EventFilter, Launcher, OobPolicy, Options, Qmp, Request,
+};
 
 #[test]
 fn greeting_status_typed_and_raw() {
     let vm = start(Launcher::qemu());
-    let mut qmp = vm.connect().unwrap();
+    let qmp = vm.connect().unwrap();
     let g = qmp.greeting().unwrap();
     assert_eq!((g.version.major, g.version.minor), (10, 0));
     assert!(g.capabilities.iter().any(|c| c == "oob"));
@@ -19,14 +21,14 @@ fn greeting_status_typed_and_raw() {
     let st = qmp.execute(&QueryStatus).unwrap();
     assert!(st.running);
     assert_eq!(st.status, "running");
-    let raw = qmp.execute_raw("query-status", None).unwrap();
+    let raw = qmp.execute(Request::name("query-status")).unwrap();
     assert!(raw.get().contains("\"running\""));
 }
 
 #[test]
 fn events_interleaved_with_replies_and_typed() {
     let vm = start(Launcher::qemu());
-    let mut qmp = vm.connect().unwrap();
+    let qmp = vm.connect().unwrap();
     // STOP arrives before stop's reply: it must be queued, not taken for the reply.
     qmp.execute(&Stop).unwrap();
     let ev = qmp.poll_event().unwrap().expect("STOP queued during stop");
@@ -35,7 +37,11 @@ fn events_interleaved_with_replies_and_typed() {
     assert!(qmp.poll_event().unwrap().is_none());
     // Armed before cont is written: RESUME is caught even though it precedes the reply.
     let (_, ev) = qmp
-        .execute_and_wait(&Cont, &EventFilter::name("RESUME"), Duration::from_secs(5))
+        .execute(
+            Request::new(&Cont)
+                .timeout(Duration::from_secs(5))
+                .wait_for(EventFilter::name("RESUME")),
+        )
         .unwrap();
     assert_eq!(ev.decode::<Ev>().unwrap(), Ev::Resume);
     assert_eq!(qmp.stats().dropped_events, 0);
@@ -44,7 +50,7 @@ fn events_interleaved_with_replies_and_typed() {
 #[test]
 fn bounded_event_queue_counts_drops() {
     let vm = start(Launcher::qemu());
-    let mut qmp = vm.connect_with(&Options::new().event_capacity(2)).unwrap();
+    let qmp = vm.connect_with(&Options::new().event_capacity(2)).unwrap();
     for _ in 0..3 {
         qmp.execute(&Stop).unwrap();
         qmp.execute(&Cont).unwrap();
@@ -74,8 +80,8 @@ fn bounded_event_queue_counts_drops() {
 #[test]
 fn error_classes_keep_class_desc_and_command() {
     let vm = start(Launcher::qemu());
-    let mut qmp = vm.connect().unwrap();
-    let e = qmp.execute_raw("no-such-command", None).unwrap_err();
+    let qmp = vm.connect().unwrap();
+    let e = qmp.execute(Request::name("no-such-command")).unwrap_err();
     let q = e.qmp().expect("error reply");
     assert_eq!(q.class, ErrorClass::CommandNotFound);
     assert_eq!(q.command, "no-such-command");
@@ -88,7 +94,10 @@ fn error_classes_keep_class_desc_and_command() {
         "{e}"
     );
     let e = qmp
-        .execute_raw("query-status", Some(&args(serde_json::json!({"bogus": 1}))))
+        .execute(Request::raw(
+            "query-status",
+            &args(serde_json::json!({"bogus": 1})),
+        ))
         .unwrap_err();
     assert_eq!(e.class(), Some(&ErrorClass::GenericError), "{e}");
     // The connection is still fine.
@@ -98,36 +107,32 @@ fn error_classes_keep_class_desc_and_command() {
 #[test]
 fn out_of_band_query_yank() {
     let vm = start(Launcher::qemu());
-    let mut qmp = vm.connect().unwrap();
-    let yank = qmp.execute_with(&QueryYank, &Call::new().oob()).unwrap();
+    let qmp = vm.connect().unwrap();
+    let yank = qmp.execute(Request::new(&QueryYank).oob()).unwrap();
     assert!(yank.iter().any(|i| i["type"] == "chardev"), "{yank:?}");
     // QEMU refuses exec-oob for a command that does not allow it...
     let e = qmp
-        .execute_raw_with("query-status", None, &Call::new().oob())
+        .execute(Request::name("query-status").oob())
         .unwrap_err();
     assert_eq!(e.class(), Some(&ErrorClass::GenericError), "{e}");
     // ...and the typed path refuses before sending.
-    let e = qmp
-        .execute_with(&QueryStatus, &Call::new().oob())
-        .unwrap_err();
+    let e = qmp.execute(Request::new(&QueryStatus).oob()).unwrap_err();
     assert!(matches!(e, Error::OobUnavailable { .. }), "{e}");
     // Without negotiation: fails fast.
     let vm2 = start(Launcher::qemu());
-    let mut plain = vm2
+    let plain = vm2
         .connect_with(&Options::new().oob(OobPolicy::Never))
         .unwrap();
     assert!(!plain.oob_enabled());
-    let e = plain
-        .execute_with(&QueryYank, &Call::new().oob())
-        .unwrap_err();
+    let e = plain.execute(Request::new(&QueryYank).oob()).unwrap_err();
     assert!(matches!(e, Error::OobUnavailable { .. }), "{e}");
-    assert!(plain.execute_with(&QueryYank, &Call::new()).is_ok());
+    assert!(plain.execute(Request::new(&QueryYank)).is_ok());
 }
 
 #[test]
 fn pretty_printed_monitor() {
     let vm = start(Launcher::qemu().pretty(true));
-    let mut qmp = vm.connect().unwrap();
+    let qmp = vm.connect().unwrap();
     assert_eq!(qmp.greeting().unwrap().version.major, 10);
     assert!(
         qmp.greeting().unwrap().json.contains('\n'),
@@ -136,26 +141,26 @@ fn pretty_printed_monitor() {
     qmp.execute(&Stop).unwrap();
     assert_eq!(qmp.execute(&QueryStatus).unwrap().status, "paused");
     assert_eq!(qmp.poll_event().unwrap().unwrap().name(), "STOP");
-    let schema = qmp.execute_raw("query-qmp-schema", None).unwrap();
+    let schema = qmp.execute(Request::name("query-qmp-schema")).unwrap();
     assert!(schema.get().len() > 200_000);
 }
 
 #[test]
 fn oversize_reply_is_an_error_on_that_call_and_the_connection_survives() {
     let vm = start(Launcher::qemu());
-    let mut qmp = vm
+    let qmp = vm
         .connect_with(&Options::new().max_message(64 * 1024))
         .unwrap();
-    let e = qmp.execute_raw("query-qmp-schema", None).unwrap_err();
+    let e = qmp.execute(Request::name("query-qmp-schema")).unwrap_err();
     assert!(matches!(e, Error::TooLarge { limit: 65536 }), "{e}");
     assert_eq!(qmp.execute(&QueryStatus).unwrap().status, "running");
     // The default 10 MiB limit reads the ~240 KB schema.
-    let mut qmp = {
+    let qmp = {
         drop(qmp);
         vm.connect().unwrap()
     };
     assert!(
-        qmp.execute_raw("query-qmp-schema", None)
+        qmp.execute(Request::name("query-qmp-schema"))
             .unwrap()
             .get()
             .len()
@@ -167,19 +172,19 @@ fn oversize_reply_is_an_error_on_that_call_and_the_connection_survives() {
 fn fd_passing_getfd_and_add_fd_with_real_files() {
     use std::os::fd::AsFd;
     let vm = start(Launcher::qemu());
-    let mut qmp = vm.connect().unwrap();
+    let qmp = vm.connect().unwrap();
     // getfd, then use the fd: migrate the (empty) machine into it.
     let mig = std::fs::File::create(vm.dir().join("migration.bin")).unwrap();
     qmp.getfd("migfd", mig.as_fd()).unwrap();
     drop(mig);
-    qmp.execute_raw(
+    qmp.execute(Request::raw(
         "migrate",
-        Some(&args(serde_json::json!({"uri": "fd:migfd"}))),
-    )
+        &args(serde_json::json!({"uri": "fd:migfd"})),
+    ))
     .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let st = qmp.execute_raw("query-migrate", None).unwrap();
+        let st = qmp.execute(Request::name("query-migrate")).unwrap();
         let v: serde_json::Value = serde_json::from_str(st.get()).unwrap();
         if v["status"] == "completed" {
             break;
@@ -200,7 +205,10 @@ fn fd_passing_getfd_and_add_fd_with_real_files() {
     );
     // getfd without an fd is QEMU's GenericError.
     let e = qmp
-        .execute_raw("getfd", Some(&args(serde_json::json!({"fdname": "x"}))))
+        .execute(Request::raw(
+            "getfd",
+            &args(serde_json::json!({"fdname": "x"})),
+        ))
         .unwrap_err();
     assert_eq!(e.class(), Some(&ErrorClass::GenericError), "{e}");
 
@@ -217,15 +225,17 @@ fn fd_passing_getfd_and_add_fd_with_real_files() {
     disk.set_len(1 << 20).unwrap();
     let info = qmp.add_fd(None, Some("disk"), disk.as_fd()).unwrap();
     drop(disk);
-    qmp.execute_raw(
+    qmp.execute(Request::raw(
         "blockdev-add",
-        Some(&args(serde_json::json!({
+        &args(serde_json::json!({
             "driver": "file", "node-name": "fdnode", "read-only": false,
             "filename": format!("/dev/fdset/{}", info.fdset_id)
-        }))),
-    )
+        })),
+    ))
     .unwrap();
-    let nodes = qmp.execute_raw("query-named-block-nodes", None).unwrap();
+    let nodes = qmp
+        .execute(Request::name("query-named-block-nodes"))
+        .unwrap();
     let nodes: serde_json::Value = serde_json::from_str(nodes.get()).unwrap();
     let node = nodes
         .as_array()
@@ -252,8 +262,8 @@ fn accept_mode_over_tcp_and_unix_and_no_fds_on_tcp() {
         "-qmp".to_owned(),
         format!("unix:{},server=off", upath.display()),
     ]));
-    let mut t = Qmp::accept_tcp(&tcp, &Options::new()).unwrap();
-    let mut u = Qmp::accept(&unix, &Options::new()).unwrap();
+    let t = Qmp::accept_tcp(&tcp, &Options::new()).unwrap();
+    let u = Qmp::accept(&unix, &Options::new()).unwrap();
     assert_eq!(t.execute(&QueryStatus).unwrap().status, "running");
     assert_eq!(u.execute(&QueryStatus).unwrap().status, "running");
     let f = std::fs::File::open("/dev/null").unwrap();
@@ -267,7 +277,7 @@ fn accept_mode_over_tcp_and_unix_and_no_fds_on_tcp() {
 #[test]
 fn hmp_helper() {
     let vm = start(Launcher::qemu());
-    let mut qmp = vm.connect().unwrap();
+    let qmp = vm.connect().unwrap();
     let out = qmp.hmp("info version").unwrap();
     assert!(out.starts_with("10.0.2"), "{out:?}");
     let out = qmp.hmp("info status").unwrap();
@@ -277,13 +287,10 @@ fn hmp_helper() {
 #[test]
 fn timeout_on_stopped_qemu_then_resync_discards_the_late_reply() {
     let vm = start(Launcher::qemu());
-    let mut qmp = vm.connect().unwrap();
+    let qmp = vm.connect().unwrap();
     vm.signal(libc::SIGSTOP).unwrap();
     let e = qmp
-        .execute_with(
-            &QueryStatus,
-            &Call::new().timeout(Some(Duration::from_millis(300))),
-        )
+        .execute(Request::new(&QueryStatus).timeout(Duration::from_millis(300)))
         .unwrap_err();
     assert!(matches!(e, Error::Timeout { .. }), "{e}");
     assert!(e.outcome_unknown());
@@ -297,7 +304,7 @@ fn timeout_on_stopped_qemu_then_resync_discards_the_late_reply() {
 #[test]
 fn qemu_killed_mid_command_is_outcome_unknown() {
     let vm = start(Launcher::qemu());
-    let mut qmp = vm.connect().unwrap();
+    let qmp = vm.connect().unwrap();
     vm.signal(libc::SIGSTOP).unwrap();
     let pid = vm.pid() as libc::pid_t;
     let killer = std::thread::spawn(move || {
@@ -306,10 +313,7 @@ fn qemu_killed_mid_command_is_outcome_unknown() {
         unsafe { libc::kill(pid, libc::SIGKILL) };
     });
     let e = qmp
-        .execute_with(
-            &QueryStatus,
-            &Call::new().timeout(Some(Duration::from_secs(10))),
-        )
+        .execute(Request::new(&QueryStatus).timeout(Duration::from_secs(10)))
         .unwrap_err();
     killer.join().unwrap();
     assert!(
@@ -345,7 +349,7 @@ fn second_client_on_a_busy_monitor_times_out_then_gets_in() {
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     drop(idle);
     drop(first);
-    let mut second = vm.connect().unwrap();
+    let second = vm.connect().unwrap();
     assert!(second.execute(&QueryStatus).is_ok());
 }
 
@@ -358,26 +362,21 @@ fn device_del_waits_for_device_deleted() {
         "-device",
         "virtio-scsi-pci,id=scsi0",
     ]));
-    let mut qmp = vm.connect().unwrap();
-    qmp.execute_raw(
+    let qmp = vm.connect().unwrap();
+    qmp.execute(Request::raw(
         "blockdev-add",
-        Some(&args(
-            serde_json::json!({"driver": "null-co", "node-name": "null0"}),
-        )),
-    )
+        &args(serde_json::json!({"driver": "null-co", "node-name": "null0"})),
+    ))
     .unwrap();
-    qmp.execute_raw(
-        "device_add",
-        Some(&args(serde_json::json!({"driver": "scsi-hd", "id": "disk0", "drive": "null0", "bus": "scsi0.0"}))),
-    )
+    qmp.execute(Request::raw("device_add", &args(serde_json::json!({"driver": "scsi-hd", "id": "disk0", "drive": "null0", "bus": "scsi0.0"}))))
     .unwrap();
     let filter =
         EventFilter::name("DEVICE_DELETED").matching(|e| e.data_value()["device"] == "disk0");
     let (_, ev) = qmp
-        .execute_and_wait(
-            &DeviceDel { id: "disk0".into() },
-            &filter,
-            Duration::from_secs(5),
+        .execute(
+            Request::new(&DeviceDel { id: "disk0".into() })
+                .timeout(Duration::from_secs(5))
+                .wait_for(filter),
         )
         .unwrap();
     match ev.decode::<Ev>().unwrap() {
@@ -392,16 +391,16 @@ fn device_del_waits_for_device_deleted() {
 #[test]
 fn storage_daemon() {
     let qsd = start(Launcher::storage_daemon());
-    let mut qmp = qsd.connect().unwrap();
+    let qmp = qsd.connect().unwrap();
     assert_eq!(qmp.greeting().unwrap().version.major, 10);
-    qmp.execute_raw(
+    qmp.execute(Request::raw(
         "blockdev-add",
-        Some(&args(
-            serde_json::json!({"driver": "null-co", "node-name": "n0", "size": 4096}),
-        )),
-    )
+        &args(serde_json::json!({"driver": "null-co", "node-name": "n0", "size": 4096})),
+    ))
     .unwrap();
-    let nodes = qmp.execute_raw("query-named-block-nodes", None).unwrap();
+    let nodes = qmp
+        .execute(Request::name("query-named-block-nodes"))
+        .unwrap();
     assert!(nodes.get().contains("\"n0\""));
     // qemu-storage-daemon has no runstate: query-status is not there.
     let e = qmp.execute(&QueryStatus).unwrap_err();
@@ -443,7 +442,7 @@ fn tcp_endpoint_connect() {
         format!("tcp:127.0.0.1:{port},server=on,wait=off"),
     ]));
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let mut qmp = loop {
+    let qmp = loop {
         match Qmp::connect(
             qmp_types::client::Endpoint::Tcp(format!("127.0.0.1:{port}")),
             &Options::new(),
@@ -472,7 +471,7 @@ fn from_an_fd_handed_to_qemu_with_add_client() {
         "-mon".to_owned(),
         format!("chardev={spare},mode=control"),
     ]));
-    let mut qmp = vm.connect().unwrap();
+    let qmp = vm.connect().unwrap();
     qmp.execute(&QueryStatus).unwrap(); // QEMU is past its start-up: all chardevs exist
     assert!(
         vm.dir().join("spare.sock").exists(),
@@ -481,14 +480,12 @@ fn from_an_fd_handed_to_qemu_with_add_client() {
     let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
     qmp.getfd("pair", theirs.as_fd()).unwrap();
     drop(theirs);
-    qmp.execute_raw(
+    qmp.execute(Request::raw(
         "add_client",
-        Some(&args(
-            serde_json::json!({"protocol": spare, "fdname": "pair"}),
-        )),
-    )
+        &args(serde_json::json!({"protocol": spare, "fdname": "pair"})),
+    ))
     .unwrap();
-    let mut second = Qmp::from_stream(ours, &Options::new()).unwrap();
+    let second = Qmp::from_stream(ours, &Options::new()).unwrap();
     assert_eq!(second.greeting().unwrap().version.major, 10);
     assert_eq!(second.execute(&QueryStatus).unwrap().status, "running");
 }
@@ -496,15 +493,17 @@ fn from_an_fd_handed_to_qemu_with_add_client() {
 #[test]
 fn partial_write_on_timeout_then_qemu_resyncs() {
     let vm = start(Launcher::qemu());
-    let mut qmp = vm.connect().unwrap();
+    let qmp = vm.connect().unwrap();
     vm.signal(libc::SIGSTOP).unwrap();
     // Bigger than the socket buffer: the write itself times out half-way.
     let big = "x".repeat(600_000);
     let e = qmp
-        .execute_raw_with(
-            "human-monitor-command",
-            Some(&args(serde_json::json!({"command-line": big}))),
-            &Call::new().timeout(Some(Duration::from_millis(300))),
+        .execute(
+            Request::raw(
+                "human-monitor-command",
+                &args(serde_json::json!({"command-line": big})),
+            )
+            .timeout(Duration::from_millis(300)),
         )
         .unwrap_err();
     assert!(matches!(e, Error::Timeout { .. }), "{e}");
@@ -512,10 +511,7 @@ fn partial_write_on_timeout_then_qemu_resyncs() {
     // The next request starts with a control byte, so QEMU drops the partial one
     // (answering with an id-less parse error, which is discarded).
     let st = qmp
-        .execute_with(
-            &QueryStatus,
-            &Call::new().timeout(Some(Duration::from_secs(20))),
-        )
+        .execute(Request::new(&QueryStatus).timeout(Duration::from_secs(20)))
         .unwrap();
     assert_eq!(st.status, "running");
     assert!(qmp.stats().discarded_replies >= 1);
@@ -554,7 +550,7 @@ fn generated_api_commands_and_events() {
         "-device",
         "virtio-scsi-pci,id=scsi0",
     ]));
-    let mut qmp = vm.connect().unwrap();
+    let qmp = vm.connect().unwrap();
     let v = qmp.execute(&c::QueryVersion).unwrap();
     assert_eq!((v.qemu.major, v.qemu.minor), (10, 0));
     assert_eq!(
@@ -562,10 +558,13 @@ fn generated_api_commands_and_events() {
         qmp::RunState::Prelaunch
     );
     // Typed execute-then-wait on a typed event.
-    let resumed =
-        EventFilter::name("RESUME").decoded(|e: &qmp::Event| matches!(e, qmp::Event::Resume(..)));
-    qmp.execute_and_wait(&c::Cont, &resumed, Duration::from_secs(5))
-        .unwrap();
+    let resumed = EventFilter::of::<qmp::events::Resume>();
+    qmp.execute(
+        Request::new(&c::Cont)
+            .timeout(Duration::from_secs(5))
+            .wait_for(resumed),
+    )
+    .unwrap();
     qmp.execute(&c::Stop).unwrap();
     let stop = qmp
         .poll_event()
@@ -575,7 +574,7 @@ fn generated_api_commands_and_events() {
         .unwrap();
     assert!(matches!(stop, qmp::Event::Stop(..)), "{stop:?}");
     // Out-of-band with the generated command (allow-oob in the schema).
-    let yank = qmp.execute_with(&c::QueryYank, &Call::new().oob()).unwrap();
+    let yank = qmp.execute(Request::new(&c::QueryYank).oob()).unwrap();
     assert!(!yank.is_empty());
     // Typed errors.
     let e = qmp
@@ -588,30 +587,23 @@ fn generated_api_commands_and_events() {
             .unwrap(),
     ))
     .unwrap();
-    qmp.execute_raw(
+    qmp.execute(Request::raw(
         "device_add",
-        Some(&args(
-            serde_json::json!({"driver": "scsi-hd", "id": "sd0", "drive": "n0"}),
-        )),
-    )
+        &args(serde_json::json!({"driver": "scsi-hd", "id": "sd0", "drive": "n0"})),
+    ))
     .unwrap();
-    let deleted = EventFilter::name("DEVICE_DELETED").decoded(|e: &qmp::Event| {
-        matches!(e, qmp::Event::DeviceDeleted(d, _) if d.device.as_deref() == Some("sd0"))
-    });
-    let (_, ev) = qmp
-        .execute_and_wait(
-            &c::DeviceDel { id: "sd0".into() },
-            &deleted,
-            Duration::from_secs(5),
+    // Typed: subscribed by type, decoded once, handed out with its timestamp.
+    let deleted = EventFilter::of::<qmp::events::DeviceDeleted>()
+        .matching(|(d, _)| d.device.as_deref() == Some("sd0"));
+    let (_, (d, ts)) = qmp
+        .execute(
+            Request::new(&c::DeviceDel { id: "sd0".into() })
+                .timeout(Duration::from_secs(5))
+                .wait_for(deleted),
         )
         .unwrap();
-    match ev.decode::<qmp::Event>().unwrap() {
-        qmp::Event::DeviceDeleted(d, ts) => {
-            assert!(d.path.ends_with("sd0"), "{}", d.path);
-            assert!(ts.seconds > 0);
-        }
-        other => panic!("{other:?}"),
-    }
+    assert!(d.path.ends_with("sd0"), "{}", d.path);
+    assert!(ts.seconds > 0);
     let hmp = qmp
         .execute(&c::HumanMonitorCommand {
             command_line: "info status".into(),

@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use qmp_types::client::{Error, Qmp};
+use qmp_types::client::{Error, Qmp, Request};
 use qmp_types::qmp::{AnyCommand, AnyReturn};
 use releases::{start, Release};
 
@@ -81,8 +81,8 @@ struct Introspection(HashMap<String, Value>);
 impl Introspection {
     fn fetch() -> Introspection {
         let vm = start(Release::V10_0_2, Release::V10_0_2.launcher());
-        let mut q = vm.connect().unwrap();
-        let raw = q.execute_raw("query-qmp-schema", None).unwrap();
+        let q = vm.connect().unwrap();
+        let raw = q.execute(Request::name("query-qmp-schema")).unwrap();
         let list: Vec<Value> = serde_json::from_str(raw.get()).unwrap();
         Introspection(
             list.into_iter()
@@ -205,7 +205,10 @@ fn exercise(
     let args = request
         .get("arguments")
         .map(|a| serde_json::value::to_raw_value(a).unwrap());
-    let reply = match q.execute_raw(cmd.name(), args.as_deref()) {
+    let reply = match q.execute(match args.as_deref() {
+        Some(a) => Request::raw(cmd.name(), &a),
+        None => Request::name(cmd.name()),
+    }) {
         Ok(reply) => reply,
         Err(Error::Qmp(e)) => {
             sweep

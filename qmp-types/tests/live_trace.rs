@@ -4,7 +4,7 @@
 
 use std::sync::Mutex;
 
-use qmp_types::client::{Launcher, WIRE_TARGET};
+use qmp_types::client::{Launcher, Request, WIRE_TARGET};
 use qmp_types::qmp::commands as c;
 
 /// Every record logged under the wire target.
@@ -35,7 +35,7 @@ fn the_wire_trace_never_shows_secrets() {
         Ok(vm) => vm,
         Err(e) => panic!("live test needs real QEMU: {e}"),
     };
-    let mut qmp = vm.connect().unwrap();
+    let qmp = vm.connect().unwrap();
     let secrets = [
         "hunter2-typed",
         "hunter2-raw",
@@ -54,10 +54,10 @@ fn the_wire_trace_never_shows_secrets() {
     .unwrap();
     let args =
         serde_json::json!({"protocol": "vnc", "password": "hunter2-raw", "connected": "keep"});
-    qmp.execute_raw(
+    qmp.execute(Request::raw(
         "set_password",
-        Some(&serde_json::value::to_raw_value(&args).unwrap()),
-    )
+        &serde_json::value::to_raw_value(&args).unwrap(),
+    ))
     .unwrap();
     // A secret object: its data is key material.
     qmp.execute(&c::ObjectAdd(
@@ -70,10 +70,10 @@ fn the_wire_trace_never_shows_secrets() {
     // Setting a secret's data afterwards (QEMU 10.0.2 accepts it).
     let args =
         serde_json::json!({"path": "/objects/sec0", "property": "data", "value": "qom-set-data"});
-    qmp.execute_raw(
+    qmp.execute(Request::raw(
         "qom-set",
-        Some(&serde_json::value::to_raw_value(&args).unwrap()),
-    )
+        &serde_json::value::to_raw_value(&args).unwrap(),
+    ))
     .unwrap();
     // HMP.
     qmp.hmp("set_password vnc hunter2-hmp").unwrap();

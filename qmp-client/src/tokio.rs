@@ -1,0 +1,584 @@
+//! The tokio clients (feature `tokio`): [`Qmp`] and [`Qga`] over the same protocol
+//! core as the blocking ones, for control planes that manage many VMs from one
+//! process.
+//!
+//! - Many calls in flight on one connection: a background reader task routes each
+//!   reply to its call by id, and a writer task writes requests in id order.
+//! - Cancellation-safe: the bytes of a request are written by the writer task, never
+//!   by the call's future, so dropping a call future (a `select!`, a timeout around
+//!   it) cannot cut a request in half; its late reply is discarded by id.
+//! - A deadline on every call: [`Request::timeout`], else the connection's
+//!   [`Timeouts`](crate::Timeouts) table (per-command defaults).
+//! - Any number of subscribers ([`Qmp::subscribe`]), each with its own bounded queue
+//!   and drop count, plus the connection's own queue ([`Qmp::next_event`]).
+//! - Connection state: [`Qmp::is_closed`] and [`Qmp::closed`] (resolves when QEMU
+//!   hangs up or exits); pending calls then fail with
+//!   [`Error::Disconnected`] (outcome unknown).
+//!
+//! Clients are cheap to clone (one connection, shared).
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), qmp_client::Error> {
+//! use qmp_client::{tokio::Qmp, Endpoint, Options, Request};
+//! let qmp = Qmp::connect(Endpoint::Unix("/run/qmp.sock".into()), &Options::new()).await?;
+//! let (a, b) = tokio::join!(
+//!     qmp.execute(Request::name("query-status")),
+//!     qmp.execute(Request::name("query-name")),
+//! );
+//! # let _ = (a?, b?);
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+
+use crate::conn::{Endpoint, Stats};
+use crate::error::Error;
+use crate::event::{downcast, EventFilter, RawEvent};
+use crate::fd;
+use crate::options::{Greeting, Options, Timeouts};
+use crate::proto::{Done, Session};
+use crate::request::Request;
+
+struct Outgoing {
+    id: Option<u64>,
+    bytes: Vec<u8>,
+    fds: Vec<OwnedFd>,
+}
+
+struct State {
+    session: Session,
+    waiters: HashMap<u64, oneshot::Sender<Result<Done, Error>>>,
+    subs: HashMap<u64, Arc<Notify>>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    tx: mpsc::UnboundedSender<Outgoing>,
+    /// Woken after every batch of input (handshake, the connection's queue).
+    progress: Notify,
+    closed: watch::Receiver<bool>,
+    timeouts: Mutex<Timeouts>,
+    unix: bool,
+    capacity: usize,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Hands completions to their calls and queued bytes to the writer; wakes waiters.
+fn dispatch(inner: &Inner, st: &mut State) {
+    for (id, outcome) in st.session.completed() {
+        if let Some(w) = st.waiters.remove(&id) {
+            let _ = w.send(outcome);
+        }
+    }
+    while let Some(t) = st.session.poll_transmit() {
+        let _ = inner.tx.send(Outgoing {
+            id: t.id,
+            bytes: t.bytes,
+            fds: Vec::new(),
+        });
+    }
+    for n in st.subs.values() {
+        n.notify_one();
+    }
+    inner.progress.notify_waiters();
+    inner.progress.notify_one();
+}
+
+/// One connection, shared by clones of a client.
+#[derive(Clone)]
+struct Conn {
+    inner: Arc<Inner>,
+}
+
+impl Conn {
+    async fn open(endpoint: Endpoint, opts: &Options, session: Session) -> Result<Conn, Error> {
+        let deadline = Instant::now() + opts.connect_timeout;
+        let (fd, unix) = tokio::task::spawn_blocking(move || endpoint.open(deadline))
+            .await
+            .map_err(|e| Error::Connect {
+                endpoint: "socket".into(),
+                source: io::Error::other(e.to_string()),
+            })??;
+        // SAFETY: an `OwnedFd` keeps its descriptor open and unchanged for as long as
+        // it is owned, here by the `AsyncFd`.
+        let registered = unsafe { AsyncFd::register(fd) };
+        let afd = Arc::new(registered.map_err(|e| Error::Connect {
+            endpoint: "socket (registering with tokio)".into(),
+            source: e.into_parts().1,
+        })?);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (closed_tx, closed_rx) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            state: Mutex::new(State {
+                session,
+                waiters: HashMap::new(),
+                subs: HashMap::new(),
+            }),
+            tx,
+            progress: Notify::new(),
+            closed: closed_rx,
+            timeouts: Mutex::new(opts.timeouts.clone()),
+            unix,
+            capacity: opts.event_capacity,
+        });
+        {
+            let mut st = inner.lock();
+            dispatch(&inner, &mut st);
+        }
+        tokio::spawn(writer(Arc::downgrade(&inner), afd.clone(), rx));
+        tokio::spawn(reader(Arc::downgrade(&inner), afd, closed_tx));
+        let conn = Conn { inner };
+        let wait = async {
+            loop {
+                let notified = conn.inner.progress.notified();
+                if let Some(r) = conn.inner.lock().session.handshake() {
+                    return r;
+                }
+                notified.await;
+            }
+        };
+        match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), wait).await {
+            Ok(r) => r.map(|()| conn),
+            Err(_) => Err(Error::Timeout {
+                waiting_for: "the handshake (greeting, negotiation or guest-sync-delimited)".into(),
+                waited: opts.connect_timeout,
+            }),
+        }
+    }
+
+    async fn call<T>(&self, mut req: Request<'_, T>) -> Result<T, Error> {
+        if !req.fds.is_empty() && !self.inner.unix {
+            return Err(Error::FdPassingUnsupported {
+                command: req.name.to_string(),
+                reason: "only Unix sockets carry them (this connection is TCP)",
+            });
+        }
+        let timeout = match req.timeout {
+            Some(t) => t,
+            None => self
+                .inner
+                .timeouts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&req.name),
+        };
+        let now = Instant::now();
+        let (done_tx, mut done_rx) = oneshot::channel();
+        let id = {
+            let mut st = self.inner.lock();
+            let id = st.session.request(&mut req, now)?;
+            let mut fds = Vec::new();
+            for f in req.fds {
+                fds.push(f.try_clone_to_owned().map_err(|source| Error::Io {
+                    command: Some(req.name.to_string()),
+                    source,
+                })?);
+            }
+            st.waiters.insert(id, done_tx);
+            while let Some(t) = st.session.poll_transmit() {
+                let fds = if t.id == Some(id) {
+                    std::mem::take(&mut fds)
+                } else {
+                    Vec::new()
+                };
+                let _ = self.inner.tx.send(Outgoing {
+                    id: t.id,
+                    bytes: t.bytes,
+                    fds,
+                });
+            }
+            id
+        };
+        // Dropping this future before the reply abandons the call: the session then
+        // discards its late reply.
+        let guard = Abandon {
+            inner: &self.inner,
+            id,
+        };
+        let outcome = match timeout {
+            None => (&mut done_rx).await.ok(),
+            Some(t) => match tokio::time::timeout(t, &mut done_rx).await {
+                Ok(r) => r.ok(),
+                Err(_) => {
+                    let mut st = self.inner.lock();
+                    st.session.expire(id, Instant::now());
+                    st.waiters.remove(&id);
+                    let expired = st.session.take(id);
+                    drop(st);
+                    match done_rx.try_recv() {
+                        Ok(r) => Some(r),
+                        Err(_) => expired,
+                    }
+                }
+            },
+        };
+        drop(guard);
+        let done = match outcome {
+            Some(r) => r?,
+            None => {
+                return Err(Error::Disconnected {
+                    command: Some(req.name.to_string()),
+                })
+            }
+        };
+        (req.decode)(&done.json, done.event)
+    }
+
+    fn subscribe<T: Send + 'static>(&self, filter: EventFilter<T>, cap: usize) -> Subscription<T> {
+        let notify = Arc::new(Notify::new());
+        let mut st = self.inner.lock();
+        let id = st.session.subscribe(filter.into_matcher(), cap);
+        st.subs.insert(id, notify.clone());
+        Subscription {
+            inner: self.inner.clone(),
+            id,
+            notify,
+            _t: std::marker::PhantomData,
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        *self.inner.closed.borrow()
+    }
+
+    async fn closed(&self) {
+        let mut rx = self.inner.closed.clone();
+        let _ = rx.wait_for(|c| *c).await;
+    }
+}
+
+struct Abandon<'a> {
+    inner: &'a Inner,
+    id: u64,
+}
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        let mut st = self.inner.lock();
+        st.session.abandon(self.id);
+        st.waiters.remove(&self.id);
+    }
+}
+
+async fn reader(
+    inner: std::sync::Weak<Inner>,
+    afd: Arc<AsyncFd<OwnedFd>>,
+    closed: watch::Sender<bool>,
+) {
+    let raw = afd.as_raw_fd();
+    loop {
+        let ready = afd.readable().await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let mut guard = match ready {
+            Ok(g) => g,
+            Err(e) => {
+                let mut st = inner.lock();
+                st.session.io_error(e.kind(), &e.to_string());
+                dispatch(&inner, &mut st);
+                let _ = closed.send(true);
+                return;
+            }
+        };
+        let mut st = inner.lock();
+        let r = st.session.receive_with(|buf| match fd::recv(raw, buf)? {
+            Some(n) => Ok(n),
+            None => Err(io::ErrorKind::WouldBlock.into()),
+        });
+        match r {
+            Ok(0) => {}
+            Ok(_) => {
+                dispatch(&inner, &mut st);
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                guard.clear_ready();
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => st.session.eof(),
+            Err(e) => st.session.io_error(e.kind(), &e.to_string()),
+        }
+        dispatch(&inner, &mut st);
+        let _ = closed.send(true);
+        return;
+    }
+}
+
+async fn writer(
+    inner: std::sync::Weak<Inner>,
+    afd: Arc<AsyncFd<OwnedFd>>,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+) {
+    let raw = afd.as_raw_fd();
+    while let Some(out) = rx.recv().await {
+        let mut written = 0;
+        let mut failed = None;
+        while written < out.bytes.len() {
+            let mut guard = match afd.writable().await {
+                Ok(g) => g,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            };
+            let fds: Vec<_> = if written == 0 {
+                out.fds.iter().map(|f| f.as_fd()).collect()
+            } else {
+                Vec::new()
+            };
+            match fd::send_once(raw, &out.bytes[written..], &fds) {
+                Ok(Some(n)) => written += n,
+                Ok(None) => guard.clear_ready(),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failed {
+            let Some(inner) = inner.upgrade() else {
+                return;
+            };
+            let mut st = inner.lock();
+            let err = if matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ) {
+                Error::Disconnected { command: None }
+            } else {
+                Error::Io {
+                    command: None,
+                    source: e,
+                }
+            };
+            st.session.write_failed(out.id, written > 0, err);
+            dispatch(&inner, &mut st);
+        }
+    }
+}
+
+/// Events of one subscription, decoded once; unsubscribes on drop.
+pub struct Subscription<T> {
+    inner: Arc<Inner>,
+    id: u64,
+    notify: Arc<Notify>,
+    _t: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for Subscription<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl<T: 'static> Subscription<T> {
+    /// The next event; `None` once the connection has closed and the queue is empty.
+    /// Cancellation-safe: an event is taken only when this returns it.
+    pub async fn next(&mut self) -> Option<T> {
+        loop {
+            {
+                let mut st = self.inner.lock();
+                if let Some(d) = st.session.take_sub(self.id) {
+                    return Some(downcast::<T>(d));
+                }
+                if st.session.is_closed() {
+                    return None;
+                }
+            }
+            self.notify.notified().await;
+        }
+    }
+
+    /// The next event if one is queued.
+    pub fn try_next(&mut self) -> Option<T> {
+        self.inner
+            .lock()
+            .session
+            .take_sub(self.id)
+            .map(downcast::<T>)
+    }
+
+    /// How many events this subscription dropped because its queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.inner.lock().session.sub_dropped(self.id)
+    }
+}
+
+impl<T> Drop for Subscription<T> {
+    fn drop(&mut self) {
+        let mut st = self.inner.lock();
+        st.session.unsubscribe(self.id);
+        st.subs.remove(&self.id);
+    }
+}
+
+macro_rules! common {
+    () => {
+        /// Executes a request (`&cmd` or a [`Request`]), as the blocking client does;
+        /// any number may be in flight at once. Dropping the future abandons the call
+        /// (the request may still run; its reply is discarded).
+        pub async fn execute<'a, T: 'a>(
+            &self,
+            request: impl Into<Request<'a, T>>,
+        ) -> Result<T, Error> {
+            self.conn.call(request.into()).await
+        }
+
+        /// Counters of this connection.
+        pub fn stats(&self) -> Stats {
+            self.conn.inner.lock().session.stats()
+        }
+
+        /// Whether the peer has closed the connection (QEMU exited or hung up).
+        pub fn is_closed(&self) -> bool {
+            self.conn.is_closed()
+        }
+
+        /// Resolves when the connection closes.
+        pub async fn closed(&self) {
+            self.conn.closed().await
+        }
+
+        /// Changes the default deadline of commands without an entry in the
+        /// timeout table (`None`: wait forever).
+        pub fn set_timeout(&self, timeout: Option<std::time::Duration>) {
+            self.conn
+                .inner
+                .timeouts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .default = timeout;
+        }
+    };
+}
+
+/// An async QMP connection. Cheap to clone; all clones share it.
+#[derive(Clone)]
+pub struct Qmp {
+    conn: Conn,
+    greeting: Option<Arc<Greeting>>,
+    oob: bool,
+}
+
+impl fmt::Debug for Qmp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Qmp")
+            .field("greeting", &self.greeting)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Qmp {
+    /// Connects, reads the greeting and negotiates, within [`Options::connect_timeout`].
+    pub async fn connect(endpoint: Endpoint, opts: &Options) -> Result<Qmp, Error> {
+        let conn = Conn::open(endpoint, opts, Session::qmp(opts)).await?;
+        let (greeting, oob) = {
+            let st = conn.inner.lock();
+            (
+                st.session.greeting().cloned().map(Arc::new),
+                st.session.oob_enabled(),
+            )
+        };
+        Ok(Qmp {
+            conn,
+            greeting,
+            oob,
+        })
+    }
+
+    common!();
+
+    /// The greeting (absent when negotiation was skipped).
+    pub fn greeting(&self) -> Option<&Greeting> {
+        self.greeting.as_deref()
+    }
+
+    /// Whether out-of-band execution was negotiated.
+    pub fn oob_enabled(&self) -> bool {
+        self.oob
+    }
+
+    /// Subscribes to the events `filter` accepts, with its own queue of
+    /// [`Options::event_capacity`] events (drop-oldest, counted per subscription).
+    pub fn subscribe<T: Send + 'static>(&self, filter: EventFilter<T>) -> Subscription<T> {
+        self.conn.subscribe(filter, self.conn.inner.capacity)
+    }
+
+    /// [`Qmp::subscribe`] with another queue capacity.
+    pub fn subscribe_with_capacity<T: Send + 'static>(
+        &self,
+        filter: EventFilter<T>,
+        capacity: usize,
+    ) -> Subscription<T> {
+        self.conn.subscribe(filter, capacity)
+    }
+
+    /// The next event of the connection's own queue (events no call's wait took);
+    /// `None` once the connection has closed and the queue is empty.
+    pub async fn next_event(&self) -> Option<RawEvent> {
+        loop {
+            let notified = self.conn.inner.progress.notified();
+            {
+                let mut st = self.conn.inner.lock();
+                if let Some(e) = st.session.pop_event() {
+                    return Some(e);
+                }
+                if st.session.is_closed() {
+                    return None;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// A queued event, without waiting.
+    pub fn poll_event(&self) -> Option<RawEvent> {
+        self.conn.inner.lock().session.pop_event()
+    }
+
+    /// How many events the connection's queue dropped because it was full.
+    pub fn dropped_events(&self) -> u64 {
+        self.stats().dropped_events
+    }
+}
+
+/// An async guest agent connection (synchronised on connect and after timeouts).
+#[derive(Clone)]
+pub struct Qga {
+    conn: Conn,
+}
+
+impl fmt::Debug for Qga {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Qga").field("stats", &self.stats()).finish()
+    }
+}
+
+impl Qga {
+    /// Connects and synchronises (0xFF + `guest-sync-delimited`) within
+    /// [`Options::connect_timeout`].
+    pub async fn connect(endpoint: Endpoint, opts: &Options) -> Result<Qga, Error> {
+        Ok(Qga {
+            conn: Conn::open(endpoint, opts, Session::qga(opts)).await?,
+        })
+    }
+
+    common!();
+}
