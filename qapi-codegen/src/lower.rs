@@ -749,7 +749,7 @@ impl<'a> Lower<'a> {
                         id,
                         ident.clone(),
                         c.arg_type,
-                        c.boxed,
+                        c.flags.boxed,
                         format!("Command `{}`.", e.name),
                     );
                     let changed = self.range.return_changed(id);
@@ -767,8 +767,8 @@ impl<'a> Lower<'a> {
                     st.command = Some(CommandImpl {
                         name: e.name.clone(),
                         has_arguments: st.shape != StructShape::Unit,
-                        allow_oob: c.allow_oob,
-                        success_response: c.success_response,
+                        allow_oob: c.flags.allow_oob,
+                        success_response: c.flags.success_response,
                         returns,
                     });
                     let deprecated = st.meta.deprecated.is_some() || st.meta.allow_deprecated;

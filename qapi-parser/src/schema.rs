@@ -18,7 +18,7 @@ use crate::expr::{
     self, BranchDef, Data, DefBody, Definition, EnumValueDef, ExprKind, FeatureDef, MemberDef,
     PragmaSets, Res, TypeRef,
 };
-use crate::model::{self, Builtin, IfCond, SectionKind};
+use crate::model::{self, Builtin, CommandFlags, IfCond, SectionKind};
 use crate::release::Rules;
 use crate::{Options, Schema};
 
@@ -162,12 +162,7 @@ enum Kind {
         ret_name: Option<Text>,
         arg: Option<u32>,
         ret: Option<u32>,
-        boxed: bool,
-        gen: bool,
-        success_response: bool,
-        allow_oob: bool,
-        allow_preconfig: bool,
-        coroutine: bool,
+        flags: CommandFlags,
     },
     Event {
         arg_name: Option<String>,

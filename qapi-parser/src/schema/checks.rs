@@ -665,13 +665,13 @@ impl Builder<'_> {
         let Kind::Command {
             arg_name,
             ret_name,
-            boxed,
+            flags,
             ..
         } = &e.kind
         else {
             return Ok(());
         };
-        let boxed = *boxed;
+        let boxed = flags.boxed;
         let arg_name = arg_name.clone();
         let ret_name = ret_name.clone();
         let arg = self.check_arg_type(id, arg_name.as_deref(), boxed, "command")?;

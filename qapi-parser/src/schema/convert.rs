@@ -83,24 +83,11 @@ impl Builder<'_> {
                     })
                 }
                 Kind::Command {
-                    arg,
-                    ret,
-                    boxed,
-                    gen,
-                    success_response,
-                    allow_oob,
-                    allow_preconfig,
-                    coroutine,
-                    ..
+                    arg, ret, flags, ..
                 } => model::EntityKind::Command(model::Command {
                     arg_type: arg.map(model::TypeId),
                     ret_type: ret.map(model::TypeId),
-                    boxed,
-                    gen,
-                    success_response,
-                    allow_oob,
-                    allow_preconfig,
-                    coroutine,
+                    flags,
                 }),
                 Kind::Event { arg, boxed, .. } => model::EntityKind::Event(model::Event {
                     arg_type: arg.map(model::TypeId),

@@ -347,12 +347,7 @@ impl Builder<'_> {
             DefBody::Command {
                 data,
                 returns,
-                boxed,
-                gen,
-                success_response,
-                allow_oob,
-                allow_preconfig,
-                coroutine,
+                flags,
             } => {
                 let arg_name = self.args(&name, data, info, &ifcond, doc)?;
                 let ret_name = returns.map(|r| self.type_ref(r, info)).transpose()?;
@@ -361,12 +356,7 @@ impl Builder<'_> {
                     ret_name,
                     arg: None,
                     ret: None,
-                    boxed,
-                    gen,
-                    success_response,
-                    allow_oob,
-                    allow_preconfig,
-                    coroutine,
+                    flags,
                 }
             }
             DefBody::Event { data, boxed } => {
