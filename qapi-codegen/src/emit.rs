@@ -123,15 +123,8 @@ fn path(segments: &[String]) -> TokenStream {
     out
 }
 
+/// The `#[doc]` attributes of an item, one per line, as `lower` wrote them.
 fn docs(lines: &[String]) -> TokenStream {
-    let lines = lines.iter().flat_map(|l| l.split('\n')).map(|l| {
-        let l = l.replace('\t', "    ");
-        if l.is_empty() {
-            l
-        } else {
-            format!(" {l}")
-        }
-    });
     quote!(#(#[doc = #lines])*)
 }
 
@@ -242,7 +235,7 @@ fn field_ty(t: &TypeRef, optional: bool) -> TokenStream {
 fn field(f: &Field) -> TokenStream {
     let Field {
         ident: name,
-        rename: _,
+        wire: _,
         ty: t,
         optional,
         nullable: _,
@@ -258,9 +251,7 @@ fn field(f: &Field) -> TokenStream {
 
 /// The wire name of a field.
 fn wire_name(f: &Field) -> String {
-    f.rename
-        .clone()
-        .unwrap_or_else(|| crate::names::unraw(&f.ident).to_owned())
+    f.wire.clone()
 }
 
 mod codec;

@@ -17,6 +17,7 @@ pub fn lower(schema: &Schema, older: &[Release<'_>], cfg: &Config, label: &str) 
     let range = Range::new(schema, older, cfg.min_qemu);
     let mut file = Lower::new(schema, cfg, range).file(label);
     constructors(&mut file);
+    doc_attributes::file(&mut file);
     file
 }
 
@@ -375,7 +376,6 @@ impl<'a> Lower<'a> {
         sub: bool,
     ) -> (Field, bool) {
         let ident = scope.claim(field_ident(&m.name));
-        let rename = (crate::names::unraw(&ident) != m.name).then(|| m.name.clone());
         let mut ty = self.ty(m.ty, sub);
         if self.graph.self_recursive(container, m.ty) {
             ty = TypeRef::Boxed(Box::new(ty));
@@ -426,7 +426,7 @@ impl<'a> Lower<'a> {
         (
             Field {
                 ident,
-                rename,
+                wire: m.name.clone(),
                 ty,
                 optional: m.optional || m.ifcond.is_some() || range.optional,
                 nullable,
@@ -665,6 +665,7 @@ impl<'a> Lower<'a> {
                     })
                     .collect();
                 Some(Item::Alternate(Alternate {
+                    expecting: format!("alternate {ident}"),
                     meta: self.meta(id, ident, format!("QAPI alternate `{}`.", e.name), uses_dep),
                     derives: self.derives(eq, false),
                     variants,
@@ -785,10 +786,20 @@ impl<'a> Lower<'a> {
                                 t
                             }
                         }),
+                        docs: Vec::new(),
                         deprecated,
                     };
-                    cmd_variants.push(v.clone());
-                    ret_variants.push(v);
+                    ret_variants.push(DynVariant {
+                        docs: vec![match v.returns {
+                            Some(_) => format!("The return of `{}`.", e.name),
+                            None => format!("The empty return (`{{}}`) of `{}`.", e.name),
+                        }],
+                        ..v.clone()
+                    });
+                    cmd_variants.push(DynVariant {
+                        docs: vec![format!("Command `{}`.", e.name)],
+                        ..v
+                    });
                     commands.push(Item::Struct(st));
                 }
                 EntityKind::Event(ev) => {
@@ -810,6 +821,7 @@ impl<'a> Lower<'a> {
                         path: vec![emod.clone(), ident],
                         has_data: st.shape != StructShape::Unit,
                         returns: None,
+                        docs: vec![format!("Event `{}` and its timestamp.", e.name)],
                         deprecated: st.meta.deprecated.is_some() || st.meta.allow_deprecated,
                     });
                     events.push(Item::Struct(st));
@@ -974,4 +986,5 @@ fn constructor(inits: Vec<Init>) -> Constructor {
     }
 }
 
+mod doc_attributes;
 mod graph;

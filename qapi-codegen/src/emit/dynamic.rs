@@ -4,16 +4,34 @@
 use super::codec::*;
 use super::*;
 
-pub(super) fn dyn_parts(v: &DynVariant) -> (Ident, &str, TokenStream, bool, Option<&TypeRef>) {
+/// A dynamic enum's variant, printed.
+pub(super) struct DynParts<'a> {
+    ident: Ident,
+    wire: &'a str,
+    path: TokenStream,
+    has_data: bool,
+    returns: Option<&'a TypeRef>,
+    docs: TokenStream,
+}
+
+pub(super) fn dyn_parts(v: &DynVariant) -> DynParts<'_> {
     let DynVariant {
         ident: vi,
         wire,
         path: p,
         has_data,
         returns,
+        docs: lines,
         deprecated: _,
     } = v;
-    (ident(vi), wire, path(p), *has_data, returns.as_ref())
+    DynParts {
+        ident: ident(vi),
+        wire,
+        path: path(p),
+        has_data: *has_data,
+        returns: returns.as_ref(),
+        docs: docs(lines),
+    }
 }
 
 /// The body that decodes a command or event by its wire name: one `match` arm per known
@@ -44,9 +62,15 @@ pub(super) fn any_command_tokens(a: &AnyCommand, k: &TokenStream) -> TokenStream
     let mut dec = Vec::new();
     let mut enc = Vec::new();
     for v in variants {
-        let (vi, wire, p, has_data, _) = dyn_parts(v);
-        let doc = format!(" Command `{wire}`.");
-        defs.push(quote!(#[doc = #doc] #vi(#p)));
+        let DynParts {
+            ident: vi,
+            wire,
+            path: p,
+            has_data,
+            returns: _,
+            docs: d,
+        } = dyn_parts(v);
+        defs.push(quote!(#d #vi(#p)));
         names.push(quote!(Self::#vi(_) => #wire));
         if has_data {
             dec.push(quote!(#wire => Self::#vi(#k::runtime::decode(arguments.unwrap_or("{}"))?)));
@@ -133,18 +157,23 @@ pub(super) fn any_return_tokens(a: &AnyReturn, k: &TokenStream) -> TokenStream {
     let mut dec = Vec::new();
     let mut enc = Vec::new();
     for v in variants {
-        let (vi, wire, _, _, returns) = dyn_parts(v);
+        let DynParts {
+            ident: vi,
+            wire,
+            path: _,
+            has_data: _,
+            returns,
+            docs: d,
+        } = dyn_parts(v);
         match returns {
             Some(t) => {
-                let doc = format!(" The return of `{wire}`.");
                 let t = ty(t);
-                defs.push(quote!(#[doc = #doc] #vi(#t)));
+                defs.push(quote!(#d #vi(#t)));
                 dec.push(quote!(#wire => Self::#vi(#k::runtime::decode(json)?)));
                 enc.push(quote!(Self::#vi(v) => #k::runtime::Encode::encode(v, w)));
             }
             None => {
-                let doc = format!(" The empty return (`{{}}`) of `{wire}`.");
-                defs.push(quote!(#[doc = #doc] #vi));
+                defs.push(quote!(#d #vi));
                 dec.push(quote!(#wire => {
                     #k::runtime::decode_empty(json)?;
                     Self::#vi
@@ -214,9 +243,15 @@ pub(super) fn event_enum_tokens(e: &EventEnum, k: &TokenStream) -> TokenStream {
     let mut dec = Vec::new();
     let mut enc = Vec::new();
     for v in variants {
-        let (vi, wire, p, has_data, _) = dyn_parts(v);
-        let doc = format!(" Event `{wire}` and its timestamp.");
-        defs.push(quote!(#[doc = #doc] #vi(#p, #k::Timestamp)));
+        let DynParts {
+            ident: vi,
+            wire,
+            path: p,
+            has_data,
+            returns: _,
+            docs: d,
+        } = dyn_parts(v);
+        defs.push(quote!(#d #vi(#p, #k::Timestamp)));
         names.push(quote!(Self::#vi(..) => #wire));
         stamps.push(quote!(Self::#vi(_, t) => *t));
         if has_data {

@@ -440,6 +440,7 @@ pub(super) fn alternate_tokens(a: &Alternate, k: &TokenStream) -> TokenStream {
         meta,
         derives,
         variants,
+        expecting,
     } = a;
     let (name, attrs, allow) = meta_attrs(meta);
     let derive = derive_attr(derives);
@@ -482,7 +483,6 @@ pub(super) fn alternate_tokens(a: &Alternate, k: &TokenStream) -> TokenStream {
     }
     // QAPI allows one branch per JSON type; with all six a fallback arm is unreachable.
     if variants.len() < 6 {
-        let expecting = format!("alternate {name}");
         dec.push(quote!(_ => return ::std::result::Result::Err(r.unexpected(#expecting))));
     }
     let encode = encode_impl(&name, &allow, k, quote!(match self { #(#enc,)* }));
