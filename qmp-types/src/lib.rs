@@ -60,6 +60,8 @@ pub use qapi_runtime::{Command, EventSet, Timestamp, TypedEvent, Versioned};
 #[doc(hidden)]
 pub use qapi_runtime::runtime;
 
+pub mod jobs;
+
 /// The oldest QEMU release the generated APIs support, `X.Y` (see the crate docs).
 pub const MIN_QEMU: &str = env!("QMP_TYPES_MIN_QEMU");
 
