@@ -238,3 +238,40 @@ fn migration_to_a_file_completes_and_to_a_dead_pipe_fails() {
     assert!(info.error_desc.is_some(), "{info:?}");
     eprintln!("{err}");
 }
+
+#[test]
+fn a_mirror_whose_target_fails_writes_returns_the_jobs_error() {
+    let vm = start(Launcher::qemu());
+    let src = qcow2(&vm.dir().join("src.qcow2"), "4M");
+    let dst = qcow2(&vm.dir().join("dst.qcow2"), "4M");
+    run("qemu-io", &["-c", "write -q -P 0xcd 0 1M", &src]);
+    let mut qmp = vm.connect().unwrap();
+    add_qcow2(&mut qmp, "src", &src, false);
+    // blkdebug fails every write to the target with ENOSPC.
+    let target = json!({
+        "driver": "blkdebug", "node-name": "bad",
+        "image": {"driver": "qcow2", "file": {"driver": "file", "filename": dst}},
+        "inject-error": [{"event": "pwritev", "iotype": "write", "errno": 28, "immediately": true}],
+    });
+    qmp.execute(&c::BlockdevAdd(serde_json::from_value(target).unwrap()))
+        .unwrap();
+    let mut mirror = c::BlockdevMirror::new("src", "bad", qmp::MirrorSyncMode::Full);
+    mirror.job_id = Some("m2".into());
+    mirror.auto_dismiss = Some(false);
+    let err = timed("mirror to a failing target", || {
+        Job::new()
+            .timeout(DEADLINE)
+            .run(&mut qmp, &mirror)
+            .unwrap_err()
+    });
+    let JobError::Failed { info } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        (info.id.as_str(), &info.r#type, &info.status),
+        ("m2", &qmp::JobType::Mirror, &JobStatus::Concluded)
+    );
+    assert!(info.error.is_some());
+    eprintln!("{err}");
+    assert!(qmp.execute(&c::QueryJobs).unwrap().is_empty(), "dismissed");
+}
