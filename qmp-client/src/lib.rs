@@ -93,6 +93,7 @@ mod fd;
 mod framing;
 mod introspect;
 mod launcher;
+pub mod mock;
 mod qga;
 mod qmp;
 mod redact;

@@ -13,6 +13,42 @@
 //! serialize back unchanged. Branch on what the connected QEMU has, not on version
 //! numbers: [`client::Qmp::has_command`], [`client::Qmp::has_event`] and
 //! [`client::Qmp::has_argument`].
+//!
+//! # Testing against a mock server
+//!
+//! [`client::mock`] serves a script of typed expectations, returns and events, so code
+//! that drives QEMU can be tested without QEMU; [`client::mock::MockServer::finish`]
+//! lists what departed from the script:
+//!
+//! ```
+//! use std::time::Duration;
+//! use qmp_types::client::{mock::Script, ErrorClass, EventFilter};
+//! use qmp_types::qmp::{self, commands as c, events as ev};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut deleted = ev::DeviceDeleted::new("/machine/peripheral/d0");
+//! deleted.device = Some("d0".into());
+//! let mock = Script::new()
+//!     .expect(&c::QueryStatus)
+//!     .returns(&qmp::StatusInfo::new(false, qmp::RunState::Prelaunch))
+//!     .expect(&c::DeviceDel::new("d0")) // arguments compared as JSON
+//!     .returns(&())
+//!     .event(&deleted) // stamped now; event_at for a given timestamp
+//!     .expect(&c::DeviceDel::new("d1"))
+//!     .fails(ErrorClass::DeviceNotFound, "Device 'd1' not found")
+//!     .spawn()?;
+//!
+//! let mut qmp = mock.connect()?; // or Qmp::connect_unix(mock.path().unwrap())
+//! assert_eq!(qmp.execute(&c::QueryStatus)?.status, qmp::RunState::Prelaunch);
+//! let filter = EventFilter::name("DEVICE_DELETED");
+//! let ((), event) = qmp.execute_and_wait(&c::DeviceDel::new("d0"), &filter, Duration::from_secs(5))?;
+//! assert!(matches!(event.decode()?, qmp::Event::DeviceDeleted(d, _) if d == deleted));
+//! let err = qmp.execute(&c::DeviceDel::new("d1")).unwrap_err();
+//! assert_eq!(err.class(), Some(&ErrorClass::DeviceNotFound));
+//! drop(qmp);
+//! mock.finish()?;
+//! # Ok(()) }
+//! ```
 
 #![deny(missing_docs)]
 
@@ -23,6 +59,8 @@ pub use qapi_runtime::{Command, EventSet, Timestamp, TypedEvent, Versioned};
 
 #[doc(hidden)]
 pub use qapi_runtime::runtime;
+
+pub mod jobs;
 
 /// The oldest QEMU release the generated APIs support, `X.Y` (see the crate docs).
 pub const MIN_QEMU: &str = env!("QMP_TYPES_MIN_QEMU");
