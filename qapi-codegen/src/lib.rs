@@ -22,7 +22,7 @@
 
 #![deny(missing_docs)]
 
-mod docs;
+pub mod docs;
 mod emit;
 pub mod ir;
 mod lower;

@@ -2,6 +2,9 @@
 //! own QEMU 7.2 unpacked beside it (as `../shared/qemu/peers.md` shows), the test guest built
 //! ([`crate::guest`]), the pinned schemas imported, and the QEMU releases' sources fetched.
 //!
+//! In a bare clone (no `../shared/qemu`, no `QAPI_SHARED_DIR`) the schema step first assembles
+//! QEMU's reference material from Debian's source packages ([`crate::releases::ensure_shared`]).
+//!
 //! Every step does nothing when their result is already there, so every command that needs
 //! them (`cargo xtask test`, `cargo xtask demo`) can run them unconditionally.
 
@@ -245,8 +248,10 @@ fn is_root() -> bool {
 }
 
 /// Imports the pinned upstream schema when it is missing or differs from the pin, by running
-/// `cargo xtask schema import DIR` (tolerating that subcommand not existing yet).
+/// `cargo xtask schema import DIR` (tolerating that subcommand not existing yet); in a bare
+/// clone, QEMU's reference material is assembled first ([`crate::releases::ensure_shared`]).
 pub(crate) fn schema() -> Result {
+    crate::releases::ensure_shared()?;
     let dest = repo_root().join(IMPORT_DIR);
     let imported = std::fs::read_dir(&dest).is_ok_and(|mut entries| entries.next().is_some());
     if imported {
