@@ -93,6 +93,9 @@ mod fd;
 mod framing;
 mod introspect;
 mod launcher;
+#[cfg(feature = "libvirt")]
+pub mod libvirt;
+pub mod monitor;
 mod qga;
 mod qmp;
 mod redact;
