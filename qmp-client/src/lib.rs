@@ -99,6 +99,8 @@ pub mod monitor;
 mod qga;
 mod qmp;
 mod redact;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use conn::{Endpoint, Stats, WIRE_TARGET};
 pub use error::{Error, ErrorClass, QmpError};
