@@ -26,8 +26,10 @@
 //! background, its result is discarded, and a command may therefore still be executed
 //! by QEMU (outcome unknown, as with a lost reply). The stuck worker is abandoned and
 //! the next call gets a fresh one; calls that were still queued behind it are skipped,
-//! never run late. libvirt's keepalive (5 s, 3 missed) closes a connection whose
-//! libvirtd stopped answering, which ends such a call with an error.
+//! never run late. libvirt's keepalive (every 5 s, 3 missed) closes a connection whose
+//! libvirtd stopped answering (about 20 s after it stopped, measured with a SIGSTOPped
+//! libvirtd), which ends such a call with an error; from then on every call fails with
+//! [`Error::Disconnected`] until [`Domain::reconnect`].
 //!
 //! # Losing libvirtd
 //!
@@ -408,7 +410,9 @@ impl Session {
             }
             id
         };
-        // Local URIs (qemu:///system) have no keepalive; remote ones fail the call.
+        // Keepalive is the remote driver's (every URI through libvirtd, qemu:///system
+        // included): a libvirtd that stops answering closes the connection, which ends a
+        // call stuck in it. A driver without keepalive refuses, which changes nothing.
         let _ = conn.set_keep_alive(5, 3);
         Ok(Session { conn, dom, events })
     }
@@ -726,6 +730,19 @@ impl Domain {
         self.call_within(name, self.timeout, move |s| {
             s.dom.qemu_monitor_command(&text, flags)
         })
+    }
+}
+
+impl Drop for Domain {
+    fn drop(&mut self) {
+        // Closing a connection is a round trip to libvirtd, which may be hung: never on
+        // the caller's thread.
+        let session = self.lock_session().take();
+        if let Some(session) = session {
+            let _ = std::thread::Builder::new()
+                .name("libvirt-close".into())
+                .spawn(move || drop(session));
+        }
     }
 }
 
