@@ -93,10 +93,15 @@ mod fd;
 mod framing;
 mod introspect;
 mod launcher;
+#[cfg(feature = "libvirt")]
+pub mod libvirt;
 pub mod mock;
+pub mod monitor;
 mod qga;
 mod qmp;
 mod redact;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use conn::{Endpoint, Stats, WIRE_TARGET};
 pub use error::{Error, ErrorClass, QmpError};

@@ -7,6 +7,7 @@
 
 mod codegen;
 mod parser;
+mod reach;
 mod transport;
 
 use std::process::{Command, Stdio};
@@ -42,6 +43,11 @@ const BENCHES: &[Bench] = &[
         name: "transport",
         about: "QMP round trip, connect-to-ready and event ingest, each against a std-only floor",
         run: transport::run,
+    },
+    Bench {
+        name: "reach",
+        about: "libvirt round trip vs a direct socket and virsh; QMP over TLS vs plain TCP",
+        run: reach::run,
     },
 ];
 

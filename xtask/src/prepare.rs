@@ -22,7 +22,7 @@ const QEMU_PROGRAMS: [&str; 4] = [
 ];
 
 /// Enables bookworm-backports, where QEMU 10.0.2 lives (a no-op once enabled).
-const ENABLE_BACKPORTS: &str = "sed -i 's/^Suites: bookworm bookworm-updates$/Suites: bookworm bookworm-updates bookworm-backports/' /etc/apt/sources.list.d/debian.sources";
+pub(crate) const ENABLE_BACKPORTS: &str = "sed -i 's/^Suites: bookworm bookworm-updates$/Suites: bookworm bookworm-updates bookworm-backports/' /etc/apt/sources.list.d/debian.sources";
 
 /// Installs QEMU 10.0.2 from bookworm-backports (plain bookworm has 7.2, which would replace qemu-utils 10.0.2).
 const INSTALL_QEMU: &str = "apt-get update && apt-get install -y --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils qemu-guest-agent";
@@ -39,9 +39,10 @@ pub(crate) fn run(args: &[String]) -> Result {
     crate::releases::fetch_all()
 }
 
-/// Installs QEMU and imports the schema, each only if missing.
+/// Installs QEMU and libvirt and imports the schema, each only if missing.
 pub(crate) fn all() -> Result {
     qemu()?;
+    crate::libvirt::setup()?;
     schema()?;
     older_schemas()
 }
