@@ -4,6 +4,9 @@
 //! examples and literal blocks become ```` ```text ```` fences (no doctest runs them),
 //! rST roles become code spans, and characters rustdoc would read as links or HTML
 //! (`[`, `]`, `<`, `>`, bare URLs) are escaped.
+//!
+//! [`to_text`] renders the same conversion as plain text for a terminal (the `qmp` shell's
+//! `help`), so that rustdoc and the shell read QEMU's documentation alike.
 
 /// A block of converted text.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,14 +29,20 @@ fn indent_of(line: &str) -> usize {
 
 /// Removes the common indentation of all lines after the first (QAPI doc sections keep
 /// the source indentation of their continuation lines; the first line is stripped).
+/// When the first line is a directive (`.. note:: ...`), its body's indentation is kept:
+/// it is what makes the lines after it the directive's.
 fn dedent_rest(text: &str) -> Vec<String> {
     let lines: Vec<&str> = text.lines().collect();
+    let directive = lines
+        .first()
+        .is_some_and(|l| l.trim_start().starts_with(".. "));
     let min = lines
         .iter()
         .skip(1)
         .filter(|l| !l.trim().is_empty())
         .map(|l| indent_of(l))
         .min()
+        .filter(|_| !directive)
         .unwrap_or(0);
     lines
         .iter()
@@ -373,6 +382,141 @@ pub fn to_note(text: &str) -> String {
     inline(&joined.join(" "))
 }
 
+/// Converts one QAPI doc section's text to plain text for a terminal: the [`to_markdown`]
+/// conversion (directives resolved, admonitions labelled, examples set apart), with the
+/// Markdown syntax taken out again, examples indented by four spaces, and paragraphs and
+/// list items wrapped at `width` columns (0: not wrapped).
+pub fn to_text(text: &str, width: usize) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut fence: Option<String> = None;
+    let mut in_list = false;
+    for line in to_markdown(text) {
+        if let Some(ticks) = &fence {
+            if line == *ticks {
+                fence = None;
+            } else {
+                out.push(format!("    {line}"));
+            }
+            continue;
+        }
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("```") {
+            fence = Some(trimmed.trim_end_matches("text").to_owned());
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        let plain = plain_inline(trimmed);
+        // A list item's continuation lines hang under its text, not its marker.
+        let hang = match list_marker(&plain) {
+            Some((m, _)) => {
+                // A list right after a paragraph is set apart from it.
+                if !in_list && out.last().is_some_and(|l| !l.is_empty()) {
+                    out.push(String::new());
+                }
+                in_list = true;
+                indent + m.len() + 1
+            }
+            None => {
+                in_list &= indent > 0 || plain.is_empty();
+                indent
+            }
+        };
+        wrap(&plain, indent, hang, width, &mut out);
+    }
+    out.join("\n")
+}
+
+/// One line of [`inline`]'s Markdown as plain text: code spans and emphasis markers
+/// dropped, escapes undone, links as `label (url)`.
+fn plain_inline(line: &str) -> String {
+    let chars: Vec<char> = line.chars().collect();
+    let mut out = String::with_capacity(line.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\\' if i + 1 < chars.len() => {
+                out.push(chars[i + 1]);
+                i += 2;
+            }
+            '`' => {
+                let ticks = chars[i..].iter().take_while(|&&t| t == '`').count();
+                let close = (i + ticks..chars.len())
+                    .find(|&k| chars[k..].iter().take_while(|&&t| t == '`').count() == ticks);
+                match close {
+                    Some(end) => {
+                        let span: String = chars[i + ticks..end].iter().collect();
+                        out.push_str(span.trim());
+                        i = end + ticks;
+                    }
+                    None => {
+                        out.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            '*' if chars.get(i + 1) == Some(&'*') => i += 2,
+            '<' if line[line.char_indices().nth(i).map_or(0, |(b, _)| b)..]
+                .starts_with("<http") =>
+            {
+                let end = (i..chars.len())
+                    .find(|&k| chars[k] == '>')
+                    .unwrap_or(chars.len());
+                out.extend(&chars[i + 1..end]);
+                i = end + 1;
+            }
+            '[' => {
+                // `[label](url)`, as inline() writes `text <url>`_ hyperlinks.
+                let close = (i..chars.len()).find(|&k| chars[k] == ']' && chars[k - 1] != '\\');
+                match close {
+                    Some(k) if chars.get(k + 1) == Some(&'(') => {
+                        let end = (k..chars.len())
+                            .find(|&e| chars[e] == ')')
+                            .unwrap_or(chars.len());
+                        let label: String = chars[i + 1..k].iter().collect();
+                        let url: String = chars[k + 2..end].iter().collect();
+                        out.push_str(&plain_inline(&label));
+                        out.push_str(&format!(" ({url})"));
+                        i = end + 1;
+                    }
+                    _ => {
+                        out.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Wraps `text` at `width` columns into `out`: the first line indented by `indent`, the
+/// others by `hang`. Words longer than a line stay whole.
+fn wrap(text: &str, indent: usize, hang: usize, width: usize, out: &mut Vec<String>) {
+    if text.is_empty() {
+        out.push(String::new());
+        return;
+    }
+    let mut line = " ".repeat(indent);
+    let mut empty = true;
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        if !empty && width > 0 && line.chars().count() + 1 + word.chars().count() > width {
+            out.push(std::mem::replace(&mut line, " ".repeat(hang)));
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    out.push(line);
+}
+
 fn code_span(s: &str) -> String {
     let s = s.trim();
     if s.contains('`') {
@@ -586,6 +730,36 @@ mod tests {
                 **Note:** This is important.
 
                 End."#]],
+        );
+    }
+
+    #[test]
+    fn plain_text_for_a_terminal() {
+        let rst = "Query @node-name, see :qapi:cmd:`query-block-jobs` and `docs <https://qemu.org>`_.\n\n.. admonition:: Notes\n\n   Only [some] jobs.\n\n- one, a fairly long list item that is going to wrap around the given width\n- two\n\n.. qmp-example::\n\n    -> { \"execute\": \"query-status\" }\n    <- { \"return\": {} }";
+        expect_test::expect![[r#"
+            Query node-name, see query-block-jobs and docs (https://qemu.org).
+
+            Notes: Only [some] jobs.
+
+            - one, a fairly long list item that is going to wrap around the given
+              width
+            - two
+
+            Example:
+
+                -> { "execute": "query-status" }
+                <- { "return": {} }"#]]
+        .assert_eq(&to_text(rst, 70));
+    }
+
+    #[test]
+    fn section_opening_with_a_directive() {
+        check(
+            ".. note:: When this command completes, the device may not be removed\n   from the guest.\n\nSince: 0.14",
+            expect_test::expect![[r#"
+                **Note:** When this command completes, the device may not be removed from the guest.
+
+                Since: 0.14"#]],
         );
     }
 

@@ -1,5 +1,8 @@
 //! The Rust-shaped IR: every naming, layout and derive decision already made by
 //! `lower`, so that `emit` only prints. Plain `Debug` data.
+//!
+//! Every `docs` field holds the final texts of the item's `#[doc]` attributes, one per
+//! line: Markdown with a space before each non-empty line, as `///` would give them.
 
 /// A whole generated file.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,7 +45,8 @@ pub struct Module {
 pub struct Meta {
     /// The Rust identifier.
     pub ident: String,
-    /// Doc lines (Markdown).
+    /// Doc lines: the texts of its `#[doc]` attributes, one per line (Markdown, each
+    /// non-empty line after a space, as `///` gives them), all decided by `lower`.
     pub docs: Vec<String>,
     /// `Some(note)`: the item is `#[deprecated(note = ...)]`.
     pub deprecated: Option<String>,
@@ -190,8 +194,8 @@ pub enum StructShape {
 pub struct Field {
     /// Rust identifier.
     pub ident: String,
-    /// `Some(wire)` when the wire name differs from the identifier.
-    pub rename: Option<String>,
+    /// The member's wire name.
+    pub wire: String,
     /// The type (without the `Option` of optional fields).
     pub ty: TypeRef,
     /// Optional member: `Option<T>`, skipped when `None`.
@@ -319,6 +323,8 @@ pub struct Alternate {
     pub derives: Derives,
     /// Alternatives in schema order.
     pub variants: Vec<AltVariant>,
+    /// What a decoding error says was expected, for a value of no alternative's JSON type.
+    pub expecting: String,
 }
 
 /// One alternative, with the JSON class that selects it.
@@ -399,6 +405,8 @@ pub struct DynVariant {
     pub has_data: bool,
     /// For `AnyReturn`: `Some(ty)` when the command returns a value, `None` for `{}`.
     pub returns: Option<TypeRef>,
+    /// Doc lines of the variant (each enum says what its variant holds).
+    pub docs: Vec<String>,
     /// Deprecated command or event: its doc line notes it.
     pub deprecated: bool,
 }

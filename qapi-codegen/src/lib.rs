@@ -22,7 +22,7 @@
 
 #![deny(missing_docs)]
 
-mod docs;
+pub mod docs;
 mod emit;
 pub mod ir;
 mod lower;
@@ -36,7 +36,8 @@ pub use qapi_parser;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// An error of [`Config::compile`] or [`compile`].
+/// An error of [`Config::compile`] or [`compile`]. Its `Display` is the whole message,
+/// the cause included; it has no `source()`.
 #[derive(Debug)]
 pub enum Error {
     /// The schema did not load (QEMU's message format).
@@ -60,15 +61,9 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Schema(e) => Some(&**e),
-            Error::Io(_, e) => Some(e),
-            Error::NoOutDir | Error::Release(..) => None,
-        }
-    }
-}
+/// The message already says the cause (the schema error, the I/O error), so there is no
+/// `source()`: a reporter walking the chain (`{:#}`, anyhow) prints it once.
+impl std::error::Error for Error {}
 
 impl From<qapi_parser::Error> for Error {
     fn from(e: qapi_parser::Error) -> Self {

@@ -6,6 +6,7 @@ use crate::ir::*;
 use crate::names::{field_ident, type_ident, Scope};
 use crate::range::{member_note, Range, Release};
 use crate::Config;
+use graph::Graph;
 use qapi_parser::{
     Builtin, Doc, Entity, EntityKind, Feature, IfCond, Member, Schema, SectionKind, TypeId,
 };
@@ -16,6 +17,7 @@ pub fn lower(schema: &Schema, older: &[Release<'_>], cfg: &Config, label: &str) 
     let range = Range::new(schema, older, cfg.min_qemu);
     let mut file = Lower::new(schema, cfg, range).file(label);
     constructors(&mut file);
+    doc_attributes::file(&mut file);
     file
 }
 
@@ -28,12 +30,8 @@ struct Lower<'a> {
     idents: Vec<Option<String>>,
     /// Identifier of each union's branch enum.
     branch_idents: Vec<Option<String>>,
-    /// Strongly connected component of each entity over by-value references.
-    scc: Vec<usize>,
-    /// Size of each component.
-    scc_size: Vec<usize>,
-    /// Whether the type contains no `f64` or JSON value (so it can derive `Eq`).
-    eq: Vec<Option<bool>>,
+    /// The reference graph: components (for `Box`) and `Eq`-ability.
+    graph: Graph<'a>,
     /// The root naming scope, once the types are named.
     root_scope: Option<Scope>,
     /// What the releases of the supported range send and require.
@@ -148,18 +146,11 @@ impl<'a> Lower<'a> {
             kept: vec![false; n],
             idents: vec![None; n],
             branch_idents: vec![None; n],
-            scc: vec![0; n],
-            scc_size: Vec::new(),
-            eq: vec![None; n],
+            graph: Graph::new(s),
             root_scope: None,
             range,
         };
         l.keep();
-        l.sccs();
-        l.scc_size = vec![0; n];
-        for &c in &l.scc {
-            l.scc_size[c] += 1;
-        }
         l.name_types();
         l
     }
@@ -192,107 +183,8 @@ impl<'a> Lower<'a> {
                 continue;
             }
             self.kept[i] = true;
-            stack.extend(self.refs(id, true));
+            stack.extend(self.graph.refs(id, true));
         }
-    }
-
-    /// The entities `id` refers to; through arrays too when `through_arrays`.
-    fn refs(&self, id: TypeId, through_arrays: bool) -> Vec<TypeId> {
-        let mut out = Vec::new();
-        match &self.ent(id).kind {
-            EntityKind::Object(o) => {
-                out.extend(o.base);
-                out.extend(o.local_members.iter().map(|m| m.ty));
-                if let Some(v) = &o.variants {
-                    out.extend(v.variants.iter().map(|v| v.ty));
-                }
-            }
-            EntityKind::Alternate(a) => out.extend(a.variants.iter().map(|v| v.ty)),
-            EntityKind::Array(a) if through_arrays => out.push(a.element),
-            EntityKind::Command(c) => {
-                out.extend(c.arg_type);
-                out.extend(c.ret_type);
-            }
-            EntityKind::Event(e) => out.extend(e.arg_type),
-            _ => {}
-        }
-        out
-    }
-
-    /// Tarjan's strongly connected components over by-value references (not through
-    /// arrays): a reference inside the same component needs a `Box`.
-    fn sccs(&mut self) {
-        let n = self.scc.len();
-        let mut index = vec![usize::MAX; n];
-        let mut low = vec![0usize; n];
-        let mut on_stack = vec![false; n];
-        let mut stack = Vec::new();
-        let mut next = 0usize;
-        let mut comp = 0usize;
-        for root in 0..n {
-            if index[root] != usize::MAX {
-                continue;
-            }
-            // Iterative DFS: (node, its successors, next successor position).
-            let mut work: Vec<(usize, Vec<usize>, usize)> = Vec::new();
-            index[root] = next;
-            low[root] = next;
-            next += 1;
-            stack.push(root);
-            on_stack[root] = true;
-            let succ = self.succ(root);
-            work.push((root, succ, 0));
-            while let Some((v, succ, pos)) = work.last_mut() {
-                let v = *v;
-                if *pos < succ.len() {
-                    let w = succ[*pos];
-                    *pos += 1;
-                    if index[w] == usize::MAX {
-                        index[w] = next;
-                        low[w] = next;
-                        next += 1;
-                        stack.push(w);
-                        on_stack[w] = true;
-                        let s = self.succ(w);
-                        work.push((w, s, 0));
-                    } else if on_stack[w] {
-                        low[v] = low[v].min(index[w]);
-                    }
-                } else {
-                    work.pop();
-                    if let Some((p, _, _)) = work.last() {
-                        low[*p] = low[*p].min(low[v]);
-                    }
-                    if low[v] == index[v] {
-                        while let Some(w) = stack.pop() {
-                            on_stack[w] = false;
-                            self.scc[w] = comp;
-                            if w == v {
-                                break;
-                            }
-                        }
-                        comp += 1;
-                    }
-                }
-            }
-        }
-    }
-
-    fn succ(&self, i: usize) -> Vec<usize> {
-        self.refs(TypeId(i as u32), false)
-            .into_iter()
-            .map(|t| t.0 as usize)
-            .filter(|&t| t < self.scc.len())
-            .collect()
-    }
-
-    fn self_recursive(&self, from: TypeId, to: TypeId) -> bool {
-        let (f, t) = (from.0 as usize, to.0 as usize);
-        if f >= self.scc.len() || t >= self.scc.len() || self.scc[f] != self.scc[t] {
-            return false;
-        }
-        // A one-entity component is recursive only through a self-reference.
-        f != t || self.scc_size[self.scc[f]] > 1 || self.succ(f).contains(&t)
     }
 
     fn generated(&self, id: TypeId) -> bool {
@@ -321,25 +213,6 @@ impl<'a> Lower<'a> {
             }
         }
         self.root_scope = Some(root);
-    }
-
-    /// Whether the type can derive `Eq`: no `f64` or JSON value anywhere inside.
-    fn eq(&mut self, id: TypeId) -> bool {
-        let i = id.0 as usize;
-        if let Some(v) = self.eq.get(i).copied().flatten() {
-            return v;
-        }
-        // Assume yes while visiting, so cycles terminate.
-        self.eq[i] = Some(true);
-        let v = match &self.ent(id).kind {
-            EntityKind::Builtin(b) => !matches!(b, Builtin::Number | Builtin::Any),
-            _ => {
-                let refs = self.refs(id, true);
-                refs.into_iter().all(|r| self.eq(r))
-            }
-        };
-        self.eq[i] = Some(v);
-        v
     }
 
     fn ty(&self, id: TypeId, sub: bool) -> TypeRef {
@@ -503,9 +376,8 @@ impl<'a> Lower<'a> {
         sub: bool,
     ) -> (Field, bool) {
         let ident = scope.claim(field_ident(&m.name));
-        let rename = (crate::names::unraw(&ident) != m.name).then(|| m.name.clone());
         let mut ty = self.ty(m.ty, sub);
-        if self.self_recursive(container, m.ty) {
+        if self.graph.self_recursive(container, m.ty) {
             ty = TypeRef::Boxed(Box::new(ty));
         }
         let doc = self.s.member_doc(owner, &m.name);
@@ -554,7 +426,7 @@ impl<'a> Lower<'a> {
         (
             Field {
                 ident,
-                rename,
+                wire: m.name.clone(),
                 ty,
                 optional: m.optional || m.ifcond.is_some() || range.optional,
                 nullable,
@@ -611,7 +483,7 @@ impl<'a> Lower<'a> {
     fn type_item(&mut self, id: TypeId) -> Option<Item> {
         let ident = self.idents[id.0 as usize].clone()?;
         let e = self.ent(id);
-        let eq = self.eq(id);
+        let eq = self.graph.eq(id);
         match &e.kind {
             EntityKind::Enum(en) => {
                 let mut scope = Scope::new();
@@ -695,7 +567,7 @@ impl<'a> Lower<'a> {
                             let ty = (!empty).then(|| {
                                 uses_dep |= self.uses_deprecated(v.ty);
                                 let t = self.ty(v.ty, false);
-                                if self.self_recursive(id, v.ty) {
+                                if self.graph.self_recursive(id, v.ty) {
                                     TypeRef::Boxed(Box::new(t))
                                 } else {
                                     t
@@ -769,7 +641,7 @@ impl<'a> Lower<'a> {
                             },
                             EntityKind::Enum(_) => AltKind::Enum(t),
                             EntityKind::Array(_) => AltKind::Array(t),
-                            _ => AltKind::Object(if self.self_recursive(id, v.ty) {
+                            _ => AltKind::Object(if self.graph.self_recursive(id, v.ty) {
                                 TypeRef::Boxed(Box::new(t))
                             } else {
                                 t
@@ -793,6 +665,7 @@ impl<'a> Lower<'a> {
                     })
                     .collect();
                 Some(Item::Alternate(Alternate {
+                    expecting: format!("alternate {ident}"),
                     meta: self.meta(id, ident, format!("QAPI alternate `{}`.", e.name), uses_dep),
                     derives: self.derives(eq, false),
                     variants,
@@ -816,13 +689,13 @@ impl<'a> Lower<'a> {
             Some(a) if boxed || !matches!(self.ent(a).kind, EntityKind::Object(_)) => (
                 StructShape::Newtype(self.ty(a, true)),
                 self.uses_deprecated(a),
-                self.eq(a),
+                self.graph.eq(a),
                 false,
             ),
             Some(a) => {
                 let (fields, d) = self.fields(a, true);
                 let default = fields.iter().all(|f| f.optional);
-                let eq = self.eq(a);
+                let eq = self.graph.eq(a);
                 (StructShape::Fields(fields), d, eq, default)
             }
         };
@@ -877,7 +750,7 @@ impl<'a> Lower<'a> {
                         id,
                         ident.clone(),
                         c.arg_type,
-                        c.boxed,
+                        c.flags.boxed,
                         format!("Command `{}`.", e.name),
                     );
                     let changed = self.range.return_changed(id);
@@ -895,8 +768,8 @@ impl<'a> Lower<'a> {
                     st.command = Some(CommandImpl {
                         name: e.name.clone(),
                         has_arguments: st.shape != StructShape::Unit,
-                        allow_oob: c.allow_oob,
-                        success_response: c.success_response,
+                        allow_oob: c.flags.allow_oob,
+                        success_response: c.flags.success_response,
                         returns,
                     });
                     let deprecated = st.meta.deprecated.is_some() || st.meta.allow_deprecated;
@@ -913,10 +786,20 @@ impl<'a> Lower<'a> {
                                 t
                             }
                         }),
+                        docs: Vec::new(),
                         deprecated,
                     };
-                    cmd_variants.push(v.clone());
-                    ret_variants.push(v);
+                    ret_variants.push(DynVariant {
+                        docs: vec![match v.returns {
+                            Some(_) => format!("The return of `{}`.", e.name),
+                            None => format!("The empty return (`{{}}`) of `{}`.", e.name),
+                        }],
+                        ..v.clone()
+                    });
+                    cmd_variants.push(DynVariant {
+                        docs: vec![format!("Command `{}`.", e.name)],
+                        ..v
+                    });
                     commands.push(Item::Struct(st));
                 }
                 EntityKind::Event(ev) => {
@@ -938,6 +821,7 @@ impl<'a> Lower<'a> {
                         path: vec![emod.clone(), ident],
                         has_data: st.shape != StructShape::Unit,
                         returns: None,
+                        docs: vec![format!("Event `{}` and its timestamp.", e.name)],
                         deprecated: st.meta.deprecated.is_some() || st.meta.allow_deprecated,
                     });
                     events.push(Item::Struct(st));
@@ -1101,3 +985,6 @@ fn constructor(inits: Vec<Init>) -> Constructor {
         inits,
     }
 }
+
+mod doc_attributes;
+mod graph;

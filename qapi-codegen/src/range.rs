@@ -71,11 +71,23 @@ fn first_version(text: &str) -> Option<QemuVersion> {
 /// The version of a member's "(since X.Y)" note in its description, if any.
 pub fn member_note(text: &str) -> Option<QemuVersion> {
     let lower = text.to_ascii_lowercase();
-    let at = lower.find("since")?;
-    first_version(&lower[at + 5..]).filter(|_| {
-        // "since" followed closely by the number: "(since 8.0)", "Since 2.12", "since: 6.0".
-        let rest = lower[at + 5..].trim_start_matches([' ', ':', 'q', 'e', 'm', 'u']);
-        rest.starts_with(|c: char| c.is_ascii_digit())
+    // "since" as a word, followed closely by the number: "(since 8.0)", "Since 2.12",
+    // "since: 6.0", "since QEMU 9.1", and the number on the next line.
+    lower.match_indices("since").find_map(|(at, _)| {
+        if lower[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        {
+            return None;
+        }
+        let rest =
+            lower[at + 5..].trim_start_matches(|c: char| c.is_ascii_whitespace() || c == ':');
+        let rest = rest.strip_prefix("qemu").unwrap_or(rest).trim_start();
+        if !rest.starts_with(|c: char| c.is_ascii_digit()) {
+            return None;
+        }
+        first_version(rest)
     })
 }
 
@@ -529,6 +541,14 @@ mod tests {
             Some(QemuVersion::new(8, 2))
         );
         assert_eq!(member_note("a name, since it is unique"), None);
+        assert_eq!(
+            member_note("members, in no particular order (since\n    6.2)."),
+            Some(QemuVersion::new(6, 2))
+        );
+        assert_eq!(
+            member_note("sincere (since QEMU 9.1)"),
+            Some(QemuVersion::new(9, 1))
+        );
         assert_eq!(member_note("no note"), None);
         assert_eq!(first_version("0.14"), Some(QemuVersion::new(0, 14)));
         assert_eq!(first_version("v2 5.1."), Some(QemuVersion::new(5, 1)));

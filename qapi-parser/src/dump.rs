@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::model::{EntityKind, Feature, IfCond, Schema, SectionKind, Variant};
+use crate::model::{EntityKind, Feature, IfCond, Schema, Variant};
 
 /// Renders `schema` exactly as QEMU's `test-qapi.py` prints it: modules with their
 /// entities, then every documentation block.
@@ -46,25 +46,10 @@ pub fn dump(schema: &Schema) -> String {
             );
         }
         for s in &doc.sections {
-            let _ = writeln!(out, "    section={}\n{}", kind_name(s.kind), s.text);
+            let _ = writeln!(out, "    section={}\n{}", s.kind.name(), s.text);
         }
     }
     out
-}
-
-/// QEMU's `str(QAPIDoc.Kind)`.
-fn kind_name(k: SectionKind) -> &'static str {
-    match k {
-        SectionKind::Plain => "Plain",
-        SectionKind::Member => "Member",
-        SectionKind::Feature => "Feature",
-        SectionKind::Returns => "Returns",
-        SectionKind::Errors => "Errors",
-        SectionKind::Since => "Since",
-        SectionKind::Todo => "Todo",
-        SectionKind::Note => "Note",
-        SectionKind::Example => "Example",
-    }
 }
 
 fn py_bool(b: bool) -> &'static str {
@@ -204,12 +189,16 @@ fn entity(out: &mut String, schema: &Schema, i: usize) {
             let _ = writeln!(
                 out,
                 "    gen={} success_response={} boxed={} oob={} preconfig={}{}",
-                py_bool(c.gen),
-                py_bool(c.success_response),
-                py_bool(c.boxed),
-                py_bool(c.allow_oob),
-                py_bool(c.allow_preconfig),
-                if c.coroutine { " coroutine=True" } else { "" }
+                py_bool(c.flags.gen),
+                py_bool(c.flags.success_response),
+                py_bool(c.flags.boxed),
+                py_bool(c.flags.allow_oob),
+                py_bool(c.flags.allow_preconfig),
+                if c.flags.coroutine {
+                    " coroutine=True"
+                } else {
+                    ""
+                }
             );
             print_if(out, &e.ifcond, 4);
             print_features(out, &e.features, 4);

@@ -13,7 +13,7 @@ use crate::release::Rules;
 /// Errors are boxed inside the checks: they are rare, and small results keep the
 /// hot paths cheap.
 pub(crate) type Res<T> = Result<T, Box<Error>>;
-use crate::model::{IfCond, Pragma};
+use crate::model::{CommandFlags, IfCond, Pragma};
 
 /// How deep `if` conditions may nest before we refuse them (QEMU would hit Python's
 /// recursion limit; we must not overflow the stack).
@@ -107,12 +107,7 @@ pub(crate) enum DefBody {
     Command {
         data: Option<Data>,
         returns: Option<TypeRef>,
-        boxed: bool,
-        gen: bool,
-        success_response: bool,
-        allow_oob: bool,
-        allow_preconfig: bool,
-        coroutine: bool,
+        flags: CommandFlags,
     },
     Event {
         data: Option<Data>,
@@ -956,12 +951,14 @@ impl Ctx<'_> {
         Ok(DefBody::Command {
             data,
             returns,
-            boxed: flag("boxed", false),
-            gen: flag("gen", true),
-            success_response: flag("success-response", true),
-            allow_oob: flag("allow-oob", false),
-            allow_preconfig: flag("allow-preconfig", false),
-            coroutine: flag("coroutine", false),
+            flags: CommandFlags {
+                boxed: flag("boxed", false),
+                gen: flag("gen", true),
+                success_response: flag("success-response", true),
+                allow_oob: flag("allow-oob", false),
+                allow_preconfig: flag("allow-preconfig", false),
+                coroutine: flag("coroutine", false),
+            },
         })
     }
 

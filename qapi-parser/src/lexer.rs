@@ -1,5 +1,7 @@
-//! The lexer: `grammar.pest` turns a file into a flat token stream; helpers here
-//! decode files and reproduce QEMU's lexical error texts and column rule.
+//! The lexer: pest (`grammar.pest`) validates a file's text, and [`Tokens`] cuts the
+//! tokens from the validated run one at a time, as the parser asks for them (no token
+//! list is built); helpers here decode files and reproduce QEMU's lexical error texts
+//! and column rule.
 
 use pest::Parser as _;
 

@@ -70,7 +70,6 @@ pub enum Compat {
 }
 
 mod ast;
-mod doc;
 mod dump;
 mod expr;
 mod lexer;

@@ -1,4 +1,4 @@
-//! The checked schema model: QEMU's `schema.py` entities, QAPI-faithful (no Rust in it).
+//! The checked schema model: QEMU's `schema.py` entities, QAPI-faithful (QAPI's names and concepts only).
 //!
 //! Every entity lives in [`Schema::entities`] in QEMU's creation order (predefined
 //! builtins first); references between entities are [`TypeId`]s into that list.
@@ -314,6 +314,13 @@ pub struct Command {
     pub arg_type: Option<TypeId>,
     /// The return type, `None` when the command returns nothing (`{}` on the wire).
     pub ret_type: Option<TypeId>,
+    /// Its flags.
+    pub flags: CommandFlags,
+}
+
+/// A command's flags, defaults applied (the parse phase fills them, the model keeps them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandFlags {
     /// `boxed: true`: the arguments are passed as one object.
     pub boxed: bool,
     /// `gen: false` clears this: QEMU writes the marshaller by hand.
@@ -377,6 +384,24 @@ pub enum SectionKind {
     Note,
     /// `Example:` / `Examples:` (accepted only under [`crate::Compat::Legacy`]).
     Example,
+}
+
+impl SectionKind {
+    /// The name QEMU prints for the kind (`str(QAPIDoc.Kind)`, `Kind.name.title()`), in
+    /// messages and in the test dump.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            SectionKind::Plain => "Plain",
+            SectionKind::Member => "Member",
+            SectionKind::Feature => "Feature",
+            SectionKind::Returns => "Returns",
+            SectionKind::Errors => "Errors",
+            SectionKind::Since => "Since",
+            SectionKind::Todo => "Todo",
+            SectionKind::Note => "Note",
+            SectionKind::Example => "Example",
+        }
+    }
 }
 
 /// One section of a documentation block.

@@ -3,19 +3,20 @@
 //! The lexer (`lexer.rs`, a pest grammar) turns each file into tokens; this module
 //! walks them exactly as QEMU's `accept()`/`get_expr()` do, iteratively (no
 //! recursion, so deep nesting cannot overflow the stack), and handles includes with
-//! an explicit stack of open files.
+//! an explicit stack of open files. `cursor` is the token cursor over one file, `doc`
+//! the doc block reader, which uses the cursor only.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 
 use crate::ast::{
     Dict, InfoData, InfoId, Infos, ParseOutput, ParsedDoc, ParsedExpr, Span, Text, Value,
 };
-use crate::diagnostic::Warning;
-use crate::lexer::{self, Tok, TokKind, Tokens};
-use crate::release::{PragmaList, Rules};
+use crate::lexer::{self, TokKind};
+use crate::release::PragmaList;
 use crate::{Error, Options};
+
+use cursor::{BoxedErrors, Ctx, FileState, Frame, PResult, Seen};
 
 /// Nesting deeper than this is rejected (QEMU itself dies of Python's recursion limit
 /// at about 490 levels; real schemas nest fewer than 10).
@@ -74,216 +75,8 @@ fn strerror(e: &std::io::Error) -> String {
     }
 }
 
-/// A parse-phase result. Errors are boxed to keep the hot paths' results small.
-pub(crate) type PResult<T> = Result<T, Box<Error>>;
-
-/// Boxed variants of the [`Infos`] error constructors.
-pub(crate) trait BoxedErrors {
-    /// [`Infos::error`], boxed.
-    fn error_boxed(&self, id: InfoId, message: impl Into<String>) -> Box<Error>;
-    /// [`Infos::error_col`], boxed.
-    fn error_col_boxed(
-        &self,
-        id: InfoId,
-        col: Option<u32>,
-        message: impl Into<String>,
-    ) -> Box<Error>;
-}
-
-impl BoxedErrors for Infos {
-    fn error_boxed(&self, id: InfoId, message: impl Into<String>) -> Box<Error> {
-        Box::new(self.error(id, message))
-    }
-    fn error_col_boxed(
-        &self,
-        id: InfoId,
-        col: Option<u32>,
-        message: impl Into<String>,
-    ) -> Box<Error> {
-        Box::new(self.error_col(id, col, message))
-    }
-}
-
-/// Finds repeated names among a growing list in constant time per name once the
-/// list is long, so that adversarial input cannot make the check quadratic.
-#[derive(Default)]
-pub(crate) struct Seen {
-    /// Hashes of the names so far, kept once there are more than [`Seen::SMALL`].
-    hashes: Option<std::collections::HashSet<u64>>,
-}
-
-impl Seen {
-    const SMALL: usize = 16;
-
-    fn hash(name: &str) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        name.hash(&mut h);
-        h.finish()
-    }
-
-    /// Whether `name` is among `names` (all names added so far, in order).
-    pub fn contains<'a>(
-        &mut self,
-        names: impl Iterator<Item = &'a str> + Clone,
-        name: &str,
-    ) -> bool {
-        if self.hashes.is_none() {
-            if names.clone().nth(Self::SMALL).is_none() {
-                return names.clone().any(|n| n == name);
-            }
-            self.hashes = Some(names.clone().map(Self::hash).collect());
-        }
-        match &self.hashes {
-            Some(hashes) if !hashes.contains(&Self::hash(name)) => false,
-            _ => names.clone().any(|n| n == name),
-        }
-    }
-
-    /// Records `name`, once it has been added to the list.
-    pub fn add(&mut self, name: &str) {
-        if let Some(hashes) = &mut self.hashes {
-            hashes.insert(Self::hash(name));
-        }
-    }
-}
-
-/// State shared by all files of one parse.
-pub(crate) struct Ctx {
-    pub infos: Infos,
-    pub warnings: Vec<Warning>,
-    pub rules: Rules,
-    /// The section text buffer of doc blocks, handed from one block to the next.
-    pub doc_text: String,
-    /// 10.2's literal-block state inside the current doc block.
-    pub literal: crate::doc::v10_2::Literal,
-}
-
-impl Ctx {
-    /// Records a problem tolerated by a relaxed rule (see [`Rules::legacy_docs`]).
-    pub fn warn(&mut self, error: Error) {
-        self.warnings.push(Warning(error));
-    }
-}
-
-/// An open container of [`FileState::get_expr`]'s explicit stack.
-enum Frame {
-    Dict {
-        start: u32,
-        members: Dict,
-        key: Text,
-        seen: Seen,
-    },
-    List {
-        start: u32,
-        items: Vec<Value>,
-    },
-}
-
-/// One open file: its text, tokens and QEMU's lexer state.
-pub(crate) struct FileState {
-    name: Rc<str>,
-    /// `os.path.abspath` of the name, for QEMU's cycle and repetition checks.
-    abs: String,
-    pub src: String,
-    tokens: Tokens,
-    /// The current token (QEMU's `tok`/`pos`); its line is `tokens.line`.
-    pub tok: Tok,
-    /// The info of a line, made on first use so that tokens of one line share it.
-    line_info: Option<(u32, InfoId)>,
-    parent: Option<InfoId>,
-    /// The doc block read just before the current expression (QEMU's `cur_doc`).
-    cur_doc: Option<usize>,
-    /// The containers `get_expr` has open, kept between expressions.
-    frames: Vec<Frame>,
-}
-
+/// The expression reader (QEMU's `get_expr`), over the cursor.
 impl FileState {
-    fn new(name: String, abs: String, src: String, parent: Option<InfoId>) -> FileState {
-        let tokens = Tokens::new(&src);
-        FileState {
-            name: name.into(),
-            abs,
-            src,
-            tokens,
-            tok: Tok {
-                kind: TokKind::Eof,
-                start: 0,
-                end: 0,
-            },
-            line_info: None,
-            parent,
-            cur_doc: None,
-            // Schemas nest a few levels: no regrowth for most files.
-            frames: Vec::with_capacity(8),
-        }
-    }
-
-    /// The info of the current token's line.
-    pub fn info(&mut self, ctx: &mut Ctx) -> InfoId {
-        let line = self.tokens.line;
-        match self.line_info {
-            Some((l, id)) if l == line => id,
-            _ => {
-                let id = ctx.infos.push(InfoData {
-                    file: self.name.clone(),
-                    line,
-                    parent: self.parent,
-                    defn: None,
-                });
-                self.line_info = Some((line, id));
-                id
-            }
-        }
-    }
-
-    /// A `QAPIParseError` at the current token (with a column).
-    pub fn error(&mut self, ctx: &mut Ctx, message: impl Into<String>) -> Box<Error> {
-        let col = lexer::column(&self.src, self.tokens.line_pos, self.tok.start as usize);
-        let id = self.info(ctx);
-        ctx.infos.error_col_boxed(id, Some(col), message)
-    }
-
-    /// Where the current token's line starts.
-    pub fn line_pos(&self) -> usize {
-        self.tokens.line_pos
-    }
-
-    /// The current token's text.
-    pub fn tok_text(&self) -> &str {
-        self.src
-            .get(self.tok.start as usize..self.tok.end as usize)
-            .unwrap_or("")
-    }
-
-    /// Reads the next token (QEMU's `accept()`): plain comments are skipped unless
-    /// `skip_comment` is false; doc comments (`##...`) never are. Lexical errors are
-    /// raised here, when the token is read, as QEMU does.
-    pub fn accept(&mut self, ctx: &mut Ctx, skip_comment: bool) -> PResult<()> {
-        loop {
-            let tok = self.tokens.next(&self.src);
-            self.tok = tok;
-            match tok.kind {
-                TokKind::Comment => {
-                    if !skip_comment || self.tok_text().starts_with("##") {
-                        return Ok(());
-                    }
-                }
-                // Includes strings with characters outside printable ASCII.
-                TokKind::BadString => {
-                    let msg = lexer::string_error(&self.src, tok.start as usize)
-                        .unwrap_or_else(|| "missing terminating \"'\"".to_owned());
-                    return Err(self.error(ctx, msg));
-                }
-                TokKind::Stray => {
-                    let msg = lexer::stray_message(&self.src, tok.start as usize);
-                    return Err(self.error(ctx, msg));
-                }
-                _ => return Ok(()),
-            }
-        }
-    }
-
     fn span(&self) -> Span {
         Span {
             start: self.tok.start,
@@ -561,12 +354,12 @@ impl Parser {
                         break;
                     };
                     if self.ctx.rules.doc_v5_2 {
-                        let docs = crate::doc::v5_2::get_docs(file, &mut self.ctx)?;
+                        let docs = doc::v5_2::get_docs(file, &mut self.ctx)?;
                         file.cur_doc = self.out.docs.len().checked_add(docs.len() - 1);
                         self.out.docs.extend(docs);
                         continue;
                     }
-                    let doc: ParsedDoc = crate::doc::get_doc(file, &mut self.ctx)?;
+                    let doc: ParsedDoc = doc::get_doc(file, &mut self.ctx)?;
                     file.cur_doc = Some(self.out.docs.len());
                     self.out.docs.push(doc);
                     continue;
@@ -785,6 +578,9 @@ fn normpath(p: &str) -> String {
         out
     }
 }
+
+pub(crate) mod cursor;
+mod doc;
 
 #[cfg(test)]
 mod tests;

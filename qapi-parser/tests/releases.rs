@@ -211,12 +211,12 @@ fn render(schema: &Schema) -> String {
             }
             EntityKind::Command(c) => {
                 let flags: Vec<&str> = [
-                    ("gen", c.gen),
-                    ("success_response", c.success_response),
-                    ("boxed", c.boxed),
-                    ("allow_oob", c.allow_oob),
-                    ("allow_preconfig", c.allow_preconfig),
-                    ("coroutine", c.coroutine),
+                    ("gen", c.flags.gen),
+                    ("success_response", c.flags.success_response),
+                    ("boxed", c.flags.boxed),
+                    ("allow_oob", c.flags.allow_oob),
+                    ("allow_preconfig", c.flags.allow_preconfig),
+                    ("coroutine", c.flags.coroutine),
                 ]
                 .into_iter()
                 .filter_map(|(f, on)| on.then_some(f))

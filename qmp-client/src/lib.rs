@@ -111,6 +111,10 @@ mod fd;
 mod framing;
 mod introspect;
 mod launcher;
+#[cfg(feature = "libvirt")]
+pub mod libvirt;
+pub mod mock;
+pub mod monitor;
 mod options;
 mod proto;
 mod qga;
@@ -118,6 +122,8 @@ mod qmp;
 pub mod recovery;
 mod redact;
 mod request;
+#[cfg(feature = "tls")]
+pub mod tls;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 

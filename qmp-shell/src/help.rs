@@ -1,6 +1,10 @@
 //! `help` and `help COMMAND`: QEMU's documentation of a command, its arguments with
 //! their types and what it returns, from the QAPI schema files when they are at hand
 //! (loaded by `qapi_parser`), otherwise from the connected QEMU's introspection.
+//!
+//! QEMU's text is reStructuredText; it goes through the same conversion as the rustdoc of
+//! the generated API (`qapi_codegen::docs`), rendered as plain text: directives such as
+//! `.. admonition::` and `.. qmp-example::` become labelled paragraphs and indented examples.
 
 use std::path::{Path, PathBuf};
 
@@ -63,24 +67,12 @@ fn type_name(q: &qapi_parser::Schema, id: TypeId) -> String {
     }
 }
 
-/// Removes the indentation that continuation lines share (QAPI indents them under
-/// the `@member:` tag).
-fn dedent(text: &str) -> String {
-    let mut lines = text.lines();
-    let first = lines.next().unwrap_or("").trim_start();
-    let rest: Vec<&str> = lines.collect();
-    let common = rest
-        .iter()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.len() - l.trim_start().len())
-        .min()
-        .unwrap_or(0);
-    let mut out = first.to_owned();
-    for l in rest {
-        out.push('\n');
-        out.push_str(l.get(common..).unwrap_or("").trim_end());
-    }
-    out
+/// Columns QEMU's text is wrapped at (before the indentation `help` adds).
+const WIDTH: usize = 76;
+
+/// One QAPI doc section's text as plain text (see the module docs).
+fn text(rst: &str) -> String {
+    qapi_codegen::docs::to_text(rst, WIDTH)
 }
 
 fn indent(text: &str, by: &str) -> String {
@@ -194,7 +186,7 @@ fn from_docs(q: &qapi_parser::Schema, id: TypeId) -> String {
     if let Some(d) = doc {
         if !d.body.text.trim().is_empty() {
             out.push('\n');
-            out.push_str(&indent(d.body.text.trim_end(), "  "));
+            out.push_str(&indent(&text(&d.body.text), "  "));
             out.push('\n');
         }
     }
@@ -206,13 +198,13 @@ fn from_docs(q: &qapi_parser::Schema, id: TypeId) -> String {
             for m in q.all_members(a) {
                 let opt = if m.optional { " (optional)" } else { "" };
                 out.push_str(&format!("  {}: {}{opt}\n", m.name, type_name(q, m.ty)));
-                let text = q
+                let doc = q
                     .member_doc(owner, &m.name)
                     .or_else(|| q.member_doc(a, &m.name))
-                    .map(|s| dedent(s.text.trim()))
+                    .map(|s| text(&s.text))
                     .unwrap_or_default();
-                if !text.is_empty() {
-                    out.push_str(&indent(&text, "      "));
+                if !doc.is_empty() {
+                    out.push_str(&indent(&doc, "      "));
                     out.push('\n');
                 }
             }
@@ -245,9 +237,9 @@ fn from_docs(q: &qapi_parser::Schema, id: TypeId) -> String {
                 for m in q.all_members(obj) {
                     let opt = if m.optional { " (optional)" } else { "" };
                     out.push_str(&format!("  {}: {}{opt}\n", m.name, type_name(q, m.ty)));
-                    if let Some(text) = q.member_doc(obj, &m.name).map(|s| dedent(s.text.trim())) {
-                        if !text.is_empty() {
-                            out.push_str(&indent(&text, "      "));
+                    if let Some(doc) = q.member_doc(obj, &m.name).map(|s| text(&s.text)) {
+                        if !doc.is_empty() {
+                            out.push_str(&indent(&doc, "      "));
                             out.push('\n');
                         }
                     }
@@ -266,18 +258,68 @@ fn from_docs(q: &qapi_parser::Schema, id: TypeId) -> String {
                 SectionKind::Todo => continue,
                 _ => "",
             };
-            let text = s.text.trim_end();
-            if text.trim().is_empty() {
+            let doc = text(&s.text);
+            if doc.trim().is_empty() {
                 continue;
             }
             if label.is_empty() {
                 out.push('\n');
-                out.push_str(&indent(text, "  "));
+                out.push_str(&indent(&doc, "  "));
                 out.push('\n');
             } else {
-                out.push_str(&format!("\n{label}:\n{}\n", indent(text, "  ")));
+                out.push_str(&format!("\n{label}:\n{}\n", indent(&doc, "  ")));
             }
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    /// QEMU 10.0.2's QMP schema in the reference material (`$QAPI_SHARED_DIR`, else
+    /// `../shared/qemu` beside the repository).
+    fn qmp_docs() -> qapi_parser::Schema {
+        let shared = std::env::var_os("QAPI_SHARED_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/qemu")
+            });
+        let path = shared.join("10.0.2/qapi/qapi-schema.json");
+        super::load_docs(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[test]
+    fn qemu_markup_is_rendered_as_text() {
+        let docs = qmp_docs();
+        let text = super::command("device_del", Some(&docs), None);
+        for raw in [
+            ".. note::",
+            ".. qmp-example::",
+            ".. admonition::",
+            "``",
+            "@id",
+        ] {
+            assert!(!text.contains(raw), "{raw} in:\n{text}");
+        }
+        // The note and the examples, as the rustdoc of qmp-types shows them.
+        assert!(
+            text.contains("  Note: When this command completes"),
+            "{text}"
+        );
+        assert!(text.contains("  Example:"), "{text}");
+        assert!(
+            text.contains("      -> { \"execute\": \"device_del\""),
+            "{text}"
+        );
+        // A member's text: its markup resolved, wrapped, hanging under the member.
+        let text = super::command("query-block-jobs", Some(&docs), None);
+        assert!(
+            text.contains("  device: str\n      The job identifier."),
+            "{text}"
+        );
+        assert!(
+            text.lines().all(|l| l.chars().count() <= super::WIDTH + 8),
+            "{text}"
+        );
+    }
 }

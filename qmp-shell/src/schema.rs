@@ -409,9 +409,9 @@ impl Schema {
                             name: e.name.clone(),
                             args: c.arg_type.map(tr),
                             ret: c.ret_type.map(tr),
-                            allow_oob: c.allow_oob,
+                            allow_oob: c.flags.allow_oob,
                             features: e.features.iter().map(|f| f.name.clone()).collect(),
-                            open_args: !c.gen,
+                            open_args: !c.flags.gen,
                         },
                     );
                     continue;

@@ -7,9 +7,11 @@
 
 mod codegen;
 mod parser;
+mod reach;
 mod transport;
 
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::util::{self, cargo};
@@ -43,6 +45,11 @@ const BENCHES: &[Bench] = &[
         about: "QMP round trip, connect-to-ready and event ingest, each against a std-only floor",
         run: transport::run,
     },
+    Bench {
+        name: "reach",
+        about: "libvirt round trip vs a direct socket and virsh; QMP over TLS vs plain TCP",
+        run: reach::run,
+    },
 ];
 
 /// Argument by which the release build measures a child's peak memory (see [`peak_rss`]).
@@ -59,29 +66,180 @@ pub(crate) fn run(args: &[String]) -> Result {
                 .args(args),
         );
     }
-    let Some(name) = args.first() else {
-        for bench in BENCHES {
-            println!("\n### bench {}", bench.name);
-            (bench.run)(&[])?;
-        }
-        return Ok(());
-    };
-    match name.as_str() {
-        PEAK_RSS_WRAPPER => return peak_rss_wrapper(&args[1..]),
-        "help" | "-h" | "--help" => {
-            println!("usage: cargo xtask bench [NAME [OPTIONS]]  (no name: all of them)\n");
-            for bench in BENCHES {
-                println!("  {:<12} {}", bench.name, bench.about);
+    // `--markdown` (write BENCHMARKS.md's latest figures) and `--runs N` (run N times in a
+    // row and check that every verdict agrees) apply to whatever is run.
+    let mut args: Vec<String> = args.to_vec();
+    let markdown = take_flag(&mut args, "--markdown");
+    let runs = take_value(&mut args, "--runs")?.unwrap_or(1).max(1);
+    if let Some(name) = args.first() {
+        match name.as_str() {
+            PEAK_RSS_WRAPPER => return peak_rss_wrapper(&args[1..]),
+            "help" | "-h" | "--help" => {
+                println!(
+                    "usage: cargo xtask bench [NAME [OPTIONS]] [--runs N] [--markdown]  (no name: all of them)\n"
+                );
+                for bench in BENCHES {
+                    println!("  {:<12} {}", bench.name, bench.about);
+                }
+                return Ok(());
             }
-            return Ok(());
+            _ => {}
         }
-        _ => {}
     }
-    let bench = BENCHES
-        .iter()
-        .find(|bench| bench.name == name)
-        .ok_or_else(|| format!("no benchmark `{name}` (`cargo xtask bench help` lists them)"))?;
-    (bench.run)(&args[1..])
+    let selected: Vec<&Bench> = match args.first() {
+        None => BENCHES.iter().collect(),
+        Some(name) => vec![BENCHES
+            .iter()
+            .find(|bench| bench.name == name)
+            .ok_or_else(|| {
+                format!("no benchmark `{name}` (`cargo xtask bench help` lists them)")
+            })?],
+    };
+    let rest = if args.is_empty() { &[][..] } else { &args[1..] };
+    let mut per_run: Vec<Vec<Verdict>> = Vec::new();
+    for run in 1..=runs {
+        if runs > 1 {
+            println!("\n## run {run} of {runs}");
+        }
+        VERDICTS.lock().map(|mut v| v.clear()).ok();
+        for bench in &selected {
+            if selected.len() > 1 {
+                println!("\n### bench {}", bench.name);
+            }
+            *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = bench.name;
+            (bench.run)(rest)?;
+        }
+        per_run.push(VERDICTS.lock().map(|v| v.clone()).unwrap_or_default());
+    }
+    if runs > 1 {
+        stability(&per_run)?;
+    }
+    if markdown {
+        write_markdown(per_run.last().map(Vec::as_slice).unwrap_or_default())?;
+    }
+    Ok(())
+}
+
+/// Removes `flag` from `args`; whether it was there.
+fn take_flag(args: &mut Vec<String>, flag: &str) -> bool {
+    let before = args.len();
+    args.retain(|a| a != flag);
+    args.len() != before
+}
+
+/// Removes `flag VALUE` from `args` and parses the value.
+fn take_value(args: &mut Vec<String>, flag: &str) -> Result<Option<usize>> {
+    let Some(i) = args.iter().position(|a| a == flag) else {
+        return Ok(None);
+    };
+    let value = args
+        .get(i + 1)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("{flag} needs a number"))?;
+    args.drain(i..=i + 1);
+    Ok(Some(value))
+}
+
+/// One printed verdict, kept for `--runs` and `--markdown`.
+#[derive(Clone, Debug, PartialEq)]
+struct Verdict {
+    bench: &'static str,
+    what: String,
+    target: String,
+    measured: String,
+    met: bool,
+}
+
+/// The verdicts printed so far in this run.
+static VERDICTS: Mutex<Vec<Verdict>> = Mutex::new(Vec::new());
+/// The benchmark running now.
+static CURRENT: Mutex<&str> = Mutex::new("");
+
+/// Checks that every verdict came out the same in every run, and says so.
+fn stability(runs: &[Vec<Verdict>]) -> Result {
+    let first = &runs[0];
+    let mut unstable = Vec::new();
+    for (i, v) in first.iter().enumerate() {
+        let outcomes: Vec<bool> = runs
+            .iter()
+            .filter_map(|r| r.get(i).map(|w| w.met))
+            .collect();
+        let measured: Vec<&str> = runs
+            .iter()
+            .filter_map(|r| r.get(i).map(|w| w.measured.as_str()))
+            .collect();
+        let agree = outcomes.len() == runs.len() && outcomes.iter().all(|&m| m == outcomes[0]);
+        println!(
+            "  {:<44} {} in {} runs: {}",
+            v.what,
+            if agree { "agrees" } else { "DIFFERS" },
+            runs.len(),
+            measured.join(", ")
+        );
+        if !agree {
+            unstable.push(v.what.clone());
+        }
+    }
+    if unstable.is_empty() {
+        println!("every verdict agreed in {} runs", runs.len());
+        Ok(())
+    } else {
+        Err(format!("verdicts differ between runs: {}", unstable.join("; ")).into())
+    }
+}
+
+/// Start of the part of BENCHMARKS.md that `--markdown` rewrites, and its end.
+const LATEST_BEGIN: &str = "<!-- latest: written by `cargo xtask bench --markdown` -->";
+const LATEST_END: &str = "<!-- end of latest -->";
+
+/// Writes the verdicts of the last run as BENCHMARKS.md's "Latest figures", with the
+/// machine they were measured on; the rest of the file is kept.
+fn write_markdown(verdicts: &[Verdict]) -> Result {
+    use std::fmt::Write as _;
+    let path = util::repo_root().join("BENCHMARKS.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(util::repo_root())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let mut table = String::new();
+    let _ = writeln!(table, "{LATEST_BEGIN}\n");
+    let _ = writeln!(table, "Measured at `{commit}`, {}.\n", machine_load());
+    let _ = writeln!(
+        table,
+        "| benchmark | measurement | target | measured | verdict |"
+    );
+    let _ = writeln!(table, "|---|---|---|---|---|");
+    for v in verdicts {
+        let _ = writeln!(
+            table,
+            "| {} | {} | {} | {} | {} |",
+            v.bench,
+            v.what,
+            v.target,
+            v.measured,
+            if v.met { "met" } else { "MISSED" }
+        );
+    }
+    let _ = write!(table, "\n{LATEST_END}");
+    let new = match (old.find(LATEST_BEGIN), old.find(LATEST_END)) {
+        (Some(a), Some(b)) if a < b => {
+            format!("{}{table}{}", &old[..a], &old[b + LATEST_END.len()..])
+        }
+        _ => match old.find("\n## ") {
+            Some(at) => format!(
+                "{}\n## Latest figures\n\n{table}\n{}",
+                &old[..at],
+                &old[at..]
+            ),
+            None => format!("{old}\n## Latest figures\n\n{table}\n"),
+        },
+    };
+    std::fs::write(&path, new)?;
+    println!("wrote {}", path.display());
+    Ok(())
 }
 
 /// How long to measure something.
@@ -147,7 +305,42 @@ pub(crate) fn measure<T>(budget: Budget, mut f: impl FnMut() -> T) -> Stats {
 pub(crate) fn verdict(what: &str, target: &str, measured: &str, met: bool) -> bool {
     let outcome = if met { "met" } else { "MISSED" };
     println!("  {what:<44} target {target:>9}   measured {measured:>9}   {outcome}");
+    let bench = *CURRENT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Ok(mut v) = VERDICTS.lock() {
+        v.push(Verdict {
+            bench,
+            what: what.to_owned(),
+            target: target.to_owned(),
+            measured: measured.to_owned(),
+            met,
+        });
+    }
     met
+}
+
+/// Runs `a` and `b` alternately `pairs` times (which goes first alternates too, so drift
+/// hits both sides) and returns the ratios b/a: median and the 10th and 90th percentiles.
+pub(crate) fn interleaved_ratio(pairs: usize, a: &dyn Fn(), b: &dyn Fn()) -> (f64, f64, f64) {
+    let time = |f: &dyn Fn()| {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_secs_f64()
+    };
+    let mut ratios: Vec<f64> = (0..pairs.max(1))
+        .map(|i| {
+            let (ta, tb) = if i % 2 == 0 {
+                let ta = time(a);
+                (ta, time(b))
+            } else {
+                let tb = time(b);
+                (time(a), tb)
+            };
+            tb / ta.max(1e-12)
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let n = ratios.len();
+    (ratios[n / 2], ratios[n / 10], ratios[n - 1 - n / 10])
 }
 
 /// The machine's load average and core count, to print beside numbers measured on it.

@@ -9,6 +9,7 @@ mod bench;
 mod demo;
 mod fuzz;
 mod guest;
+mod libvirt;
 mod prepare;
 mod releases;
 mod schema;
@@ -107,10 +108,17 @@ const TASKS: &[Task] = &[
         run: Some(guest::run),
     },
     Task {
+        name: "libvirt",
+        args: "setup",
+        about: "install libvirt 11.3 (as root), configure it and start its daemons, when missing",
+        needs: Needs::Nothing,
+        run: Some(libvirt::run),
+    },
+    Task {
         name: "prepare",
         args: "",
         about:
-            "install QEMU (as root), build the test guest, import the pinned schemas, fetch the QEMU releases, when missing",
+            "install QEMU and libvirt (as root), build the test guest, import the pinned schemas, fetch the QEMU releases, when missing",
         needs: Needs::Nothing,
         run: Some(prepare::run),
     },

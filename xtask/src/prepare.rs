@@ -2,6 +2,9 @@
 //! own QEMU 7.2 unpacked beside it (as `../shared/qemu/peers.md` shows), the test guest built
 //! ([`crate::guest`]), the pinned schemas imported, and the QEMU releases' sources fetched.
 //!
+//! In a bare clone (no `../shared/qemu`, no `QAPI_SHARED_DIR`) the schema step first assembles
+//! QEMU's reference material from Debian's source packages ([`crate::releases::ensure_shared`]).
+//!
 //! Every step does nothing when their result is already there, so every command that needs
 //! them (`cargo xtask test`, `cargo xtask demo`) can run them unconditionally.
 
@@ -19,7 +22,7 @@ const QEMU_PROGRAMS: [&str; 4] = [
 ];
 
 /// Enables bookworm-backports, where QEMU 10.0.2 lives (a no-op once enabled).
-const ENABLE_BACKPORTS: &str = "sed -i 's/^Suites: bookworm bookworm-updates$/Suites: bookworm bookworm-updates bookworm-backports/' /etc/apt/sources.list.d/debian.sources";
+pub(crate) const ENABLE_BACKPORTS: &str = "sed -i 's/^Suites: bookworm bookworm-updates$/Suites: bookworm bookworm-updates bookworm-backports/' /etc/apt/sources.list.d/debian.sources";
 
 /// Installs QEMU 10.0.2 from bookworm-backports (plain bookworm has 7.2, which would replace qemu-utils 10.0.2).
 const INSTALL_QEMU: &str = "apt-get update && apt-get install -y --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils qemu-guest-agent";
@@ -36,9 +39,10 @@ pub(crate) fn run(args: &[String]) -> Result {
     crate::releases::fetch_all()
 }
 
-/// Installs QEMU and imports the schema, each only if missing.
+/// Installs QEMU and libvirt and imports the schema, each only if missing.
 pub(crate) fn all() -> Result {
     qemu()?;
+    crate::libvirt::setup()?;
     schema()?;
     older_schemas()
 }
@@ -245,8 +249,10 @@ fn is_root() -> bool {
 }
 
 /// Imports the pinned upstream schema when it is missing or differs from the pin, by running
-/// `cargo xtask schema import DIR` (tolerating that subcommand not existing yet).
+/// `cargo xtask schema import DIR` (tolerating that subcommand not existing yet); in a bare
+/// clone, QEMU's reference material is assembled first ([`crate::releases::ensure_shared`]).
 pub(crate) fn schema() -> Result {
+    crate::releases::ensure_shared()?;
     let dest = repo_root().join(IMPORT_DIR);
     let imported = std::fs::read_dir(&dest).is_ok_and(|mut entries| entries.next().is_some());
     if imported {

@@ -298,7 +298,7 @@ fn signatures(s: &Schema) -> BTreeMap<(u8, String), Sig> {
         let kind = match &e.kind {
             EntityKind::Command(c) => {
                 if let Some(a) = c.arg_type {
-                    if c.boxed {
+                    if c.flags.boxed {
                         sig.props
                             .push(format!("boxed arguments {}", type_name(s, a)));
                     } else {
@@ -308,10 +308,10 @@ fn signatures(s: &Schema) -> BTreeMap<(u8, String), Sig> {
                 if let Some(r) = c.ret_type {
                     sig.props.push(format!("returns {}", type_name(s, r)));
                 }
-                if c.allow_oob {
+                if c.flags.allow_oob {
                     sig.props.push("allow-oob".to_owned());
                 }
-                if !c.success_response {
+                if !c.flags.success_response {
                     sig.props.push("success-response: false".to_owned());
                 }
                 0

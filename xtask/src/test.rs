@@ -20,7 +20,9 @@ use crate::{prepare, Result};
 const CARGO_FLAGS: [&str; 3] = ["--workspace", "--all-features", "--locked"];
 
 /// The steps, by the names that select them on the command line.
-const STEPS: [&str; 7] = ["qemu", "schema", "releases", "fmt", "clippy", "test", "doc"];
+const STEPS: [&str; 8] = [
+    "qemu", "libvirt", "schema", "releases", "fmt", "clippy", "test", "doc",
+];
 
 /// Runs the steps named in `args` (all of them when there are none).
 pub(crate) fn run(args: &[String]) -> Result {
@@ -37,6 +39,12 @@ pub(crate) fn run(args: &[String]) -> Result {
     let mut steps = Steps::default();
     if wanted("qemu") {
         steps.step("prepare QEMU, 7.2 and the test guest", prepare::qemu);
+    }
+    if wanted("libvirt") {
+        steps.step(
+            "install and start libvirt if missing",
+            crate::libvirt::setup,
+        );
     }
     if wanted("schema") {
         steps.step("import the pinned schema if missing", prepare::schema);

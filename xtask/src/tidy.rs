@@ -4,7 +4,16 @@
 //!   whose first line carries `@generated`, are exempt);
 //! - no file of QEMU's reference material (`../shared/qemu`) or of the QEMU releases fetched
 //!   by `cargo xtask qemu fetch` (when fetched) is in the repository, byte for byte;
-//! - every crate of the workspace inherits the workspace's lints.
+//! - every crate of the workspace inherits the workspace's lints;
+//! - the crate boundaries of ARCHITECTURE.md's invariants ([`BOUNDARIES`]);
+//! - no hand-written `.rs` file is over [`MAX_LINES`] lines (a short, shrinking list of
+//!   files being split is excepted);
+//! - `qapi-parser` never mentions Rust (its names, tools or crates);
+//! - emission decides nothing: `qapi-codegen`'s `emit` files compare no strings, rewrite
+//!   no text and call neither the docs conversion nor the naming module;
+//! - the parser's doc reader reaches the parser only through its cursor;
+//! - `qapi-codegen` keeps unordered collections out of everything but lookups;
+//! - build scripts use no network or process API, and report what they read.
 //!
 //! "In the repository" means tracked or not ignored by git (`git ls-files --cached --others
 //! --exclude-standard`), so the imported schema (`qmp-types/qemu-schema/`) does not count.
@@ -29,6 +38,9 @@ pub(crate) fn run(args: &[String]) -> Result {
     problems.extend(qemu_copies(&files)?);
     problems.extend(lints(&files));
     problems.extend(boundaries());
+    problems.extend(long_files(&files));
+    problems.extend(source_rules(&files));
+    problems.extend(build_scripts(&files));
     if problems.is_empty() {
         println!("tidy: {} files, no problems", files.len());
         Ok(())
@@ -281,6 +293,208 @@ fn boundaries() -> Vec<String> {
     problems
 }
 
+/// Longer hand-written `.rs` files should be split by job.
+const MAX_LINES: usize = 1000;
+
+/// Files over [`MAX_LINES`] that are being split now. This list may only shrink: remove a
+/// file once it is split, and add none.
+const LONG_FILES: &[&str] = &[
+    // Being split by the client rewrite.
+    "qmp-client/src/qmp.rs",
+];
+
+/// Whether `file` is a hand-written Rust source: `.rs`, not a snapshot of generated code,
+/// not marked `@generated`.
+fn hand_written_rs(file: &Path, text: &str) -> bool {
+    file.extension().is_some_and(|ext| ext == "rs")
+        && !file.components().any(|c| c.as_os_str() == "snapshots")
+        && !text.lines().next().unwrap_or("").contains("@generated")
+}
+
+/// No hand-written `.rs` file is over [`MAX_LINES`] lines, except those in [`LONG_FILES`].
+fn long_files(files: &[PathBuf]) -> Vec<String> {
+    let root = repo_root();
+    let mut problems = Vec::new();
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(root.join(file)) else {
+            continue;
+        };
+        if !hand_written_rs(file, &text) {
+            continue;
+        }
+        let lines = text.lines().count();
+        let name = file.to_string_lossy().replace('\\', "/");
+        if lines > MAX_LINES && !LONG_FILES.contains(&name.as_str()) {
+            problems.push(format!(
+                "{name}: {lines} lines, more than {MAX_LINES}: split it by job"
+            ));
+        }
+    }
+    problems
+}
+
+/// A rule about what some source files never contain: the files (by path prefix, and
+/// paths excepted), the forbidden texts, and why.
+struct SourceRule {
+    prefixes: &'static [&'static str],
+    except: &'static [&'static str],
+    forbidden: &'static [&'static str],
+    why: &'static str,
+}
+
+const SOURCE_RULES: &[SourceRule] = &[
+    SourceRule {
+        prefixes: &["qapi-parser/src/"],
+        // Unit tests may hold raw strings (`r#"`).
+        except: &["tests.rs"],
+        forbidden: &[
+            "Rust",
+            "rustdoc",
+            "serde",
+            "heck",
+            "quote!",
+            "syn::",
+            "proc_macro",
+            // QAPI's own rules say "CamelCase"; these are Rust's naming tools.
+            "UpperCamel",
+            "snake_case",
+            "r#",
+        ],
+        why: "the parser knows nothing of Rust: Rust naming and layout are decided in qapi-codegen's lower",
+    },
+    SourceRule {
+        prefixes: &["qapi-codegen/src/emit.rs", "qapi-codegen/src/emit/"],
+        except: &[],
+        forbidden: &[
+            "crate::docs",
+            "crate::names",
+            "to_markdown",
+            "== \"",
+            "!= \"",
+            ".starts_with(",
+            ".ends_with(",
+            ".contains(",
+            ".replace(",
+            ".split(",
+            ".lines()",
+            ".to_lowercase(",
+            ".to_uppercase(",
+        ],
+        why: "emission makes no decisions: names, doc text and layout are decided in lower",
+    },
+    SourceRule {
+        prefixes: &["qapi-parser/src/parser/doc.rs", "qapi-parser/src/parser/doc/"],
+        except: &[],
+        forbidden: &[
+            "crate::parser::{",
+            "crate::parser::Parser",
+            "crate::parser::parse",
+            "super::super",
+            "get_expr",
+        ],
+        why: "the doc reader depends on the parser's cursor only (`parser::cursor`), never on the parser",
+    },
+    SourceRule {
+        prefixes: &["qapi-codegen/src/"],
+        // Lookups only; nothing iterates them.
+        except: &["qapi-codegen/src/range.rs"],
+        forbidden: &["HashMap", "HashSet"],
+        why: "output is deterministic: ordered collections only",
+    },
+];
+
+/// Whether `line` contains `word`, not as part of a longer name (`heck` is not in `check`).
+fn contains_word(line: &str, word: &str) -> bool {
+    let name_char = |c: char| c.is_alphanumeric() || c == '_';
+    let starts = word.starts_with(name_char);
+    let ends = word.ends_with(name_char);
+    line.match_indices(word).any(|(at, _)| {
+        let before = line[..at].chars().next_back();
+        let after = line[at + word.len()..].chars().next();
+        let longer_before = starts && before.is_some_and(name_char);
+        let longer_after = ends && after.is_some_and(name_char);
+        !(longer_before || longer_after)
+    })
+}
+
+/// Every [`SOURCE_RULES`] rule holds.
+fn source_rules(files: &[PathBuf]) -> Vec<String> {
+    let root = repo_root();
+    let mut problems = Vec::new();
+    for file in files {
+        let name = file.to_string_lossy().replace('\\', "/");
+        if !name.ends_with(".rs") {
+            continue;
+        }
+        for rule in SOURCE_RULES {
+            if !rule.prefixes.iter().any(|p| name.starts_with(p))
+                || rule.except.iter().any(|e| name.ends_with(e))
+            {
+                continue;
+            }
+            let text = std::fs::read_to_string(root.join(file)).unwrap_or_default();
+            for (n, line) in text.lines().enumerate() {
+                if let Some(word) = rule.forbidden.iter().find(|w| contains_word(line, w)) {
+                    problems.push(format!("{name}:{}: `{word}`: {}", n + 1, rule.why));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// What a build script must not name: network and process APIs (a process could reach
+/// the network, or read files Cargo does not know of).
+const BUILD_SCRIPT_FORBIDDEN: &[&str] = &[
+    "std::net",
+    "TcpStream",
+    "UdpSocket",
+    "ToSocketAddrs",
+    "process::Command",
+    "Command::new",
+    "http://",
+    "https://",
+    "curl",
+    "reqwest",
+    "ureq",
+];
+
+/// Build scripts (`build.rs` and the modules beside it in `build/`) do no network I/O and
+/// start no process; one that reads a file prints `cargo:rerun-if-changed`. (What
+/// `qapi_codegen::compile` reads, it reports itself: every file the parser loaded.)
+fn build_scripts(files: &[PathBuf]) -> Vec<String> {
+    let root = repo_root();
+    let mut problems = Vec::new();
+    for file in files {
+        let name = file.to_string_lossy().replace('\\', "/");
+        let in_build_dir = file
+            .parent()
+            .is_some_and(|p| p.file_name().is_some_and(|n| n == "build"));
+        let is_script = file.file_name().is_some_and(|n| n == "build.rs");
+        if !(is_script || in_build_dir && name.ends_with(".rs")) || name.starts_with("fuzz/") {
+            continue;
+        }
+        let text = std::fs::read_to_string(root.join(file)).unwrap_or_default();
+        for (n, line) in text.lines().enumerate() {
+            if let Some(word) = BUILD_SCRIPT_FORBIDDEN.iter().find(|w| line.contains(*w)) {
+                problems.push(format!(
+                    "{name}:{}: `{word}`: build scripts do no network I/O and start no process",
+                    n + 1
+                ));
+            }
+        }
+        let reads = ["fs::read", "File::open", "read_dir"]
+            .iter()
+            .any(|r| text.contains(r));
+        if is_script && reads && !text.contains("rerun-if-changed") {
+            problems.push(format!(
+                "{name}: reads files but prints no `cargo:rerun-if-changed`"
+            ));
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,6 +524,21 @@ mod tests {
     }
 
     #[test]
+    fn no_hand_written_file_is_over_the_limit() {
+        assert_none(long_files(&repo_files().unwrap()));
+    }
+
+    #[test]
+    fn sources_keep_the_architecture_rules() {
+        assert_none(source_rules(&repo_files().unwrap()));
+    }
+
+    #[test]
+    fn build_scripts_do_no_network_io() {
+        assert_none(build_scripts(&repo_files().unwrap()));
+    }
+
+    #[test]
     fn checks_catch_what_they_should() {
         let root = repo_root();
         let rel = PathBuf::from(format!("target/tidy-selftest-{}", std::process::id()));
@@ -317,12 +546,25 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("no_doc.rs"), "fn main() {}\n").unwrap();
         std::fs::write(dir.join("Cargo.toml"), "[package]\nname = \"x\"\n").unwrap();
+        std::fs::write(dir.join("long.rs"), "//! Long.\n".repeat(MAX_LINES + 1)).unwrap();
+        std::fs::write(dir.join("build.rs"), "//! B.\nuse std::net::TcpStream;\n").unwrap();
         let shared = shared_qemu_dir().join("10.0.2/qga/qapi-schema.json");
         std::fs::copy(&shared, dir.join("copy.json")).unwrap();
-        let files: Vec<PathBuf> = ["no_doc.rs", "Cargo.toml", "copy.json"]
-            .map(|name| rel.join(name))
-            .to_vec();
+        let files: Vec<PathBuf> = [
+            "no_doc.rs",
+            "Cargo.toml",
+            "copy.json",
+            "long.rs",
+            "build.rs",
+        ]
+        .map(|name| rel.join(name))
+        .to_vec();
         assert_eq!(module_docs(&files).len(), 1);
+        assert_eq!(long_files(&files).len(), 1);
+        assert_eq!(build_scripts(&files).len(), 1);
+        assert!(contains_word("use heck::ToSnakeCase;", "heck"));
+        assert!(!contains_word("fn check_docs()", "heck"));
+        assert!(contains_word("if a == \"x\"", "== \""));
         assert_eq!(lints(&files).len(), 1);
         assert_eq!(qemu_copies(&files).unwrap().len(), 1);
         std::fs::remove_dir_all(&dir).unwrap();

@@ -15,11 +15,20 @@ pub(crate) fn repo_root() -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
-/// The read-only QEMU reference material: `$QAPI_SHARED_DIR`, else `../shared/qemu` beside the repository.
+/// The read-only QEMU reference material: `$QAPI_SHARED_DIR`, else `../shared/qemu` beside the
+/// repository when there, else `<target>/shared-qemu` (a bare clone's copy, assembled from
+/// Debian's source packages by [`crate::releases::ensure_shared`]).
 pub(crate) fn shared_qemu_dir() -> PathBuf {
     match std::env::var_os("QAPI_SHARED_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => repo_root().join("../shared/qemu"),
+        _ => {
+            let beside = repo_root().join("../shared/qemu");
+            if beside.is_dir() {
+                beside
+            } else {
+                crate::releases::shared_cache()
+            }
+        }
     }
 }
 
@@ -28,11 +37,14 @@ pub(crate) fn upstream_dir() -> PathBuf {
     shared_qemu_dir().join(UPSTREAM_VERSION)
 }
 
-/// A `cargo` command (the one running us, when known), started in the repository's root.
+/// A `cargo` command (the one running us, when known), started in the repository's root,
+/// with `QAPI_SHARED_DIR` naming [`shared_qemu_dir`], so that the tests reading QEMU's
+/// reference material find a bare clone's copy too.
 pub(crate) fn cargo() -> Command {
     let program = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(program);
     cmd.current_dir(repo_root());
+    cmd.env("QAPI_SHARED_DIR", shared_qemu_dir());
     cmd
 }
 

@@ -10,12 +10,15 @@ use std::process::ExitCode;
 const USAGE: &str = "\
 usage: qapi check [OPTIONS] FILE   check a schema; errors go to stderr
        qapi dump [OPTIONS] FILE    print QEMU's test dump (.out format) of a schema
-       qapi gen [OPTIONS] [--crate PATH] FILE [-o OUT.rs]
+       qapi gen [OPTIONS] [--crate PATH] [--min-qemu X.Y] [--older X.Y=FILE]... FILE [-o OUT.rs]
                                    generate Rust (stdout without -o)
 
 --qemu X.Y  read the schema under QEMU X.Y's rules (5.2, 7.2, 10.0 (default), 10.2;
             a newer version takes the newest rules known)
---legacy    accept QEMU 7.2-era documentation conventions (reported as warnings)";
+--legacy    accept QEMU 7.2-era documentation conventions (reported as warnings)
+--min-qemu X.Y       the oldest QEMU release the generated code supports: members some
+                     release of the range leaves out are Option (see qapi_codegen::Config)
+--older X.Y=FILE     another release's schema, read under its own rules, for that range";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -97,6 +100,30 @@ fn gen(args: &[String]) -> ExitCode {
                 Err(code) => return code,
             },
             "-o" => out = it.next(),
+            "--min-qemu" => match it.next().and_then(|v| qapi_codegen::QemuVersion::parse(v)) {
+                Some(v) => {
+                    cfg.min_qemu(v);
+                }
+                None => {
+                    eprintln!("qapi: --min-qemu needs a version (X.Y)\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
+            "--older" => match it.next().and_then(|a| a.split_once('=')) {
+                Some((v, path)) => match qapi_codegen::QemuVersion::parse(v) {
+                    Some(v) => {
+                        cfg.older_schema(v, path);
+                    }
+                    None => {
+                        eprintln!("qapi: --older: `{v}` is not a version (X.Y)\n{USAGE}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => {
+                    eprintln!("qapi: --older needs X.Y=FILE\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
             "--crate" => match it.next() {
                 Some(p) => {
                     cfg.crate_path(p);
@@ -114,18 +141,14 @@ fn gen(args: &[String]) -> ExitCode {
         eprintln!("qapi: FILE missing\n{USAGE}");
         return ExitCode::from(2);
     };
-    let schema = match qapi_parser::load(file, &options) {
-        Ok(s) => s,
+    cfg.parser_options(options);
+    let text = match cfg.generate_file(std::path::Path::new(file)).0 {
+        Ok(t) => t,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
-    let label = std::path::Path::new(file)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let text = cfg.generate(&schema, &label);
     match out {
         Some(path) => {
             if let Err(e) = qapi_codegen::write_if_changed(std::path::Path::new(path), &text) {

@@ -1,6 +1,7 @@
 //! Unit tests of the schema phase's helpers.
 
 use super::*;
+use crate::schema::index::relpath;
 
 #[test]
 fn relpaths() {

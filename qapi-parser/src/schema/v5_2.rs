@@ -1,7 +1,9 @@
 //! QEMU 5.2's simple unions, desugared as 5.2's `schema.py` did (`_def_union_type` without a
 //! discriminator, `_make_simple_variant`, `_make_implicit_enum_type`).
 
-use super::{Branches, Builder, Ent, EnumVal, Mem, Obj, Res, State, Var, K, UNRESOLVED};
+use super::{
+    Branch, Branches, Builder, Entity, EnumValue, Kind, Member, Object, Res, State, UNRESOLVED,
+};
 use crate::ast::{InfoId, Text};
 use crate::expr::BranchDef;
 use crate::model::{EntityKind, IfCond, Schema};
@@ -17,12 +19,12 @@ impl Builder<'_> {
         branches: Vec<BranchDef>,
         info: InfoId,
         ifcond: &Option<IfCond>,
-    ) -> Res<K> {
+    ) -> Res<Kind> {
         let mut variants = Vec::with_capacity(branches.len());
         let mut values = Vec::with_capacity(branches.len());
         for b in branches {
             let wrapped = self.type_ref(b.ty, info)?;
-            let data = Mem {
+            let data = Member {
                 cname: self.cname("data"),
                 name: "data".to_string(),
                 type_name: wrapped.clone(),
@@ -36,7 +38,7 @@ impl Builder<'_> {
             let wrapper = self
                 .make_implicit_object(&wrapped, "wrapper", info, &None, vec![data], None)?
                 .unwrap_or_default();
-            variants.push(Var {
+            variants.push(Branch {
                 cname: self.cname(&b.name),
                 name: b.name.clone(),
                 type_name: Text::Owned(wrapper),
@@ -45,7 +47,7 @@ impl Builder<'_> {
                 implicit: false,
                 defined_in: UNRESOLVED,
             });
-            values.push(EnumVal {
+            values.push(EnumValue {
                 cname: self.cname(&b.name),
                 name: b.name,
                 ifcond: b.ifcond,
@@ -53,17 +55,17 @@ impl Builder<'_> {
             });
         }
         let kind = format!("{name}Kind");
-        let mut ent: Ent = Self::simple(
+        let mut ent: Entity = Self::simple(
             kind.clone(),
             Some(info),
-            K::Enum {
+            Kind::Enum {
                 values,
                 prefix: None,
             },
         );
         ent.ifcond = ifcond.clone();
         self.def_definition(ent)?;
-        let tag = Mem {
+        let tag = Member {
             cname: self.cname("type"),
             name: "type".to_string(),
             type_name: Text::Owned(kind),
@@ -72,7 +74,7 @@ impl Builder<'_> {
             ifcond: None,
             features: Vec::new(),
         };
-        Ok(K::Object(Obj {
+        Ok(Kind::Object(Object {
             base_name: None,
             base: None,
             local: vec![tag],

@@ -104,34 +104,11 @@ fn range_cost(schema: &std::path::Path) -> Result {
         std::hint::black_box(ranged.generate_file(schema).0.unwrap());
     };
     let pairs = 25;
-    let mut ratios = Vec::with_capacity(pairs);
-    for i in 0..pairs {
-        // Alternate which side goes first, so drift hits both.
-        let (a, b) = if i % 2 == 0 {
-            let a = time(&run_plain);
-            (a, time(&run_ranged))
-        } else {
-            let b = time(&run_ranged);
-            (time(&run_plain), b)
-        };
-        ratios.push(b.as_secs_f64() / a.as_secs_f64());
-    }
-    ratios.sort_by(f64::total_cmp);
-    let (lo, med, hi) = (
-        ratios[pairs / 10],
-        ratios[pairs / 2],
-        ratios[pairs - 1 - pairs / 10],
-    );
+    let (med, lo, hi) = super::interleaved_ratio(pairs, &run_plain, &run_ranged);
     println!(
-        "    with the supported range (7.2 loaded on a thread of its own and analysed) / without: median {med:.3} (10-90%: {lo:.3}-{hi:.3}, {pairs} interleaved pairs)"
+        "    with the supported range (older schemas on threads of their own, analysed) / without: median {med:.3} (10-90%: {lo:.3}-{hi:.3}, {pairs} interleaved pairs)"
     );
     Ok(())
-}
-
-fn time(f: &dyn Fn()) -> Duration {
-    let t = std::time::Instant::now();
-    f();
-    t.elapsed()
 }
 
 /// User + system CPU time of this process so far.

@@ -7,7 +7,7 @@
 use crate::ast::{InfoId, ParsedDoc, RawSection};
 use crate::lexer::TokKind;
 use crate::model::SectionKind;
-use crate::parser::{Ctx, FileState, PResult};
+use crate::parser::cursor::{Ctx, FileState, PResult};
 
 /// What the next line continues (5.2's `_append_line`).
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 use crate::ast::{InfoId, ParsedDoc, RawSection};
 use crate::lexer::{is_py_space, py_rstrip, TokKind};
 use crate::model::SectionKind;
-use crate::parser::{BoxedErrors, Ctx, FileState, PResult, Seen};
+use crate::parser::cursor::{BoxedErrors, Ctx, FileState, PResult, Seen};
 
 pub(crate) mod v10_2;
 pub(crate) mod v5_2;
@@ -91,21 +91,6 @@ fn match_tag(line: &str) -> Option<(&str, usize)> {
 /// Number of leading whitespace characters (QEMU's `\s*` match length).
 fn indent(line: &str) -> usize {
     line.chars().take_while(|&c| is_py_space(c)).count()
-}
-
-/// The name QEMU prints for a section kind (`Kind.name.title()`).
-fn kind_name(kind: SectionKind) -> &'static str {
-    match kind {
-        SectionKind::Plain => "Plain",
-        SectionKind::Member => "Member",
-        SectionKind::Feature => "Feature",
-        SectionKind::Returns => "Returns",
-        SectionKind::Errors => "Errors",
-        SectionKind::Since => "Since",
-        SectionKind::Todo => "Todo",
-        SectionKind::Note => "Note",
-        SectionKind::Example => "Example",
-    }
 }
 
 /// A doc block under construction (QEMU's `QAPIDoc`).
@@ -194,7 +179,7 @@ impl Doc {
         {
             return Err(ctx
                 .infos
-                .error_boxed(info, format!("duplicated '{}' section", kind_name(kind))));
+                .error_boxed(info, format!("duplicated '{}' section", kind.name())));
         }
         self.push(kind, None, info);
         Ok(())
@@ -240,7 +225,7 @@ impl Doc {
             if section.kind != SectionKind::Plain && section.text.is_empty() {
                 return Err(ctx.infos.error_boxed(
                     section.info,
-                    format!("text required after '{}:'", kind_name(section.kind)),
+                    format!("text required after '{}:'", section.kind.name()),
                 ));
             }
         }

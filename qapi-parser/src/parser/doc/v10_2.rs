@@ -4,14 +4,7 @@
 
 use crate::diagnostic::Error;
 use crate::lexer;
-use crate::parser::{BoxedErrors, Ctx, FileState};
-
-/// Literal-block state across the lines of one doc block (10.2's `_literal_mode`).
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Literal {
-    on: bool,
-    indent: usize,
-}
+use crate::parser::cursor::{BoxedErrors, Ctx, FileState, Literal};
 
 /// Ends the block's literal state (at its closing `##`).
 pub(super) fn end_block(ctx: &mut Ctx) {
