@@ -68,6 +68,20 @@ struct Inner {
     timeouts: Mutex<Timeouts>,
     unix: bool,
     capacity: usize,
+    /// Kept so that the descriptor outlives `Inner` (see its `Drop`).
+    afd: Arc<AsyncFd<OwnedFd>>,
+}
+
+impl Drop for Inner {
+    /// The last client handle is gone: shut the socket down now, so the peer sees
+    /// the client leave at once, and the reader task wakes with EOF and ends (the
+    /// writer ends when its channel closes).
+    fn drop(&mut self) {
+        // SAFETY: shutdown(2) on a descriptor this struct keeps open.
+        unsafe {
+            libc::shutdown(self.afd.as_raw_fd(), libc::SHUT_RDWR);
+        }
+    }
 }
 
 impl Inner {
@@ -133,6 +147,7 @@ impl Conn {
             timeouts: Mutex::new(opts.timeouts.clone()),
             unix,
             capacity: opts.event_capacity,
+            afd: afd.clone(),
         });
         {
             let mut st = inner.lock();
