@@ -8,7 +8,7 @@
 //!   by the call's future, so dropping a call future (a `select!`, a timeout around
 //!   it) cannot cut a request in half; its late reply is discarded by id.
 //! - A deadline on every call: [`Request::timeout`], else the connection's
-//!   [`Timeouts`](crate::Timeouts) table (per-command defaults).
+//!   [`Timeouts`] table (per-command defaults).
 //! - Any number of subscribers ([`Qmp::subscribe`]), each with its own bounded queue
 //!   and drop count, plus the connection's own queue ([`Qmp::next_event`]).
 //! - Connection state: [`Qmp::is_closed`] and [`Qmp::closed`] (resolves when QEMU
@@ -68,6 +68,20 @@ struct Inner {
     timeouts: Mutex<Timeouts>,
     unix: bool,
     capacity: usize,
+    /// Kept so that the descriptor outlives `Inner` (see its `Drop`).
+    afd: Arc<AsyncFd<OwnedFd>>,
+}
+
+impl Drop for Inner {
+    /// The last client handle is gone: shut the socket down now, so the peer sees
+    /// the client leave at once, and the reader task wakes with EOF and ends (the
+    /// writer ends when its channel closes).
+    fn drop(&mut self) {
+        // SAFETY: shutdown(2) on a descriptor this struct keeps open.
+        unsafe {
+            libc::shutdown(self.afd.as_raw_fd(), libc::SHUT_RDWR);
+        }
+    }
 }
 
 impl Inner {
@@ -133,6 +147,7 @@ impl Conn {
             timeouts: Mutex::new(opts.timeouts.clone()),
             unix,
             capacity: opts.event_capacity,
+            afd: afd.clone(),
         });
         {
             let mut st = inner.lock();
