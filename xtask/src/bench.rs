@@ -111,11 +111,12 @@ pub(crate) fn run(args: &[String]) -> Result {
         }
         per_run.push(VERDICTS.lock().map(|v| v.clone()).unwrap_or_default());
     }
-    if runs > 1 {
-        stability(&per_run)?;
-    }
+    // Written first: an unstable verdict is a finding worth keeping, not a lost run.
     if markdown {
         write_markdown(per_run.last().map(Vec::as_slice).unwrap_or_default())?;
+    }
+    if runs > 1 {
+        stability(&per_run)?;
     }
     Ok(())
 }
