@@ -8,7 +8,7 @@
 //!   by the call's future, so dropping a call future (a `select!`, a timeout around
 //!   it) cannot cut a request in half; its late reply is discarded by id.
 //! - A deadline on every call: [`Request::timeout`], else the connection's
-//!   [`Timeouts`](crate::Timeouts) table (per-command defaults).
+//!   [`Timeouts`] table (per-command defaults).
 //! - Any number of subscribers ([`Qmp::subscribe`]), each with its own bounded queue
 //!   and drop count, plus the connection's own queue ([`Qmp::next_event`]).
 //! - Connection state: [`Qmp::is_closed`] and [`Qmp::closed`] (resolves when QEMU

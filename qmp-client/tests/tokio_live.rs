@@ -21,9 +21,7 @@ fn start() -> Instance {
 }
 
 async fn connect(vm: &Instance) -> Qmp {
-    Qmp::connect(Endpoint::Unix(vm.socket_path().into()), &Options::new())
-        .await
-        .unwrap()
+    vm.connect_async().await.unwrap()
 }
 
 /// Memory backends `/objects/m0..m{n}` whose `size` differs, so a reply proves which
@@ -294,7 +292,11 @@ async fn qemu_killed_with_commands_in_flight() {
         .await
         .expect("closed() resolves");
     assert!(qmp.is_closed());
-    assert!(killed.elapsed() < Duration::from_secs(10), "{:?}", killed.elapsed());
+    assert!(
+        killed.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        killed.elapsed()
+    );
     let e = qmp
         .execute(Request::name("query-status"))
         .await
