@@ -278,13 +278,7 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Qmp(e) => Some(e),
-            Error::Connect { source, .. } | Error::Io { source, .. } => Some(source),
-            Error::Decode { source, .. } | Error::Encode { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
+/// Every variant's `Display` already includes its cause (QEMU's reply, the OS or
+/// serde error), so `source()` returns `None`: an error reporter that walks the
+/// chain prints each cause once. The cause itself is a public field of the variant.
+impl std::error::Error for Error {}

@@ -719,6 +719,31 @@ impl Instance {
         self.retry(|| Qmp::connect(Endpoint::Unix(self.socket.clone()), options))
     }
 
+    /// Connects the tokio QMP client with the launcher's options; fails at once, with
+    /// the exit status, when the process has exited.
+    #[cfg(feature = "tokio")]
+    pub async fn connect_async(&self) -> Result<crate::tokio::Qmp, Error> {
+        let deadline = Instant::now() + self.start_timeout;
+        loop {
+            if let Some(e) = self.exited_error() {
+                return Err(e);
+            }
+            let endpoint = Endpoint::Unix(self.socket.clone());
+            match crate::tokio::Qmp::connect(endpoint, &self.options).await {
+                Err(Error::Connect { source, .. })
+                    if matches!(
+                        source.kind(),
+                        io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound
+                    ) && Instant::now() < deadline =>
+                {
+                    ::tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Err(e) => return Err(self.exited_error().unwrap_or(e)),
+                ok => return ok,
+            }
+        }
+    }
+
     /// Connects a guest agent client (for [`Launcher::guest_agent`]).
     pub fn connect_qga(&self) -> Result<Qga, Error> {
         self.retry(|| Qga::connect(Endpoint::Unix(self.socket.clone()), &self.options))

@@ -156,7 +156,8 @@ impl<'a, T: 'a> Request<'a, T> {
 
     /// The deadline of this call, replacing the connection's default for the
     /// command ([`Timeouts`](crate::Timeouts)). With [`Request::wait_for`], the deadline
-    /// covers the reply and the event.
+    /// covers the reply and the event. The tokio clients' timer has millisecond
+    /// granularity, so a reply may still win against a sub-millisecond deadline.
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = Some(Some(t));
         self
