@@ -346,25 +346,7 @@ impl<'a> Lower<'a> {
 
     /// Members of an object type with their declaring type, base members first.
     fn members_with_owner(&self, id: TypeId) -> Vec<(TypeId, &'a Member)> {
-        let mut chain = Vec::new();
-        let mut cur = Some(id);
-        while let Some(c) = cur {
-            if chain.contains(&c) || chain.len() > self.s.entities.len() {
-                break;
-            }
-            chain.push(c);
-            cur = match &self.ent(c).kind {
-                EntityKind::Object(o) => o.base,
-                _ => None,
-            };
-        }
-        let mut out = Vec::new();
-        for c in chain.into_iter().rev() {
-            if let EntityKind::Object(o) = &self.ent(c).kind {
-                out.extend(o.local_members.iter().map(|m| (c, m)));
-            }
-        }
-        out
+        crate::range::members_with_owner(self.s, id)
     }
 
     fn field(

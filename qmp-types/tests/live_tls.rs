@@ -23,12 +23,13 @@ fn tls_qemu() -> tls::TlsQemu {
     tls::launch(Launcher::qemu().args(["-S"])).expect("QEMU with a TLS monitor")
 }
 
-/// Runs `f`, checking it returns within the deadline (plus scheduling slack).
+/// Runs `f`, checking it returns within the deadline (plus scheduling slack: a loaded
+/// 2-core machine can lose a second; a hang would take far longer).
 fn timed<T>(f: impl FnOnce() -> T) -> T {
     let start = Instant::now();
     let r = f();
     assert!(
-        start.elapsed() < DEADLINE + Duration::from_millis(500),
+        start.elapsed() < DEADLINE + Duration::from_secs(2),
         "took {:?}",
         start.elapsed()
     );

@@ -180,7 +180,9 @@ fn a_request_never_sent_is_unmet_when_the_client_leaves() {
     drop(qmp);
     let failures = mock.finish().unwrap_err();
     assert!(
-        matches!(&failures.0[..], [Failure::Unmet { step: 2, reason, .. }] if reason.contains("closed")),
+        // The server may see the hang-up, or `finish` first: unmet either way.
+        matches!(&failures.0[..], [Failure::Unmet { step: 2, reason, .. }]
+            if reason.contains("closed") || reason.contains("finish")),
         "{failures}"
     );
 }
