@@ -21,6 +21,31 @@ pub struct RawEvent {
 }
 
 impl RawEvent {
+    /// An event from its wire JSON (`{"event": NAME, "data": {...}, "timestamp":
+    /// {...}}`), for events that reach a program some other way (through libvirt, a log).
+    pub fn from_json(text: &str) -> Result<RawEvent, Error> {
+        #[derive(serde::Deserialize)]
+        struct Wire<'a> {
+            #[serde(borrow)]
+            event: std::borrow::Cow<'a, str>,
+            #[serde(borrow, default)]
+            data: Option<&'a serde_json::value::RawValue>,
+            #[serde(default)]
+            timestamp: Timestamp,
+        }
+        let w: Wire<'_> = serde_json::from_str(text).map_err(|e| Error::Protocol {
+            reason: format!("not an event: {e}"),
+            excerpt: text.chars().take(200).collect(),
+        })?;
+        Ok(RawEvent::new(
+            text,
+            &w.event,
+            w.data.map(|d| d.get()),
+            w.timestamp,
+            0,
+        ))
+    }
+
     pub(crate) fn new(
         text: &str,
         name: &str,

@@ -24,6 +24,25 @@ pub fn endpoint(address: &str) -> Endpoint {
     }
 }
 
+/// The files of QMP over TLS (`--tls-ca`, `--tls-cert`, `--tls-key`, `--tls-name`).
+#[derive(Debug, Clone, Default)]
+pub struct TlsFiles {
+    /// The CA that signed the server's certificate.
+    pub ca: Option<std::path::PathBuf>,
+    /// Our certificate.
+    pub cert: Option<std::path::PathBuf>,
+    /// Its key.
+    pub key: Option<std::path::PathBuf>,
+    /// The name or IP the server's certificate must carry (default: the host).
+    pub name: Option<String>,
+}
+
+impl TlsFiles {
+    fn wanted(&self) -> bool {
+        self.ca.is_some() || self.cert.is_some() || self.key.is_some()
+    }
+}
+
 /// How to connect.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
@@ -35,6 +54,10 @@ pub struct ConnectOptions {
     pub timeout: Option<Duration>,
     /// Deadline for connecting.
     pub connect_timeout: Duration,
+    /// Through libvirt: (URI, domain name or UUID).
+    pub libvirt: Option<(String, String)>,
+    /// QMP over TLS to the TCP address.
+    pub tls: TlsFiles,
 }
 
 /// A connected peer.
@@ -44,6 +67,48 @@ pub enum Peer {
     Qmp(Qmp),
     /// The guest agent.
     Qga(Qga),
+    /// A domain's monitor (or, with `qga`, its agent) through libvirt, and its events.
+    #[cfg(feature = "libvirt")]
+    Libvirt {
+        /// The domain.
+        domain: Box<client::libvirt::Domain>,
+        /// Every event of the domain, subscribed at connect time (none for the agent).
+        events: Option<<client::libvirt::Domain as Monitor>::Events>,
+        /// The agent rather than the monitor.
+        qga: bool,
+        /// The per-command deadline.
+        timeout: Duration,
+    },
+}
+
+#[cfg(feature = "libvirt")]
+use client::monitor::{EventStream, Monitor};
+
+/// libvirt's errors in the client's terms: QEMU's error replies stay `Error::Qmp`
+/// with their class, deadlines `Error::Timeout`; libvirt's own errors keep their text.
+#[cfg(feature = "libvirt")]
+fn from_libvirt(e: client::libvirt::Error) -> Error {
+    use client::libvirt::Error as L;
+    match e {
+        L::Qmp {
+            command,
+            class,
+            desc,
+        } => Error::Qmp(client::QmpError {
+            command,
+            class,
+            desc,
+        }),
+        L::Timeout { operation, after } => Error::Timeout {
+            waiting_for: operation,
+            waited: after,
+        },
+        L::Disconnected { .. } => Error::Disconnected { command: None },
+        other => Error::Connect {
+            endpoint: "libvirt".into(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    }
 }
 
 /// Connects; when no greeting came within a second, `busy` is called once (the
@@ -53,6 +118,12 @@ pub fn connect(address: &str, o: &ConnectOptions, busy: impl FnOnce()) -> Result
         .connect_timeout(o.connect_timeout)
         .timeout(o.timeout)
         .negotiate(!o.no_negotiate);
+    if let Some((uri, domain)) = &o.libvirt {
+        return connect_libvirt(uri, domain, o);
+    }
+    if o.tls.wanted() {
+        return connect_tls(address, o, &opts);
+    }
     let ep = endpoint(address);
     let qga = o.qga;
     let (tx, rx) = std::sync::mpsc::channel();
@@ -72,6 +143,70 @@ pub fn connect(address: &str, o: &ConnectOptions, busy: impl FnOnce()) -> Result
         Ok(r) => r,
         Err(_) => Err(Error::Disconnected { command: None }),
     }
+}
+
+#[cfg(feature = "libvirt")]
+fn connect_libvirt(uri: &str, domain: &str, o: &ConnectOptions) -> Result<Peer, Error> {
+    let dom = client::libvirt::Domain::open_within(uri, domain, o.connect_timeout)
+        .map_err(from_libvirt)?;
+    let events = if o.qga {
+        None
+    } else {
+        Some(dom.subscribe(None).map_err(from_libvirt)?)
+    };
+    Ok(Peer::Libvirt {
+        domain: Box::new(dom),
+        events,
+        qga: o.qga,
+        timeout: o.timeout.unwrap_or(Duration::from_secs(3600)),
+    })
+}
+
+#[cfg(not(feature = "libvirt"))]
+fn connect_libvirt(_uri: &str, _domain: &str, _o: &ConnectOptions) -> Result<Peer, Error> {
+    Err(Error::Connect {
+        endpoint: "libvirt".into(),
+        source: std::io::Error::other("this qmp was built without the `libvirt` feature"),
+    })
+}
+
+#[cfg(feature = "tls")]
+fn connect_tls(address: &str, o: &ConnectOptions, opts: &Options) -> Result<Peer, Error> {
+    use client::tls;
+    let tls_error = |e: tls::Error| Error::Connect {
+        endpoint: address.to_owned(),
+        source: std::io::Error::other(e.to_string()),
+    };
+    let (Some(ca), Some(cert), Some(key)) = (&o.tls.ca, &o.tls.cert, &o.tls.key) else {
+        return Err(Error::Connect {
+            endpoint: address.to_owned(),
+            source: std::io::Error::other("--tls-ca, --tls-cert and --tls-key go together"),
+        });
+    };
+    let name = match &o.tls.name {
+        Some(n) => n.clone(),
+        None => address
+            .rsplit_once(':')
+            .map_or(address, |(host, _)| host)
+            .trim_matches(['[', ']'])
+            .to_owned(),
+    };
+    let creds = tls::Credentials::from_pem_files(ca, cert, key).map_err(tls_error)?;
+    let stream = tls::connect(address, &name, &creds, o.connect_timeout).map_err(tls_error)?;
+    let relay = stream.relay().map_err(tls_error)?;
+    if o.qga {
+        Qga::from_stream(relay, opts).map(Peer::Qga)
+    } else {
+        Qmp::from_stream(relay, opts).map(Peer::Qmp)
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn connect_tls(address: &str, _o: &ConnectOptions, _opts: &Options) -> Result<Peer, Error> {
+    Err(Error::Connect {
+        endpoint: address.to_owned(),
+        source: std::io::Error::other("this qmp was built without the `tls` feature"),
+    })
 }
 
 /// Per-command options.
@@ -106,6 +241,41 @@ impl Peer {
         match self {
             Peer::Qmp(q) => q.execute(call),
             Peer::Qga(q) => q.execute(call),
+            #[cfg(feature = "libvirt")]
+            Peer::Libvirt {
+                domain,
+                qga,
+                timeout,
+                ..
+            } => {
+                if exec.oob || !exec.fds.is_empty() {
+                    return Err(Error::Protocol {
+                        reason: "libvirt sends neither out-of-band commands nor descriptors".into(),
+                        excerpt: String::new(),
+                    });
+                }
+                let args =
+                    match &req.args {
+                        Some(a) => Some(RawValue::from_string(a.to_string()).map_err(|e| {
+                            Error::Encode {
+                                command: req.name.clone(),
+                                source: e,
+                            }
+                        })?),
+                        None => None,
+                    };
+                let deadline = match exec.timeout {
+                    Some(Some(t)) => t,
+                    Some(None) => Duration::from_secs(3600),
+                    None => *timeout,
+                };
+                let r = if *qga {
+                    domain.agent_execute_raw(&req.name, args.as_deref(), deadline)
+                } else {
+                    domain.execute_raw(&req.name, args.as_deref())
+                };
+                r.map_err(from_libvirt)
+            }
         }
     }
 
@@ -114,6 +284,8 @@ impl Peer {
         match self {
             Peer::Qmp(q) => q.poll_event(),
             Peer::Qga(_) => Ok(None),
+            #[cfg(feature = "libvirt")]
+            Peer::Libvirt { events, .. } => libvirt_event(events, Duration::ZERO),
         }
     }
 
@@ -124,6 +296,10 @@ impl Peer {
             Peer::Qga(_) => {
                 std::thread::sleep(timeout.unwrap_or(Duration::from_secs(3600)));
                 Ok(None)
+            }
+            #[cfg(feature = "libvirt")]
+            Peer::Libvirt { events, .. } => {
+                libvirt_event(events, timeout.unwrap_or(Duration::from_secs(3600)))
             }
         }
     }
@@ -137,11 +313,30 @@ impl Peer {
                 None => "QMP (negotiation skipped)".into(),
             },
             Peer::Qga(_) => "guest agent (synchronised)".into(),
+            #[cfg(feature = "libvirt")]
+            Peer::Libvirt { qga: true, .. } => "the guest agent through libvirt".into(),
+            #[cfg(feature = "libvirt")]
+            Peer::Libvirt { .. } => "QEMU through libvirt".into(),
         }
     }
 
     /// The `query-qmp-schema` reply, for QMP monitors that have been negotiated.
     pub fn introspect(&mut self) -> Option<Result<Value, Error>> {
+        #[cfg(feature = "libvirt")]
+        if matches!(self, Peer::Libvirt { qga: false, .. }) {
+            let req = Request {
+                name: "query-qmp-schema".into(),
+                args: None,
+                warnings: Vec::new(),
+            };
+            return Some(self.execute(&req, &Exec::default()).and_then(|r| {
+                serde_json::from_str(r.get()).map_err(|e| Error::Decode {
+                    command: "query-qmp-schema".into(),
+                    source: e,
+                    json: String::new(),
+                })
+            }));
+        }
         match self {
             Peer::Qmp(q) if q.greeting().is_some() => Some(
                 q.execute(client::Request::name("query-qmp-schema"))
@@ -163,14 +358,42 @@ impl Peer {
     pub fn greeting_json(&self) -> Option<&str> {
         match self {
             Peer::Qmp(q) => q.greeting().map(|g| g.json.as_str()),
-            Peer::Qga(_) => None,
+            _ => None,
         }
     }
 
     /// Whether this is the guest agent.
     pub fn is_qga(&self) -> bool {
-        matches!(self, Peer::Qga(_))
+        match self {
+            Peer::Qga(_) => true,
+            #[cfg(feature = "libvirt")]
+            Peer::Libvirt { qga, .. } => *qga,
+            Peer::Qmp(_) => false,
+        }
     }
+}
+
+/// The next event of a libvirt domain, as the direct client hands them out.
+#[cfg(feature = "libvirt")]
+fn libvirt_event(
+    events: &mut Option<<client::libvirt::Domain as Monitor>::Events>,
+    timeout: Duration,
+) -> Result<Option<RawEvent>, Error> {
+    let Some(events) = events else {
+        std::thread::sleep(timeout);
+        return Ok(None);
+    };
+    let Some(e) = events.next_event(timeout).map_err(from_libvirt)? else {
+        return Ok(None);
+    };
+    let mut wire = serde_json::json!({
+        "event": e.name,
+        "timestamp": {"seconds": e.timestamp.seconds, "microseconds": e.timestamp.microseconds},
+    });
+    if let Some(d) = &e.data {
+        wire["data"] = serde_json::from_str(d.get()).unwrap_or(Value::Null);
+    }
+    RawEvent::from_json(&wire.to_string()).map(Some)
 }
 
 /// Splits a raw JSON request into a [`Request`] and whether it asked for `exec-oob`.

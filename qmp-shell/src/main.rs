@@ -27,6 +27,13 @@ options:
   -p, --pretty      pretty JSON output (no tables)
   -H, --hmp         human monitor commands (human-monitor-command), no CPU needed
   --qga             talk to the guest agent (resynchronised with guest-sync-delimited)
+  --libvirt DOMAIN  reach DOMAIN (a name or UUID) through libvirt, which owns its monitor
+                    (no SOCKET; with --qga, its guest agent; feature `libvirt`)
+  -c, --connect URI the libvirt URI (default qemu:///system)
+  --tls-ca FILE     QMP over TLS to HOST:PORT: the CA that signed the server's certificate
+  --tls-cert FILE   the client certificate (with --tls-ca; feature `tls`)
+  --tls-key FILE    the client certificate's key
+  --tls-name NAME   the name or IP the server's certificate must carry (default: HOST)
   -N                skip the greeting and capabilities negotiation
   --timeout SECS    deadline per command (and for --events); default 30, 0 = none
   --oob             run the command out-of-band (exec-oob)
@@ -58,6 +65,9 @@ pub(crate) struct Cli {
     pub(crate) schema: Option<PathBuf>,
     pub(crate) no_validate: bool,
     pub(crate) verbose: bool,
+    pub(crate) libvirt: Option<String>,
+    pub(crate) libvirt_uri: Option<String>,
+    pub(crate) tls: conn::TlsFiles,
 }
 
 fn parse_secs(s: &str) -> Result<Option<Duration>, String> {
@@ -118,6 +128,12 @@ fn parse_cli(args: Vec<String>) -> Result<Cli, String> {
             }
             "-l" | "--log" => cli.log = Some(value("--log")?.into()),
             "--schema" => cli.schema = Some(value("--schema")?.into()),
+            "--libvirt" => cli.libvirt = Some(value("--libvirt")?),
+            "-c" | "--connect" => cli.libvirt_uri = Some(value("--connect")?),
+            "--tls-ca" => cli.tls.ca = Some(value("--tls-ca")?.into()),
+            "--tls-cert" => cli.tls.cert = Some(value("--tls-cert")?.into()),
+            "--tls-key" => cli.tls.key = Some(value("--tls-key")?.into()),
+            "--tls-name" => cli.tls.name = Some(value("--tls-name")?),
             f if f.starts_with('-') && f.len() > 1 && !f.starts_with("-{") => {
                 return Err(format!("unknown option {f}"))
             }
@@ -125,9 +141,21 @@ fn parse_cli(args: Vec<String>) -> Result<Cli, String> {
         }
     }
     let mut positional = positional.into_iter();
-    cli.address = match positional.next() {
-        Some(a) => a,
-        None => std::env::var("QMP_SOCKET").map_err(|_| "no SOCKET given".to_owned())?,
+    if cli.libvirt_uri.is_some() && cli.libvirt.is_none() {
+        return Err("-c/--connect goes with --libvirt DOMAIN".into());
+    }
+    cli.address = match (&cli.libvirt, positional.next()) {
+        // libvirt owns the monitor: the domain is the address, and the first word the command.
+        (Some(domain), first) => {
+            positional = first
+                .into_iter()
+                .chain(positional)
+                .collect::<Vec<_>>()
+                .into_iter();
+            format!("libvirt:{domain}")
+        }
+        (None, Some(a)) => a,
+        (None, None) => std::env::var("QMP_SOCKET").map_err(|_| "no SOCKET given".to_owned())?,
     };
     cli.words = positional.collect();
     Ok(cli)
@@ -361,6 +389,14 @@ fn connect(cli: &Cli) -> Result<Peer, u8> {
         no_negotiate: cli.no_negotiate,
         timeout: cli.timeout,
         connect_timeout: cli.timeout.unwrap_or(Duration::from_secs(3600)),
+        libvirt: cli.libvirt.clone().map(|domain| {
+            let uri = cli
+                .libvirt_uri
+                .clone()
+                .unwrap_or_else(|| "qemu:///system".to_owned());
+            (uri, domain)
+        }),
+        tls: cli.tls.clone(),
     };
     conn::connect(&cli.address, &opts, || {
         eprintln!(
