@@ -6,6 +6,7 @@
 //! Benchmarks print numbers and say whether each target is met; they are never timed tests.
 
 mod codegen;
+mod fleet;
 mod parser;
 mod transport;
 
@@ -42,6 +43,11 @@ const BENCHES: &[Bench] = &[
         name: "transport",
         about: "QMP round trip, connect-to-ready and event ingest, each against a std-only floor",
         run: transport::run,
+    },
+    Bench {
+        name: "fleet",
+        about: "1,000-10,000 monitors from one process (fake server, 100 storage daemons), event ingest, vs crates.io peers",
+        run: fleet::run,
     },
 ];
 
