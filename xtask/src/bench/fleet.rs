@@ -319,6 +319,8 @@ struct Fleet<'a> {
     conns: usize,
     command: &'a str,
     drivers: &'a [&'a str],
+    /// The serving processes, whose CPU time per call is reported beside the client's.
+    servers: &'a [u32],
 }
 
 /// Every driver's samples of one fleet, one per round (`None`: not measured).
@@ -352,7 +354,15 @@ fn run_fleet(programs: &Programs, fleet: &Fleet<'_>, opts: &Opts) -> Result<Runs
             ];
             // Connecting 10,000 takes seconds; a stuck driver must not stop the rest.
             let timeout = Duration::from_secs_f64(opts.seconds + 60.0 + fleet.conns as f64 / 100.0);
-            let sample = client(programs, &args, timeout)?;
+            let server_cpu = cpu_of(fleet.servers);
+            let mut sample = client(programs, &args, timeout)?;
+            let server_cpu = cpu_of(fleet.servers) - server_cpu;
+            let calls = sample.get("calls");
+            if calls > 0.0 {
+                sample
+                    .values
+                    .insert("server_us_per_call".into(), server_cpu * 1e6 / calls);
+            }
             if unavailable(&sample) {
                 println!(
                     "  {driver:<14} not measured: {}",
@@ -369,17 +379,35 @@ fn run_fleet(programs: &Programs, fleet: &Fleet<'_>, opts: &Opts) -> Result<Runs
     Ok(runs)
 }
 
+/// User + system CPU seconds used so far by the processes `pids` (all their threads).
+fn cpu_of(pids: &[u32]) -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    pids.iter()
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // After the command name in parentheses: state is field 3, utime 14, stime 15.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            let mut fields = rest.split_whitespace().skip(11);
+            let user: f64 = fields.next()?.parse().ok()?;
+            let system: f64 = fields.next()?.parse().ok()?;
+            Some((user + system) / tick)
+        })
+        .sum()
+}
+
 fn print_run(driver: &str, s: &Sample) {
     if let Some(e) = &s.error {
         println!("  {driver:<14} FAILED: {e}");
         return;
     }
     println!(
-        "  {driver:<14} {:>8.0} calls/s  p50 {:>9}  p99 {:>9}  CPU/call {:>7.2} µs  idle {:>6.1} KB/conn (conn alone {:>6.1} KB)  connect {:.2} s{}",
+        "  {driver:<14} {:>8.0} calls/s  p50 {:>9}  p99 {:>9}  CPU/call {:>6.2} µs (server {:>5.2})  idle {:>6.1} KB/conn (conn alone {:>6.1} KB)  connect {:.2} s{}",
         s.get("rate"),
         fmt_us(s.get("p50_us")),
         fmt_us(s.get("p99_us")),
         s.get("cpu_us_per_call"),
+        s.get("server_us_per_call"),
         s.get("idle_bytes") / 1e3,
         s.get("conn_bytes") / 1e3,
         s.get("connect_s"),
@@ -456,11 +484,12 @@ fn judge_fleet(fleet: &Fleet<'_>, runs: &Runs, big: bool) {
             spread(samples.iter().map(|s| s.get(key)).collect()).map_or(f64::NAN, |m| m.0)
         };
         println!(
-            "    {driver:<14} {:>8.0} calls/s  p50 {:>9}  p99 {:>9}  CPU/call {:>6.2} µs  memory {:>6.1} KB",
+            "    {driver:<14} {:>8.0} calls/s  p50 {:>9}  p99 {:>9}  CPU/call {:>6.2} µs (server {:>5.2})  memory {:>6.1} KB",
             med("rate"),
             fmt_us(med("p50_us")),
             fmt_us(med("p99_us")),
             med("cpu_us_per_call"),
+            med("server_us_per_call"),
             med(memory_key(driver)) / 1e3,
         );
     }
@@ -553,7 +582,8 @@ fn ratio_verdict(what: &str, ratios: Vec<f64>, ahead: Ahead) {
 
 fn fake(programs: &Programs, opts: &Opts) -> Result {
     let dir = SocketDir::new()?;
-    let _server = start_server(programs, &dir.0, 0)?;
+    let server = start_server(programs, &dir.0, 0)?;
+    let servers = [server.0[0].id()];
     let sockets = dir.0.join("sockets");
     std::fs::write(&sockets, format!("{}\n", dir.0.join("rt.sock").display()))?;
     let drivers = ["ours-blocking", "ours-tokio", "qmp", "qapi", "floor"];
@@ -577,6 +607,7 @@ fn fake(programs: &Programs, opts: &Opts) -> Result {
             conns,
             command: "query-status",
             drivers: if big { &big_drivers[..] } else { &drivers[..] },
+            servers: &servers,
         };
         let runs = run_fleet(programs, &fleet, opts)?;
         judge_fleet(&fleet, &runs, big);
@@ -636,6 +667,7 @@ fn storage_daemons(programs: &Programs, opts: &Opts) -> Result {
         conns: DAEMONS,
         command: "query-version",
         drivers: &drivers,
+        servers: &daemons.0.iter().map(Child::id).collect::<Vec<_>>(),
     };
     let runs = run_fleet(programs, &fleet, opts)?;
     judge_fleet(&fleet, &runs, false);
