@@ -40,14 +40,14 @@ const BENCHES: &[Bench] = &[
         run: codegen::run,
     },
     Bench {
-        name: "transport",
-        about: "QMP round trip, connect-to-ready and event ingest, each against a std-only floor",
-        run: transport::run,
-    },
-    Bench {
         name: "fleet",
         about: "1,000-10,000 monitors from one process (fake server, 100 storage daemons), event ingest, vs crates.io peers",
         run: fleet::run,
+    },
+    Bench {
+        name: "transport",
+        about: "QMP round trip, connect-to-ready and event ingest, each against a std-only floor",
+        run: transport::run,
     },
 ];
 
