@@ -13,7 +13,9 @@
 //!   alone against the same crate depending on `qmp-types`.
 //!
 //! Drivers: `ours-blocking` (`qmp_client::Qmp`, a thread per connection), `ours-tokio`
-//! (a stub until `qmp_client::tokio` lands: its rows say "not measured"), `qmp` 0.1.1 and
+//! (`qmp_client::tokio::Qmp`, a task per connection, when `qmp-client` has its `tokio`
+//! feature; until it lands on main its rows say "not measured", and `--crates DIR`
+//! measures the client of another tree, such as an exported branch), `qmp` 0.1.1 and
 //! `qapi` 0.15 (crates.io, tokio; at 10,000 also `qmp16`, the `qmp` crate with a 16-slot
 //! event buffer), and `floor` (std, a thread per connection, no JSON).
 //! Each measurement is a fresh `fleet-client` process, so its resident memory and CPU
@@ -53,6 +55,9 @@ const PEERS: [(&str, &str); 2] = [("qmp", "qmp 0.1.1"), ("qapi", "qapi 0.15")];
 struct Opts {
     seconds: f64,
     rounds: usize,
+    /// The tree whose `qmp-types` and `qmp-client` the client program uses (`--crates
+    /// DIR`, e.g. an exported branch, to preview a client not on main; ours by default).
+    crates: PathBuf,
 }
 
 pub(crate) fn run(args: &[String]) -> Result {
@@ -60,6 +65,7 @@ pub(crate) fn run(args: &[String]) -> Result {
     let mut opts = Opts {
         seconds: 5.0,
         rounds: 2,
+        crates: repo_root(),
     };
     let mut parts = Vec::new();
     let mut args = args.iter();
@@ -67,10 +73,11 @@ pub(crate) fn run(args: &[String]) -> Result {
         match arg.as_str() {
             "--seconds" => opts.seconds = args.next().ok_or("--seconds S")?.parse()?,
             "--rounds" => opts.rounds = args.next().ok_or("--rounds R")?.parse()?,
+            "--crates" => opts.crates = PathBuf::from(args.next().ok_or("--crates DIR")?),
             p if all.contains(&p) => parts.push(p),
             other => {
                 return Err(format!(
-                    "unknown argument `{other}` (parts: {}; --seconds S, --rounds R)",
+                    "unknown argument `{other}` (parts: {}; --seconds S, --rounds R, --crates DIR)",
                     all.join(", ")
                 )
                 .into())
@@ -85,7 +92,7 @@ pub(crate) fn run(args: &[String]) -> Result {
     println!("fleet: starting at {}", machine_load());
     let needs_programs = parts.iter().any(|p| *p != "build");
     let programs = if needs_programs {
-        Some(Programs::build()?)
+        Some(Programs::build(&opts.crates)?)
     } else {
         None
     };
@@ -117,10 +124,12 @@ struct Programs {
 }
 
 impl Programs {
-    fn build() -> Result<Programs> {
+    fn build(crates: &Path) -> Result<Programs> {
         let base = util::target_dir().join("bench-fleet");
-        let target = base.join("target");
-        let root = repo_root();
+        // Another tree of our crates gets folders of its own: no rebuilds back and forth.
+        let ours = crates == repo_root();
+        let suffix = if ours { "" } else { "-preview" };
+        let target = base.join(format!("target{suffix}"));
         let server = base.join("server");
         scratch_crate(
             &server,
@@ -128,10 +137,11 @@ impl Programs {
             "libc = \"0.2\"\n",
             &[("src/main.rs", SERVER_MAIN)],
         )?;
-        let client = base.join("client");
-        // Our crates by path; when the tokio client lands, add
-        // `qmp-client = { path = ..., features = ["tokio"] }` here (and port ours.rs).
-        let deps = format!(
+        let client = base.join(format!("client{suffix}"));
+        // Our tokio client is measured when qmp-client has its `tokio` feature.
+        let client_manifest = std::fs::read_to_string(crates.join("qmp-client/Cargo.toml"))?;
+        let tokio = client_manifest.lines().any(|l| l.starts_with("tokio = ["));
+        let mut deps = format!(
             "qmp-types = {{ path = \"{}\" }}\n\
              qmp = \"=0.1.1\"\n\
              qapi = {{ version = \"0.15\", features = [\"qmp\", \"async-tokio-net\", \"async-tokio-spawn\"] }}\n\
@@ -140,8 +150,17 @@ impl Programs {
              serde = {{ version = \"1\", features = [\"derive\"] }}\n\
              serde_json = \"1\"\n\
              libc = \"0.2\"\n",
-            root.join("qmp-types").display()
+            crates.join("qmp-types").display()
         );
+        if tokio {
+            deps += &format!(
+                "qmp-client = {{ path = \"{}\", features = [\"tokio\"] }}\n\n\
+                 [features]\ndefault = [\"ours-tokio\"]\nours-tokio = []\n",
+                crates.join("qmp-client").display()
+            );
+        } else {
+            deps += "\n[features]\nours-tokio = []\n";
+        }
         scratch_crate(
             &client,
             "fleet-client",
@@ -152,10 +171,10 @@ impl Programs {
                 ("src/peers.rs", CLIENT_PEERS),
             ],
         )?;
-        // The workspace's lock file as a start, so shared dependencies are the versions
-        // we test with.
+        // The lock file of the tree as a start, so shared dependencies are the versions
+        // it is tested with.
         if !client.join("Cargo.lock").exists() {
-            std::fs::copy(root.join("Cargo.lock"), client.join("Cargo.lock"))?;
+            std::fs::copy(crates.join("Cargo.lock"), client.join("Cargo.lock"))?;
         }
         let t = Instant::now();
         for dir in [&server, &client] {
@@ -166,7 +185,16 @@ impl Programs {
                     .arg(dir.join("Cargo.toml")),
             )?;
         }
-        println!("fleet programs built in {}", fmt_duration(t.elapsed()));
+        println!(
+            "fleet programs built in {} (our crates from {}; our tokio client {})",
+            fmt_duration(t.elapsed()),
+            crates.display(),
+            if tokio {
+                "measured"
+            } else {
+                "not there: its rows are not measured"
+            }
+        );
         Ok(Programs {
             server: target.join("release/fleet-server"),
             client: target.join("release/fleet-client"),

@@ -147,6 +147,25 @@ fn events(driver: &str, path: &Path, n: usize, variant: Variant) -> Result<Strin
     ))
 }
 
+/// Retries `connect` while the listener's backlog is full (a non-blocking connect to a
+/// Unix socket fails with EAGAIN then), up to about 5 s.
+pub async fn retrying<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
+    mut connect: impl FnMut() -> F,
+) -> Result<T, String> {
+    let mut tries = 0;
+    loop {
+        match connect().await {
+            Ok(c) => return Ok(c),
+            Err(e) if tries < 500 => {
+                let _ = e;
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
 /// setrlimit(RLIMIT_NOFILE) to the hard limit.
 fn raise_nofile() {
     // SAFETY: getrlimit/setrlimit with a pointer to a live local of the right type.

@@ -3,11 +3,12 @@
 //!
 //! - [`Blocking`]: `qmp_client::Qmp` (through `qmp_types::client`), typed commands from
 //!   the generated `qmp_types::qmp`, a thread per connection.
-//! - [`Tokio`]: **stub** until `qmp_client::tokio` (feature `tokio`: many commands in
-//!   flight per connection, a background reader, subscribers) is on main; then set
-//!   [`TOKIO_AVAILABLE`] and fill in the three functions (see the comments in them).
+//! - [`Tokio`]: `qmp_client::tokio::Qmp` (many commands in flight per connection, a
+//!   background reader, subscribers), a task per connection, compiled when the scratch
+//!   crate's feature `ours-tokio` is on; a **stub** otherwise (qmp-client without its
+//!   `tokio` feature, as on main until that client lands).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use qmp_types::client::{Endpoint, Options, Qmp};
 use qmp_types::qmp::{self, commands, events};
@@ -45,6 +46,8 @@ impl crate::Blocking for Blocking {
 
     fn events(path: &Path, n: usize, variant: Variant) -> Result<usize, String> {
         let opts = Options::new().event_capacity(4096);
+        // `mut`: main's `next_event` takes `&mut self`, the client rewrite's `&self`.
+        #[allow(unused_mut)]
         let mut q =
             Qmp::connect(Endpoint::Unix(path.to_owned()), &opts).map_err(|e| e.to_string())?;
         // Any command starts the stream (after its reply).
@@ -78,40 +81,128 @@ impl crate::Blocking for Blocking {
     }
 }
 
-/// Whether [`Tokio`] drives a real client (false: the stub; the benchmark reports the
-/// tokio rows as not measured).
-pub const TOKIO_AVAILABLE: bool = false;
+/// Whether [`Tokio`] drives a real client: the scratch crate's feature `ours-tokio`,
+/// which xtask turns on when `qmp-client` has a `tokio` feature. Without it, the tokio
+/// rows say "not measured".
+pub const TOKIO_AVAILABLE: bool = cfg!(feature = "ours-tokio");
 
-/// STUB: our tokio client, once `qmp_client::tokio` exists.
-pub struct Tokio;
+pub use tokio_client::Tokio;
 
-/// STUB: the connection type of `qmp_client::tokio` (a cheap clonable handle).
-pub struct TokioConn;
+/// `qmp_client::tokio::Qmp`, a task per connection: written against the API of branch
+/// `core` (5f62fea: `Request` from `&C`, `subscribe_with_capacity`, `EventFilter::set`
+/// and `EventFilter::of`); if it changes before it lands, this module is what to port.
+#[cfg(feature = "ours-tokio")]
+mod tokio_client {
+    use std::path::PathBuf;
 
-impl crate::Async for Tokio {
-    type Conn = TokioConn;
+    use qmp_client::tokio::Qmp;
+    use qmp_client::{Endpoint, EventFilter, Options};
+    use qmp_types::qmp::{self, commands, events};
 
-    async fn connect(path: PathBuf) -> Result<TokioConn, String> {
-        // Port: `qmp_client::tokio::Qmp::connect(Endpoint::Unix(path), &Options::new()).await`
-        // (or what the new API calls it); a connect that fails with WouldBlock (a full
-        // listener backlog) should be retried, as peers.rs does.
-        let _ = path;
-        Err("our tokio client is not on main yet".into())
+    use crate::{Cmd, Variant};
+
+    pub struct Tokio;
+
+    impl crate::Async for Tokio {
+        type Conn = Qmp;
+
+        async fn connect(path: PathBuf) -> Result<Qmp, String> {
+            let opts = Options::new();
+            crate::retrying(|| Qmp::connect(Endpoint::Unix(path.clone()), &opts)).await
+        }
+
+        async fn call(q: &mut Qmp, cmd: Cmd) -> Result<(), String> {
+            match cmd {
+                Cmd::QueryStatus => {
+                    std::hint::black_box(
+                        q.execute(&commands::QueryStatus)
+                            .await
+                            .map_err(|e| e.to_string())?,
+                    );
+                }
+                Cmd::QueryVersion => {
+                    std::hint::black_box(
+                        q.execute(&commands::QueryVersion)
+                            .await
+                            .map_err(|e| e.to_string())?,
+                    );
+                }
+            }
+            Ok(())
+        }
+
+        async fn events(path: PathBuf, n: usize, variant: Variant) -> Result<usize, String> {
+            let opts = Options::new().event_capacity(4096);
+            let q = Qmp::connect(Endpoint::Unix(path), &opts)
+                .await
+                .map_err(|e| e.to_string())?;
+            // Subscribed before the command that starts the stream; queues as long as
+            // the stream, so that a slow consumer loses nothing (drops are checked).
+            let mut matched = 0;
+            match variant {
+                Variant::All => {
+                    let mut sub = q.subscribe_with_capacity(EventFilter::set::<qmp::Event>(), n);
+                    q.execute(&commands::QueryStatus)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    for _ in 0..n {
+                        if let qmp::Event::JobStatusChange(..) =
+                            sub.next().await.ok_or("end of stream")?
+                        {
+                            matched += 1;
+                        }
+                    }
+                    if sub.dropped() > 0 {
+                        return Err(format!("{} events dropped", sub.dropped()));
+                    }
+                }
+                Variant::ByType => {
+                    let filter = EventFilter::of::<events::JobStatusChange>();
+                    let mut sub = q.subscribe_with_capacity(filter, n);
+                    q.execute(&commands::QueryStatus)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    // Every third event is one; the last two of the stream are not.
+                    for _ in 0..n / 3 {
+                        std::hint::black_box(sub.next().await.ok_or("end of stream")?);
+                        matched += 1;
+                    }
+                    if sub.dropped() > 0 {
+                        return Err(format!("{} events dropped", sub.dropped()));
+                    }
+                }
+            }
+            Ok(matched)
+        }
     }
+}
 
-    async fn call(conn: &mut TokioConn, cmd: Cmd) -> Result<(), String> {
-        // Port: the new request builder, typed: e.g.
-        // `conn.execute(&commands::QueryStatus).await` / `commands::QueryVersion`.
-        let _ = (conn, cmd);
-        Err("our tokio client is not on main yet".into())
-    }
+/// STUB, while `qmp_client` has no `tokio` feature: every call says so.
+#[cfg(not(feature = "ours-tokio"))]
+mod tokio_client {
+    use std::path::PathBuf;
 
-    async fn events(path: PathBuf, n: usize, variant: Variant) -> Result<usize, String> {
-        // Port: connect, subscribe (Variant::All: every event as `qmp::Event`;
-        // Variant::ByType: a subscriber to `events::JobStatusChange`) before the command
-        // that starts the stream (`commands::QueryStatus`), then take in `n` events and
-        // count the JOB_STATUS_CHANGE ones, as `Blocking::events` does.
-        let _ = (path, n, variant);
-        Err("our tokio client is not on main yet".into())
+    use crate::{Cmd, Variant};
+
+    pub struct Tokio;
+
+    pub struct TokioConn;
+
+    const MISSING: &str = "driver ours-tokio is not available: qmp-client has no tokio feature";
+
+    impl crate::Async for Tokio {
+        type Conn = TokioConn;
+
+        async fn connect(_: PathBuf) -> Result<TokioConn, String> {
+            Err(MISSING.into())
+        }
+
+        async fn call(_: &mut TokioConn, _: Cmd) -> Result<(), String> {
+            Err(MISSING.into())
+        }
+
+        async fn events(_: PathBuf, _: usize, _: Variant) -> Result<usize, String> {
+            Err(MISSING.into())
+        }
     }
 }

@@ -11,7 +11,6 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use crate::{Cmd, Variant};
 
@@ -44,25 +43,6 @@ struct JobStatusChange {
     status: String,
 }
 
-/// Retries `connect` while the listener's backlog is full (a non-blocking connect to a
-/// Unix socket fails with EAGAIN then), up to about 5 s.
-async fn retrying<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
-    mut connect: impl FnMut() -> F,
-) -> Result<T, String> {
-    let mut tries = 0;
-    loop {
-        match connect().await {
-            Ok(c) => return Ok(c),
-            Err(e) if tries < 500 => {
-                let _ = e;
-                tries += 1;
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-}
-
 /// The `qmp` crate, 0.1.1.
 pub struct Qmp011;
 
@@ -70,7 +50,7 @@ impl crate::Async for Qmp011 {
     type Conn = qmp::Client;
 
     async fn connect(path: PathBuf) -> Result<qmp::Client, String> {
-        retrying(|| qmp::Client::connect(qmp::Endpoint::unix(path.clone()))).await
+        crate::retrying(|| qmp::Client::connect(qmp::Endpoint::unix(path.clone()))).await
     }
 
     async fn call(c: &mut qmp::Client, cmd: Cmd) -> Result<(), String> {
@@ -129,7 +109,7 @@ impl crate::Async for Qmp011Small {
     type Conn = qmp::Client;
 
     async fn connect(path: PathBuf) -> Result<qmp::Client, String> {
-        retrying(|| {
+        crate::retrying(|| {
             qmp::Client::builder(qmp::Endpoint::unix(path.clone()))
                 .event_buffer(16)
                 .connect()
@@ -158,7 +138,7 @@ impl crate::Async for Qapi015 {
 
     async fn connect(path: PathBuf) -> Result<QapiService, String> {
         let negotiation =
-            retrying(|| qapi::futures::QmpStreamTokio::open_uds(path.clone())).await?;
+            crate::retrying(|| qapi::futures::QmpStreamTokio::open_uds(path.clone())).await?;
         let stream = negotiation.negotiate().await.map_err(|e| e.to_string())?;
         let (service, _reader) = stream.spawn_tokio();
         Ok(service)
