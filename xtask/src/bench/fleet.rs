@@ -1,8 +1,9 @@
 //! `cargo xtask bench fleet [fake|qsd|events|build]... [--seconds S] [--rounds R]`: many
 //! monitors from one process, our clients against the crates.io peers in the same run.
 //!
-//! - `fake`: 1,000 and 10,000 connections to a local fake QMP server (`fleet-server`, one
-//!   epoll thread), every connection calling `query-status` in a loop for S seconds.
+//! - `fake`: 1, 1,000 and 10,000 connections to a local fake QMP server (`fleet-server`,
+//!   one epoll thread), every connection calling `query-status` in a loop for S seconds
+//!   (2 s with one connection: the round trip, tokio against blocking).
 //! - `qsd`: the same against 100 real `qemu-storage-daemon`s, one connection each, calling
 //!   `query-version` (the storage daemon has no `query-status`).
 //! - `events`: typed event ingest from the fake server: every event into the driver's
@@ -349,6 +350,21 @@ struct Fleet<'a> {
     drivers: &'a [&'a str],
     /// The serving processes, whose CPU time per call is reported beside the client's.
     servers: &'a [u32],
+    /// How long each driver calls, in seconds.
+    seconds: f64,
+    /// Which targets apply.
+    kind: Kind,
+}
+
+/// Which of the targets a fleet measures.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// One connection: the round trip, against the blocking client's.
+    Single,
+    /// Many: throughput, p99 and CPU per call against the peers.
+    Many,
+    /// 10,000: the same, and holding them within the memory target.
+    Big,
 }
 
 /// Every driver's samples of one fleet, one per round (`None`: not measured).
@@ -357,7 +373,7 @@ type Runs = BTreeMap<String, Vec<Option<Sample>>>;
 fn run_fleet(programs: &Programs, fleet: &Fleet<'_>, opts: &Opts) -> Result<Runs> {
     println!(
         "\n{} ({} connections, `{}` in a loop for {} s each, {} round(s)):",
-        fleet.label, fleet.conns, fleet.command, opts.seconds, opts.rounds
+        fleet.label, fleet.conns, fleet.command, fleet.seconds, opts.rounds
     );
     let mut runs = Runs::new();
     let mut skip = Vec::new();
@@ -377,11 +393,12 @@ fn run_fleet(programs: &Programs, fleet: &Fleet<'_>, opts: &Opts) -> Result<Runs
                 "calls".into(),
                 fleet.sockets.display().to_string(),
                 fleet.per_socket.to_string(),
-                opts.seconds.to_string(),
+                fleet.seconds.to_string(),
                 fleet.command.to_owned(),
             ];
             // Connecting 10,000 takes seconds; a stuck driver must not stop the rest.
-            let timeout = Duration::from_secs_f64(opts.seconds + 60.0 + fleet.conns as f64 / 100.0);
+            let timeout =
+                Duration::from_secs_f64(fleet.seconds + 60.0 + fleet.conns as f64 / 100.0);
             let server_cpu = cpu_of(fleet.servers);
             let mut sample = client(programs, &args, timeout)?;
             let server_cpu = cpu_of(fleet.servers) - server_cpu;
@@ -498,7 +515,7 @@ fn memory_key(driver: &str) -> &'static str {
 }
 
 /// Prints the summary of one fleet and its targets.
-fn judge_fleet(fleet: &Fleet<'_>, runs: &Runs, big: bool) {
+fn judge_fleet(fleet: &Fleet<'_>, runs: &Runs) {
     println!(
         "  medians over rounds (memory: KB per idle connection, with its thread for thread-per-connection drivers):"
     );
@@ -512,20 +529,33 @@ fn judge_fleet(fleet: &Fleet<'_>, runs: &Runs, big: bool) {
             spread(samples.iter().map(|s| s.get(key)).collect()).map_or(f64::NAN, |m| m.0)
         };
         println!(
-            "    {driver:<14} {:>8.0} calls/s  p50 {:>9}  p99 {:>9}  CPU/call {:>6.2} µs (server {:>5.2})  memory {:>6.1} KB",
+            "    {driver:<14} {:>8.0} calls/s  p50 {:>9}  p99 {:>9}  CPU/call {:>6.2} µs (server {:>5.2})  memory {:>9}",
             med("rate"),
             fmt_us(med("p50_us")),
             fmt_us(med("p99_us")),
             med("cpu_us_per_call"),
             med("server_us_per_call"),
-            med(memory_key(driver)) / 1e3,
+            // One connection: the process's own memory swamps it.
+            if fleet.kind == Kind::Single {
+                "-".to_owned()
+            } else {
+                format!("{:.1} KB", med(memory_key(driver)) / 1e3)
+            },
         );
+    }
+    if fleet.kind == Kind::Single {
+        ratio_verdict(
+            "tokio / blocking p50 round trip",
+            ratios(runs, "ours-tokio", "ours-blocking", "p50_us"),
+            Ahead::Within5,
+        );
+        return;
     }
     println!("  targets (the issue's are the tokio client's; the blocking client's lines are for reference):");
     for ours in OURS {
         let who = ours.trim_start_matches("ours-");
         let measured = good(runs, ours).iter().any(Option::is_some);
-        if big {
+        if fleet.kind == Kind::Big {
             let conns = format!("{}", fleet.conns);
             verdict(
                 &format!("{who}: {conns} connections, one process"),
@@ -560,13 +590,6 @@ fn judge_fleet(fleet: &Fleet<'_>, runs: &Runs, big: bool) {
                 );
             }
         }
-    }
-    if !big {
-        ratio_verdict(
-            "tokio / blocking p50 round trip",
-            ratios(runs, "ours-tokio", "ours-blocking", "p50_us"),
-            Ahead::Within5,
-        );
     }
 }
 
@@ -624,9 +647,10 @@ fn fake(programs: &Programs, opts: &Opts) -> Result {
         "qapi",
         "floor",
     ];
-    for (conns, label, big) in [
-        (1000, "fake server, 1,000 monitors", false),
-        (10_000, "fake server, 10,000 monitors", true),
+    for (conns, label, kind) in [
+        (1, "fake server, 1 monitor", Kind::Single),
+        (1000, "fake server, 1,000 monitors", Kind::Many),
+        (10_000, "fake server, 10,000 monitors", Kind::Big),
     ] {
         let fleet = Fleet {
             label,
@@ -634,11 +658,22 @@ fn fake(programs: &Programs, opts: &Opts) -> Result {
             per_socket: conns,
             conns,
             command: "query-status",
-            drivers: if big { &big_drivers[..] } else { &drivers[..] },
+            drivers: if kind == Kind::Big {
+                &big_drivers[..]
+            } else {
+                &drivers[..]
+            },
             servers: &servers,
+            // One connection: tens of thousands of round trips in 2 s.
+            seconds: if kind == Kind::Single {
+                opts.seconds.min(2.0)
+            } else {
+                opts.seconds
+            },
+            kind,
         };
         let runs = run_fleet(programs, &fleet, opts)?;
-        judge_fleet(&fleet, &runs, big);
+        judge_fleet(&fleet, &runs);
     }
     Ok(())
 }
@@ -696,9 +731,11 @@ fn storage_daemons(programs: &Programs, opts: &Opts) -> Result {
         command: "query-version",
         drivers: &drivers,
         servers: &daemons.0.iter().map(Child::id).collect::<Vec<_>>(),
+        seconds: opts.seconds,
+        kind: Kind::Many,
     };
     let runs = run_fleet(programs, &fleet, opts)?;
-    judge_fleet(&fleet, &runs, false);
+    judge_fleet(&fleet, &runs);
     Ok(())
 }
 
