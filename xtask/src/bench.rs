@@ -6,6 +6,7 @@
 //! Benchmarks print numbers and say whether each target is met; they are never timed tests.
 
 mod codegen;
+mod fleet;
 mod parser;
 mod reach;
 mod transport;
@@ -39,6 +40,11 @@ const BENCHES: &[Bench] = &[
         about:
             "generation of the QMP API, typed decoding, cold build vs qapi-qmp, dependent rebuild",
         run: codegen::run,
+    },
+    Bench {
+        name: "fleet",
+        about: "1,000-10,000 monitors from one process (fake server, 100 storage daemons), event ingest, vs crates.io peers",
+        run: fleet::run,
     },
     Bench {
         name: "transport",

@@ -1,0 +1,944 @@
+//! `cargo xtask bench fleet [fake|qsd|events|build]... [--seconds S] [--rounds R]`: many
+//! monitors from one process, our clients against the crates.io peers in the same run.
+//!
+//! - `fake`: 1, 1,000 and 10,000 connections to a local fake QMP server (`fleet-server`,
+//!   one epoll thread), every connection calling `query-status` in a loop for S seconds
+//!   (2 s with one connection: the round trip, tokio against blocking).
+//! - `qsd`: the same against 100 real `qemu-storage-daemon`s, one connection each, calling
+//!   `query-version` (the storage daemon has no `query-status`).
+//! - `events`: typed event ingest from the fake server: every event into the driver's
+//!   event type (ours: the generated `qmp::Event`), and by type (ours: the one
+//!   `TypedEvent` asked for; the others skipped undecoded).
+//! - `build` (not run by default): cold release builds of a user crate generating its own
+//!   schema (`schema/commands.json`) with `qapi_codegen`, depending on `qapi-runtime`
+//!   alone against the same crate depending on `qmp-types`.
+//!
+//! Drivers: `ours-blocking` (`qmp_client::Qmp`, a thread per connection), `ours-tokio`
+//! (`qmp_client::tokio::Qmp`, a task per connection, when `qmp-client` has its `tokio`
+//! feature; until it lands on main its rows say "not measured", and `--crates DIR`
+//! measures the client of another tree, such as an exported branch), `qmp` 0.1.1 and
+//! `qapi` 0.15 (crates.io, tokio; at 10,000 also `qmp16`, the `qmp` crate with a 16-slot
+//! event buffer), and `floor` (std, a thread per connection, no JSON).
+//! Each measurement is a fresh `fleet-client` process, so its resident memory and CPU
+//! time (getrusage) are the driver's alone; both programs raise RLIMIT_NOFILE to the hard
+//! limit. Drivers run in turn and in reverse order every other round; ratios are taken
+//! within a round, and their median and spread printed.
+//!
+//! The programs are scratch crates under `<target>/bench-fleet/` (never workspace members)
+//! depending on our crates by path: their sources are `fleet/server.rs`, and
+//! `fleet/client.rs` with `fleet/ours.rs` (everything naming our client: the file to port
+//! to a new client API) and `fleet/peers.rs`; none of these is a module of xtask.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{machine_load, verdict};
+use crate::util::{self, cargo, fmt_duration, repo_root};
+use crate::Result;
+
+const SERVER_MAIN: &str = include_str!("fleet/server.rs");
+const CLIENT_MAIN: &str = include_str!("fleet/client.rs");
+const CLIENT_OURS: &str = include_str!("fleet/ours.rs");
+const CLIENT_PEERS: &str = include_str!("fleet/peers.rs");
+
+/// Events per ingest run (about 18 MB from the fake server).
+const EVENTS: usize = 200_000;
+
+/// Our drivers, in the order their targets are printed.
+const OURS: [&str; 2] = ["ours-tokio", "ours-blocking"];
+/// The crates.io peers, with their names for humans.
+const PEERS: [(&str, &str); 2] = [("qmp", "qmp 0.1.1"), ("qapi", "qapi 0.15")];
+
+/// Options of the benchmark.
+struct Opts {
+    seconds: f64,
+    rounds: usize,
+    /// The tree whose `qmp-types` and `qmp-client` the client program uses (`--crates
+    /// DIR`, e.g. an exported branch, to preview a client not on main; ours by default).
+    crates: PathBuf,
+}
+
+pub(crate) fn run(args: &[String]) -> Result {
+    let all = ["fake", "qsd", "events", "build"];
+    let mut opts = Opts {
+        seconds: 5.0,
+        rounds: 2,
+        crates: repo_root(),
+    };
+    let mut parts = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--seconds" => opts.seconds = args.next().ok_or("--seconds S")?.parse()?,
+            "--rounds" => opts.rounds = args.next().ok_or("--rounds R")?.parse()?,
+            "--crates" => opts.crates = PathBuf::from(args.next().ok_or("--crates DIR")?),
+            p if all.contains(&p) => parts.push(p),
+            other => {
+                return Err(format!(
+                    "unknown argument `{other}` (parts: {}; --seconds S, --rounds R, --crates DIR)",
+                    all.join(", ")
+                )
+                .into())
+            }
+        }
+    }
+    if parts.is_empty() {
+        parts = vec!["fake", "qsd", "events"];
+    }
+    let start = Instant::now();
+    // Later load averages count this benchmark's own threads and daemons too.
+    println!("fleet: starting at {}", machine_load());
+    let needs_programs = parts.iter().any(|p| *p != "build");
+    let programs = if needs_programs {
+        Some(Programs::build(&opts.crates)?)
+    } else {
+        None
+    };
+    for part in parts {
+        println!(
+            "\n## fleet {part} ({}; runnable threads of this benchmark count)",
+            machine_load()
+        );
+        match (part, &programs) {
+            ("build", _) => cold_build(opts.rounds)?,
+            ("fake", Some(p)) => fake(p, &opts)?,
+            ("qsd", Some(p)) => storage_daemons(p, &opts)?,
+            ("events", Some(p)) => events(p, (2 * opts.rounds + 1).max(5))?,
+            _ => unreachable!("parts are checked above"),
+        }
+    }
+    println!(
+        "\nfleet: {} in all ({})",
+        fmt_duration(start.elapsed()),
+        machine_load()
+    );
+    Ok(())
+}
+
+/// The two release binaries, built in scratch crates.
+struct Programs {
+    server: PathBuf,
+    client: PathBuf,
+}
+
+impl Programs {
+    fn build(crates: &Path) -> Result<Programs> {
+        let base = util::target_dir().join("bench-fleet");
+        // Another tree of our crates gets folders of its own: no rebuilds back and forth.
+        let ours = crates == repo_root();
+        let suffix = if ours { "" } else { "-preview" };
+        let target = base.join(format!("target{suffix}"));
+        let server = base.join("server");
+        scratch_crate(
+            &server,
+            "fleet-server",
+            "libc = \"0.2\"\n",
+            &[("src/main.rs", SERVER_MAIN)],
+        )?;
+        let client = base.join(format!("client{suffix}"));
+        // Our tokio client is measured when qmp-client has its `tokio` feature.
+        let client_manifest = std::fs::read_to_string(crates.join("qmp-client/Cargo.toml"))?;
+        let tokio = client_manifest.lines().any(|l| l.starts_with("tokio = ["));
+        let mut deps = format!(
+            "qmp-types = {{ path = \"{}\" }}\n\
+             qmp = \"=0.1.1\"\n\
+             qapi = {{ version = \"0.15\", features = [\"qmp\", \"async-tokio-net\", \"async-tokio-spawn\"] }}\n\
+             tokio = {{ version = \"1\", features = [\"rt-multi-thread\", \"net\", \"io-util\", \"time\", \"sync\", \"macros\"] }}\n\
+             futures = {{ version = \"0.3\", default-features = false, features = [\"std\"] }}\n\
+             serde = {{ version = \"1\", features = [\"derive\"] }}\n\
+             serde_json = \"1\"\n\
+             libc = \"0.2\"\n",
+            crates.join("qmp-types").display()
+        );
+        if tokio {
+            deps += &format!(
+                "qmp-client = {{ path = \"{}\", features = [\"tokio\"] }}\n\n\
+                 [features]\ndefault = [\"ours-tokio\"]\nours-tokio = []\n",
+                crates.join("qmp-client").display()
+            );
+        } else {
+            deps += "\n[features]\nours-tokio = []\n";
+        }
+        scratch_crate(
+            &client,
+            "fleet-client",
+            &deps,
+            &[
+                ("src/main.rs", CLIENT_MAIN),
+                ("src/ours.rs", CLIENT_OURS),
+                ("src/peers.rs", CLIENT_PEERS),
+            ],
+        )?;
+        // The lock file of the tree as a start, so shared dependencies are the versions
+        // it is tested with.
+        if !client.join("Cargo.lock").exists() {
+            std::fs::copy(crates.join("Cargo.lock"), client.join("Cargo.lock"))?;
+        }
+        let t = Instant::now();
+        for dir in [&server, &client] {
+            util::run(
+                cargo()
+                    .env("CARGO_TARGET_DIR", &target)
+                    .args(["build", "--release", "--quiet", "--manifest-path"])
+                    .arg(dir.join("Cargo.toml")),
+            )?;
+        }
+        println!(
+            "fleet programs built in {} (our crates from {}; our tokio client {})",
+            fmt_duration(t.elapsed()),
+            crates.display(),
+            if tokio {
+                "measured"
+            } else {
+                "not there: its rows are not measured"
+            }
+        );
+        Ok(Programs {
+            server: target.join("release/fleet-server"),
+            client: target.join("release/fleet-client"),
+        })
+    }
+}
+
+/// Writes a scratch crate (its own workspace) at `dir`, leaving unchanged files alone so
+/// that cargo rebuilds only what changed.
+fn scratch_crate(dir: &Path, name: &str, deps: &str, files: &[(&str, &str)]) -> Result {
+    let manifest = format!(
+        "[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
+         [dependencies]\n{deps}\n[workspace]\n"
+    );
+    let mut all = vec![("Cargo.toml", manifest.as_str())];
+    all.extend_from_slice(files);
+    for (file, text) in all {
+        let path = dir.join(file);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
+            std::fs::create_dir_all(path.parent().ok_or("no parent")?)?;
+            std::fs::write(&path, text)?;
+        }
+    }
+    Ok(())
+}
+
+/// A private folder for sockets (short: a socket path has at most 107 bytes).
+struct SocketDir(PathBuf);
+
+impl SocketDir {
+    fn new() -> Result<SocketDir> {
+        let dir = PathBuf::from(format!("/tmp/qfleet-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        Ok(SocketDir(dir))
+    }
+}
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Processes we started, killed and reaped on drop.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts the fake server in `dir`; it serves until the returned guard drops.
+fn start_server(programs: &Programs, dir: &Path, events: usize) -> Result<Children> {
+    let mut child = Command::new(&programs.server)
+        .arg(dir)
+        .arg(events.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
+    let guard = Children(vec![child]);
+    if line.trim() != "ready" {
+        return Err(format!("fleet-server did not start: {line:?}").into());
+    }
+    Ok(guard)
+}
+
+/// One `RESULT` line of `fleet-client`: its numbers by key, or why it failed.
+#[derive(Debug, Default, Clone)]
+struct Sample {
+    values: BTreeMap<String, f64>,
+    error: Option<String>,
+}
+
+impl Sample {
+    fn get(&self, key: &str) -> f64 {
+        self.values.get(key).copied().unwrap_or(f64::NAN)
+    }
+}
+
+/// Runs `fleet-client ARGS` to completion (killed after `timeout`) and reads its line.
+fn client(programs: &Programs, args: &[String], timeout: Duration) -> Result<Sample> {
+    let mut child = Command::new(&programs.client)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let start = Instant::now();
+    while child.try_wait()?.is_none() {
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(Sample {
+                error: Some(format!("timed out after {}", fmt_duration(timeout))),
+                ..Sample::default()
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (mut out, mut err) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .ok_or("stdout")?
+        .read_to_string(&mut out)?;
+    child
+        .stderr
+        .take()
+        .ok_or("stderr")?
+        .read_to_string(&mut err)?;
+    let Some(line) = out.lines().find_map(|l| l.strip_prefix("RESULT ")) else {
+        let why = err.lines().last().unwrap_or("no RESULT line").to_owned();
+        return Ok(Sample {
+            error: Some(why),
+            ..Sample::default()
+        });
+    };
+    let mut sample = Sample::default();
+    for field in line.split_whitespace() {
+        let Some((key, value)) = field.split_once('=') else {
+            continue;
+        };
+        if key == "error" {
+            sample.error = Some(value.replace('_', " "));
+        } else if let Ok(v) = value.parse() {
+            sample.values.insert(key.to_owned(), v);
+        }
+    }
+    Ok(sample)
+}
+
+/// Whether a sample says that the driver does not exist yet (the tokio stub).
+fn unavailable(s: &Sample) -> bool {
+    s.error
+        .as_deref()
+        .is_some_and(|e| e.contains("not available") || e.contains("not on main"))
+}
+
+/// A fleet: where its connections go and what they call.
+struct Fleet<'a> {
+    label: &'a str,
+    sockets: &'a Path,
+    per_socket: usize,
+    conns: usize,
+    command: &'a str,
+    drivers: &'a [&'a str],
+    /// The serving processes, whose CPU time per call is reported beside the client's.
+    servers: &'a [u32],
+    /// How long each driver calls, in seconds.
+    seconds: f64,
+    /// Which targets apply.
+    kind: Kind,
+}
+
+/// Which of the issue's targets a fleet measures.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// One connection: the round trip, against the blocking client's.
+    Single,
+    /// Many: throughput, p99 and CPU per call against the peers.
+    Many,
+    /// 10,000: the same, and holding them within the memory target.
+    Big,
+}
+
+/// Every driver's samples of one fleet, one per round (`None`: not measured).
+type Runs = BTreeMap<String, Vec<Option<Sample>>>;
+
+fn run_fleet(programs: &Programs, fleet: &Fleet<'_>, opts: &Opts) -> Result<Runs> {
+    println!(
+        "\n{} ({} connections, `{}` in a loop for {} s each, {} round(s)):",
+        fleet.label, fleet.conns, fleet.command, fleet.seconds, opts.rounds
+    );
+    let mut runs = Runs::new();
+    let mut skip = Vec::new();
+    for round in 0..opts.rounds {
+        let mut order = fleet.drivers.to_vec();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for driver in order {
+            let slot = runs.entry(driver.to_owned()).or_default();
+            if skip.contains(&driver) {
+                slot.push(None);
+                continue;
+            }
+            let args = [
+                driver.to_owned(),
+                "calls".into(),
+                fleet.sockets.display().to_string(),
+                fleet.per_socket.to_string(),
+                fleet.seconds.to_string(),
+                fleet.command.to_owned(),
+            ];
+            // Connecting 10,000 takes seconds; a stuck driver must not stop the rest.
+            let timeout =
+                Duration::from_secs_f64(fleet.seconds + 60.0 + fleet.conns as f64 / 100.0);
+            let server_cpu = cpu_of(fleet.servers);
+            let mut sample = client(programs, &args, timeout)?;
+            let server_cpu = cpu_of(fleet.servers) - server_cpu;
+            let calls = sample.get("calls");
+            if calls > 0.0 {
+                sample
+                    .values
+                    .insert("server_us_per_call".into(), server_cpu * 1e6 / calls);
+            }
+            if unavailable(&sample) {
+                println!(
+                    "  {driver:<14} not measured: {}",
+                    sample.error.as_deref().unwrap_or("")
+                );
+                skip.push(driver);
+                slot.push(None);
+                continue;
+            }
+            print_run(driver, &sample);
+            slot.push(Some(sample));
+        }
+    }
+    Ok(runs)
+}
+
+/// User + system CPU seconds used so far by the processes `pids` (all their threads).
+fn cpu_of(pids: &[u32]) -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    pids.iter()
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // After the command name in parentheses: state is field 3, utime 14, stime 15.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            let mut fields = rest.split_whitespace().skip(11);
+            let user: f64 = fields.next()?.parse().ok()?;
+            let system: f64 = fields.next()?.parse().ok()?;
+            Some((user + system) / tick)
+        })
+        .sum()
+}
+
+fn print_run(driver: &str, s: &Sample) {
+    if let Some(e) = &s.error {
+        println!("  {driver:<14} FAILED: {e}");
+        return;
+    }
+    println!(
+        "  {driver:<14} {:>8.0} calls/s  p50 {:>9}  p99 {:>9}  CPU/call {:>6.2} µs (server {:>5.2})  idle {:>6.1} KB/conn (conn alone {:>6.1} KB)  connect {:.2} s{}",
+        s.get("rate"),
+        fmt_us(s.get("p50_us")),
+        fmt_us(s.get("p99_us")),
+        s.get("cpu_us_per_call"),
+        s.get("server_us_per_call"),
+        s.get("idle_bytes") / 1e3,
+        s.get("conn_bytes") / 1e3,
+        s.get("connect_s"),
+        match s.get("errors") {
+            e if e > 0.0 => format!("  ({e} errors)"),
+            _ => String::new(),
+        }
+    );
+}
+
+fn fmt_us(us: f64) -> String {
+    fmt_duration(Duration::from_secs_f64(us.max(0.0) / 1e6))
+}
+
+/// Median and the lowest and highest of `v` (NaNs left out); `None` when empty.
+fn spread(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    Some((median, v[0], v[n - 1]))
+}
+
+/// The good samples of `driver`, by round.
+fn good<'a>(runs: &'a Runs, driver: &str) -> Vec<Option<&'a Sample>> {
+    runs.get(driver).map_or_else(Vec::new, |v| {
+        v.iter()
+            .map(|s| {
+                s.as_ref()
+                    .filter(|s| s.error.is_none() && s.get("errors") == 0.0)
+            })
+            .collect()
+    })
+}
+
+/// `a / b` of `key`, round by round (both sides measured in the same round).
+fn ratios(runs: &Runs, a: &str, b: &str, key: &str) -> Vec<f64> {
+    good(runs, a)
+        .iter()
+        .zip(good(runs, b))
+        .filter_map(|(x, y)| Some(x.as_ref()?.get(key) / y?.get(key)))
+        .collect()
+}
+
+/// Memory per idle connection as each model holds it: a thread-per-connection client
+/// with its thread, an async client with its connection (and reader task) alone.
+fn memory_key(driver: &str) -> &'static str {
+    if matches!(driver, "ours-blocking" | "floor") {
+        "idle_bytes"
+    } else {
+        "conn_bytes"
+    }
+}
+
+/// Prints the summary of one fleet and its targets.
+fn judge_fleet(fleet: &Fleet<'_>, runs: &Runs) {
+    println!(
+        "  medians over rounds (memory: KB per idle connection, with its thread for thread-per-connection drivers):"
+    );
+    for driver in fleet.drivers {
+        let samples: Vec<&Sample> = good(runs, driver).into_iter().flatten().collect();
+        if samples.is_empty() {
+            println!("    {driver:<14} not measured");
+            continue;
+        }
+        let med = |key: &str| {
+            spread(samples.iter().map(|s| s.get(key)).collect()).map_or(f64::NAN, |m| m.0)
+        };
+        println!(
+            "    {driver:<14} {:>8.0} calls/s  p50 {:>9}  p99 {:>9}  CPU/call {:>6.2} µs (server {:>5.2})  memory {:>9}",
+            med("rate"),
+            fmt_us(med("p50_us")),
+            fmt_us(med("p99_us")),
+            med("cpu_us_per_call"),
+            med("server_us_per_call"),
+            // One connection: the process's own memory swamps it.
+            if fleet.kind == Kind::Single {
+                "-".to_owned()
+            } else {
+                format!("{:.1} KB", med(memory_key(driver)) / 1e3)
+            },
+        );
+    }
+    if fleet.kind == Kind::Single {
+        ratio_verdict(
+            "tokio / blocking p50 round trip",
+            ratios(runs, "ours-tokio", "ours-blocking", "p50_us"),
+            Ahead::Within5,
+        );
+        return;
+    }
+    println!("  targets (the issue's are the tokio client's; the blocking client's lines are for reference):");
+    for ours in OURS {
+        let who = ours.trim_start_matches("ours-");
+        let measured = good(runs, ours).iter().any(Option::is_some);
+        if fleet.kind == Kind::Big {
+            let conns = format!("{}", fleet.conns);
+            verdict(
+                &format!("{who}: {conns} connections, one process"),
+                &conns,
+                if measured { "all served" } else { "n/a" },
+                measured,
+            );
+            let mem = spread(
+                good(runs, ours)
+                    .into_iter()
+                    .flatten()
+                    .map(|s| s.get(memory_key(ours)))
+                    .collect(),
+            );
+            verdict(
+                &format!("{who}: memory per idle connection"),
+                "8.0 KiB",
+                &mem.map_or("n/a".into(), |m| format!("{:.1} KiB", m.0 / 1024.0)),
+                mem.is_some_and(|m| m.0 <= 8192.0),
+            );
+        }
+        for (peer, name) in PEERS {
+            for (key, what, ahead) in [
+                ("rate", "throughput", Ahead::Higher),
+                ("p99_us", "p99 latency", Ahead::Lower),
+                ("cpu_us_per_call", "CPU per call", Ahead::Lower),
+            ] {
+                ratio_verdict(
+                    &format!("{who} / {name} {what}"),
+                    ratios(runs, ours, peer, key),
+                    ahead,
+                );
+            }
+        }
+    }
+}
+
+/// What a ratio must be for its target to be met.
+#[derive(Clone, Copy)]
+enum Ahead {
+    /// Above 1 (throughput).
+    Higher,
+    /// Below 1 (latency, CPU).
+    Lower,
+    /// At most 1.05.
+    Within5,
+}
+
+fn ratio_verdict(what: &str, ratios: Vec<f64>, ahead: Ahead) {
+    let n = ratios.len();
+    let (target, limit) = match ahead {
+        Ahead::Higher => ("> 1.00", 1.0),
+        Ahead::Lower => ("< 1.00", 1.0),
+        Ahead::Within5 => ("<= 1.05", 1.05),
+    };
+    let Some((median, lo, hi)) = spread(ratios) else {
+        verdict(what, target, "n/a", false);
+        return;
+    };
+    let met = match ahead {
+        Ahead::Higher => median > limit,
+        Ahead::Lower => median < limit,
+        Ahead::Within5 => median <= limit,
+    };
+    let range = if n > 1 {
+        format!("   ({lo:.2}-{hi:.2} over {n} rounds)")
+    } else {
+        String::new()
+    };
+    verdict(what, target, &format!("{median:.2}"), met);
+    if !range.is_empty() {
+        println!("  {:<44} {range}", "");
+    }
+}
+
+fn fake(programs: &Programs, opts: &Opts) -> Result {
+    let dir = SocketDir::new()?;
+    let server = start_server(programs, &dir.0, 0)?;
+    let servers = [server.0[0].id()];
+    let sockets = dir.0.join("sockets");
+    std::fs::write(&sockets, format!("{}\n", dir.0.join("rt.sock").display()))?;
+    let drivers = ["ours-blocking", "ours-tokio", "qmp", "qapi", "floor"];
+    // At 10,000, also the `qmp` crate with a 16-slot event buffer: its smallest memory.
+    let big_drivers = [
+        "ours-blocking",
+        "ours-tokio",
+        "qmp",
+        "qmp16",
+        "qapi",
+        "floor",
+    ];
+    for (conns, label, kind) in [
+        (1, "fake server, 1 monitor", Kind::Single),
+        (1000, "fake server, 1,000 monitors", Kind::Many),
+        (10_000, "fake server, 10,000 monitors", Kind::Big),
+    ] {
+        let fleet = Fleet {
+            label,
+            sockets: &sockets,
+            per_socket: conns,
+            conns,
+            command: "query-status",
+            drivers: if kind == Kind::Big {
+                &big_drivers[..]
+            } else {
+                &drivers[..]
+            },
+            servers: &servers,
+            // One connection: tens of thousands of round trips in 2 s.
+            seconds: if kind == Kind::Single {
+                opts.seconds.min(2.0)
+            } else {
+                opts.seconds
+            },
+            kind,
+        };
+        let runs = run_fleet(programs, &fleet, opts)?;
+        judge_fleet(&fleet, &runs);
+    }
+    Ok(())
+}
+
+/// How many storage daemons the `qsd` fleet starts.
+const DAEMONS: usize = 100;
+
+fn storage_daemons(programs: &Programs, opts: &Opts) -> Result {
+    let dir = SocketDir::new()?;
+    let binary = util::find_program("qemu-storage-daemon")
+        .ok_or("qemu-storage-daemon is not installed (`cargo xtask prepare`)")?;
+    let t = Instant::now();
+    let mut daemons = Children(Vec::new());
+    let mut paths = Vec::new();
+    for i in 0..DAEMONS {
+        let path = dir.0.join(format!("q{i}.sock"));
+        daemons.0.push(
+            Command::new(&binary)
+                .arg("--chardev")
+                .arg(format!(
+                    "socket,path={},server=on,wait=off,id=m0",
+                    path.display()
+                ))
+                .args(["--monitor", "chardev=m0"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()?,
+        );
+        paths.push(path);
+    }
+    while !paths.iter().all(|p| p.exists()) {
+        if t.elapsed() > Duration::from_secs(60) {
+            return Err("the storage daemons did not all listen within 60 s".into());
+        }
+        for d in &mut daemons.0 {
+            if let Some(status) = d.try_wait()? {
+                return Err(format!("a storage daemon exited: {status}").into());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "{DAEMONS} qemu-storage-daemons listening after {}",
+        fmt_duration(t.elapsed())
+    );
+    let sockets = dir.0.join("sockets");
+    let list: String = paths.iter().map(|p| format!("{}\n", p.display())).collect();
+    std::fs::write(&sockets, list)?;
+    let drivers = ["ours-blocking", "ours-tokio", "qmp", "qapi", "floor"];
+    let fleet = Fleet {
+        label: "100 qemu-storage-daemons",
+        sockets: &sockets,
+        per_socket: 1,
+        conns: DAEMONS,
+        command: "query-version",
+        drivers: &drivers,
+        servers: &daemons.0.iter().map(Child::id).collect::<Vec<_>>(),
+        seconds: opts.seconds,
+        kind: Kind::Many,
+    };
+    let runs = run_fleet(programs, &fleet, opts)?;
+    judge_fleet(&fleet, &runs);
+    Ok(())
+}
+
+fn events(programs: &Programs, reps: usize) -> Result {
+    let dir = SocketDir::new()?;
+    let _server = start_server(programs, &dir.0, EVENTS)?;
+    let socket = dir.0.join("ev.sock").display().to_string();
+    let cases: [(&str, &str); 8] = [
+        ("ours-blocking", "all"),
+        ("ours-blocking", "bytype"),
+        ("ours-tokio", "all"),
+        ("ours-tokio", "bytype"),
+        ("qmp", "all"),
+        ("qmp", "bytype"),
+        ("qapi", "all"),
+        ("floor", "all"),
+    ];
+    println!(
+        "\nevent ingest: {EVENTS} events streamed by the fake server (STOP, RESUME, JOB_STATUS_CHANGE with data), {reps} interleaved reps:"
+    );
+    let mut rates: BTreeMap<(&str, &str), Vec<f64>> = BTreeMap::new();
+    let mut skip = Vec::new();
+    for rep in 0..reps {
+        let mut order = cases.to_vec();
+        if rep % 2 == 1 {
+            order.reverse();
+        }
+        for case in order {
+            if skip.contains(&case.0) {
+                continue;
+            }
+            let args = [
+                case.0.to_owned(),
+                "events".into(),
+                socket.clone(),
+                EVENTS.to_string(),
+                case.1.into(),
+            ];
+            let s = client(programs, &args, Duration::from_secs(120))?;
+            if unavailable(&s) {
+                skip.push(case.0);
+                continue;
+            }
+            if let Some(e) = &s.error {
+                println!("  {} {}: FAILED: {e}", case.0, case.1);
+                continue;
+            }
+            let expected = (EVENTS / 3) as f64;
+            if (s.get("matched") - expected).abs() > 1.0 {
+                println!(
+                    "  {} {}: matched {} JOB_STATUS_CHANGE, expected {expected}",
+                    case.0,
+                    case.1,
+                    s.get("matched")
+                );
+            }
+            rates.entry(case).or_default().push(s.get("rate"));
+        }
+    }
+    let rate = |case: (&str, &str)| rates.get(&case).and_then(|v| spread(v.clone()));
+    let floor = rate(("floor", "all")).map_or(f64::NAN, |m| m.0);
+    for case in cases {
+        match rate(case) {
+            None => println!("  {:<14} {:<7} not measured", case.0, case.1),
+            Some((m, lo, hi)) => println!(
+                "  {:<14} {:<7} {:>6.2} M events/s ({:.2}-{:.2}), {:.2} of the floor",
+                case.0,
+                case.1,
+                m / 1e6,
+                lo / 1e6,
+                hi / 1e6,
+                m / floor
+            ),
+        }
+    }
+    // Runs are separate processes, so ratios are of medians (interleaved reps).
+    println!("  targets (ahead of both peers, as for round trips; the blocking client's lines for reference):");
+    for ours in OURS {
+        let who = ours.trim_start_matches("ours-");
+        for variant in ["all", "bytype"] {
+            for (peer, name) in PEERS {
+                let peer_variant = if peer == "qapi" { "all" } else { variant };
+                let ratio = match (rate((ours, variant)), rate((peer, peer_variant))) {
+                    (Some(a), Some(b)) => vec![a.0 / b.0],
+                    _ => vec![],
+                };
+                let what = if variant == "all" {
+                    "typed events"
+                } else {
+                    "events by type"
+                };
+                ratio_verdict(&format!("{who} / {name}: {what}"), ratio, Ahead::Higher);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Cold release builds of a user crate generating its own schema: with `qapi-runtime`
+/// alone against with `qmp-types`, each in a fresh target folder, alternating.
+fn cold_build(rounds: usize) -> Result {
+    let root = repo_root();
+    let base = util::target_dir().join("bench-fleet");
+    let schema = root.join("schema/commands.json");
+    let user = |name: &str, dep: &str, crate_path: &str| -> Result<PathBuf> {
+        let dir = base.join(name);
+        let build_rs = format!(
+            "//! Generates the API of a small schema of ours.\nfn main() {{\n    qapi_codegen::Config::new()\n        .crate_path(\"{crate_path}\")\n        .compile(\"{}\", \"api.rs\")\n        .unwrap();\n}}\n",
+            schema.display()
+        );
+        let main = format!(
+            "//! Names a generated command.\npub mod api {{\n    include!(concat!(env!(\"OUT_DIR\"), \"/api.rs\"));\n}}\n\nfn main() {{\n    println!(\"{{}}\", <api::commands::QueryInfo as {crate_path}::Command>::NAME);\n}}\n"
+        );
+        let deps = format!(
+            "{dep}\nserde_json = \"1\"\n\n[build-dependencies]\nqapi-codegen = {{ path = \"{}\" }}\n",
+            root.join("qapi-codegen").display()
+        );
+        scratch_crate(
+            &dir,
+            name,
+            &deps,
+            &[("build.rs", &build_rs), ("src/main.rs", &main)],
+        )?;
+        if !dir.join("Cargo.lock").exists() {
+            std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock"))?;
+        }
+        Ok(dir)
+    };
+    let runtime = user(
+        "user-runtime",
+        &format!(
+            "qapi-runtime = {{ path = \"{}\" }}",
+            root.join("qapi-runtime").display()
+        ),
+        "::qapi_runtime",
+    )?;
+    let types = user(
+        "user-qmp-types",
+        &format!(
+            "qmp-types = {{ path = \"{}\" }}",
+            root.join("qmp-types").display()
+        ),
+        "::qmp_types",
+    )?;
+    // Fetch first (a network step), so only compilation is timed.
+    for dir in [&runtime, &types] {
+        util::run(
+            cargo()
+                .env("CARGO_TARGET_DIR", dir.join("target"))
+                .args(["fetch", "--quiet", "--manifest-path"])
+                .arg(dir.join("Cargo.toml")),
+        )?;
+    }
+    println!("cold release build of a user crate generating schema/commands.json, {rounds} round(s), alternating:");
+    let mut ratios = Vec::new();
+    for round in 0..rounds {
+        let mut order = [("qapi-runtime alone", &runtime), ("qmp-types", &types)];
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        let mut times = BTreeMap::new();
+        for (label, dir) in order {
+            let target = dir.join("target");
+            let _ = std::fs::remove_dir_all(&target);
+            let t = Instant::now();
+            let out = cargo()
+                .env("CARGO_TARGET_DIR", &target)
+                .args([
+                    "build",
+                    "--release",
+                    "--offline",
+                    "--quiet",
+                    "--manifest-path",
+                ])
+                .arg(dir.join("Cargo.toml"))
+                .output()?;
+            if !out.status.success() {
+                return Err(format!(
+                    "cold build with {label} failed:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+                .into());
+            }
+            let time = t.elapsed();
+            println!(
+                "  {label:<20} {:>8}   ({})",
+                fmt_duration(time),
+                machine_load()
+            );
+            times.insert(label, time.as_secs_f64());
+        }
+        ratios.push(times["qapi-runtime alone"] / times["qmp-types"]);
+    }
+    let n = ratios.len();
+    let (median, lo, hi) = spread(ratios).ok_or("no build measured")?;
+    verdict(
+        "qapi-runtime alone / qmp-types (cold build)",
+        "<= 0.50",
+        &format!("{median:.2}"),
+        median <= 0.5,
+    );
+    if n > 1 {
+        println!("  {:<44}    ({lo:.2}-{hi:.2} over {n} rounds)", "");
+    }
+    Ok(())
+}
