@@ -145,8 +145,6 @@ pub struct Range<'a> {
     returns_changed: HashMap<TypeId, QemuVersion>,
     /// The newest schema.
     schema: &'a Schema,
-    /// The oldest release each command and event of the newest schema is in.
-    first_seen: HashMap<TypeId, QemuVersion>,
     /// The start of the range, if any.
     min: Option<QemuVersion>,
 }
@@ -170,7 +168,6 @@ impl<'a> Range<'a> {
             changed: HashMap::new(),
             returns_changed: HashMap::new(),
             schema: new,
-            first_seen: HashMap::new(),
             min,
         };
         for rel in releases {
@@ -190,7 +187,6 @@ impl<'a> Range<'a> {
                 let old_ent = rel.schema.entity(old_id);
                 match (&ent.kind, &old_ent.kind) {
                     (EntityKind::Command(c), EntityKind::Command(oc)) => {
-                        range.first_seen.entry(e).or_insert(rel.version);
                         if let Some(a) = c.arg_type {
                             walk.walk(a, oc.arg_type, Dir::In);
                         }
@@ -205,7 +201,6 @@ impl<'a> Range<'a> {
                         }
                     }
                     (EntityKind::Event(ev), EntityKind::Event(oev)) => {
-                        range.first_seen.entry(e).or_insert(rel.version);
                         if let Some(a) = ev.arg_type {
                             walk.walk(a, oev.arg_type, Dir::Out);
                         }
@@ -222,11 +217,6 @@ impl<'a> Range<'a> {
     /// Whether QEMU's reply of this command may have another shape on a release of the range.
     pub fn return_changed(&self, command: TypeId) -> bool {
         self.returns_changed.contains_key(&command)
-    }
-
-    /// The oldest given release that has this command or event (`None`: only the newest).
-    pub fn first_seen(&self, entity: TypeId) -> Option<QemuVersion> {
-        self.first_seen.get(&entity).copied()
     }
 
     /// The range's verdict on member `name` declared by `owner` in the newest schema.
@@ -317,18 +307,6 @@ impl<'a> Range<'a> {
             .collect();
         out.sort();
         out
-    }
-
-    /// Every release given, ascending.
-    pub fn releases(&self) -> impl Iterator<Item = QemuVersion> + '_ {
-        self.presence.iter().map(|(v, _)| *v)
-    }
-
-    /// Whether `name` of `owner` is a member in the given release (`None`: no evidence,
-    /// its container never appears there).
-    pub fn present_in(&self, release: QemuVersion, owner: TypeId, name: &str) -> Option<bool> {
-        let (_, p) = self.presence.iter().find(|(v, _)| *v == release)?;
-        p.get(&(owner, name)).map(|p| *p != Presence::Absent)
     }
 }
 
