@@ -83,10 +83,10 @@ fn is_executable(p: &Path) -> bool {
 
 /// A private temporary directory (mode 0700), removed on drop.
 #[derive(Debug)]
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(pub(crate) PathBuf);
 
 impl TempDir {
-    fn new() -> io::Result<TempDir> {
+    pub(crate) fn new() -> io::Result<TempDir> {
         static N: AtomicU64 = AtomicU64::new(0);
         let mut base = std::env::temp_dir();
         // sun_path holds 107 bytes: fall back to /tmp for long TMPDIRs.

@@ -56,13 +56,11 @@
 //! the thread is already panicking) collects the report.
 
 use std::fmt;
-use std::fs;
 use std::io::{self, Read, Write};
 use std::marker::PhantomData;
-use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -2,6 +2,7 @@
 //! the handle a test keeps (`MockServer`).
 
 use super::*;
+pub(super) use crate::launcher::TempDir;
 
 /// A running mock server (a thread). Call [`MockServer::finish`] at the end of the
 /// test; dropping it unfinished also checks, and panics on failures.
@@ -675,47 +676,6 @@ fn send_event(
     }
     text.push('}');
     conn.send(text.as_bytes())
-}
-
-/// A private temporary directory (mode 0700) for the socket, removed on drop.
-#[derive(Debug)]
-pub(super) struct TempDir(pub(super) PathBuf);
-
-impl TempDir {
-    pub(super) fn new() -> io::Result<TempDir> {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let mut base = std::env::temp_dir();
-        // sun_path holds 107 bytes: fall back to /tmp for long TMPDIRs.
-        if base.as_os_str().len() > 60 {
-            base = PathBuf::from("/tmp");
-        }
-        let stamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        for attempt in 0..100u32 {
-            let dir = base.join(format!(
-                "qmp-mock-{}-{}-{:x}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed),
-                stamp.wrapping_add(attempt)
-            ));
-            match fs::DirBuilder::new().mode(0o700).create(&dir) {
-                Ok(()) => return Ok(TempDir(dir)),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            "no free temp dir name",
-        ))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 #[cfg(test)]
