@@ -99,6 +99,9 @@ fn lifecycle_exit_status_fast_failure_and_reconnect() {
         .socket(vm.socket_path())
         .spawn()
         .unwrap();
+    // The socket file exists from QEMU's bind(); it accepts from its listen(). The
+    // launcher's own connect waits out that window; then the old client reconnects.
+    drop(again.connect().unwrap());
     qmp.reconnect().unwrap();
     let st = qmp.execute(Request::name("query-status")).unwrap();
     assert!(st.get().contains("prelaunch"), "{}", st.get());
