@@ -74,8 +74,12 @@ enum Part<'a> {
 }
 
 fn part_text(file: &File, part: &Part<'_>) -> String {
+    crate::print::print(|| part_tokens(file, part))
+}
+
+fn part_tokens(file: &File, part: &Part<'_>) -> TokenStream {
     let k = path(&file.krate);
-    let tokens = match part {
+    match part {
         Part::Types(items) => {
             let items = items.iter().map(|i| item(i, &k));
             quote!(#(#items)*)
@@ -92,14 +96,6 @@ fn part_text(file: &File, part: &Part<'_>) -> String {
                 #a #r #e
             }
         }
-    };
-    match syn::parse2::<syn::File>(tokens) {
-        Ok(f) => prettyplease::unparse(&f),
-        // Unreachable for IR made by `lower`; say so in the output rather than panic.
-        Err(e) => format!(
-            "compile_error!({:?});\n",
-            format!("qapi-codegen emitted invalid Rust: {e}")
-        ),
     }
 }
 
@@ -123,9 +119,10 @@ fn path(segments: &[String]) -> TokenStream {
     out
 }
 
-/// The `#[doc]` attributes of an item, one per line, as `lower` wrote them.
+/// The `#[doc]` attributes of an item, one per line, as `lower` wrote them (held aside
+/// while printing, see `print`).
 fn docs(lines: &[String]) -> TokenStream {
-    quote!(#(#[doc = #lines])*)
+    crate::print::doc_attrs(lines)
 }
 
 fn deprecated(note: &Option<String>) -> TokenStream {

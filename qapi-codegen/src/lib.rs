@@ -1,7 +1,7 @@
 //! Generates typed Rust for QMP from a checked QAPI [`qapi_parser::Schema`].
 //!
 //! The pipeline is `Schema` -> [`ir::File`] (every decision, in `lower`) -> tokens
-//! (`emit`, decision-free) -> text (prettyplease). Deterministic: the same schema and
+//! (`emit`, decision-free) -> text (prettyplease, `print`). Deterministic: the same schema and
 //! configuration always give the same bytes.
 //!
 //! In a build script, the common case is one call:
@@ -27,6 +27,7 @@ mod emit;
 pub mod ir;
 mod lower;
 pub mod names;
+mod print;
 pub mod range;
 
 pub use range::{QemuVersion, Release};

@@ -139,31 +139,31 @@ pub(super) fn decode_object(slots: &[Slot], tail: TokenStream) -> TokenStream {
 }
 
 /// The codec of a struct with named fields: `Members` (so unions can embed it), `Decode`,
-/// and through them `Encode` and serde's traits.
-pub(super) fn struct_codec(
-    name: &Ident,
-    fields: &[Field],
-    allow: &TokenStream,
-    k: &TokenStream,
-) -> TokenStream {
-    let mut writes = Vec::new();
-    let mut slots = Vec::new();
-    for (n, f) in fields.iter().enumerate() {
-        let MemberCodec { write, slot } = member_codec(f, n);
-        writes.push(write);
-        slots.push(slot);
-    }
-    let w = if fields.is_empty() {
-        quote!(_w)
-    } else {
-        quote!(w)
-    };
-    let members = members_impl(name, allow, k, w, quote!(#(#writes)*));
-    let decode = decode_impl(name, allow, k, decode_object(&slots, TokenStream::new()));
+/// and through them `Encode` and serde's traits, all from `runtime::struct_codec!` (the
+/// skeleton `decode_object` writes, as a macro: see its docs).
+pub(super) fn struct_codec(name: &Ident, fields: &[Field], k: &TokenStream) -> TokenStream {
+    let entries = fields.iter().enumerate().map(|(n, f)| {
+        let i = proc_macro2::Literal::usize_unsuffixed(n);
+        let (fi, wire) = (ident(&f.ident), wire_name(f));
+        // `null` is "absent" for an optional member, unless the type itself accepts it.
+        let read = if f.optional && !f.nullable {
+            quote!(opt_into)
+        } else {
+            quote!(some_into)
+        };
+        let write = if f.optional {
+            quote!(opt_member)
+        } else {
+            quote!(member)
+        };
+        quote!(#i #fi #wire #read #write)
+    });
+    let required = fields.iter().filter(|f| !f.optional).map(|f| {
+        let (fi, wire) = (ident(&f.ident), wire_name(f));
+        quote!(#fi #wire)
+    });
     quote! {
-        #members
-        #decode
-        #k::runtime::object_impls!(#name);
+        #k::runtime::struct_codec!(#name { #(#entries),* } [#(#required),*]);
     }
 }
 

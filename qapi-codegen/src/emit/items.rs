@@ -94,7 +94,7 @@ pub(super) fn struct_tokens(s: &Struct, k: &TokenStream) -> TokenStream {
     let def = match shape {
         StructShape::Fields(fields) => {
             let defs = fields.iter().map(field);
-            let codec = struct_codec(&name, fields, &allow, k);
+            let codec = struct_codec(&name, fields, k);
             quote! {
                 #attrs
                 #derive

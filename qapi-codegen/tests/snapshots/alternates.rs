@@ -44,34 +44,9 @@ impl Point {
         Self { x, y }
     }
 }
-impl ::qapi_runtime::runtime::Members for Point {
-    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-        w.member("x", &self.x);
-        w.member("y", &self.y);
-    }
-}
-impl ::qapi_runtime::runtime::Decode for Point {
-    fn decode(
-        r: &mut ::qapi_runtime::runtime::Reader<'_>,
-    ) -> ::qapi_runtime::runtime::Result<Self> {
-        use ::std::option::Option::{None, Some};
-        let mut f0 = None;
-        let mut f1 = None;
-        let mut o = r.begin_object()?;
-        while let Some(i) = o.next_member(r, &["x", "y"])? {
-            match i {
-                0 => r.some_into(&mut f0)?,
-                _ => r.some_into(&mut f1)?,
-            }
-        }
-        let present = [f0.is_some(), f1.is_some()];
-        let (Some(f0), Some(f1)) = (f0, f1) else {
-            return ::std::result::Result::Err(r.missing_among(&present, &["x", "y"]));
-        };
-        ::std::result::Result::Ok(Self { x: f0, y: f1 })
-    }
-}
-::qapi_runtime::runtime::object_impls!(Point);
+::qapi_runtime::runtime::struct_codec!(
+    Point { 0 x "x" some_into member, 1 y "y" some_into member } [x "x", y "y"]
+);
 /// A string or null.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(clippy::large_enum_variant)]
@@ -215,36 +190,10 @@ impl Holder {
         }
     }
 }
-impl ::qapi_runtime::runtime::Members for Holder {
-    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-        w.member("a", &self.a);
-        w.opt_member("b", &self.b);
-        w.opt_member("c", &self.c);
-    }
-}
-impl ::qapi_runtime::runtime::Decode for Holder {
-    fn decode(
-        r: &mut ::qapi_runtime::runtime::Reader<'_>,
-    ) -> ::qapi_runtime::runtime::Result<Self> {
-        use ::std::option::Option::{None, Some};
-        let mut f0 = None;
-        let mut f1 = None;
-        let mut f2 = None;
-        let mut o = r.begin_object()?;
-        while let Some(i) = o.next_member(r, &["a", "b", "c"])? {
-            match i {
-                0 => r.some_into(&mut f0)?,
-                1 => r.some_into(&mut f1)?,
-                _ => r.opt_into(&mut f2)?,
-            }
-        }
-        let Some(f0) = f0 else {
-            return ::std::result::Result::Err(r.missing("a"));
-        };
-        ::std::result::Result::Ok(Self { a: f0, b: f1, c: f2 })
-    }
-}
-::qapi_runtime::runtime::object_impls!(Holder);
+::qapi_runtime::runtime::struct_codec!(
+    Holder { 0 a "a" some_into member, 1 b "b" some_into opt_member, 2 c "c" opt_into
+    opt_member } [a "a"]
+);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {}
 /// One type per event, holding its data; received events decode into [`Event`].

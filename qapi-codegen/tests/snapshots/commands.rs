@@ -18,36 +18,10 @@ impl Info {
         Self { name: name.into(), values }
     }
 }
-impl ::qapi_runtime::runtime::Members for Info {
-    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-        w.member("name", &self.name);
-        w.member("values", &self.values);
-    }
-}
-impl ::qapi_runtime::runtime::Decode for Info {
-    fn decode(
-        r: &mut ::qapi_runtime::runtime::Reader<'_>,
-    ) -> ::qapi_runtime::runtime::Result<Self> {
-        use ::std::option::Option::{None, Some};
-        let mut f0 = None;
-        let mut f1 = None;
-        let mut o = r.begin_object()?;
-        while let Some(i) = o.next_member(r, &["name", "values"])? {
-            match i {
-                0 => r.some_into(&mut f0)?,
-                _ => r.some_into(&mut f1)?,
-            }
-        }
-        let present = [f0.is_some(), f1.is_some()];
-        let (Some(f0), Some(f1)) = (f0, f1) else {
-            return ::std::result::Result::Err(
-                r.missing_among(&present, &["name", "values"]),
-            );
-        };
-        ::std::result::Result::Ok(Self { name: f0, values: f1 })
-    }
-}
-::qapi_runtime::runtime::object_impls!(Info);
+::qapi_runtime::runtime::struct_codec!(
+    Info { 0 name "name" some_into member, 1 values "values" some_into member } [name
+    "name", values "values"]
+);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {
     /// No arguments, no return.
@@ -128,33 +102,10 @@ pub mod commands {
             }
         }
     }
-    impl ::qapi_runtime::runtime::Members for QueryInfos {
-        fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-            w.opt_member("filter", &self.filter);
-            w.member("limit", &self.limit);
-        }
-    }
-    impl ::qapi_runtime::runtime::Decode for QueryInfos {
-        fn decode(
-            r: &mut ::qapi_runtime::runtime::Reader<'_>,
-        ) -> ::qapi_runtime::runtime::Result<Self> {
-            use ::std::option::Option::{None, Some};
-            let mut f0 = None;
-            let mut f1 = None;
-            let mut o = r.begin_object()?;
-            while let Some(i) = o.next_member(r, &["filter", "limit"])? {
-                match i {
-                    0 => r.opt_into(&mut f0)?,
-                    _ => r.some_into(&mut f1)?,
-                }
-            }
-            let Some(f1) = f1 else {
-                return ::std::result::Result::Err(r.missing("limit"));
-            };
-            ::std::result::Result::Ok(Self { filter: f0, limit: f1 })
-        }
-    }
-    ::qapi_runtime::runtime::object_impls!(QueryInfos);
+    ::qapi_runtime::runtime::struct_codec!(
+        QueryInfos { 0 filter "filter" opt_into opt_member, 1 limit "limit" some_into
+        member } [limit "limit"]
+    );
     impl ::qapi_runtime::Command for QueryInfos {
         const NAME: &'static str = "query-infos";
         const HAS_ARGUMENTS: bool = true;
@@ -239,36 +190,10 @@ pub mod commands {
             Self { name: name.into(), values }
         }
     }
-    impl ::qapi_runtime::runtime::Members for UseInfo {
-        fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-            w.member("name", &self.name);
-            w.member("values", &self.values);
-        }
-    }
-    impl ::qapi_runtime::runtime::Decode for UseInfo {
-        fn decode(
-            r: &mut ::qapi_runtime::runtime::Reader<'_>,
-        ) -> ::qapi_runtime::runtime::Result<Self> {
-            use ::std::option::Option::{None, Some};
-            let mut f0 = None;
-            let mut f1 = None;
-            let mut o = r.begin_object()?;
-            while let Some(i) = o.next_member(r, &["name", "values"])? {
-                match i {
-                    0 => r.some_into(&mut f0)?,
-                    _ => r.some_into(&mut f1)?,
-                }
-            }
-            let present = [f0.is_some(), f1.is_some()];
-            let (Some(f0), Some(f1)) = (f0, f1) else {
-                return ::std::result::Result::Err(
-                    r.missing_among(&present, &["name", "values"]),
-                );
-            };
-            ::std::result::Result::Ok(Self { name: f0, values: f1 })
-        }
-    }
-    ::qapi_runtime::runtime::object_impls!(UseInfo);
+    ::qapi_runtime::runtime::struct_codec!(
+        UseInfo { 0 name "name" some_into member, 1 values "values" some_into member }
+        [name "name", values "values"]
+    );
     impl ::qapi_runtime::Command for UseInfo {
         const NAME: &'static str = "use-info";
         const HAS_ARGUMENTS: bool = true;
@@ -368,25 +293,9 @@ pub mod commands {
             }
         }
     }
-    impl ::qapi_runtime::runtime::Members for Configure {
-        fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-            w.opt_member("enable", &self.enable);
-        }
-    }
-    impl ::qapi_runtime::runtime::Decode for Configure {
-        fn decode(
-            r: &mut ::qapi_runtime::runtime::Reader<'_>,
-        ) -> ::qapi_runtime::runtime::Result<Self> {
-            use ::std::option::Option::None;
-            let mut f0 = None;
-            let mut o = r.begin_object()?;
-            while o.next_member(r, &["enable"])?.is_some() {
-                r.opt_into(&mut f0)?;
-            }
-            ::std::result::Result::Ok(Self { enable: f0 })
-        }
-    }
-    ::qapi_runtime::runtime::object_impls!(Configure);
+    ::qapi_runtime::runtime::struct_codec!(
+        Configure { 0 enable "enable" opt_into opt_member } []
+    );
     impl ::qapi_runtime::Command for Configure {
         const NAME: &'static str = "configure";
         const HAS_ARGUMENTS: bool = true;
@@ -508,33 +417,10 @@ pub mod events {
             }
         }
     }
-    impl ::qapi_runtime::runtime::Members for Changed {
-        fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-            w.member("name", &self.name);
-            w.opt_member("count", &self.count);
-        }
-    }
-    impl ::qapi_runtime::runtime::Decode for Changed {
-        fn decode(
-            r: &mut ::qapi_runtime::runtime::Reader<'_>,
-        ) -> ::qapi_runtime::runtime::Result<Self> {
-            use ::std::option::Option::{None, Some};
-            let mut f0 = None;
-            let mut f1 = None;
-            let mut o = r.begin_object()?;
-            while let Some(i) = o.next_member(r, &["name", "count"])? {
-                match i {
-                    0 => r.some_into(&mut f0)?,
-                    _ => r.opt_into(&mut f1)?,
-                }
-            }
-            let Some(f0) = f0 else {
-                return ::std::result::Result::Err(r.missing("name"));
-            };
-            ::std::result::Result::Ok(Self { name: f0, count: f1 })
-        }
-    }
-    ::qapi_runtime::runtime::object_impls!(Changed);
+    ::qapi_runtime::runtime::struct_codec!(
+        Changed { 0 name "name" some_into member, 1 count "count" opt_into opt_member }
+        [name "name"]
+    );
     impl ::qapi_runtime::TypedEvent for Changed {
         const NAME: &'static str = "CHANGED";
         fn decode_data(

@@ -13,28 +13,9 @@ impl Example {
         Self { text: text.into() }
     }
 }
-impl ::qapi_runtime::runtime::Members for Example {
-    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-        w.member("text", &self.text);
-    }
-}
-impl ::qapi_runtime::runtime::Decode for Example {
-    fn decode(
-        r: &mut ::qapi_runtime::runtime::Reader<'_>,
-    ) -> ::qapi_runtime::runtime::Result<Self> {
-        use ::std::option::Option::{None, Some};
-        let mut f0 = None;
-        let mut o = r.begin_object()?;
-        while o.next_member(r, &["text"])?.is_some() {
-            r.some_into(&mut f0)?;
-        }
-        let Some(f0) = f0 else {
-            return ::std::result::Result::Err(r.missing("text"));
-        };
-        ::std::result::Result::Ok(Self { text: f0 })
-    }
-}
-::qapi_runtime::runtime::object_impls!(Example);
+::qapi_runtime::runtime::struct_codec!(
+    Example { 0 text "text" some_into member } [text "text"]
+);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {
     /// Shows an example with `Example` and `inline literal`, *emphasis*, a reference to `verbose`, brackets \[like this\], an \<id\> and <https://www.qemu.org/docs/master/> as a bare URL.
@@ -88,25 +69,9 @@ pub mod commands {
             }
         }
     }
-    impl ::qapi_runtime::runtime::Members for QueryExample {
-        fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-            w.opt_member("verbose", &self.verbose);
-        }
-    }
-    impl ::qapi_runtime::runtime::Decode for QueryExample {
-        fn decode(
-            r: &mut ::qapi_runtime::runtime::Reader<'_>,
-        ) -> ::qapi_runtime::runtime::Result<Self> {
-            use ::std::option::Option::None;
-            let mut f0 = None;
-            let mut o = r.begin_object()?;
-            while o.next_member(r, &["verbose"])?.is_some() {
-                r.opt_into(&mut f0)?;
-            }
-            ::std::result::Result::Ok(Self { verbose: f0 })
-        }
-    }
-    ::qapi_runtime::runtime::object_impls!(QueryExample);
+    ::qapi_runtime::runtime::struct_codec!(
+        QueryExample { 0 verbose "verbose" opt_into opt_member } []
+    );
     impl ::qapi_runtime::Command for QueryExample {
         const NAME: &'static str = "query-example";
         const HAS_ARGUMENTS: bool = true;

@@ -57,28 +57,9 @@ impl OldThing {
         Self { size }
     }
 }
-impl ::qapi_runtime::runtime::Members for OldThing {
-    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-        w.member("size", &self.size);
-    }
-}
-impl ::qapi_runtime::runtime::Decode for OldThing {
-    fn decode(
-        r: &mut ::qapi_runtime::runtime::Reader<'_>,
-    ) -> ::qapi_runtime::runtime::Result<Self> {
-        use ::std::option::Option::{None, Some};
-        let mut f0 = None;
-        let mut o = r.begin_object()?;
-        while o.next_member(r, &["size"])?.is_some() {
-            r.some_into(&mut f0)?;
-        }
-        let Some(f0) = f0 else {
-            return ::std::result::Result::Err(r.missing("size"));
-        };
-        ::std::result::Result::Ok(Self { size: f0 })
-    }
-}
-::qapi_runtime::runtime::object_impls!(OldThing);
+::qapi_runtime::runtime::struct_codec!(
+    OldThing { 0 size "size" some_into member } [size "size"]
+);
 /// Uses a deprecated type and has feature-marked members.
 ///
 /// **Unstable:** Member `x-fancy` is experimental.
@@ -113,43 +94,10 @@ impl NewThing {
         }
     }
 }
-#[allow(deprecated)]
-impl ::qapi_runtime::runtime::Members for NewThing {
-    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-        w.opt_member("old", &self.old);
-        w.opt_member("x-fancy", &self.x_fancy);
-        w.opt_member("legacy", &self.legacy);
-        w.opt_member("linux", &self.linux);
-    }
-}
-#[allow(deprecated)]
-impl ::qapi_runtime::runtime::Decode for NewThing {
-    fn decode(
-        r: &mut ::qapi_runtime::runtime::Reader<'_>,
-    ) -> ::qapi_runtime::runtime::Result<Self> {
-        use ::std::option::Option::{None, Some};
-        let mut f0 = None;
-        let mut f1 = None;
-        let mut f2 = None;
-        let mut f3 = None;
-        let mut o = r.begin_object()?;
-        while let Some(i) = o.next_member(r, &["old", "x-fancy", "legacy", "linux"])? {
-            match i {
-                0 => r.opt_into(&mut f0)?,
-                1 => r.opt_into(&mut f1)?,
-                2 => r.opt_into(&mut f2)?,
-                _ => r.opt_into(&mut f3)?,
-            }
-        }
-        ::std::result::Result::Ok(Self {
-            old: f0,
-            x_fancy: f1,
-            legacy: f2,
-            linux: f3,
-        })
-    }
-}
-::qapi_runtime::runtime::object_impls!(NewThing);
+::qapi_runtime::runtime::struct_codec!(
+    NewThing { 0 old "old" opt_into opt_member, 1 x_fancy "x-fancy" opt_into opt_member,
+    2 legacy "legacy" opt_into opt_member, 3 linux "linux" opt_into opt_member } []
+);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {
     /// A deprecated command.
@@ -236,30 +184,9 @@ pub mod events {
             Self { thing }
         }
     }
-    #[allow(deprecated)]
-    impl ::qapi_runtime::runtime::Members for OldEvent {
-        fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-            w.member("thing", &self.thing);
-        }
-    }
-    #[allow(deprecated)]
-    impl ::qapi_runtime::runtime::Decode for OldEvent {
-        fn decode(
-            r: &mut ::qapi_runtime::runtime::Reader<'_>,
-        ) -> ::qapi_runtime::runtime::Result<Self> {
-            use ::std::option::Option::{None, Some};
-            let mut f0 = None;
-            let mut o = r.begin_object()?;
-            while o.next_member(r, &["thing"])?.is_some() {
-                r.some_into(&mut f0)?;
-            }
-            let Some(f0) = f0 else {
-                return ::std::result::Result::Err(r.missing("thing"));
-            };
-            ::std::result::Result::Ok(Self { thing: f0 })
-        }
-    }
-    ::qapi_runtime::runtime::object_impls!(OldEvent);
+    ::qapi_runtime::runtime::struct_codec!(
+        OldEvent { 0 thing "thing" some_into member } [thing "thing"]
+    );
     #[allow(deprecated)]
     impl ::qapi_runtime::TypedEvent for OldEvent {
         const NAME: &'static str = "OLD_EVENT";

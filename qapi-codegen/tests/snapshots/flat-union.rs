@@ -54,40 +54,10 @@ impl BaseOpts {
         }
     }
 }
-impl ::qapi_runtime::runtime::Members for BaseOpts {
-    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-        w.opt_member("node-name", &self.node_name);
-        w.member("driver", &self.driver);
-        w.opt_member("read-only", &self.read_only);
-    }
-}
-impl ::qapi_runtime::runtime::Decode for BaseOpts {
-    fn decode(
-        r: &mut ::qapi_runtime::runtime::Reader<'_>,
-    ) -> ::qapi_runtime::runtime::Result<Self> {
-        use ::std::option::Option::{None, Some};
-        let mut f0 = None;
-        let mut f1 = None;
-        let mut f2 = None;
-        let mut o = r.begin_object()?;
-        while let Some(i) = o.next_member(r, &["node-name", "driver", "read-only"])? {
-            match i {
-                0 => r.opt_into(&mut f0)?,
-                1 => r.some_into(&mut f1)?,
-                _ => r.opt_into(&mut f2)?,
-            }
-        }
-        let Some(f1) = f1 else {
-            return ::std::result::Result::Err(r.missing("driver"));
-        };
-        ::std::result::Result::Ok(Self {
-            node_name: f0,
-            driver: f1,
-            read_only: f2,
-        })
-    }
-}
-::qapi_runtime::runtime::object_impls!(BaseOpts);
+::qapi_runtime::runtime::struct_codec!(
+    BaseOpts { 0 node_name "node-name" opt_into opt_member, 1 driver "driver" some_into
+    member, 2 read_only "read-only" opt_into opt_member } [driver "driver"]
+);
 /// File branch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileOpts {
@@ -105,33 +75,10 @@ impl FileOpts {
         }
     }
 }
-impl ::qapi_runtime::runtime::Members for FileOpts {
-    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-        w.member("filename", &self.filename);
-        w.opt_member("size", &self.size);
-    }
-}
-impl ::qapi_runtime::runtime::Decode for FileOpts {
-    fn decode(
-        r: &mut ::qapi_runtime::runtime::Reader<'_>,
-    ) -> ::qapi_runtime::runtime::Result<Self> {
-        use ::std::option::Option::{None, Some};
-        let mut f0 = None;
-        let mut f1 = None;
-        let mut o = r.begin_object()?;
-        while let Some(i) = o.next_member(r, &["filename", "size"])? {
-            match i {
-                0 => r.some_into(&mut f0)?,
-                _ => r.opt_into(&mut f1)?,
-            }
-        }
-        let Some(f0) = f0 else {
-            return ::std::result::Result::Err(r.missing("filename"));
-        };
-        ::std::result::Result::Ok(Self { filename: f0, size: f1 })
-    }
-}
-::qapi_runtime::runtime::object_impls!(FileOpts);
+::qapi_runtime::runtime::struct_codec!(
+    FileOpts { 0 filename "filename" some_into member, 1 size "size" opt_into opt_member
+    } [filename "filename"]
+);
 /// NBD branch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NbdOpts {
@@ -149,33 +96,10 @@ impl NbdOpts {
         }
     }
 }
-impl ::qapi_runtime::runtime::Members for NbdOpts {
-    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-        w.member("server", &self.server);
-        w.opt_member("export", &self.export);
-    }
-}
-impl ::qapi_runtime::runtime::Decode for NbdOpts {
-    fn decode(
-        r: &mut ::qapi_runtime::runtime::Reader<'_>,
-    ) -> ::qapi_runtime::runtime::Result<Self> {
-        use ::std::option::Option::{None, Some};
-        let mut f0 = None;
-        let mut f1 = None;
-        let mut o = r.begin_object()?;
-        while let Some(i) = o.next_member(r, &["server", "export"])? {
-            match i {
-                0 => r.some_into(&mut f0)?,
-                _ => r.opt_into(&mut f1)?,
-            }
-        }
-        let Some(f0) = f0 else {
-            return ::std::result::Result::Err(r.missing("server"));
-        };
-        ::std::result::Result::Ok(Self { server: f0, export: f1 })
-    }
-}
-::qapi_runtime::runtime::object_impls!(NbdOpts);
+::qapi_runtime::runtime::struct_codec!(
+    NbdOpts { 0 server "server" some_into member, 1 export "export" opt_into opt_member }
+    [server "server"]
+);
 /// A union with a named base.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Opts {
@@ -335,28 +259,9 @@ impl Circle {
         Self { radius }
     }
 }
-impl ::qapi_runtime::runtime::Members for Circle {
-    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-        w.member("radius", &self.radius);
-    }
-}
-impl ::qapi_runtime::runtime::Decode for Circle {
-    fn decode(
-        r: &mut ::qapi_runtime::runtime::Reader<'_>,
-    ) -> ::qapi_runtime::runtime::Result<Self> {
-        use ::std::option::Option::{None, Some};
-        let mut f0 = None;
-        let mut o = r.begin_object()?;
-        while o.next_member(r, &["radius"])?.is_some() {
-            r.some_into(&mut f0)?;
-        }
-        let Some(f0) = f0 else {
-            return ::std::result::Result::Err(r.missing("radius"));
-        };
-        ::std::result::Result::Ok(Self { radius: f0 })
-    }
-}
-::qapi_runtime::runtime::object_impls!(Circle);
+::qapi_runtime::runtime::struct_codec!(
+    Circle { 0 radius "radius" some_into member } [radius "radius"]
+);
 /// A union with an inline base.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Figure {

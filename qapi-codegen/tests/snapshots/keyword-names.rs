@@ -37,57 +37,12 @@ impl Keywords {
         }
     }
 }
-impl ::qapi_runtime::runtime::Members for Keywords {
-    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-        w.member("type", &self.r#type);
-        w.member("gen", &self.r#gen);
-        w.member("self", &self.self_);
-        w.opt_member("async", &self.r#async);
-        w.opt_member("x-perf", &self.x_perf);
-        w.member("match-mode", &self.match_mode);
-    }
-}
-impl ::qapi_runtime::runtime::Decode for Keywords {
-    fn decode(
-        r: &mut ::qapi_runtime::runtime::Reader<'_>,
-    ) -> ::qapi_runtime::runtime::Result<Self> {
-        use ::std::option::Option::{None, Some};
-        let mut f0 = None;
-        let mut f1 = None;
-        let mut f2 = None;
-        let mut f3 = None;
-        let mut f4 = None;
-        let mut f5 = None;
-        let mut o = r.begin_object()?;
-        while let Some(i) = o
-            .next_member(r, &["type", "gen", "self", "async", "x-perf", "match-mode"])?
-        {
-            match i {
-                0 => r.some_into(&mut f0)?,
-                1 => r.some_into(&mut f1)?,
-                2 => r.some_into(&mut f2)?,
-                3 => r.opt_into(&mut f3)?,
-                4 => r.opt_into(&mut f4)?,
-                _ => r.some_into(&mut f5)?,
-            }
-        }
-        let present = [f0.is_some(), f1.is_some(), f2.is_some(), f5.is_some()];
-        let (Some(f0), Some(f1), Some(f2), Some(f5)) = (f0, f1, f2, f5) else {
-            return ::std::result::Result::Err(
-                r.missing_among(&present, &["type", "gen", "self", "match-mode"]),
-            );
-        };
-        ::std::result::Result::Ok(Self {
-            r#type: f0,
-            r#gen: f1,
-            self_: f2,
-            r#async: f3,
-            x_perf: f4,
-            match_mode: f5,
-        })
-    }
-}
-::qapi_runtime::runtime::object_impls!(Keywords);
+::qapi_runtime::runtime::struct_codec!(
+    Keywords { 0 r#type "type" some_into member, 1 r#gen "gen" some_into member, 2 self_
+    "self" some_into member, 3 r#async "async" opt_into opt_member, 4 x_perf "x-perf"
+    opt_into opt_member, 5 match_mode "match-mode" some_into member } [r#type "type",
+    r#gen "gen", self_ "self", match_mode "match-mode"]
+);
 /// Enum values that are keywords or start with a digit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum KeywordValues {
@@ -147,25 +102,9 @@ pub mod commands {
             }
         }
     }
-    impl ::qapi_runtime::runtime::Members for XQueryKeywords {
-        fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-            w.opt_member("struct", &self.r#struct);
-        }
-    }
-    impl ::qapi_runtime::runtime::Decode for XQueryKeywords {
-        fn decode(
-            r: &mut ::qapi_runtime::runtime::Reader<'_>,
-        ) -> ::qapi_runtime::runtime::Result<Self> {
-            use ::std::option::Option::None;
-            let mut f0 = None;
-            let mut o = r.begin_object()?;
-            while o.next_member(r, &["struct"])?.is_some() {
-                r.opt_into(&mut f0)?;
-            }
-            ::std::result::Result::Ok(Self { r#struct: f0 })
-        }
-    }
-    ::qapi_runtime::runtime::object_impls!(XQueryKeywords);
+    ::qapi_runtime::runtime::struct_codec!(
+        XQueryKeywords { 0 r#struct "struct" opt_into opt_member } []
+    );
     impl ::qapi_runtime::Command for XQueryKeywords {
         const NAME: &'static str = "x-query-keywords";
         const HAS_ARGUMENTS: bool = true;
@@ -205,28 +144,9 @@ pub mod events {
             Self { r#loop }
         }
     }
-    impl ::qapi_runtime::runtime::Members for XEvent {
-        fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-            w.member("loop", &self.r#loop);
-        }
-    }
-    impl ::qapi_runtime::runtime::Decode for XEvent {
-        fn decode(
-            r: &mut ::qapi_runtime::runtime::Reader<'_>,
-        ) -> ::qapi_runtime::runtime::Result<Self> {
-            use ::std::option::Option::{None, Some};
-            let mut f0 = None;
-            let mut o = r.begin_object()?;
-            while o.next_member(r, &["loop"])?.is_some() {
-                r.some_into(&mut f0)?;
-            }
-            let Some(f0) = f0 else {
-                return ::std::result::Result::Err(r.missing("loop"));
-            };
-            ::std::result::Result::Ok(Self { r#loop: f0 })
-        }
-    }
-    ::qapi_runtime::runtime::object_impls!(XEvent);
+    ::qapi_runtime::runtime::struct_codec!(
+        XEvent { 0 r#loop "loop" some_into member } [r#loop "loop"]
+    );
     impl ::qapi_runtime::TypedEvent for XEvent {
         const NAME: &'static str = "X_EVENT";
         fn decode_data(

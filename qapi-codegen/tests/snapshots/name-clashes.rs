@@ -13,28 +13,9 @@ impl BlockdevBackup {
         Self { device: device.into() }
     }
 }
-impl ::qapi_runtime::runtime::Members for BlockdevBackup {
-    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-        w.member("device", &self.device);
-    }
-}
-impl ::qapi_runtime::runtime::Decode for BlockdevBackup {
-    fn decode(
-        r: &mut ::qapi_runtime::runtime::Reader<'_>,
-    ) -> ::qapi_runtime::runtime::Result<Self> {
-        use ::std::option::Option::{None, Some};
-        let mut f0 = None;
-        let mut o = r.begin_object()?;
-        while o.next_member(r, &["device"])?.is_some() {
-            r.some_into(&mut f0)?;
-        }
-        let Some(f0) = f0 else {
-            return ::std::result::Result::Err(r.missing("device"));
-        };
-        ::std::result::Result::Ok(Self { device: f0 })
-    }
-}
-::qapi_runtime::runtime::object_impls!(BlockdevBackup);
+::qapi_runtime::runtime::struct_codec!(
+    BlockdevBackup { 0 device "device" some_into member } [device "device"]
+);
 /// A type named like the generated event enum.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
@@ -47,28 +28,9 @@ impl Event {
         Self { name: name.into() }
     }
 }
-impl ::qapi_runtime::runtime::Members for Event {
-    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-        w.member("name", &self.name);
-    }
-}
-impl ::qapi_runtime::runtime::Decode for Event {
-    fn decode(
-        r: &mut ::qapi_runtime::runtime::Reader<'_>,
-    ) -> ::qapi_runtime::runtime::Result<Self> {
-        use ::std::option::Option::{None, Some};
-        let mut f0 = None;
-        let mut o = r.begin_object()?;
-        while o.next_member(r, &["name"])?.is_some() {
-            r.some_into(&mut f0)?;
-        }
-        let Some(f0) = f0 else {
-            return ::std::result::Result::Err(r.missing("name"));
-        };
-        ::std::result::Result::Ok(Self { name: f0 })
-    }
-}
-::qapi_runtime::runtime::object_impls!(Event);
+::qapi_runtime::runtime::struct_codec!(
+    Event { 0 name "name" some_into member } [name "name"]
+);
 /// A type named like the generated command enum.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnyCommand {
@@ -81,28 +43,9 @@ impl AnyCommand {
         Self { name: name.into() }
     }
 }
-impl ::qapi_runtime::runtime::Members for AnyCommand {
-    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-        w.member("name", &self.name);
-    }
-}
-impl ::qapi_runtime::runtime::Decode for AnyCommand {
-    fn decode(
-        r: &mut ::qapi_runtime::runtime::Reader<'_>,
-    ) -> ::qapi_runtime::runtime::Result<Self> {
-        use ::std::option::Option::{None, Some};
-        let mut f0 = None;
-        let mut o = r.begin_object()?;
-        while o.next_member(r, &["name"])?.is_some() {
-            r.some_into(&mut f0)?;
-        }
-        let Some(f0) = f0 else {
-            return ::std::result::Result::Err(r.missing("name"));
-        };
-        ::std::result::Result::Ok(Self { name: f0 })
-    }
-}
-::qapi_runtime::runtime::object_impls!(AnyCommand);
+::qapi_runtime::runtime::struct_codec!(
+    AnyCommand { 0 name "name" some_into member } [name "name"]
+);
 /// A type named like a std type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct String {
@@ -120,33 +63,10 @@ impl String {
         }
     }
 }
-impl ::qapi_runtime::runtime::Members for String {
-    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-        w.member("value", &self.value);
-        w.opt_member("opt", &self.opt);
-    }
-}
-impl ::qapi_runtime::runtime::Decode for String {
-    fn decode(
-        r: &mut ::qapi_runtime::runtime::Reader<'_>,
-    ) -> ::qapi_runtime::runtime::Result<Self> {
-        use ::std::option::Option::{None, Some};
-        let mut f0 = None;
-        let mut f1 = None;
-        let mut o = r.begin_object()?;
-        while let Some(i) = o.next_member(r, &["value", "opt"])? {
-            match i {
-                0 => r.some_into(&mut f0)?,
-                _ => r.opt_into(&mut f1)?,
-            }
-        }
-        let Some(f0) = f0 else {
-            return ::std::result::Result::Err(r.missing("value"));
-        };
-        ::std::result::Result::Ok(Self { value: f0, opt: f1 })
-    }
-}
-::qapi_runtime::runtime::object_impls!(String);
+::qapi_runtime::runtime::struct_codec!(
+    String { 0 value "value" some_into member, 1 opt "opt" opt_into opt_member } [value
+    "value"]
+);
 /// An enum named like a std type.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Option {
@@ -269,28 +189,51 @@ impl OptsBranch {
         Self { x }
     }
 }
-impl ::qapi_runtime::runtime::Members for OptsBranch {
-    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-        w.member("x", &self.x);
-    }
+::qapi_runtime::runtime::struct_codec!(OptsBranch { 0 x "x" some_into member } [x "x"]);
+/// Members named like the locals and parameters of the generated codec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodecLocals {
+    /// the reader's name
+    pub r: i64,
+    /// the writer's name
+    pub w: i64,
+    /// the object reader's name
+    pub o: ::std::string::String,
+    /// the index's name
+    pub i: i64,
+    /// the presence list's name
+    pub present: bool,
+    /// a slot's name
+    pub f0: ::std::option::Option<i64>,
+    /// a keyword
+    pub self_: ::std::option::Option<i64>,
 }
-impl ::qapi_runtime::runtime::Decode for OptsBranch {
-    fn decode(
-        r: &mut ::qapi_runtime::runtime::Reader<'_>,
-    ) -> ::qapi_runtime::runtime::Result<Self> {
-        use ::std::option::Option::{None, Some};
-        let mut f0 = None;
-        let mut o = r.begin_object()?;
-        while o.next_member(r, &["x"])?.is_some() {
-            r.some_into(&mut f0)?;
+impl CodecLocals {
+    /// Builds the value from its required members, in schema order; the optional ones are `None`.
+    pub fn new(
+        r: i64,
+        w: i64,
+        o: impl ::std::convert::Into<::std::string::String>,
+        i: i64,
+        present: bool,
+    ) -> Self {
+        Self {
+            r,
+            w,
+            o: o.into(),
+            i,
+            present,
+            f0: ::std::option::Option::None,
+            self_: ::std::option::Option::None,
         }
-        let Some(f0) = f0 else {
-            return ::std::result::Result::Err(r.missing("x"));
-        };
-        ::std::result::Result::Ok(Self { x: f0 })
     }
 }
-::qapi_runtime::runtime::object_impls!(OptsBranch);
+::qapi_runtime::runtime::struct_codec!(
+    CodecLocals { 0 r "r" some_into member, 1 w "w" some_into member, 2 o "o" some_into
+    member, 3 i "i" some_into member, 4 present "present" some_into member, 5 f0 "f0"
+    opt_into opt_member, 6 self_ "self" opt_into opt_member } [r "r", w "w", o "o", i
+    "i", present "present"]
+);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {
     /// A boxed command named like its argument type.
@@ -411,28 +354,9 @@ pub mod events {
             Self { device: device.into() }
         }
     }
-    impl ::qapi_runtime::runtime::Members for BlockdevBackup {
-        fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-            w.member("device", &self.device);
-        }
-    }
-    impl ::qapi_runtime::runtime::Decode for BlockdevBackup {
-        fn decode(
-            r: &mut ::qapi_runtime::runtime::Reader<'_>,
-        ) -> ::qapi_runtime::runtime::Result<Self> {
-            use ::std::option::Option::{None, Some};
-            let mut f0 = None;
-            let mut o = r.begin_object()?;
-            while o.next_member(r, &["device"])?.is_some() {
-                r.some_into(&mut f0)?;
-            }
-            let Some(f0) = f0 else {
-                return ::std::result::Result::Err(r.missing("device"));
-            };
-            ::std::result::Result::Ok(Self { device: f0 })
-        }
-    }
-    ::qapi_runtime::runtime::object_impls!(BlockdevBackup);
+    ::qapi_runtime::runtime::struct_codec!(
+        BlockdevBackup { 0 device "device" some_into member } [device "device"]
+    );
     impl ::qapi_runtime::TypedEvent for BlockdevBackup {
         const NAME: &'static str = "BLOCKDEV_BACKUP";
         fn decode_data(

@@ -53,77 +53,13 @@ impl Machine {
         }
     }
 }
-impl ::qapi_runtime::runtime::Members for Machine {
-    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-        w.member("name", &self.name);
-        w.opt_member("alias", &self.alias);
-        w.opt_member("acpi", &self.acpi);
-        w.member("hotplug", &self.hotplug);
-        w.opt_member("numa", &self.numa);
-        w.opt_member("deprecated-props", &self.deprecated_props);
-        w.member("unit", &self.unit);
-        w.member("value", &self.value);
-    }
-}
-impl ::qapi_runtime::runtime::Decode for Machine {
-    fn decode(
-        r: &mut ::qapi_runtime::runtime::Reader<'_>,
-    ) -> ::qapi_runtime::runtime::Result<Self> {
-        use ::std::option::Option::{None, Some};
-        let mut f0 = None;
-        let mut f1 = None;
-        let mut f2 = None;
-        let mut f3 = None;
-        let mut f4 = None;
-        let mut f5 = None;
-        let mut f6 = None;
-        let mut f7 = None;
-        let mut o = r.begin_object()?;
-        while let Some(i) = o
-            .next_member(
-                r,
-                &[
-                    "name",
-                    "alias",
-                    "acpi",
-                    "hotplug",
-                    "numa",
-                    "deprecated-props",
-                    "unit",
-                    "value",
-                ],
-            )?
-        {
-            match i {
-                0 => r.some_into(&mut f0)?,
-                1 => r.opt_into(&mut f1)?,
-                2 => r.opt_into(&mut f2)?,
-                3 => r.some_into(&mut f3)?,
-                4 => r.opt_into(&mut f4)?,
-                5 => r.opt_into(&mut f5)?,
-                6 => r.some_into(&mut f6)?,
-                _ => r.some_into(&mut f7)?,
-            }
-        }
-        let present = [f0.is_some(), f3.is_some(), f6.is_some(), f7.is_some()];
-        let (Some(f0), Some(f3), Some(f6), Some(f7)) = (f0, f3, f6, f7) else {
-            return ::std::result::Result::Err(
-                r.missing_among(&present, &["name", "hotplug", "unit", "value"]),
-            );
-        };
-        ::std::result::Result::Ok(Self {
-            name: f0,
-            alias: f1,
-            acpi: f2,
-            hotplug: f3,
-            numa: f4,
-            deprecated_props: f5,
-            unit: f6,
-            value: f7,
-        })
-    }
-}
-::qapi_runtime::runtime::object_impls!(Machine);
+::qapi_runtime::runtime::struct_codec!(
+    Machine { 0 name "name" some_into member, 1 alias "alias" opt_into opt_member, 2 acpi
+    "acpi" opt_into opt_member, 3 hotplug "hotplug" some_into member, 4 numa "numa"
+    opt_into opt_member, 5 deprecated_props "deprecated-props" opt_into opt_member, 6
+    unit "unit" some_into member, 7 value "value" some_into member } [name "name",
+    hotplug "hotplug", unit "unit", value "value"]
+);
 /// A unit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Unit {
@@ -201,33 +137,10 @@ impl SevCommon {
         }
     }
 }
-impl ::qapi_runtime::runtime::Members for SevCommon {
-    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-        w.member("enabled", &self.enabled);
-        w.opt_member("sev-type", &self.sev_type);
-    }
-}
-impl ::qapi_runtime::runtime::Decode for SevCommon {
-    fn decode(
-        r: &mut ::qapi_runtime::runtime::Reader<'_>,
-    ) -> ::qapi_runtime::runtime::Result<Self> {
-        use ::std::option::Option::{None, Some};
-        let mut f0 = None;
-        let mut f1 = None;
-        let mut o = r.begin_object()?;
-        while let Some(i) = o.next_member(r, &["enabled", "sev-type"])? {
-            match i {
-                0 => r.some_into(&mut f0)?,
-                _ => r.opt_into(&mut f1)?,
-            }
-        }
-        let Some(f0) = f0 else {
-            return ::std::result::Result::Err(r.missing("enabled"));
-        };
-        ::std::result::Result::Ok(Self { enabled: f0, sev_type: f1 })
-    }
-}
-::qapi_runtime::runtime::object_impls!(SevCommon);
+::qapi_runtime::runtime::struct_codec!(
+    SevCommon { 0 enabled "enabled" some_into member, 1 sev_type "sev-type" opt_into
+    opt_member } [enabled "enabled"]
+);
 /// Plain SEV.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SevPlain {
@@ -240,28 +153,9 @@ impl SevPlain {
         Self { handle }
     }
 }
-impl ::qapi_runtime::runtime::Members for SevPlain {
-    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-        w.member("handle", &self.handle);
-    }
-}
-impl ::qapi_runtime::runtime::Decode for SevPlain {
-    fn decode(
-        r: &mut ::qapi_runtime::runtime::Reader<'_>,
-    ) -> ::qapi_runtime::runtime::Result<Self> {
-        use ::std::option::Option::{None, Some};
-        let mut f0 = None;
-        let mut o = r.begin_object()?;
-        while o.next_member(r, &["handle"])?.is_some() {
-            r.some_into(&mut f0)?;
-        }
-        let Some(f0) = f0 else {
-            return ::std::result::Result::Err(r.missing("handle"));
-        };
-        ::std::result::Result::Ok(Self { handle: f0 })
-    }
-}
-::qapi_runtime::runtime::object_impls!(SevPlain);
+::qapi_runtime::runtime::struct_codec!(
+    SevPlain { 0 handle "handle" some_into member } [handle "handle"]
+);
 /// SEV-SNP.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SevSnp {
@@ -278,25 +172,9 @@ impl SevSnp {
         }
     }
 }
-impl ::qapi_runtime::runtime::Members for SevSnp {
-    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-        w.opt_member("policy", &self.policy);
-    }
-}
-impl ::qapi_runtime::runtime::Decode for SevSnp {
-    fn decode(
-        r: &mut ::qapi_runtime::runtime::Reader<'_>,
-    ) -> ::qapi_runtime::runtime::Result<Self> {
-        use ::std::option::Option::None;
-        let mut f0 = None;
-        let mut o = r.begin_object()?;
-        while o.next_member(r, &["policy"])?.is_some() {
-            r.opt_into(&mut f0)?;
-        }
-        ::std::result::Result::Ok(Self { policy: f0 })
-    }
-}
-::qapi_runtime::runtime::object_impls!(SevSnp);
+::qapi_runtime::runtime::struct_codec!(
+    SevSnp { 0 policy "policy" opt_into opt_member } []
+);
 /// A struct before, a union now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SevInfo {
@@ -482,33 +360,10 @@ pub mod commands {
             }
         }
     }
-    impl ::qapi_runtime::runtime::Members for SetThing {
-        fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-            w.member("id", &self.id);
-            w.opt_member("force", &self.force);
-        }
-    }
-    impl ::qapi_runtime::runtime::Decode for SetThing {
-        fn decode(
-            r: &mut ::qapi_runtime::runtime::Reader<'_>,
-        ) -> ::qapi_runtime::runtime::Result<Self> {
-            use ::std::option::Option::{None, Some};
-            let mut f0 = None;
-            let mut f1 = None;
-            let mut o = r.begin_object()?;
-            while let Some(i) = o.next_member(r, &["id", "force"])? {
-                match i {
-                    0 => r.some_into(&mut f0)?,
-                    _ => r.opt_into(&mut f1)?,
-                }
-            }
-            let Some(f0) = f0 else {
-                return ::std::result::Result::Err(r.missing("id"));
-            };
-            ::std::result::Result::Ok(Self { id: f0, force: f1 })
-        }
-    }
-    ::qapi_runtime::runtime::object_impls!(SetThing);
+    ::qapi_runtime::runtime::struct_codec!(
+        SetThing { 0 id "id" some_into member, 1 force "force" opt_into opt_member } [id
+        "id"]
+    );
     impl ::qapi_runtime::Command for SetThing {
         const NAME: &'static str = "set-thing";
         const HAS_ARGUMENTS: bool = true;
@@ -558,33 +413,10 @@ pub mod events {
             }
         }
     }
-    impl ::qapi_runtime::runtime::Members for ThingChanged {
-        fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-            w.member("id", &self.id);
-            w.opt_member("path", &self.path);
-        }
-    }
-    impl ::qapi_runtime::runtime::Decode for ThingChanged {
-        fn decode(
-            r: &mut ::qapi_runtime::runtime::Reader<'_>,
-        ) -> ::qapi_runtime::runtime::Result<Self> {
-            use ::std::option::Option::{None, Some};
-            let mut f0 = None;
-            let mut f1 = None;
-            let mut o = r.begin_object()?;
-            while let Some(i) = o.next_member(r, &["id", "path"])? {
-                match i {
-                    0 => r.some_into(&mut f0)?,
-                    _ => r.opt_into(&mut f1)?,
-                }
-            }
-            let Some(f0) = f0 else {
-                return ::std::result::Result::Err(r.missing("id"));
-            };
-            ::std::result::Result::Ok(Self { id: f0, path: f1 })
-        }
-    }
-    ::qapi_runtime::runtime::object_impls!(ThingChanged);
+    ::qapi_runtime::runtime::struct_codec!(
+        ThingChanged { 0 id "id" some_into member, 1 path "path" opt_into opt_member }
+        [id "id"]
+    );
     impl ::qapi_runtime::TypedEvent for ThingChanged {
         const NAME: &'static str = "THING_CHANGED";
         fn decode_data(

@@ -24,44 +24,11 @@ impl Node {
         }
     }
 }
-impl ::qapi_runtime::runtime::Members for Node {
-    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-        w.member("name", &self.name);
-        w.opt_member("parent", &self.parent);
-        w.opt_member("children", &self.children);
-        w.opt_member("other", &self.other);
-    }
-}
-impl ::qapi_runtime::runtime::Decode for Node {
-    fn decode(
-        r: &mut ::qapi_runtime::runtime::Reader<'_>,
-    ) -> ::qapi_runtime::runtime::Result<Self> {
-        use ::std::option::Option::{None, Some};
-        let mut f0 = None;
-        let mut f1 = None;
-        let mut f2 = None;
-        let mut f3 = None;
-        let mut o = r.begin_object()?;
-        while let Some(i) = o.next_member(r, &["name", "parent", "children", "other"])? {
-            match i {
-                0 => r.some_into(&mut f0)?,
-                1 => r.opt_into(&mut f1)?,
-                2 => r.opt_into(&mut f2)?,
-                _ => r.opt_into(&mut f3)?,
-            }
-        }
-        let Some(f0) = f0 else {
-            return ::std::result::Result::Err(r.missing("name"));
-        };
-        ::std::result::Result::Ok(Self {
-            name: f0,
-            parent: f1,
-            children: f2,
-            other: f3,
-        })
-    }
-}
-::qapi_runtime::runtime::object_impls!(Node);
+::qapi_runtime::runtime::struct_codec!(
+    Node { 0 name "name" some_into member, 1 parent "parent" opt_into opt_member, 2
+    children "children" opt_into opt_member, 3 other "other" opt_into opt_member } [name
+    "name"]
+);
 /// Refers back to Node.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Other {
@@ -76,25 +43,7 @@ impl Other {
         }
     }
 }
-impl ::qapi_runtime::runtime::Members for Other {
-    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-        w.opt_member("node", &self.node);
-    }
-}
-impl ::qapi_runtime::runtime::Decode for Other {
-    fn decode(
-        r: &mut ::qapi_runtime::runtime::Reader<'_>,
-    ) -> ::qapi_runtime::runtime::Result<Self> {
-        use ::std::option::Option::None;
-        let mut f0 = None;
-        let mut o = r.begin_object()?;
-        while o.next_member(r, &["node"])?.is_some() {
-            r.opt_into(&mut f0)?;
-        }
-        ::std::result::Result::Ok(Self { node: f0 })
-    }
-}
-::qapi_runtime::runtime::object_impls!(Other);
+::qapi_runtime::runtime::struct_codec!(Other { 0 node "node" opt_into opt_member } []);
 /// Kinds of chain links.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ChainKind {
@@ -239,28 +188,9 @@ impl ChainLink {
         Self { target: target.into() }
     }
 }
-impl ::qapi_runtime::runtime::Members for ChainLink {
-    fn members(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
-        w.member("target", &self.target);
-    }
-}
-impl ::qapi_runtime::runtime::Decode for ChainLink {
-    fn decode(
-        r: &mut ::qapi_runtime::runtime::Reader<'_>,
-    ) -> ::qapi_runtime::runtime::Result<Self> {
-        use ::std::option::Option::{None, Some};
-        let mut f0 = None;
-        let mut o = r.begin_object()?;
-        while o.next_member(r, &["target"])?.is_some() {
-            r.some_into(&mut f0)?;
-        }
-        let Some(f0) = f0 else {
-            return ::std::result::Result::Err(r.missing("target"));
-        };
-        ::std::result::Result::Ok(Self { target: f0 })
-    }
-}
-::qapi_runtime::runtime::object_impls!(ChainLink);
+::qapi_runtime::runtime::struct_codec!(
+    ChainLink { 0 target "target" some_into member } [target "target"]
+);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {}
 /// One type per event, holding its data; received events decode into [`Event`].

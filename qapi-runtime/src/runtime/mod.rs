@@ -533,7 +533,73 @@ macro_rules! __qapi_serialize_impl {
     };
 }
 
+/// `Members`, `Decode`, `Encode` and serde's traits for a struct with named fields, from
+/// `T { INDEX FIELD "KEY" READ WRITE, ... } [REQUIRED "KEY", ...]`: `READ` is the
+/// [`Reader`] method filling the field's slot (`some_into`, `opt_into`), `WRITE` the
+/// [`Writer`] method writing it (`member`, `opt_member`); the list in brackets names
+/// the required fields. Decoding is one pass over the members, each looked up by index
+/// in a table of the keys (unknown ones skipped) and read by a shared out-of-line
+/// helper, then every required member checked at once: little machine code per member.
+/// A macro rather than generated statements because the generator would otherwise parse
+/// and print this skeleton once per struct.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __qapi_struct_codec {
+    ($t:ident {} []) => {
+        #[allow(deprecated)]
+        impl $crate::runtime::Members for $t {
+            fn members(&self, _w: &mut $crate::runtime::Writer<'_>) {}
+        }
+        #[allow(deprecated)]
+        impl $crate::runtime::Decode for $t {
+            fn decode(r: &mut $crate::runtime::Reader<'_>) -> $crate::runtime::Result<Self> {
+                r.skip_object()?;
+                ::core::result::Result::Ok(Self {})
+            }
+        }
+        $crate::__qapi_object_impls!($t);
+    };
+    ($t:ident { $($i:literal $f:ident $k:literal $read:ident $write:ident),+ }
+        [$($req:ident $rk:literal),*]) => {
+        #[allow(deprecated)]
+        impl $crate::runtime::Members for $t {
+            fn members(&self, w: &mut $crate::runtime::Writer<'_>) {
+                $(w.$write($k, &self.$f);)+
+            }
+        }
+        #[allow(deprecated)]
+        impl $crate::runtime::Decode for $t {
+            fn decode(r: &mut $crate::runtime::Reader<'_>) -> $crate::runtime::Result<Self> {
+                $(let mut $f = ::core::option::Option::None;)+
+                let mut o = r.begin_object()?;
+                while let ::core::option::Option::Some(i) = o.next_member(r, &[$($k),+])? {
+                    match i {
+                        $($i => r.$read(&mut $f)?,)+
+                        _ => {}
+                    }
+                }
+                $crate::__qapi_struct_codec!(@check r [$($req $rk),*]);
+                ::core::result::Result::Ok(Self { $($f),+ })
+            }
+        }
+        $crate::__qapi_object_impls!($t);
+    };
+    (@check $r:ident []) => {};
+    (@check $r:ident [$f:ident $k:literal]) => {
+        let ::core::option::Option::Some($f) = $f else {
+            return ::core::result::Result::Err($r.missing($k));
+        };
+    };
+    (@check $r:ident [$($f:ident $k:literal),+]) => {
+        let present = [$($f.is_some()),+];
+        let ($(::core::option::Option::Some($f)),+) = ($($f),+) else {
+            return ::core::result::Result::Err($r.missing_among(&present, &[$($k),+]));
+        };
+    };
+}
+
 pub use crate::{
     __qapi_enum_impls as enum_impls, __qapi_object_impls as object_impls,
     __qapi_serde_impls as serde_impls, __qapi_serialize_impl as serialize_impl,
+    __qapi_struct_codec as struct_codec,
 };
