@@ -175,10 +175,7 @@ impl Conn {
         };
         match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), wait).await {
             Ok(r) => r.map(|()| conn),
-            Err(_) => Err(Error::Timeout {
-                waiting_for: "the handshake (greeting, negotiation or guest-sync-delimited)".into(),
-                waited: opts.connect_timeout,
-            }),
+            Err(_) => Err(conn.inner.lock().session.handshake_timeout(Instant::now())),
         }
     }
 
