@@ -9,6 +9,7 @@ use std::os::fd::BorrowedFd;
 use std::os::unix::net::UnixListener;
 use std::time::Duration;
 
+use qmp_types::client::mock::MockServer;
 use qmp_types::client::monitor::Monitor;
 use qmp_types::client::{
     AddFdInfo, Endpoint, Error, EventFilter, Greeting, Instance, Options, Qga, Qmp, RawEvent,
@@ -50,6 +51,12 @@ pub trait Driver {
     type Qmp: QmpClient + std::fmt::Debug;
     /// Its guest agent client.
     type Qga: QgaClient + std::fmt::Debug;
+
+    /// Connects to a mock server with default options (`MockServer::connect`).
+    fn connect_mock(&self, mock: &MockServer) -> Result<Self::Qmp, Error> {
+        let path = mock.path().expect("a mock server listening on a path");
+        self.connect_to(Endpoint::Unix(path.to_owned()), &Options::default())
+    }
 
     /// [`Driver::NAME`], for file names that must differ between the two halves.
     fn name(&self) -> &'static str {
@@ -299,5 +306,43 @@ impl QgaClient for Qga {
     }
     fn is_closed(&self) -> bool {
         Qga::is_closed(self)
+    }
+}
+
+/// `job.run_on(&mut qmp, &cmd)`: [`Job::run`] or [`Migration::run`] on either driver's
+/// client (`Job::run_async` and `Migration::run_async` for tokio).
+pub trait RunOn {
+    /// What a successful run reports.
+    type Report;
+    /// Why a run failed.
+    type Error;
+    fn run_on<Q: QmpClient, C: Command + Sync>(
+        &mut self,
+        qmp: &mut Q,
+        cmd: &C,
+    ) -> Result<Self::Report, Self::Error>;
+}
+
+impl RunOn for Job<'_> {
+    type Report = JobReport;
+    type Error = JobError;
+    fn run_on<Q: QmpClient, C: Command + Sync>(
+        &mut self,
+        qmp: &mut Q,
+        cmd: &C,
+    ) -> Result<JobReport, JobError> {
+        qmp.run_job(self, cmd)
+    }
+}
+
+impl RunOn for Migration<'_> {
+    type Report = MigrationReport;
+    type Error = MigrationError;
+    fn run_on<Q: QmpClient, C: Command + Sync>(
+        &mut self,
+        qmp: &mut Q,
+        cmd: &C,
+    ) -> Result<MigrationReport, MigrationError> {
+        qmp.run_migration(self, cmd)
     }
 }

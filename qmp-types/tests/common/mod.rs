@@ -9,7 +9,7 @@ mod driver;
 #[cfg(feature = "tokio")]
 mod tokio_driver;
 
-pub use driver::{Blocking, Driver, QgaClient, QmpClient, Sub};
+pub use driver::{Blocking, Driver, QgaClient, QmpClient, RunOn, Sub};
 #[cfg(feature = "tokio")]
 pub use tokio_driver::{Tokio, TokioQga, TokioQmp, TokioSub};
 
