@@ -83,17 +83,7 @@ impl Driver {
                 }
             }
             if now >= deadline {
-                let waiting_for = if g.session.greeting().is_none() && resync.is_none() {
-                    "the QMP greeting (is another client connected to this monitor?)"
-                } else if resync.is_some() {
-                    "guest-sync-delimited"
-                } else {
-                    "qmp_capabilities"
-                };
-                return Err(Error::Timeout {
-                    waiting_for: waiting_for.to_owned(),
-                    waited: Duration::ZERO,
-                });
+                return Err(g.session.handshake_timeout(now));
             }
             let until = next_resync.map_or(deadline, |r| r.min(deadline));
             drop(self.read_once(g, Some(until)));

@@ -2,11 +2,11 @@
 //! ([`Stats`]), the wire-trace target and small encoding helpers.
 
 use std::io;
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::error::{Error, ErrorClass, QmpError};
 use super::fd;
@@ -71,6 +71,56 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// Waits until `deadline` for a peer (QEMU with `server=off`) to connect to
+/// `listener`, then accepts it.
+pub(crate) fn accept_unix(listener: &UnixListener, deadline: Instant) -> Result<OwnedFd, Error> {
+    wait_accept(listener.as_raw_fd(), deadline)?;
+    let (s, _) = listener.accept().map_err(|source| Error::Connect {
+        endpoint: "accepted unix connection".into(),
+        source,
+    })?;
+    Ok(s.into())
+}
+
+/// [`accept_unix`] for a TCP listener.
+pub(crate) fn accept_tcp(listener: &TcpListener, deadline: Instant) -> Result<OwnedFd, Error> {
+    wait_accept(listener.as_raw_fd(), deadline)?;
+    let (s, _) = listener.accept().map_err(|source| Error::Connect {
+        endpoint: "accepted tcp connection".into(),
+        source,
+    })?;
+    let _ = s.set_nodelay(true);
+    Ok(s.into())
+}
+
+fn wait_accept(fd: std::os::fd::RawFd, deadline: Instant) -> Result<(), Error> {
+    match fd::wait(fd, false, Some(deadline)) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Error::Timeout {
+            waiting_for: "QEMU to connect".into(),
+            waited: Duration::ZERO,
+        }),
+        Err(source) => Err(Error::Connect {
+            endpoint: "listener".into(),
+            source,
+        }),
+    }
+}
+
+/// Where [`Qmp::reconnect`](crate::Qmp::reconnect) (and the tokio client's) connects
+/// again: a copy of the endpoint, or an error for an already-connected fd.
+pub(crate) fn reopen(endpoint: Option<&Endpoint>) -> Result<Endpoint, Error> {
+    endpoint
+        .and_then(Endpoint::reopenable)
+        .ok_or_else(|| Error::Connect {
+            endpoint: "an inherited fd".into(),
+            source: io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a connection made from an fd cannot be reopened",
+            ),
+        })
 }
 
 impl Endpoint {

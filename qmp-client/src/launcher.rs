@@ -723,13 +723,37 @@ impl Instance {
     /// the exit status, when the process has exited.
     #[cfg(feature = "tokio")]
     pub async fn connect_async(&self) -> Result<crate::tokio::Qmp, Error> {
+        self.connect_async_with(&self.options).await
+    }
+
+    /// [`Instance::connect_async`] with these options.
+    #[cfg(feature = "tokio")]
+    pub async fn connect_async_with(&self, options: &Options) -> Result<crate::tokio::Qmp, Error> {
+        let endpoint = || Endpoint::Unix(self.socket.clone());
+        self.retry_async(|| crate::tokio::Qmp::connect(endpoint(), options))
+            .await
+    }
+
+    /// Connects the tokio guest agent client (for [`Launcher::guest_agent`]).
+    #[cfg(feature = "tokio")]
+    pub async fn connect_qga_async(&self) -> Result<crate::tokio::Qga, Error> {
+        let endpoint = || Endpoint::Unix(self.socket.clone());
+        self.retry_async(|| crate::tokio::Qga::connect(endpoint(), &self.options))
+            .await
+    }
+
+    /// [`Instance::retry`] for the tokio clients.
+    #[cfg(feature = "tokio")]
+    async fn retry_async<T, F>(&self, mut connect: impl FnMut() -> F) -> Result<T, Error>
+    where
+        F: std::future::Future<Output = Result<T, Error>>,
+    {
         let deadline = Instant::now() + self.start_timeout;
         loop {
             if let Some(e) = self.exited_error() {
                 return Err(e);
             }
-            let endpoint = Endpoint::Unix(self.socket.clone());
-            match crate::tokio::Qmp::connect(endpoint, &self.options).await {
+            match connect().await {
                 Err(Error::Connect { source, .. })
                     if matches!(
                         source.kind(),

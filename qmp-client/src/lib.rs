@@ -104,6 +104,7 @@
 //! [`Error::Decode`] follows the same rules.
 
 mod blocking;
+mod builtin;
 mod conn;
 mod error;
 mod event;

@@ -4,18 +4,18 @@
 
 use std::fmt;
 use std::net::TcpListener;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::blocking::{Driver, WaitEnd};
-use crate::conn::{Endpoint, Stats};
+use crate::builtin;
+use crate::conn::{self, Endpoint, Stats};
 use crate::error::Error;
 use crate::event::{downcast, EventFilter, RawEvent};
-use crate::fd;
-use crate::introspect::{self, ServerSchema};
+use crate::introspect::ServerSchema;
 use crate::options::{AddFdInfo, Greeting, Options};
 use crate::proto::Session;
 use crate::request::Request;
@@ -79,24 +79,15 @@ impl Qmp {
     /// handshakes; all within the connect deadline.
     pub fn accept(listener: &UnixListener, opts: &Options) -> Result<Qmp, Error> {
         let deadline = Instant::now() + opts.connect_timeout;
-        wait_accept(listener.as_raw_fd(), deadline)?;
-        let (s, _) = listener.accept().map_err(|source| Error::Connect {
-            endpoint: "accepted unix connection".into(),
-            source,
-        })?;
-        Qmp::handshake(s.into(), true, opts, deadline)
+        let fd = conn::accept_unix(listener, deadline)?;
+        Qmp::handshake(fd, true, opts, deadline)
     }
 
     /// Like [`Qmp::accept`] for a TCP listener (`-qmp tcp:HOST:PORT,server=off`).
     pub fn accept_tcp(listener: &TcpListener, opts: &Options) -> Result<Qmp, Error> {
         let deadline = Instant::now() + opts.connect_timeout;
-        wait_accept(listener.as_raw_fd(), deadline)?;
-        let (s, _) = listener.accept().map_err(|source| Error::Connect {
-            endpoint: "accepted tcp connection".into(),
-            source,
-        })?;
-        let _ = s.set_nodelay(true);
-        Qmp::handshake(s.into(), false, opts, deadline)
+        let fd = conn::accept_tcp(listener, deadline)?;
+        Qmp::handshake(fd, false, opts, deadline)
     }
 
     /// Uses an already-connected stream or fd (see [`Endpoint::Fd`] and the `From` impls).
@@ -129,15 +120,7 @@ impl Qmp {
     /// Queued events, subscriptions and the cached schema of the old connection are
     /// dropped. Fails with [`Error::Connect`] when the endpoint was an fd.
     pub fn reconnect(&mut self) -> Result<(), Error> {
-        let Some(endpoint) = self.x.endpoint.as_ref().and_then(Endpoint::reopenable) else {
-            return Err(Error::Connect {
-                endpoint: "an inherited fd".into(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::Unsupported,
-                    "a connection made from an fd cannot be reopened",
-                ),
-            });
-        };
+        let endpoint = conn::reopen(self.x.endpoint.as_ref())?;
         *self = Qmp::connect(endpoint, &self.x.options)?;
         Ok(())
     }
@@ -199,9 +182,7 @@ impl Qmp {
         if let Some(s) = self.x.schema.get() {
             return Ok(s);
         }
-        let json = self.execute(Request::name(introspect::COMMAND))?;
-        let schema = ServerSchema::from_json(json.get())
-            .map_err(|e| Error::decode(introspect::COMMAND, e, json.get()))?;
+        let schema = self.execute(&builtin::QuerySchema)?;
         Ok(self.x.schema.get_or_init(|| schema))
     }
 
@@ -312,18 +293,13 @@ impl Qmp {
 
     /// Runs an HMP command line (`human-monitor-command`) and returns its output.
     pub fn hmp(&self, command_line: &str) -> Result<String, Error> {
-        let args = serde_json::json!({ "command-line": command_line });
-        let out = self.execute(Request::raw("human-monitor-command", &args))?;
-        serde_json::from_str(out.get())
-            .map_err(|e| Error::decode("human-monitor-command", e, out.get()))
+        self.execute(&builtin::Hmp(command_line))
     }
 
     /// Passes `fd` to QEMU under `name` (`getfd`); the fd rides on the command itself.
     pub fn getfd(&self, name: &str, fd: BorrowedFd<'_>) -> Result<(), Error> {
-        let args = serde_json::json!({ "fdname": name });
         let fds = [fd];
-        self.execute(Request::raw("getfd", &args).fds(&fds))?;
-        Ok(())
+        self.execute(Request::new(&builtin::GetFd(name)).fds(&fds))
     }
 
     /// Adds `fd` to an fd set (`add-fd`); `None` creates a new set.
@@ -333,16 +309,9 @@ impl Qmp {
         opaque: Option<&str>,
         fd: BorrowedFd<'_>,
     ) -> Result<AddFdInfo, Error> {
-        let mut args = serde_json::Map::new();
-        if let Some(id) = fdset_id {
-            args.insert("fdset-id".into(), id.into());
-        }
-        if let Some(o) = opaque {
-            args.insert("opaque".into(), o.into());
-        }
         let fds = [fd];
-        let out = self.execute(Request::raw("add-fd", &args).fds(&fds))?;
-        serde_json::from_str(out.get()).map_err(|e| Error::decode("add-fd", e, out.get()))
+        let add = builtin::AddFd { fdset_id, opaque };
+        self.execute(Request::new(&add).fds(&fds))
     }
 
     /// Returns a queued event without blocking (reading only what the socket already
@@ -490,19 +459,5 @@ impl<T: 'static> Subscription<'_, T> {
 impl<T> Drop for Subscription<'_, T> {
     fn drop(&mut self) {
         self.qmp.driver.lock().session.unsubscribe(self.id);
-    }
-}
-
-fn wait_accept(fd: std::os::fd::RawFd, deadline: Instant) -> Result<(), Error> {
-    match fd::wait(fd, false, Some(deadline)) {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(Error::Timeout {
-            waiting_for: "QEMU to connect".into(),
-            waited: Duration::ZERO,
-        }),
-        Err(source) => Err(Error::Connect {
-            endpoint: "listener".into(),
-            source,
-        }),
     }
 }

@@ -15,6 +15,12 @@
 //!   hangs up or exits); pending calls then fail with
 //!   [`Error::Disconnected`] (outcome unknown).
 //!
+//! - What the blocking clients offer beside `execute`, as async methods over the same
+//!   commands and core: [`Qmp::hmp`], [`Qmp::getfd`] and [`Qmp::add_fd`], the server's
+//!   schema ([`Qmp::has_command`], [`Qmp::has_event`], [`Qmp::has_argument`],
+//!   [`Qmp::supports`]), [`Qmp::wait_event`], [`Qmp::accept`], [`Qmp::reconnect`]
+//!   and [`Qga::sync`].
+//!
 //! Clients are cheap to clone (one connection, shared).
 //!
 //! ```no_run
@@ -46,6 +52,8 @@ use crate::fd;
 use crate::options::{Greeting, Options, Timeouts};
 use crate::proto::{Done, Session};
 use crate::request::Request;
+
+mod helpers;
 
 struct Outgoing {
     id: Option<u64>,
@@ -167,10 +175,7 @@ impl Conn {
         };
         match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), wait).await {
             Ok(r) => r.map(|()| conn),
-            Err(_) => Err(Error::Timeout {
-                waiting_for: "the handshake (greeting, negotiation or guest-sync-delimited)".into(),
-                waited: opts.connect_timeout,
-            }),
+            Err(_) => Err(conn.inner.lock().session.handshake_timeout(Instant::now())),
         }
     }
 
@@ -489,6 +494,8 @@ pub struct Qmp {
     conn: Conn,
     greeting: Option<Arc<Greeting>>,
     oob: bool,
+    /// The schema cache and where to reconnect (`tokio/helpers.rs`).
+    extra: Arc<helpers::Extra>,
 }
 
 impl fmt::Debug for Qmp {
@@ -503,6 +510,7 @@ impl fmt::Debug for Qmp {
 impl Qmp {
     /// Connects, reads the greeting and negotiates, within [`Options::connect_timeout`].
     pub async fn connect(endpoint: Endpoint, opts: &Options) -> Result<Qmp, Error> {
+        let extra = helpers::Extra::new(&endpoint, opts);
         let conn = Conn::open(endpoint, opts, Session::qmp(opts)).await?;
         let (greeting, oob) = {
             let st = conn.inner.lock();
@@ -515,6 +523,7 @@ impl Qmp {
             conn,
             greeting,
             oob,
+            extra,
         })
     }
 

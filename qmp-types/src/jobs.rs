@@ -38,6 +38,10 @@
 //! `MIGRATION` events to `completed`, `failed` or `cancelled`, reading `query-migrate`
 //! at the end (and for progress) so a failure carries QEMU's `error-desc`.
 //!
+//! With the `tokio` feature, [`Job::run_async`] and [`Migration::run_async`] do the
+//! same on the tokio client: both drivers carry out the steps of one I/O-free state
+//! machine per run, so they decide alike.
+//!
 //! Both arm their event filter before the command is written (the client's
 //! `Request::wait_for`), so no event can be missed, even one sent before the reply;
 //! events of other jobs stay queued on the connection.
@@ -45,9 +49,14 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::client::{Error, EventFilter, Qmp, RawEvent, Request};
-use crate::qmp::{self, commands as c, JobInfo, JobStatus, MigrationInfo, MigrationStatus};
+mod flow;
+#[cfg(feature = "tokio")]
+mod tokio;
+
+use crate::client::{Error, Qmp, Request};
+use crate::qmp::{commands as c, JobInfo, JobStatus, MigrationInfo, MigrationStatus};
 use crate::Command;
+use flow::{JobCommand, JobFlow, JobInput, JobStep, MigrationFlow, MigrationInput, MigrationStep};
 
 /// How long a job or migration may take by default.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -55,7 +64,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 const DEFAULT_POLL: Duration = Duration::from_secs(1);
 
 /// A progress callback.
-type Progress<'a, T> = Box<dyn FnMut(&T) + 'a>;
+type Progress<'a, T> = Box<dyn FnMut(&T) + Send + 'a>;
 
 /// Runs one job to its end. Build with [`Job::new`] and the setters, then [`Job::run`].
 #[must_use = "a Job does nothing until it is run"]
@@ -176,37 +185,6 @@ impl From<Error> for JobError {
     }
 }
 
-/// What the job runner waits for: this job's status changes, and the completion
-/// events of a block job of that id (which carry its error once it is auto-dismissed).
-fn job_filter(id: &str, after: Option<u64>) -> EventFilter<RawEvent> {
-    let id = id.to_owned();
-    EventFilter::names(&[
-        "JOB_STATUS_CHANGE",
-        "BLOCK_JOB_COMPLETED",
-        "BLOCK_JOB_CANCELLED",
-    ])
-    .matching(move |e| {
-        after.is_none_or(|a| e.sequence() > a)
-            && match e.decode::<qmp::Event>() {
-                Ok(qmp::Event::JobStatusChange(j, _)) => j.id == id,
-                Ok(qmp::Event::BlockJobCompleted(b, _)) => b.device == id,
-                Ok(qmp::Event::BlockJobCancelled(b, _)) => b.device == id,
-                _ => false,
-            }
-    })
-}
-
-/// The job id a command's arguments name: `job-id`, else `device` (block jobs'
-/// default).
-fn job_id_of<C: Command>(cmd: &C) -> Option<String> {
-    let mut out = Vec::new();
-    cmd.write_arguments(&mut out).ok()?;
-    let args: serde_json::Value = serde_json::from_slice(&out).ok()?;
-    ["job-id", "device"]
-        .iter()
-        .find_map(|k| args.get(k)?.as_str().map(str::to_owned))
-}
-
 impl<'a> Job<'a> {
     /// A runner with a 120 s deadline that completes a `ready` job and dismisses a
     /// concluded one.
@@ -238,7 +216,7 @@ impl<'a> Job<'a> {
     /// Calls `progress` with the job's `query-jobs` entry (`current-progress`,
     /// `total-progress`) at each status change and every `poll` interval (1 s by
     /// default, [`Job::poll`]) while no event comes.
-    pub fn on_progress(mut self, progress: impl FnMut(&JobInfo) + 'a) -> Job<'a> {
+    pub fn on_progress(mut self, progress: impl FnMut(&JobInfo) + Send + 'a) -> Job<'a> {
         self.progress = Some(Box::new(progress));
         self
     }
@@ -270,169 +248,37 @@ impl<'a> Job<'a> {
         qmp: &mut Qmp,
         cmd: &C,
     ) -> Result<JobReport, JobError> {
-        let start = Instant::now();
-        let deadline = start + self.timeout;
-        let id = match self.id.clone().or_else(|| job_id_of(cmd)) {
-            Some(id) => id,
-            None => return Err(JobError::NoJobId { command: C::NAME }),
-        };
-        let (_, first) = qmp.execute(
-            Request::new(cmd)
-                .timeout(self.timeout)
-                .wait_for(job_filter(&id, None)),
-        )?;
-        let mut run = Run {
-            id,
-            info: None,
-            statuses: Vec::new(),
-            completion_error: None,
-            completed: false,
-            finalized: false,
-        };
-        let mut event = first;
+        let mut flow = JobFlow::new(self, cmd)?;
+        let mut step = flow.start();
         loop {
-            let status = run.note(&event)?;
-            match status {
-                Some(JobStatus::Ready) if self.complete_when_ready && !run.completed => {
-                    if self.still(qmp, &mut run, JobStatus::Ready)? {
-                        qmp.execute(&c::JobComplete::new(&*run.id))?;
-                    }
-                    run.completed = true;
+            let input = match step {
+                JobStep::Start { timeout, filter } => {
+                    let (_, event) =
+                        qmp.execute(Request::new(cmd).timeout(timeout).wait_for(filter))?;
+                    JobInput::Event(event)
                 }
-                Some(JobStatus::Pending) if !run.finalized => {
-                    // Still pending when asked: auto-finalize is off (an auto-finalized
-                    // job has moved on before query-jobs is answered).
-                    if self.still(qmp, &mut run, JobStatus::Pending)? {
-                        qmp.execute(&c::JobFinalize::new(&*run.id))?;
-                    }
-                    run.finalized = true;
+                JobStep::QueryJobs => JobInput::Jobs(qmp.execute(&c::QueryJobs)?),
+                JobStep::Execute(JobCommand::Complete(cmd)) => {
+                    qmp.execute(&cmd)?;
+                    JobInput::Executed
                 }
-                Some(JobStatus::Concluded) => {
-                    // Still listed: auto-dismiss is off, and its error can be read.
-                    let listed = self.query(qmp, &mut run)?.is_some();
-                    if listed && !self.dismiss {
-                        return run.end(start);
-                    }
-                    if listed {
-                        qmp.execute(&c::JobDismiss::new(&*run.id))?;
-                    }
+                JobStep::Execute(JobCommand::Finalize(cmd)) => {
+                    qmp.execute(&cmd)?;
+                    JobInput::Executed
                 }
-                Some(JobStatus::Null) => return run.end(start),
-                Some(_) if run.info.is_none() => {
-                    self.query(qmp, &mut run)?;
+                JobStep::Execute(JobCommand::Dismiss(cmd)) => {
+                    qmp.execute(&cmd)?;
+                    JobInput::Executed
                 }
-                Some(_) | None => {}
-            }
-            event = loop {
-                let now = Instant::now();
-                if now >= deadline {
-                    return Err(JobError::Timeout {
-                        id: run.id,
-                        status: run.statuses.last().cloned(),
-                        waited: now - start,
-                    });
-                }
-                let wait = (deadline - now).min(self.poll);
-                match qmp.wait_event(&job_filter(&run.id, Some(event.sequence())), wait) {
-                    Ok(e) => break e,
-                    Err(Error::Timeout { .. }) => {
-                        if self.progress.is_some() {
-                            self.query(qmp, &mut run)?;
-                        }
-                    }
+                JobStep::Wait { filter, wait } => match qmp.wait_event(&filter, wait) {
+                    Ok(event) => JobInput::Event(event),
+                    Err(Error::Timeout { .. }) => JobInput::TimedOut,
                     Err(e) => return Err(e.into()),
-                }
+                },
+                JobStep::Done(outcome) => return outcome,
             };
+            step = flow.next(input, Instant::now());
         }
-    }
-
-    /// Whether `query-jobs` still lists the job in `status`.
-    fn still(&mut self, qmp: &mut Qmp, run: &mut Run, status: JobStatus) -> Result<bool, JobError> {
-        Ok(self.query(qmp, run)?.is_some_and(|j| j.status == status))
-    }
-
-    /// Reads the job's `query-jobs` entry (`None` once it is gone), keeps it and reports
-    /// progress.
-    fn query(&mut self, qmp: &mut Qmp, run: &mut Run) -> Result<Option<JobInfo>, JobError> {
-        let jobs = qmp.execute(&c::QueryJobs)?;
-        let found = jobs.into_iter().find(|j| j.id == run.id);
-        if let Some(j) = &found {
-            if let Some(p) = self.progress.as_mut() {
-                p(j);
-            }
-            run.info = Some(j.clone());
-        }
-        Ok(found)
-    }
-}
-
-/// One job being followed.
-struct Run {
-    id: String,
-    info: Option<JobInfo>,
-    statuses: Vec<JobStatus>,
-    completion_error: Option<String>,
-    completed: bool,
-    finalized: bool,
-}
-
-impl Run {
-    /// Takes in one event: the status it announces, if it is a status change.
-    fn note(&mut self, event: &RawEvent) -> Result<Option<JobStatus>, JobError> {
-        match event.decode::<qmp::Event>()? {
-            qmp::Event::JobStatusChange(j, _) => {
-                self.statuses.push(j.status.clone());
-                Ok(Some(j.status))
-            }
-            qmp::Event::BlockJobCompleted(b, _) => {
-                self.completion_error = b.error;
-                self.fill(b.r#type, b.offset, b.len);
-                Ok(None)
-            }
-            qmp::Event::BlockJobCancelled(b, _) => {
-                self.fill(b.r#type, b.offset, b.len);
-                Ok(None)
-            }
-            _ => Ok(None),
-        }
-    }
-
-    /// What a block job's completion event says, for a job never listed.
-    fn fill(&mut self, r#type: qmp::JobType, offset: i64, len: i64) {
-        if self.info.is_none() {
-            self.info = Some(JobInfo::new(
-                &*self.id,
-                r#type,
-                JobStatus::Concluded,
-                offset,
-                len,
-            ));
-        }
-    }
-
-    fn end(self, start: Instant) -> Result<JobReport, JobError> {
-        let mut info = self.info.unwrap_or_else(|| {
-            // Neither listed nor completed by a block job event (a very short job
-            // that was auto-dismissed): all that is known is its id.
-            JobInfo::new(
-                &*self.id,
-                qmp::JobType::Unrecognized(String::new()),
-                JobStatus::Null,
-                0,
-                0,
-            )
-        });
-        if info.error.is_none() {
-            info.error = self.completion_error;
-        }
-        if info.error.is_some() {
-            return Err(JobError::Failed { info });
-        }
-        Ok(JobReport {
-            info,
-            statuses: self.statuses,
-            elapsed: start.elapsed(),
-        })
     }
 }
 
@@ -532,18 +378,6 @@ pub struct MigrationReport {
     pub elapsed: Duration,
 }
 
-/// `MIGRATION` events after the one numbered `after` (any, for `None`).
-fn migration_filter(after: Option<u64>) -> EventFilter<RawEvent> {
-    EventFilter::name("MIGRATION").matching(move |e| after.is_none_or(|a| e.sequence() > a))
-}
-
-fn terminal(s: &MigrationStatus) -> bool {
-    matches!(
-        s,
-        MigrationStatus::Completed | MigrationStatus::Failed | MigrationStatus::Cancelled
-    )
-}
-
 impl<'a> Migration<'a> {
     /// A follower with a 120 s deadline that enables the `events` capability first.
     pub fn new() -> Migration<'a> {
@@ -569,7 +403,10 @@ impl<'a> Migration<'a> {
     }
 
     /// Calls `progress` with each `query-migrate` result read while waiting.
-    pub fn on_progress(mut self, progress: impl FnMut(&MigrationInfo) + 'a) -> Migration<'a> {
+    pub fn on_progress(
+        mut self,
+        progress: impl FnMut(&MigrationInfo) + Send + 'a,
+    ) -> Migration<'a> {
         self.progress = Some(Box::new(progress));
         self
     }
@@ -588,68 +425,30 @@ impl<'a> Migration<'a> {
         qmp: &mut Qmp,
         cmd: &C,
     ) -> Result<MigrationReport, MigrationError> {
-        let start = Instant::now();
-        let deadline = start + self.timeout;
-        if self.enable_events {
-            qmp.execute(&c::MigrateSetCapabilities::new(vec![
-                qmp::MigrationCapabilityStatus::new(qmp::MigrationCapability::Events, true),
-            ]))?;
-        }
-        let mut statuses = Vec::new();
-        let (_, mut event) = qmp.execute(
-            Request::new(cmd)
-                .timeout(self.timeout)
-                .wait_for(migration_filter(None)),
-        )?;
+        let mut flow = MigrationFlow::new(self);
+        let mut step = flow.start();
         loop {
-            let mut status = match event.decode::<qmp::Event>()? {
-                qmp::Event::Migration(m, _) => Some(m.status),
-                _ => None,
-            };
-            if let Some(s) = &status {
-                statuses.push(s.clone());
-            }
-            // Wait for the next event, reading query-migrate every poll interval.
-            while !status.as_ref().is_some_and(terminal) {
-                let now = Instant::now();
-                if now >= deadline {
-                    return Err(MigrationError::Timeout {
-                        status: statuses.last().cloned(),
-                        waited: now - start,
-                    });
+            let input = match step {
+                MigrationStep::EnableEvents(caps) => {
+                    qmp.execute(&caps)?;
+                    MigrationInput::Executed
                 }
-                let wait = (deadline - now).min(self.poll);
-                match qmp.wait_event(&migration_filter(Some(event.sequence())), wait) {
-                    Ok(e) => {
-                        event = e;
-                        break;
-                    }
-                    Err(Error::Timeout { .. }) => {
-                        let info = qmp.execute(&c::QueryMigrate)?;
-                        if let Some(p) = self.progress.as_mut() {
-                            p(&info);
-                        }
-                        status = info.status.clone().filter(terminal);
-                    }
+                MigrationStep::Start { timeout, filter } => {
+                    let (_, event) =
+                        qmp.execute(Request::new(cmd).timeout(timeout).wait_for(filter))?;
+                    MigrationInput::Event(event)
+                }
+                MigrationStep::QueryMigrate => {
+                    MigrationInput::Info(Box::new(qmp.execute(&c::QueryMigrate)?))
+                }
+                MigrationStep::Wait { filter, wait } => match qmp.wait_event(&filter, wait) {
+                    Ok(event) => MigrationInput::Event(event),
+                    Err(Error::Timeout { .. }) => MigrationInput::TimedOut,
                     Err(e) => return Err(e.into()),
-                }
-            }
-            if let Some(s) = status.filter(terminal) {
-                let info = qmp.execute(&c::QueryMigrate)?;
-                return match s {
-                    MigrationStatus::Completed => Ok(MigrationReport {
-                        info,
-                        statuses,
-                        elapsed: start.elapsed(),
-                    }),
-                    MigrationStatus::Failed => Err(MigrationError::Failed {
-                        info: Box::new(info),
-                    }),
-                    _ => Err(MigrationError::Cancelled {
-                        info: Box::new(info),
-                    }),
-                };
-            }
+                },
+                MigrationStep::Done(outcome) => return outcome,
+            };
+            step = flow.next(input, Instant::now());
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Transport tests against a scripted fake server, only for what real QEMU cannot be
 //! made to send: garbage, oversize and invalid messages, frames split byte by byte,
-//! unknown events and members, id-less errors, stale guest agent output.
+//! unknown events and members, id-less errors, stale guest agent output. Each runs on
+//! both drivers (`NAME::blocking`, `NAME::tokio`).
 
+#[macro_use]
 mod common;
 #[path = "../../qmp-client/tests/support/fake_peer.rs"]
 mod fake_peer;
@@ -11,7 +13,20 @@ use std::time::Duration;
 
 use common::*;
 use fake_peer::*;
-use qmp_types::client::{Endpoint, Error, ErrorClass, Options, Qga, Qmp, Request};
+use qmp_types::client::{Endpoint, Error, ErrorClass, Options, Request};
+
+dual_tests!(
+    frames_split_byte_by_byte_and_pretty,
+    compact_requests_without_empty_arguments,
+    garbage_and_malformed_messages_are_errors_not_panics,
+    oversize_message_fails_the_call_that_hit_it,
+    unknown_events_members_and_idless_errors,
+    eof_mid_command_and_bad_greetings,
+    random_input_never_panics,
+    guest_agent_resync_skips_stale_output,
+    wire_tracing_through_log,
+    guest_agent_command_without_success_response,
+);
 
 fn opts() -> Options {
     Options::new()
@@ -19,12 +34,12 @@ fn opts() -> Options {
         .timeout(Some(Duration::from_secs(5)))
 }
 
-fn connect(path: &std::path::Path) -> Qmp {
-    Qmp::connect(Endpoint::Unix(path.to_owned()), &opts()).unwrap()
+fn connect<D: Driver>(d: &D, path: &std::path::Path) -> D::Qmp {
+    d.connect_to(Endpoint::Unix(path.to_owned()), &opts())
+        .unwrap()
 }
 
-#[test]
-fn frames_split_byte_by_byte_and_pretty() {
+fn frames_split_byte_by_byte_and_pretty(d: &impl Driver) {
     let (path, h) = serve(|p| {
         let pretty_greeting = b"{\r\n    \"QMP\": {\r\n        \"version\": {\r\n            \"qemu\": {\"micro\": 2, \"minor\": 0, \"major\": 10},\r\n            \"package\": \"\"\r\n        },\r\n        \"capabilities\": []\r\n    }\r\n}\r\n";
         p.send_byte_by_byte(pretty_greeting);
@@ -41,7 +56,7 @@ fn frames_split_byte_by_byte_and_pretty() {
         );
         p.send_byte_by_byte(format!("{ev}{rep}").as_bytes());
     });
-    let qmp = connect(&path);
+    let qmp = connect(d, &path);
     assert!(!qmp.oob_enabled());
     let st = qmp.execute(&QueryStatus).unwrap();
     assert_eq!(
@@ -63,8 +78,7 @@ fn frames_split_byte_by_byte_and_pretty() {
     h.join().unwrap();
 }
 
-#[test]
-fn compact_requests_without_empty_arguments() {
+fn compact_requests_without_empty_arguments(d: &impl Driver) {
     /// Reads the exact bytes of one request that contains `closing` `}` bytes.
     fn exact(p: &mut Peer, closing: usize) -> String {
         let mut raw = Vec::new();
@@ -88,7 +102,7 @@ fn compact_requests_without_empty_arguments() {
         assert_eq!(exact(p, 1), "{\"execute\":\"query-status\",\"id\":4}");
         p.send(b"{\"return\": {\"status\": \"running\", \"running\": true}, \"id\": 4}\r\n");
     });
-    let qmp = connect(&path);
+    let qmp = connect(d, &path);
     qmp.execute(&QueryStatus).unwrap();
     qmp.execute(&DeviceDel { id: "d".into() }).unwrap();
     qmp.execute(Request::raw("query-status", &args(serde_json::json!({}))))
@@ -97,8 +111,7 @@ fn compact_requests_without_empty_arguments() {
     h.join().unwrap();
 }
 
-#[test]
-fn garbage_and_malformed_messages_are_errors_not_panics() {
+fn garbage_and_malformed_messages_are_errors_not_panics(d: &impl Driver) {
     let (path, h) = serve(|p| {
         p.handshake();
         let q = p.recv();
@@ -116,7 +129,7 @@ fn garbage_and_malformed_messages_are_errors_not_panics() {
         let q = p.recv();
         p.reply(&q, "{\"status\": 5}");
     });
-    let qmp = connect(&path);
+    let qmp = connect(d, &path);
     for expect in [
         "bytes outside any JSON object",
         "malformed message",
@@ -139,8 +152,7 @@ fn garbage_and_malformed_messages_are_errors_not_panics() {
     h.join().unwrap();
 }
 
-#[test]
-fn oversize_message_fails_the_call_that_hit_it() {
+fn oversize_message_fails_the_call_that_hit_it(d: &impl Driver) {
     let (path, h) = serve(|p| {
         p.handshake();
         let q = p.recv();
@@ -153,7 +165,9 @@ fn oversize_message_fails_the_call_that_hit_it() {
         let q = p.recv();
         p.reply(&q, "{\"status\": \"running\", \"running\": true}");
     });
-    let qmp = Qmp::connect(Endpoint::Unix(path), &opts().max_message(4096)).unwrap();
+    let qmp = d
+        .connect_to(Endpoint::Unix(path), &opts().max_message(4096))
+        .unwrap();
     let e = qmp.execute(&QueryStatus).unwrap_err();
     assert!(matches!(e, Error::TooLarge { limit: 4096 }), "{e}");
     assert!(qmp.execute(&QueryStatus).unwrap().running);
@@ -161,8 +175,7 @@ fn oversize_message_fails_the_call_that_hit_it() {
     h.join().unwrap();
 }
 
-#[test]
-fn unknown_events_members_and_idless_errors() {
+fn unknown_events_members_and_idless_errors(d: &impl Driver) {
     let (path, h) = serve(|p| {
         p.handshake();
         let q = p.recv();
@@ -175,7 +188,7 @@ fn unknown_events_members_and_idless_errors() {
         let q = p.recv();
         p.send(format!("{{\"id\": {}, \"error\": {{\"class\": \"DownstreamClass\", \"desc\": \"nope\", \"more\": 1}}}}\r\n", q["id"]).as_bytes());
     });
-    let qmp = connect(&path);
+    let qmp = connect(d, &path);
     let e = qmp.execute(&QueryStatus).unwrap_err();
     let q = e.qmp().unwrap();
     assert_eq!(
@@ -204,14 +217,13 @@ fn unknown_events_members_and_idless_errors() {
     h.join().unwrap();
 }
 
-#[test]
-fn eof_mid_command_and_bad_greetings() {
+fn eof_mid_command_and_bad_greetings(d: &impl Driver) {
     let (path, h) = serve(|p| {
         p.handshake();
         let _ = p.recv();
         p.s.shutdown(std::net::Shutdown::Both).unwrap();
     });
-    let qmp = connect(&path);
+    let qmp = connect(d, &path);
     let e = qmp.execute(&QueryStatus).unwrap_err();
     assert!(
         matches!(&e, Error::Disconnected { command: Some(c) } if c == "query-status"),
@@ -220,7 +232,7 @@ fn eof_mid_command_and_bad_greetings() {
     h.join().unwrap();
 
     let (path, h) = serve(|p| p.send(b"{\"QMP\": {\"version\": 5}}\r\n"));
-    let e = Qmp::connect(Endpoint::Unix(path), &opts()).unwrap_err();
+    let e = d.connect_to(Endpoint::Unix(path), &opts()).unwrap_err();
     assert!(matches!(e, Error::Greeting(_)), "{e}");
     h.join().unwrap();
 
@@ -229,18 +241,17 @@ fn eof_mid_command_and_bad_greetings() {
         let caps = p.recv();
         p.send(format!("{{\"error\": {{\"class\": \"CommandNotFound\", \"desc\": \"no\"}}, \"id\": {}}}\r\n", caps["id"]).as_bytes());
     });
-    let e = Qmp::connect(Endpoint::Unix(path), &opts()).unwrap_err();
+    let e = d.connect_to(Endpoint::Unix(path), &opts()).unwrap_err();
     assert!(matches!(e, Error::Negotiation(_)), "{e}");
     h.join().unwrap();
 
     let (path, h) = serve(|p| p.s.shutdown(std::net::Shutdown::Both).unwrap());
-    let e = Qmp::connect(Endpoint::Unix(path), &opts()).unwrap_err();
+    let e = d.connect_to(Endpoint::Unix(path), &opts()).unwrap_err();
     assert!(matches!(e, Error::Disconnected { command: None }), "{e}");
     h.join().unwrap();
 }
 
-#[test]
-fn random_input_never_panics() {
+fn random_input_never_panics(d: &impl Driver) {
     // A fixed-seed generator over JSON-ish bytes: errors are fine, panics are not.
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut next = move || {
@@ -259,7 +270,7 @@ fn random_input_never_panics() {
             p.handshake();
             p.send(&junk);
         });
-        let qmp = connect(&path);
+        let qmp = connect(d, &path);
         let _ = qmp.execute(Request::new(&QueryStatus).timeout(Duration::from_millis(20)));
         for _ in 0..5 {
             let _ = qmp.next_event(Some(Duration::from_millis(5)));
@@ -269,8 +280,7 @@ fn random_input_never_panics() {
     }
 }
 
-#[test]
-fn guest_agent_resync_skips_stale_output() {
+fn guest_agent_resync_skips_stale_output(d: &impl Driver) {
     let (path, h) = serve(|p| {
         // Stale output from a previous client, including a partial line.
         p.send(b"{\"return\": 42}\n{\"return\": {\"stale\": tr");
@@ -286,7 +296,7 @@ fn guest_agent_resync_skips_stale_output() {
         assert_eq!(ping["execute"], "guest-ping");
         p.send(format!("{{\"return\": {{}}, \"id\": {}}}\n", ping["id"]).as_bytes());
     });
-    let qga = Qga::connect(Endpoint::Unix(path), &opts()).unwrap();
+    let qga = d.connect_qga_to(Endpoint::Unix(path), &opts()).unwrap();
     qga.execute(Request::name("guest-ping")).unwrap();
     drop(qga);
     h.join().unwrap();
@@ -309,24 +319,29 @@ impl log::Log for Collect {
 
 static COLLECT: Collect = Collect(std::sync::Mutex::new(Vec::new()));
 
-#[test]
-fn wire_tracing_through_log() {
-    log::set_logger(&COLLECT).unwrap();
-    log::set_max_level(log::LevelFilter::Trace);
+fn wire_tracing_through_log(d: &impl Driver) {
+    // The logger is process-wide and both halves run at once: install it once, and
+    // leave tracing on (each half looks for its own command).
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        log::set_logger(&COLLECT).unwrap();
+        log::set_max_level(log::LevelFilter::Trace);
+    });
+    let command = format!("traced-command-{}", d.name());
     let (path, h) = serve(|p| {
         p.handshake();
         let q = p.recv();
         p.send(b"{\"event\": \"TRACED_EVENT\", \"timestamp\": {\"seconds\": 1, \"microseconds\": 1}}\r\n");
         p.reply(&q, "{\"traced\": true}");
     });
-    let qmp = connect(&path);
-    qmp.execute(Request::name("traced-command")).unwrap();
+    let qmp = connect(d, &path);
+    qmp.execute(Request::name(&command)).unwrap();
     drop(qmp);
     h.join().unwrap();
-    log::set_max_level(log::LevelFilter::Off);
     let lines = COLLECT.0.lock().unwrap().clone();
     let has = |s: &str| lines.iter().any(|l| l.contains(s));
-    assert!(has(">> {\"execute\":\"traced-command\""), "{lines:#?}");
+    let sent = format!(">> {{\"execute\":\"{command}\"");
+    assert!(has(&sent), "{lines:#?}");
     assert!(has("<< {\"event\": \"TRACED_EVENT\""), "{lines:#?}");
     assert!(has("<< {\"return\": {\"traced\": true}"), "{lines:#?}");
 }
@@ -359,8 +374,7 @@ fn answer_sync(p: &mut Peer) {
     let _ = p.s.write_all(&msg);
 }
 
-#[test]
-fn guest_agent_command_without_success_response() {
+fn guest_agent_command_without_success_response(d: &impl Driver) {
     let (path, h) = serve(|p| {
         answer_sync(p);
         // Success: nothing comes back; the client proves it with a sync.
@@ -378,7 +392,7 @@ fn guest_agent_command_without_success_response() {
         );
         answer_sync(p);
     });
-    let qga = Qga::connect(Endpoint::Unix(path), &opts()).unwrap();
+    let qga = d.connect_qga_to(Endpoint::Unix(path), &opts()).unwrap();
     qga.execute(&NoReply).unwrap();
     let e = qga.execute(&NoReply).unwrap_err();
     assert_eq!(e.qmp().map(|q| q.desc.as_str()), Some("refused"), "{e}");

@@ -1,20 +1,31 @@
 //! `qmp_types::jobs` against the mock server, for the paths real QEMU does not take on
 //! demand: an auto-dismissed block job whose error only `BLOCK_JOB_COMPLETED` carries,
 //! a job that outlives its deadline, a cancelled migration. Each script is also the
-//! exact conversation the runner must hold.
+//! exact conversation the runner must hold. On both drivers (`NAME::blocking`:
+//! `Job::run`, `NAME::tokio`: `Job::run_async`).
+
+#[macro_use]
+mod common;
 
 use std::time::Duration;
+
+use common::{Driver, RunOn};
 
 use qmp_types::client::mock::Script;
 use qmp_types::jobs::{Job, JobError, Migration, MigrationError};
 use qmp_types::qmp::{self, commands as c, events as ev, JobInfo, JobStatus, JobType};
 
+dual_tests!(
+    an_auto_dismissed_block_job_fails_with_the_completion_events_error,
+    a_job_past_its_deadline_is_a_timeout_with_its_last_status,
+    a_cancelled_migration_is_reported_with_query_migrate,
+);
+
 fn status(id: &str, s: JobStatus) -> ev::JobStatusChange {
     ev::JobStatusChange::new(id, s)
 }
 
-#[test]
-fn an_auto_dismissed_block_job_fails_with_the_completion_events_error() {
+fn an_auto_dismissed_block_job_fails_with_the_completion_events_error(d: &impl Driver) {
     let mirror = c::BlockdevMirror::new("src", "dst", qmp::MirrorSyncMode::Full);
     let mut completed = ev::BlockJobCompleted::new(JobType::Mirror, "src", 100, 40, 0);
     completed.error = Some("No space left on device".into());
@@ -39,9 +50,9 @@ fn an_auto_dismissed_block_job_fails_with_the_completion_events_error() {
         .event(&status("src", JobStatus::Null))
         .spawn()
         .unwrap();
-    let mut qmp = mock.connect().unwrap();
+    let mut qmp = d.connect_mock(&mock).unwrap();
     // No job-id: block jobs are named after their device.
-    let err = Job::new().run(&mut qmp, &mirror).unwrap_err();
+    let err = Job::new().run_on(&mut qmp, &mirror).unwrap_err();
     let JobError::Failed { info } = &err else {
         panic!("{err}")
     };
@@ -55,8 +66,7 @@ fn an_auto_dismissed_block_job_fails_with_the_completion_events_error() {
     mock.finish().unwrap();
 }
 
-#[test]
-fn a_job_past_its_deadline_is_a_timeout_with_its_last_status() {
+fn a_job_past_its_deadline_is_a_timeout_with_its_last_status(d: &impl Driver) {
     let mut backup = c::BlockdevBackup(qmp::BlockdevBackup::new(
         "src",
         qmp::MirrorSyncMode::Full,
@@ -77,11 +87,11 @@ fn a_job_past_its_deadline_is_a_timeout_with_its_last_status() {
         )])
         .spawn()
         .unwrap();
-    let mut qmp = mock.connect().unwrap();
+    let mut qmp = d.connect_mock(&mock).unwrap();
     let err = Job::new()
         .timeout(Duration::from_millis(300))
         .poll(Duration::from_millis(50))
-        .run(&mut qmp, &backup)
+        .run_on(&mut qmp, &backup)
         .unwrap_err();
     assert!(
         matches!(&err, JobError::Timeout { id, status: Some(JobStatus::Created), .. } if id == "b0"),
@@ -91,8 +101,7 @@ fn a_job_past_its_deadline_is_a_timeout_with_its_last_status() {
     mock.finish().unwrap();
 }
 
-#[test]
-fn a_cancelled_migration_is_reported_with_query_migrate() {
+fn a_cancelled_migration_is_reported_with_query_migrate(d: &impl Driver) {
     let mut migrate = c::Migrate::new();
     migrate.uri = Some("exec:cat > /dev/null".into());
     let events_on = c::MigrateSetCapabilities::new(vec![qmp::MigrationCapabilityStatus::new(
@@ -113,8 +122,8 @@ fn a_cancelled_migration_is_reported_with_query_migrate() {
         .returns(&cancelled)
         .spawn()
         .unwrap();
-    let mut qmp = mock.connect().unwrap();
-    let err = Migration::new().run(&mut qmp, &migrate).unwrap_err();
+    let mut qmp = d.connect_mock(&mock).unwrap();
+    let err = Migration::new().run_on(&mut qmp, &migrate).unwrap_err();
     assert!(
         matches!(&err, MigrationError::Cancelled { info } if info.status == Some(qmp::MigrationStatus::Cancelled)),
         "{err}"

@@ -1,15 +1,26 @@
 //! Capabilities at run time against real QEMU 10.0.2 and Debian 12's 7.2: what
 //! `Qmp::has_command`, `has_event` and `has_argument` report from the server's own
-//! `query-qmp-schema`, and that the schema is fetched once per connection, lazily.
+//! `query-qmp-schema`, and that the schema is fetched once per connection, lazily;
+//! each on both drivers (`NAME::blocking`, `NAME::tokio`).
 //!
 //! The differences checked were found with `cargo xtask schema diff ../shared/qemu/7.2.0
 //! ../shared/qemu/10.0.2`.
 
+#[macro_use]
+mod common;
 mod releases;
 
-use qmp_types::client::{Error, Qmp};
+use common::{Driver, QmpClient};
+use qmp_types::client::Error;
 use qmp_types::qmp::commands;
 use releases::{start, Release};
+
+dual_tests!(
+    qemu_10_0_2_capabilities,
+    qemu_7_2_capabilities,
+    storage_daemon_capabilities,
+    fetch_errors_are_typed,
+);
 
 /// What one release must report: (name, present on 7.2, present on 10.0.2).
 const COMMANDS: &[(&str, bool, bool)] = &[
@@ -47,7 +58,7 @@ const ARGUMENTS: &[(&str, &str, bool, bool)] = &[
     ("no-such-command", "id", false, false),
 ];
 
-fn check(release: Release, qmp: &mut Qmp) {
+fn check(release: Release, qmp: &impl QmpClient) {
     let v = release == Release::V10_0_2;
     let mut wrong = Vec::new();
     for &(name, old, new) in COMMANDS {
@@ -75,9 +86,9 @@ fn check(release: Release, qmp: &mut Qmp) {
     assert!(qmp.supports::<commands::BlockdevReopen>().unwrap());
 }
 
-fn run(release: Release) {
+fn run(d: &impl Driver, release: Release) {
     let vm = start(release, release.launcher().args(["-machine", "q35", "-S"]));
-    let mut qmp = vm.connect().unwrap();
+    let qmp = d.connect(&vm).unwrap();
     assert_eq!(
         qmp.greeting().unwrap().version.to_string(),
         release.greeting_version()
@@ -85,14 +96,14 @@ fn run(release: Release) {
     // Lazy: connecting fetches nothing (one request so far: qmp_capabilities).
     let before = qmp.stats().requests;
     assert_eq!(before, 1);
-    check(release, &mut qmp);
+    check(release, &qmp);
     // Once: every question above cost one request in all.
     assert_eq!(
         qmp.stats().requests,
         before + 1,
         "query-qmp-schema fetched more than once"
     );
-    check(release, &mut qmp);
+    check(release, &qmp);
     let schema = qmp.schema().unwrap();
     assert!(schema.commands().count() > 150);
     assert!(schema.events().count() > 40);
@@ -105,30 +116,27 @@ fn run(release: Release) {
     );
     // The cache belongs to the connection: a new one fetches its own.
     drop(qmp);
-    let second = vm.connect().unwrap();
+    let second = d.connect(&vm).unwrap();
     assert!(second.has_command("query-status").unwrap());
     assert_eq!(second.stats().requests, 2);
 }
 
-#[test]
-fn qemu_10_0_2_capabilities() {
-    run(Release::V10_0_2);
+fn qemu_10_0_2_capabilities(d: &impl Driver) {
+    run(d, Release::V10_0_2);
 }
 
-#[test]
-fn qemu_7_2_capabilities() {
-    run(Release::V7_2);
+fn qemu_7_2_capabilities(d: &impl Driver) {
+    run(d, Release::V7_2);
 }
 
 /// The storage daemon has its own, smaller schema: no `query-status`, and an error
 /// from fetching the schema would be typed (here it succeeds).
-#[test]
-fn storage_daemon_capabilities() {
-    let d = match qmp_types::client::Launcher::storage_daemon().spawn() {
-        Ok(d) => d,
+fn storage_daemon_capabilities(d: &impl Driver) {
+    let qsd = match qmp_types::client::Launcher::storage_daemon().spawn() {
+        Ok(qsd) => qsd,
         Err(e) => panic!("live test needs real qemu-storage-daemon: {e}"),
     };
-    let qmp = d.connect().unwrap();
+    let qmp = d.connect(&qsd).unwrap();
     assert!(qmp.has_command("blockdev-add").unwrap());
     assert!(!qmp.has_command("query-status").unwrap());
     assert!(qmp.has_argument("blockdev-add", "filename").unwrap());
@@ -137,10 +145,9 @@ fn storage_daemon_capabilities() {
 
 /// A server that cannot answer (here: gone) gives the client's typed error, and
 /// nothing is cached, so a later call tries again.
-#[test]
-fn fetch_errors_are_typed() {
+fn fetch_errors_are_typed(d: &impl Driver) {
     let mut vm = start(Release::V10_0_2, Release::V10_0_2.launcher());
-    let qmp = vm.connect().unwrap();
+    let qmp = d.connect(&vm).unwrap();
     vm.kill().unwrap();
     match qmp.has_command("query-status") {
         Err(Error::Disconnected { .. } | Error::Io { .. }) => {}

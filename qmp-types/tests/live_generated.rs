@@ -1,20 +1,24 @@
 //! The generated API against live QEMU 10.0.2: every query command that can be sent
 //! without arguments (it has none, or only optional ones) is executed against `qemu-system-x86_64 -machine none` (and, with the
 //! `storage-daemon` feature, `qemu-storage-daemon`) and its reply decoded with the
-//! typed return, which must serialize back to the JSON QEMU sent.
+//! typed return, which must serialize back to the JSON QEMU sent. On both drivers
+//! (`NAME::blocking`, `NAME::tokio`).
 
-use qmp_types::client::{Instance, Launcher, Qmp, Request};
+#[macro_use]
+mod common;
+
+use common::{start, Driver, QmpClient};
+use qmp_types::client::{Launcher, Request};
 use qmp_types::qmp;
 
-fn start(l: Launcher) -> Instance {
-    match l.spawn() {
-        Ok(i) => i,
-        Err(e) => panic!("live test needs real QEMU: {e}"),
-    }
-}
+dual_tests!(
+    qemu_system_queries_decode_typed,
+    #[cfg(feature = "storage-daemon")]
+    storage_daemon_queries_decode_typed,
+);
 
 /// Names of the commands QEMU reports, via the typed `query-commands`.
-fn command_names(q: &mut Qmp) -> Vec<String> {
+fn command_names(q: &impl QmpClient) -> Vec<String> {
     let mut names: Vec<String> = q
         .execute(&qmp::commands::QueryCommands)
         .unwrap()
@@ -28,7 +32,7 @@ fn command_names(q: &mut Qmp) -> Vec<String> {
 /// Executes every `query-*` command that can be sent without arguments; `decode` gives the typed return
 /// re-serialized, or `None` when the schema does not know the command.
 fn check_queries(
-    q: &mut Qmp,
+    q: &impl QmpClient,
     at_least: usize,
     takes_no_arguments: impl Fn(&str) -> Option<bool>,
     decode: impl Fn(&str, &str) -> Result<Option<serde_json::Value>, serde_json::Error>,
@@ -76,14 +80,13 @@ fn no_args_qmp(name: &str) -> Option<bool> {
     Some(wire.get("arguments").is_none())
 }
 
-#[test]
-fn qemu_system_queries_decode_typed() {
+fn qemu_system_queries_decode_typed(d: &impl Driver) {
     let vm = start(Launcher::qemu());
-    let mut q = vm.connect().unwrap();
+    let q = d.connect(&vm).unwrap();
     // A typed command, typed return.
     let status = q.execute(&qmp::commands::QueryStatus).unwrap();
     assert_eq!(status.status, qmp::RunState::Running);
-    check_queries(&mut q, 30, no_args_qmp, |name, json| {
+    check_queries(&q, 30, no_args_qmp, |name, json| {
         let r = qmp::AnyReturn::decode(name, json)?;
         Ok((!matches!(r, qmp::AnyReturn::Unrecognized(_)))
             .then(|| serde_json::to_value(&r).unwrap()))
@@ -91,13 +94,12 @@ fn qemu_system_queries_decode_typed() {
 }
 
 #[cfg(feature = "storage-daemon")]
-#[test]
-fn storage_daemon_queries_decode_typed() {
+fn storage_daemon_queries_decode_typed(d: &impl Driver) {
     use qmp_types::storage_daemon as sd;
-    let d = start(Launcher::storage_daemon());
-    let mut q = d.connect().unwrap();
+    let qsd = start(Launcher::storage_daemon());
+    let q = d.connect(&qsd).unwrap();
     check_queries(
-        &mut q,
+        &q,
         8,
         |name| {
             let Ok(cmd) = sd::AnyCommand::from_request(name, Some("{}")) else {

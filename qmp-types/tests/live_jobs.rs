@@ -1,21 +1,32 @@
 //! `qmp_types::jobs` against real QEMU: a mirror between two qcow2 files (ready,
 //! complete, finalize, dismiss), `blockdev-create` of a qcow2 image, `snapshot-save` on
 //! a VM with a qcow2 disk, migrations to `exec:` reaching `completed` and `failed`,
-//! and jobs whose typed error comes back.
+//! and jobs whose typed error comes back. On both drivers (`NAME::blocking`:
+//! `Job::run`, `NAME::tokio`: `Job::run_async`).
 
+#[macro_use]
 mod common;
 
 use std::path::Path;
 use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
-use common::start;
-use qmp_types::client::{Launcher, Qmp};
+use common::{start, Driver, QmpClient, RunOn};
+use qmp_types::client::Launcher;
 use qmp_types::jobs::{Job, JobError, Migration, MigrationError};
 use qmp_types::qmp::{self, commands as c, JobStatus, MigrationStatus};
 use serde_json::json;
 
 const DEADLINE: Duration = Duration::from_secs(60);
+
+dual_tests!(
+    mirror_between_qcow2_files_is_completed_finalized_and_dismissed,
+    blockdev_create_makes_a_qcow2_image,
+    a_failing_job_returns_its_typed_error,
+    snapshot_save_on_a_vm_with_a_qcow2_disk,
+    migration_to_a_file_completes_and_to_a_dead_pipe_fails,
+    a_mirror_whose_target_fails_writes_returns_the_jobs_error,
+);
 
 fn run(program: &str, args: &[&str]) -> String {
     let out = Process::new(program)
@@ -36,7 +47,7 @@ fn qcow2(path: &Path, size: &str) -> String {
     p
 }
 
-fn add_qcow2(qmp: &mut Qmp, node: &str, filename: &str, read_only: bool) {
+fn add_qcow2(qmp: &mut impl QmpClient, node: &str, filename: &str, read_only: bool) {
     let options = json!({
         "driver": "qcow2", "node-name": node, "read-only": read_only,
         "file": {"driver": "file", "filename": filename},
@@ -52,13 +63,12 @@ fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
     out
 }
 
-#[test]
-fn mirror_between_qcow2_files_is_completed_finalized_and_dismissed() {
+fn mirror_between_qcow2_files_is_completed_finalized_and_dismissed(d: &impl Driver) {
     let vm = start(Launcher::qemu());
     let src = qcow2(&vm.dir().join("src.qcow2"), "64M");
     let dst = qcow2(&vm.dir().join("dst.qcow2"), "64M");
     run("qemu-io", &["-c", "write -q -P 0xab 0 8M", &src]);
-    let mut qmp = vm.connect().unwrap();
+    let mut qmp = d.connect(&vm).unwrap();
     add_qcow2(&mut qmp, "src", &src, false);
     add_qcow2(&mut qmp, "dst", &dst, false);
 
@@ -72,7 +82,7 @@ fn mirror_between_qcow2_files_is_completed_finalized_and_dismissed() {
             .timeout(DEADLINE)
             .poll(Duration::from_millis(50))
             .on_progress(|info| seen.push((info.current_progress, info.total_progress)))
-            .run(&mut qmp, &mirror)
+            .run_on(&mut qmp, &mirror)
             .unwrap()
     });
     for s in [
@@ -95,17 +105,16 @@ fn mirror_between_qcow2_files_is_completed_finalized_and_dismissed() {
     run("qemu-img", &["compare", "-U", "-q", &src, &dst]);
 }
 
-#[test]
-fn blockdev_create_makes_a_qcow2_image() {
+fn blockdev_create_makes_a_qcow2_image(d: &impl Driver) {
     let vm = start(Launcher::qemu());
     let file = vm.dir().join("new.qcow2").to_str().unwrap().to_owned();
-    let mut qmp = vm.connect().unwrap();
+    let mut qmp = d.connect(&vm).unwrap();
     timed("blockdev-create file + qcow2", || {
         let options =
             serde_json::from_value(json!({"driver": "file", "filename": file, "size": 0})).unwrap();
         let report = Job::new()
             .timeout(DEADLINE)
-            .run(&mut qmp, &c::BlockdevCreate::new("create-file", options))
+            .run_on(&mut qmp, &c::BlockdevCreate::new("create-file", options))
             .unwrap();
         assert_eq!(report.info.r#type, qmp::JobType::Create);
         assert_eq!(report.statuses.last(), Some(&JobStatus::Null));
@@ -117,7 +126,7 @@ fn blockdev_create_makes_a_qcow2_image() {
                 .unwrap();
         Job::new()
             .timeout(DEADLINE)
-            .run(&mut qmp, &c::BlockdevCreate::new("create-qcow2", options))
+            .run_on(&mut qmp, &c::BlockdevCreate::new("create-qcow2", options))
             .unwrap();
     });
     let info: serde_json::Value =
@@ -126,11 +135,10 @@ fn blockdev_create_makes_a_qcow2_image() {
     assert_eq!(info["virtual-size"], 32 << 20);
 }
 
-#[test]
-fn a_failing_job_returns_its_typed_error() {
+fn a_failing_job_returns_its_typed_error(d: &impl Driver) {
     let vm = start(Launcher::qemu());
     let file = qcow2(&vm.dir().join("bad.qcow2"), "1M");
-    let mut qmp = vm.connect().unwrap();
+    let mut qmp = d.connect(&vm).unwrap();
     let proto = json!({"driver": "file", "filename": file, "node-name": "proto"});
     qmp.execute(&c::BlockdevAdd(serde_json::from_value(proto).unwrap()))
         .unwrap();
@@ -142,7 +150,7 @@ fn a_failing_job_returns_its_typed_error() {
     let err = timed("failing blockdev-create", || {
         Job::new()
             .timeout(DEADLINE)
-            .run(&mut qmp, &c::BlockdevCreate::new("bad", options))
+            .run_on(&mut qmp, &c::BlockdevCreate::new("bad", options))
             .unwrap_err()
     });
     let JobError::Failed { info } = &err else {
@@ -168,7 +176,7 @@ fn a_failing_job_returns_its_typed_error() {
     mirror.job_id = Some("m1".into());
     let err = Job::new()
         .timeout(DEADLINE)
-        .run(&mut qmp, &mirror)
+        .run_on(&mut qmp, &mirror)
         .unwrap_err();
     let JobError::Client(e) = &err else {
         panic!("{err}")
@@ -177,15 +185,17 @@ fn a_failing_job_returns_its_typed_error() {
     eprintln!("read-only mirror target: {e}");
 }
 
-#[test]
-fn snapshot_save_on_a_vm_with_a_qcow2_disk() {
+fn snapshot_save_on_a_vm_with_a_qcow2_disk(d: &impl Driver) {
     let vm = start(Launcher::qemu().args(["-machine", "pc", "-m", "64", "-S"]));
     let disk = qcow2(&vm.dir().join("disk.qcow2"), "16M");
-    let mut qmp = vm.connect().unwrap();
+    let mut qmp = d.connect(&vm).unwrap();
     add_qcow2(&mut qmp, "disk0", &disk, false);
     let save = c::SnapshotSave::new("s0", "snap1", "disk0", vec!["disk0".into()]);
     let report = timed("snapshot-save 64M VM", || {
-        Job::new().timeout(DEADLINE).run(&mut qmp, &save).unwrap()
+        Job::new()
+            .timeout(DEADLINE)
+            .run_on(&mut qmp, &save)
+            .unwrap()
     });
     assert_eq!(report.info.r#type, qmp::JobType::SnapshotSave);
     assert_eq!(report.statuses.last(), Some(&JobStatus::Null));
@@ -193,11 +203,10 @@ fn snapshot_save_on_a_vm_with_a_qcow2_disk() {
     assert!(list.contains("snap1"), "{list}");
 }
 
-#[test]
-fn migration_to_a_file_completes_and_to_a_dead_pipe_fails() {
+fn migration_to_a_file_completes_and_to_a_dead_pipe_fails(d: &impl Driver) {
     let vm = start(Launcher::qemu().args(["-machine", "pc", "-m", "64", "-S"]));
     let file = vm.dir().join("vmstate");
-    let mut qmp = vm.connect().unwrap();
+    let mut qmp = d.connect(&vm).unwrap();
     let mut migrate = c::Migrate::new();
     migrate.uri = Some(format!("exec:cat > {}", file.display()));
     let mut polled = 0;
@@ -206,7 +215,7 @@ fn migration_to_a_file_completes_and_to_a_dead_pipe_fails() {
             .timeout(DEADLINE)
             .poll(Duration::from_millis(20))
             .on_progress(|_| polled += 1)
-            .run(&mut qmp, &migrate)
+            .run_on(&mut qmp, &migrate)
             .unwrap()
     });
     assert_eq!(report.info.status, Some(MigrationStatus::Completed));
@@ -222,13 +231,13 @@ fn migration_to_a_file_completes_and_to_a_dead_pipe_fails() {
     eprintln!("vmstate {size} bytes, {polled} progress polls");
 
     let vm = start(Launcher::qemu().args(["-machine", "pc", "-m", "64", "-S"]));
-    let mut qmp = vm.connect().unwrap();
+    let mut qmp = d.connect(&vm).unwrap();
     let mut migrate = c::Migrate::new();
     migrate.uri = Some("exec:exit 1".into());
     let err = timed("migrate to exec:exit 1", || {
         Migration::new()
             .timeout(DEADLINE)
-            .run(&mut qmp, &migrate)
+            .run_on(&mut qmp, &migrate)
             .unwrap_err()
     });
     let MigrationError::Failed { info } = &err else {
@@ -239,13 +248,12 @@ fn migration_to_a_file_completes_and_to_a_dead_pipe_fails() {
     eprintln!("{err}");
 }
 
-#[test]
-fn a_mirror_whose_target_fails_writes_returns_the_jobs_error() {
+fn a_mirror_whose_target_fails_writes_returns_the_jobs_error(d: &impl Driver) {
     let vm = start(Launcher::qemu());
     let src = qcow2(&vm.dir().join("src.qcow2"), "4M");
     let dst = qcow2(&vm.dir().join("dst.qcow2"), "4M");
     run("qemu-io", &["-c", "write -q -P 0xcd 0 1M", &src]);
-    let mut qmp = vm.connect().unwrap();
+    let mut qmp = d.connect(&vm).unwrap();
     add_qcow2(&mut qmp, "src", &src, false);
     // blkdebug fails every write to the target with ENOSPC.
     let target = json!({
@@ -261,7 +269,7 @@ fn a_mirror_whose_target_fails_writes_returns_the_jobs_error() {
     let err = timed("mirror to a failing target", || {
         Job::new()
             .timeout(DEADLINE)
-            .run(&mut qmp, &mirror)
+            .run_on(&mut qmp, &mirror)
             .unwrap_err()
     });
     let JobError::Failed { info } = &err else {

@@ -1,12 +1,23 @@
 //! Live tests of the guest agent client against real `qemu-ga` 10.0.2 running on
-//! the host (`-m unix-listen`), started by the crate's launcher.
+//! the host (`-m unix-listen`), started by the crate's launcher; each on both drivers
+//! (`NAME::blocking`, `NAME::tokio`).
 
+#[macro_use]
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::*;
-use qmp_types::client::{Error, ErrorClass, Launcher, Qga, Request};
+use qmp_types::client::{Error, ErrorClass, Launcher, Request};
+
+dual_tests!(
+    ping_info_exec,
+    errors_and_no_oob,
+    timeout_then_resync_skips_the_stale_reply,
+    from_an_already_connected_stream,
+    #[cfg(feature = "qga")]
+    generated_guest_agent_api,
+);
 use qmp_types::Command;
 use serde::Deserialize;
 
@@ -35,10 +46,9 @@ struct ExecStatus {
     out_data: Option<String>,
 }
 
-#[test]
-fn ping_info_exec() {
+fn ping_info_exec(d: &impl Driver) {
     let ga = start(Launcher::guest_agent());
-    let qga = ga.connect_qga().unwrap();
+    let qga = d.connect_qga(&ga).unwrap();
     qga.execute(&GuestPing).unwrap();
     let info = qga.execute(Request::name("guest-info")).unwrap();
     let info: serde_json::Value = serde_json::from_str(info.get()).unwrap();
@@ -76,10 +86,9 @@ fn ping_info_exec() {
     assert_eq!(status.out_data.as_deref(), Some("aGVsbG8K")); // base64("hello\n")
 }
 
-#[test]
-fn errors_and_no_oob() {
+fn errors_and_no_oob(d: &impl Driver) {
     let ga = start(Launcher::guest_agent());
-    let qga = ga.connect_qga().unwrap();
+    let qga = d.connect_qga(&ga).unwrap();
     let e = qga.execute(Request::name("guest-no-such")).unwrap_err();
     assert_eq!(e.class(), Some(&ErrorClass::CommandNotFound), "{e}");
     let e = qga
@@ -94,10 +103,9 @@ fn errors_and_no_oob() {
     qga.execute(&GuestPing).unwrap();
 }
 
-#[test]
-fn timeout_then_resync_skips_the_stale_reply() {
+fn timeout_then_resync_skips_the_stale_reply(d: &impl Driver) {
     let ga = start(Launcher::guest_agent());
-    let qga = ga.connect_qga().unwrap();
+    let qga = d.connect_qga(&ga).unwrap();
     ga.signal(libc::SIGSTOP).unwrap();
     let e = qga
         .execute(Request::new(&GuestPing).timeout(Duration::from_millis(200)))
@@ -111,8 +119,7 @@ fn timeout_then_resync_skips_the_stale_reply() {
     qga.sync(Duration::from_secs(2)).unwrap();
 }
 
-#[test]
-fn from_an_already_connected_stream() {
+fn from_an_already_connected_stream(d: &impl Driver) {
     let ga = start(Launcher::guest_agent());
     // Wait for the agent to listen, then hand over a plain stream.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -125,16 +132,17 @@ fn from_an_already_connected_stream() {
             }
         }
     };
-    let qga = Qga::from_stream(stream, &Default::default()).unwrap();
+    let qga = d
+        .connect_qga_to(stream.into(), &Default::default())
+        .unwrap();
     qga.execute(&GuestPing).unwrap();
 }
 
 #[cfg(feature = "qga")]
-#[test]
-fn generated_guest_agent_api() {
+fn generated_guest_agent_api(d: &impl Driver) {
     use qmp_types::qga::{self, commands as g};
     let ga = start(Launcher::guest_agent());
-    let qga = ga.connect_qga().unwrap();
+    let qga = d.connect_qga(&ga).unwrap();
     qga.execute(&g::GuestPing).unwrap();
     let info = qga.execute(&g::GuestInfo).unwrap();
     assert!(info.version.starts_with("10.0.2"));

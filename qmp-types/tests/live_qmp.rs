@@ -1,19 +1,42 @@
-//! Live tests of the QMP client against real `qemu-system-x86_64` and
-//! `qemu-storage-daemon` 10.0.2, started by the crate's own launcher.
+//! Live tests of the QMP clients against real `qemu-system-x86_64` and
+//! `qemu-storage-daemon` 10.0.2, started by the crate's own launcher; each runs on
+//! both drivers (`NAME::blocking`, `NAME::tokio`).
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
 
 use common::*;
 use qmp_types::client::{
-    Error, ErrorClass, EventFilter, Launcher, OobPolicy, Options, Qmp, Request,
+    Endpoint, Error, ErrorClass, EventFilter, Launcher, OobPolicy, Options, Request,
 };
 
-#[test]
-fn greeting_status_typed_and_raw() {
+dual_tests!(
+    greeting_status_typed_and_raw,
+    events_interleaved_with_replies_and_typed,
+    bounded_event_queue_counts_drops,
+    error_classes_keep_class_desc_and_command,
+    out_of_band_query_yank,
+    pretty_printed_monitor,
+    oversize_reply_is_an_error_on_that_call_and_the_connection_survives,
+    fd_passing_getfd_and_add_fd_with_real_files,
+    accept_mode_over_tcp_and_unix_and_no_fds_on_tcp,
+    hmp_helper,
+    timeout_on_stopped_qemu_then_resync_discards_the_late_reply,
+    qemu_killed_mid_command_is_outcome_unknown,
+    second_client_on_a_busy_monitor_times_out_then_gets_in,
+    device_del_waits_for_device_deleted,
+    storage_daemon,
+    tcp_endpoint_connect,
+    from_an_fd_handed_to_qemu_with_add_client,
+    partial_write_on_timeout_then_qemu_resyncs,
+    generated_api_commands_and_events,
+);
+
+fn greeting_status_typed_and_raw(d: &impl Driver) {
     let vm = start(Launcher::qemu());
-    let qmp = vm.connect().unwrap();
+    let qmp = d.connect(&vm).unwrap();
     let g = qmp.greeting().unwrap();
     assert_eq!((g.version.major, g.version.minor), (10, 0));
     assert!(g.capabilities.iter().any(|c| c == "oob"));
@@ -25,10 +48,9 @@ fn greeting_status_typed_and_raw() {
     assert!(raw.get().contains("\"running\""));
 }
 
-#[test]
-fn events_interleaved_with_replies_and_typed() {
+fn events_interleaved_with_replies_and_typed(d: &impl Driver) {
     let vm = start(Launcher::qemu());
-    let qmp = vm.connect().unwrap();
+    let qmp = d.connect(&vm).unwrap();
     // STOP arrives before stop's reply: it must be queued, not taken for the reply.
     qmp.execute(&Stop).unwrap();
     let ev = qmp.poll_event().unwrap().expect("STOP queued during stop");
@@ -47,10 +69,11 @@ fn events_interleaved_with_replies_and_typed() {
     assert_eq!(qmp.stats().dropped_events, 0);
 }
 
-#[test]
-fn bounded_event_queue_counts_drops() {
+fn bounded_event_queue_counts_drops(d: &impl Driver) {
     let vm = start(Launcher::qemu());
-    let qmp = vm.connect_with(&Options::new().event_capacity(2)).unwrap();
+    let qmp = d
+        .connect_with(&vm, &Options::new().event_capacity(2))
+        .unwrap();
     for _ in 0..3 {
         qmp.execute(&Stop).unwrap();
         qmp.execute(&Cont).unwrap();
@@ -77,10 +100,9 @@ fn bounded_event_queue_counts_drops() {
         .is_none());
 }
 
-#[test]
-fn error_classes_keep_class_desc_and_command() {
+fn error_classes_keep_class_desc_and_command(d: &impl Driver) {
     let vm = start(Launcher::qemu());
-    let qmp = vm.connect().unwrap();
+    let qmp = d.connect(&vm).unwrap();
     let e = qmp.execute(Request::name("no-such-command")).unwrap_err();
     let q = e.qmp().expect("error reply");
     assert_eq!(q.class, ErrorClass::CommandNotFound);
@@ -104,10 +126,9 @@ fn error_classes_keep_class_desc_and_command() {
     assert!(qmp.execute(&QueryStatus).is_ok());
 }
 
-#[test]
-fn out_of_band_query_yank() {
+fn out_of_band_query_yank(d: &impl Driver) {
     let vm = start(Launcher::qemu());
-    let qmp = vm.connect().unwrap();
+    let qmp = d.connect(&vm).unwrap();
     let yank = qmp.execute(Request::new(&QueryYank).oob()).unwrap();
     assert!(yank.iter().any(|i| i["type"] == "chardev"), "{yank:?}");
     // QEMU refuses exec-oob for a command that does not allow it...
@@ -120,8 +141,8 @@ fn out_of_band_query_yank() {
     assert!(matches!(e, Error::OobUnavailable { .. }), "{e}");
     // Without negotiation: fails fast.
     let vm2 = start(Launcher::qemu());
-    let plain = vm2
-        .connect_with(&Options::new().oob(OobPolicy::Never))
+    let plain = d
+        .connect_with(&vm2, &Options::new().oob(OobPolicy::Never))
         .unwrap();
     assert!(!plain.oob_enabled());
     let e = plain.execute(Request::new(&QueryYank).oob()).unwrap_err();
@@ -129,10 +150,9 @@ fn out_of_band_query_yank() {
     assert!(plain.execute(Request::new(&QueryYank)).is_ok());
 }
 
-#[test]
-fn pretty_printed_monitor() {
+fn pretty_printed_monitor(d: &impl Driver) {
     let vm = start(Launcher::qemu().pretty(true));
-    let qmp = vm.connect().unwrap();
+    let qmp = d.connect(&vm).unwrap();
     assert_eq!(qmp.greeting().unwrap().version.major, 10);
     assert!(
         qmp.greeting().unwrap().json.contains('\n'),
@@ -145,11 +165,10 @@ fn pretty_printed_monitor() {
     assert!(schema.get().len() > 200_000);
 }
 
-#[test]
-fn oversize_reply_is_an_error_on_that_call_and_the_connection_survives() {
+fn oversize_reply_is_an_error_on_that_call_and_the_connection_survives(d: &impl Driver) {
     let vm = start(Launcher::qemu());
-    let qmp = vm
-        .connect_with(&Options::new().max_message(64 * 1024))
+    let qmp = d
+        .connect_with(&vm, &Options::new().max_message(64 * 1024))
         .unwrap();
     let e = qmp.execute(Request::name("query-qmp-schema")).unwrap_err();
     assert!(matches!(e, Error::TooLarge { limit: 65536 }), "{e}");
@@ -157,7 +176,7 @@ fn oversize_reply_is_an_error_on_that_call_and_the_connection_survives() {
     // The default 10 MiB limit reads the ~240 KB schema.
     let qmp = {
         drop(qmp);
-        vm.connect().unwrap()
+        d.connect(&vm).unwrap()
     };
     assert!(
         qmp.execute(Request::name("query-qmp-schema"))
@@ -168,11 +187,10 @@ fn oversize_reply_is_an_error_on_that_call_and_the_connection_survives() {
     );
 }
 
-#[test]
-fn fd_passing_getfd_and_add_fd_with_real_files() {
+fn fd_passing_getfd_and_add_fd_with_real_files(d: &impl Driver) {
     use std::os::fd::AsFd;
     let vm = start(Launcher::qemu());
-    let qmp = vm.connect().unwrap();
+    let qmp = d.connect(&vm).unwrap();
     // getfd, then use the fd: migrate the (empty) machine into it.
     let mig = std::fs::File::create(vm.dir().join("migration.bin")).unwrap();
     qmp.getfd("migfd", mig.as_fd()).unwrap();
@@ -246,12 +264,11 @@ fn fd_passing_getfd_and_add_fd_with_real_files() {
     assert_eq!(node["image"]["virtual-size"], 1 << 20);
 }
 
-#[test]
-fn accept_mode_over_tcp_and_unix_and_no_fds_on_tcp() {
+fn accept_mode_over_tcp_and_unix_and_no_fds_on_tcp(d: &impl Driver) {
     use std::os::fd::AsFd;
     let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = tcp.local_addr().unwrap().port();
-    let dir = std::env::temp_dir().join(format!("qmp-accept-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("qmp-accept-{}-{}", std::process::id(), d.name()));
     std::fs::create_dir_all(&dir).unwrap();
     let upath = dir.join("listen.sock");
     let _ = std::fs::remove_file(&upath);
@@ -262,8 +279,8 @@ fn accept_mode_over_tcp_and_unix_and_no_fds_on_tcp() {
         "-qmp".to_owned(),
         format!("unix:{},server=off", upath.display()),
     ]));
-    let t = Qmp::accept_tcp(&tcp, &Options::new()).unwrap();
-    let u = Qmp::accept(&unix, &Options::new()).unwrap();
+    let t = d.accept_tcp(&tcp, &Options::new()).unwrap();
+    let u = d.accept(&unix, &Options::new()).unwrap();
     assert_eq!(t.execute(&QueryStatus).unwrap().status, "running");
     assert_eq!(u.execute(&QueryStatus).unwrap().status, "running");
     let f = std::fs::File::open("/dev/null").unwrap();
@@ -274,20 +291,18 @@ fn accept_mode_over_tcp_and_unix_and_no_fds_on_tcp() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn hmp_helper() {
+fn hmp_helper(d: &impl Driver) {
     let vm = start(Launcher::qemu());
-    let qmp = vm.connect().unwrap();
+    let qmp = d.connect(&vm).unwrap();
     let out = qmp.hmp("info version").unwrap();
     assert!(out.starts_with("10.0.2"), "{out:?}");
     let out = qmp.hmp("info status").unwrap();
     assert!(out.contains("running"), "{out:?}");
 }
 
-#[test]
-fn timeout_on_stopped_qemu_then_resync_discards_the_late_reply() {
+fn timeout_on_stopped_qemu_then_resync_discards_the_late_reply(d: &impl Driver) {
     let vm = start(Launcher::qemu());
-    let qmp = vm.connect().unwrap();
+    let qmp = d.connect(&vm).unwrap();
     vm.signal(libc::SIGSTOP).unwrap();
     let e = qmp
         .execute(Request::new(&QueryStatus).timeout(Duration::from_millis(300)))
@@ -301,10 +316,9 @@ fn timeout_on_stopped_qemu_then_resync_discards_the_late_reply() {
     assert_eq!(qmp.stats().discarded_replies, 1);
 }
 
-#[test]
-fn qemu_killed_mid_command_is_outcome_unknown() {
+fn qemu_killed_mid_command_is_outcome_unknown(d: &impl Driver) {
     let vm = start(Launcher::qemu());
-    let qmp = vm.connect().unwrap();
+    let qmp = d.connect(&vm).unwrap();
     vm.signal(libc::SIGSTOP).unwrap();
     let pid = vm.pid() as libc::pid_t;
     let killer = std::thread::spawn(move || {
@@ -324,12 +338,14 @@ fn qemu_killed_mid_command_is_outcome_unknown() {
     assert!(e.to_string().contains("outcome unknown"), "{e}");
 }
 
-#[test]
-fn second_client_on_a_busy_monitor_times_out_then_gets_in() {
+fn second_client_on_a_busy_monitor_times_out_then_gets_in(d: &impl Driver) {
     let vm = start(Launcher::qemu());
-    let first = vm.connect().unwrap();
-    let e = vm
-        .connect_with(&Options::new().connect_timeout(Duration::from_millis(300)))
+    let first = d.connect(&vm).unwrap();
+    let e = d
+        .connect_with(
+            &vm,
+            &Options::new().connect_timeout(Duration::from_millis(300)),
+        )
         .unwrap_err();
     assert!(matches!(e, Error::Timeout { .. }), "{e}");
     assert!(e.to_string().contains("another client"), "{e}");
@@ -339,8 +355,11 @@ fn second_client_on_a_busy_monitor_times_out_then_gets_in() {
         .filter_map(|_| nonblocking_connect(vm.socket_path()))
         .collect();
     let t = std::time::Instant::now();
-    let e = vm
-        .connect_with(&Options::new().connect_timeout(Duration::from_millis(300)))
+    let e = d
+        .connect_with(
+            &vm,
+            &Options::new().connect_timeout(Duration::from_millis(300)),
+        )
         .unwrap_err();
     assert!(
         e.outcome_unknown() || matches!(e, Error::Connect { .. }),
@@ -349,12 +368,11 @@ fn second_client_on_a_busy_monitor_times_out_then_gets_in() {
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     drop(idle);
     drop(first);
-    let second = vm.connect().unwrap();
+    let second = d.connect(&vm).unwrap();
     assert!(second.execute(&QueryStatus).is_ok());
 }
 
-#[test]
-fn device_del_waits_for_device_deleted() {
+fn device_del_waits_for_device_deleted(d: &impl Driver) {
     let vm = start(Launcher::qemu().args([
         "-machine",
         "q35",
@@ -362,7 +380,7 @@ fn device_del_waits_for_device_deleted() {
         "-device",
         "virtio-scsi-pci,id=scsi0",
     ]));
-    let qmp = vm.connect().unwrap();
+    let qmp = d.connect(&vm).unwrap();
     qmp.execute(Request::raw(
         "blockdev-add",
         &args(serde_json::json!({"driver": "null-co", "node-name": "null0"})),
@@ -388,10 +406,9 @@ fn device_del_waits_for_device_deleted() {
     }
 }
 
-#[test]
-fn storage_daemon() {
+fn storage_daemon(d: &impl Driver) {
     let qsd = start(Launcher::storage_daemon());
-    let qmp = qsd.connect().unwrap();
+    let qmp = d.connect(&qsd).unwrap();
     assert_eq!(qmp.greeting().unwrap().version.major, 10);
     qmp.execute(Request::raw(
         "blockdev-add",
@@ -429,8 +446,7 @@ fn qemu_that_exits_at_start_reports_its_stderr() {
     );
 }
 
-#[test]
-fn tcp_endpoint_connect() {
+fn tcp_endpoint_connect(d: &impl Driver) {
     // Find a free port, then let QEMU listen on it.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -443,10 +459,7 @@ fn tcp_endpoint_connect() {
     ]));
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let qmp = loop {
-        match Qmp::connect(
-            qmp_types::client::Endpoint::Tcp(format!("127.0.0.1:{port}")),
-            &Options::new(),
-        ) {
+        match d.connect_to(Endpoint::Tcp(format!("127.0.0.1:{port}")), &Options::new()) {
             Ok(q) => break q,
             Err(e) if std::time::Instant::now() < deadline => {
                 let _ = e;
@@ -459,8 +472,7 @@ fn tcp_endpoint_connect() {
     drop(vm);
 }
 
-#[test]
-fn from_an_fd_handed_to_qemu_with_add_client() {
+fn from_an_fd_handed_to_qemu_with_add_client(d: &impl Driver) {
     use std::os::fd::AsFd;
     // A socketpair: one end goes to QEMU (getfd + add_client onto a spare monitor
     // chardev), the other becomes a client through Endpoint::Fd / from_stream.
@@ -471,7 +483,7 @@ fn from_an_fd_handed_to_qemu_with_add_client() {
         "-mon".to_owned(),
         format!("chardev={spare},mode=control"),
     ]));
-    let qmp = vm.connect().unwrap();
+    let qmp = d.connect(&vm).unwrap();
     qmp.execute(&QueryStatus).unwrap(); // QEMU is past its start-up: all chardevs exist
     assert!(
         vm.dir().join("spare.sock").exists(),
@@ -485,15 +497,14 @@ fn from_an_fd_handed_to_qemu_with_add_client() {
         &args(serde_json::json!({"protocol": spare, "fdname": "pair"})),
     ))
     .unwrap();
-    let second = Qmp::from_stream(ours, &Options::new()).unwrap();
+    let second = d.connect_to(ours.into(), &Options::new()).unwrap();
     assert_eq!(second.greeting().unwrap().version.major, 10);
     assert_eq!(second.execute(&QueryStatus).unwrap().status, "running");
 }
 
-#[test]
-fn partial_write_on_timeout_then_qemu_resyncs() {
+fn partial_write_on_timeout_then_qemu_resyncs(d: &impl Driver) {
     let vm = start(Launcher::qemu());
-    let qmp = vm.connect().unwrap();
+    let qmp = d.connect(&vm).unwrap();
     vm.signal(libc::SIGSTOP).unwrap();
     // Bigger than the socket buffer: the write itself times out half-way.
     let big = "x".repeat(600_000);
@@ -540,8 +551,7 @@ fn nonblocking_connect(path: &std::path::Path) -> Option<std::os::fd::OwnedFd> {
     }
 }
 
-#[test]
-fn generated_api_commands_and_events() {
+fn generated_api_commands_and_events(d: &impl Driver) {
     use qmp_types::qmp::{self, commands as c};
     let vm = start(Launcher::qemu().args([
         "-machine",
@@ -550,7 +560,7 @@ fn generated_api_commands_and_events() {
         "-device",
         "virtio-scsi-pci,id=scsi0",
     ]));
-    let qmp = vm.connect().unwrap();
+    let qmp = d.connect(&vm).unwrap();
     let v = qmp.execute(&c::QueryVersion).unwrap();
     assert_eq!((v.qemu.major, v.qemu.minor), (10, 0));
     assert_eq!(

@@ -1,8 +1,13 @@
 //! The wire trace against real QEMU, captured with a test logger: every message is
 //! traced, and no secret sent in a request (passwords, a `secret` object's data, an HMP
-//! `set_password`) appears in it.
+//! `set_password`) appears in it. On both drivers (`NAME::blocking`, `NAME::tokio`).
+
+#[macro_use]
+mod common;
 
 use std::sync::Mutex;
+
+use common::{Driver, QmpClient};
 
 use qmp_types::client::{Launcher, Request, WIRE_TARGET};
 use qmp_types::qmp::commands as c;
@@ -26,16 +31,22 @@ impl log::Log for Capture {
 
 static CAPTURE: Capture = Capture;
 
-#[test]
-fn the_wire_trace_never_shows_secrets() {
-    log::set_logger(&CAPTURE).unwrap();
-    log::set_max_level(log::LevelFilter::Trace);
+dual_tests!(the_wire_trace_never_shows_secrets);
+
+fn the_wire_trace_never_shows_secrets(d: &impl Driver) {
+    // The logger is process-wide and both halves run at once: installed once; each
+    // half's secrets are its own, and every half checks the whole trace.
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        log::set_logger(&CAPTURE).unwrap();
+        log::set_max_level(log::LevelFilter::Trace);
+    });
 
     let vm = match Launcher::qemu().args(["-vnc", "none,password=on"]).spawn() {
         Ok(vm) => vm,
         Err(e) => panic!("live test needs real QEMU: {e}"),
     };
-    let qmp = vm.connect().unwrap();
+    let qmp = d.connect(&vm).unwrap();
     let secrets = [
         "hunter2-typed",
         "hunter2-raw",

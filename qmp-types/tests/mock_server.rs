@@ -1,22 +1,39 @@
 //! The mock QMP server (`qmp_types::client::mock`) with the real generated API: typed
 //! expectations, returns and events driving the real client, and every kind of
-//! failure the server reports.
+//! failure the server reports. On both drivers (`NAME::blocking`, `NAME::tokio`).
+
+#[macro_use]
+mod common;
 
 use std::time::Duration;
 
+use common::{Driver, QmpClient};
+
 use qmp_types::client::mock::{Failure, Script};
-use qmp_types::client::{Endpoint, Error, ErrorClass, EventFilter, Options, Qmp, Request};
+use qmp_types::client::{Endpoint, Error, ErrorClass, EventFilter, Options, Request};
 use qmp_types::qmp::{self, commands as c, events as ev};
 use qmp_types::Timestamp;
 
 const WAIT: Duration = Duration::from_secs(5);
 
+dual_tests!(
+    typed_requests_returns_errors_and_events,
+    arguments_compare_as_json_values_whatever_the_member_order,
+    other_arguments_fail_naming_expected_and_got,
+    another_command_fails_and_unmet_steps_are_listed,
+    a_request_never_sent_is_unmet_when_the_client_leaves,
+    a_request_that_never_comes_times_out,
+    greeting_without_oob_and_events_before_the_reply,
+    a_slow_reply_outlives_the_client_deadline,
+    close_then_a_new_connection_is_greeted_again,
+    raw_steps_and_manual_negotiation,
+);
+
 fn running() -> qmp::StatusInfo {
     qmp::StatusInfo::new(true, qmp::RunState::Running)
 }
 
-#[test]
-fn typed_requests_returns_errors_and_events() {
+fn typed_requests_returns_errors_and_events(d: &impl Driver) {
     let at = Timestamp {
         seconds: 1_700_000_000,
         microseconds: 42,
@@ -37,7 +54,7 @@ fn typed_requests_returns_errors_and_events() {
         .spawn()
         .unwrap();
 
-    let qmp = mock.connect().unwrap();
+    let qmp = d.connect_mock(&mock).unwrap();
     let greeting = qmp.greeting().unwrap();
     assert_eq!(
         (
@@ -76,8 +93,7 @@ fn typed_requests_returns_errors_and_events() {
     mock.finish().unwrap();
 }
 
-#[test]
-fn arguments_compare_as_json_values_whatever_the_member_order() {
+fn arguments_compare_as_json_values_whatever_the_member_order(d: &impl Driver) {
     // The script's blockdev-add arguments are written by the generated encoder; the
     // client sends the same members in another order through execute_raw.
     let add: c::BlockdevAdd = c::BlockdevAdd(
@@ -87,7 +103,7 @@ fn arguments_compare_as_json_values_whatever_the_member_order() {
         .unwrap(),
     );
     let mock = Script::new().expect(&add).returns(&()).spawn().unwrap();
-    let qmp = mock.connect().unwrap();
+    let qmp = d.connect_mock(&mock).unwrap();
     let args = serde_json::value::to_raw_value(
         &serde_json::json!({"size": 1024, "node-name": "n0", "driver": "null-co"}),
     )
@@ -97,8 +113,7 @@ fn arguments_compare_as_json_values_whatever_the_member_order() {
     mock.finish().unwrap();
 }
 
-#[test]
-fn other_arguments_fail_naming_expected_and_got() {
+fn other_arguments_fail_naming_expected_and_got(d: &impl Driver) {
     let mock = Script::new()
         .expect(&c::DeviceDel::new("d0"))
         .returns(&())
@@ -106,7 +121,7 @@ fn other_arguments_fail_naming_expected_and_got() {
         .returns(&running())
         .spawn()
         .unwrap();
-    let qmp = mock.connect().unwrap();
+    let qmp = d.connect_mock(&mock).unwrap();
     let err = qmp.execute(&c::DeviceDel::new("d1")).unwrap_err();
     let desc = &err.qmp().expect("the mock answers with an error").desc;
     assert!(
@@ -139,8 +154,7 @@ fn other_arguments_fail_naming_expected_and_got() {
     );
 }
 
-#[test]
-fn another_command_fails_and_unmet_steps_are_listed() {
+fn another_command_fails_and_unmet_steps_are_listed(d: &impl Driver) {
     let mock = Script::new()
         .expect(&c::Stop)
         .returns(&())
@@ -149,7 +163,7 @@ fn another_command_fails_and_unmet_steps_are_listed() {
         .event(&ev::Resume)
         .spawn()
         .unwrap();
-    let qmp = mock.connect().unwrap();
+    let qmp = d.connect_mock(&mock).unwrap();
     qmp.execute(&c::Stop).unwrap();
     let err = qmp.execute(&c::QueryStatus).unwrap_err();
     assert!(
@@ -166,8 +180,7 @@ fn another_command_fails_and_unmet_steps_are_listed() {
     );
 }
 
-#[test]
-fn a_request_never_sent_is_unmet_when_the_client_leaves() {
+fn a_request_never_sent_is_unmet_when_the_client_leaves(d: &impl Driver) {
     let mock = Script::new()
         .expect(&c::QueryStatus)
         .returns(&running())
@@ -175,7 +188,7 @@ fn a_request_never_sent_is_unmet_when_the_client_leaves() {
         .returns(&vec![])
         .spawn()
         .unwrap();
-    let qmp = mock.connect().unwrap();
+    let qmp = d.connect_mock(&mock).unwrap();
     qmp.execute(&c::QueryStatus).unwrap();
     drop(qmp);
     let failures = mock.finish().unwrap_err();
@@ -187,15 +200,14 @@ fn a_request_never_sent_is_unmet_when_the_client_leaves() {
     );
 }
 
-#[test]
-fn a_request_that_never_comes_times_out() {
+fn a_request_that_never_comes_times_out(d: &impl Driver) {
     let mock = Script::new()
         .timeout(Duration::from_millis(200))
         .expect(&c::QueryStatus)
         .returns(&running())
         .spawn()
         .unwrap();
-    let qmp = mock.connect().unwrap();
+    let qmp = d.connect_mock(&mock).unwrap();
     std::thread::sleep(Duration::from_millis(400));
     let failures = mock.finish().unwrap_err();
     assert!(
@@ -205,8 +217,7 @@ fn a_request_that_never_comes_times_out() {
     drop(qmp);
 }
 
-#[test]
-fn greeting_without_oob_and_events_before_the_reply() {
+fn greeting_without_oob_and_events_before_the_reply(d: &impl Driver) {
     // A job's first status change comes before the reply of the command that starts it.
     let mut mirror = c::BlockdevMirror::new("src", "dst", qmp::MirrorSyncMode::Full);
     mirror.job_id = Some("j0".into());
@@ -219,7 +230,9 @@ fn greeting_without_oob_and_events_before_the_reply() {
         .returns(&())
         .spawn_pair()
         .unwrap();
-    let qmp = Qmp::from_stream(Endpoint::from(stream), &Options::new()).unwrap();
+    let qmp = d
+        .connect_to(Endpoint::from(stream), &Options::new())
+        .unwrap();
     assert!(!qmp.oob_enabled());
     let filter = EventFilter::name("JOB_STATUS_CHANGE");
     let ((), event) = qmp
@@ -233,8 +246,7 @@ fn greeting_without_oob_and_events_before_the_reply() {
     mock.finish().unwrap();
 }
 
-#[test]
-fn a_slow_reply_outlives_the_client_deadline() {
+fn a_slow_reply_outlives_the_client_deadline(d: &impl Driver) {
     let mock = Script::new()
         .expect(&c::QueryStatus)
         .delay(Duration::from_millis(300))
@@ -243,7 +255,7 @@ fn a_slow_reply_outlives_the_client_deadline() {
         .returns(&running())
         .spawn()
         .unwrap();
-    let qmp = mock.connect().unwrap();
+    let qmp = d.connect_mock(&mock).unwrap();
     qmp.set_timeout(Some(Duration::from_millis(100)));
     let err = qmp.execute(&c::QueryStatus).unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
@@ -254,8 +266,7 @@ fn a_slow_reply_outlives_the_client_deadline() {
     mock.finish().unwrap();
 }
 
-#[test]
-fn close_then_a_new_connection_is_greeted_again() {
+fn close_then_a_new_connection_is_greeted_again(d: &impl Driver) {
     let mock = Script::new()
         .expect(&c::QueryStatus)
         .returns(&running())
@@ -264,21 +275,20 @@ fn close_then_a_new_connection_is_greeted_again() {
         .returns(&())
         .spawn()
         .unwrap();
-    let qmp = mock.connect().unwrap();
+    let qmp = d.connect_mock(&mock).unwrap();
     qmp.execute(&c::QueryStatus).unwrap();
     let err = qmp.execute(&c::Stop).unwrap_err();
     assert!(
         matches!(err, Error::Disconnected { .. } | Error::Io { .. }),
         "{err}"
     );
-    let again = mock.connect().unwrap();
+    let again = d.connect_mock(&mock).unwrap();
     again.execute(&c::Stop).unwrap();
     drop(again);
     mock.finish().unwrap();
 }
 
-#[test]
-fn raw_steps_and_manual_negotiation() {
+fn raw_steps_and_manual_negotiation(d: &impl Driver) {
     let mock = Script::new()
         .manual_negotiation()
         .expect_raw(
@@ -297,7 +307,7 @@ fn raw_steps_and_manual_negotiation() {
         )
         .spawn()
         .unwrap();
-    let qmp = mock.connect().unwrap();
+    let qmp = d.connect_mock(&mock).unwrap();
     assert_eq!(qmp.hmp("info status").unwrap(), "info status\r\n");
     let reset = qmp.wait_event(&EventFilter::name("RESET"), WAIT).unwrap();
     assert!(matches!(

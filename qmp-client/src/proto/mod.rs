@@ -91,6 +91,8 @@ pub(crate) struct Session {
 
 struct State {
     flavor: Flavor,
+    /// When the session began (the handshake's start).
+    created: Instant,
     max_message: usize,
     stats: Stats,
     phase: Phase,
@@ -140,6 +142,7 @@ impl Session {
             framer: Framer::new(opts.max_message),
             st: State {
                 flavor,
+                created: Instant::now(),
                 max_message: opts.max_message,
                 stats: Stats::default(),
                 phase: Phase::Greeting,
@@ -176,6 +179,20 @@ impl Session {
                 .take()
                 .unwrap_or(Error::Disconnected { command: None }))),
             Phase::Greeting | Phase::Negotiating => None,
+        }
+    }
+
+    /// The error of a handshake still under way at its deadline (`now`): what it
+    /// was waiting for, and since when.
+    pub(crate) fn handshake_timeout(&self, now: Instant) -> Error {
+        let waiting_for = match (self.st.flavor, &self.st.greeting) {
+            (Flavor::Qga, _) => "guest-sync-delimited",
+            (Flavor::Qmp, None) => "the QMP greeting (is another client connected to this monitor?)",
+            (Flavor::Qmp, Some(_)) => "qmp_capabilities",
+        };
+        Error::Timeout {
+            waiting_for: waiting_for.to_owned(),
+            waited: now.saturating_duration_since(self.st.created),
         }
     }
 

@@ -1,7 +1,17 @@
-//! Helpers shared by the transport tests: small hand-written typed commands and
+//! Helpers shared by the transport tests: the harness that runs one test body on both
+//! drivers (`driver.rs`, `tokio_driver.rs`), small hand-written typed commands and
 //! events (standing in for the generated API), and QEMU startup that fails loudly.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros, unused_imports)]
+
+#[macro_use]
+mod driver;
+#[cfg(feature = "tokio")]
+mod tokio_driver;
+
+pub use driver::{Blocking, Driver, QgaClient, QmpClient, RunOn, Sub};
+#[cfg(feature = "tokio")]
+pub use tokio_driver::{Tokio, TokioQga, TokioQmp, TokioSub};
 
 use qmp_types::client::{Instance, Launcher};
 use qmp_types::{Command, EventSet, Timestamp};
