@@ -187,7 +187,9 @@ impl Session {
     pub(crate) fn handshake_timeout(&self, now: Instant) -> Error {
         let waiting_for = match (self.st.flavor, &self.st.greeting) {
             (Flavor::Qga, _) => "guest-sync-delimited",
-            (Flavor::Qmp, None) => "the QMP greeting (is another client connected to this monitor?)",
+            (Flavor::Qmp, None) => {
+                "the QMP greeting (is another client connected to this monitor?)"
+            }
             (Flavor::Qmp, Some(_)) => "qmp_capabilities",
         };
         Error::Timeout {
