@@ -446,7 +446,7 @@ impl<'a> Migration<'a> {
                     Err(Error::Timeout { .. }) => MigrationInput::TimedOut,
                     Err(e) => return Err(e.into()),
                 },
-                MigrationStep::Done(outcome) => return outcome,
+                MigrationStep::Done(outcome) => return *outcome,
             };
             step = flow.next(input, Instant::now());
         }

@@ -313,8 +313,8 @@ pub(super) enum MigrationStep {
         filter: EventFilter<RawEvent>,
         wait: Duration,
     },
-    /// The run's outcome.
-    Done(Result<MigrationReport, MigrationError>),
+    /// The run's outcome (boxed: a report is large).
+    Done(Box<Result<MigrationReport, MigrationError>>),
 }
 
 /// What a [`MigrationStep`] brought.
@@ -389,7 +389,7 @@ impl<'m, 'a> MigrationFlow<'m, 'a> {
                 let status = match e.decode::<qmp::Event>() {
                     Ok(qmp::Event::Migration(m, _)) => m.status,
                     Ok(_) => return self.wait(now),
-                    Err(e) => return MigrationStep::Done(Err(e.into())),
+                    Err(e) => return MigrationStep::Done(Box::new(Err(e.into()))),
                 };
                 self.statuses.push(status.clone());
                 if terminal(&status) {
@@ -402,13 +402,13 @@ impl<'m, 'a> MigrationFlow<'m, 'a> {
             MigrationInput::TimedOut => MigrationStep::QueryMigrate,
             MigrationInput::Info(info) => {
                 if let Some(status) = self.ended.take() {
-                    return MigrationStep::Done(self.end(status, info));
+                    return MigrationStep::Done(Box::new(self.end(status, info)));
                 }
                 if let Some(p) = self.migration.progress.as_mut() {
                     p(&info);
                 }
                 match info.status.clone().filter(terminal) {
-                    Some(status) => MigrationStep::Done(self.end(status, info)),
+                    Some(status) => MigrationStep::Done(Box::new(self.end(status, info))),
                     None => self.wait(now),
                 }
             }
@@ -417,10 +417,10 @@ impl<'m, 'a> MigrationFlow<'m, 'a> {
 
     fn wait(&self, now: Instant) -> MigrationStep {
         if now >= self.deadline {
-            return MigrationStep::Done(Err(MigrationError::Timeout {
+            return MigrationStep::Done(Box::new(Err(MigrationError::Timeout {
                 status: self.statuses.last().cloned(),
                 waited: now - self.start,
-            }));
+            })));
         }
         MigrationStep::Wait {
             filter: migration_filter(self.last_event),

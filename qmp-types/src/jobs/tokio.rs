@@ -86,7 +86,7 @@ impl Migration<'_> {
                     Err(Error::Timeout { .. }) => MigrationInput::TimedOut,
                     Err(e) => return Err(e.into()),
                 },
-                MigrationStep::Done(outcome) => return outcome,
+                MigrationStep::Done(outcome) => return *outcome,
             };
             step = flow.next(input, Instant::now());
         }
