@@ -803,30 +803,59 @@ impl Instance {
     /// [`Instance::connect_agent`] with another deadline (e.g. short, after the guest
     /// has booted).
     pub fn connect_agent_within(&self, wait: Duration) -> Result<Qga, Error> {
-        let Some(agent) = &self.agent else {
-            return Err(Error::Launch {
+        let agent = self.agent_endpoint()?;
+        let alive = || !self.exited();
+        Qga::connect_retrying_while(agent, &self.options, wait, &alive)
+            .map_err(|e| self.agent_error(wait, e))
+    }
+
+    /// [`Instance::connect_agent`] for the tokio guest agent client.
+    #[cfg(feature = "tokio")]
+    pub async fn connect_agent_async(&self) -> Result<crate::tokio::Qga, Error> {
+        self.connect_agent_within_async(self.boot_timeout).await
+    }
+
+    /// [`Instance::connect_agent_within`] for the tokio guest agent client.
+    #[cfg(feature = "tokio")]
+    pub async fn connect_agent_within_async(
+        &self,
+        wait: Duration,
+    ) -> Result<crate::tokio::Qga, Error> {
+        let agent = self.agent_endpoint()?;
+        let alive = || !self.exited();
+        crate::tokio::Qga::connect_retrying_while(agent, &self.options, wait, &alive)
+            .await
+            .map_err(|e| self.agent_error(wait, e))
+    }
+
+    /// The guest agent port's socket (an error for an instance without one).
+    fn agent_endpoint(&self) -> Result<Endpoint, Error> {
+        match &self.agent {
+            Some(agent) => Ok(Endpoint::Unix(agent.clone())),
+            None => Err(Error::Launch {
                 program: self.program.binary_name().to_owned(),
                 reason: "this instance has no guest agent port (start it with Launcher::guest)"
                     .to_owned(),
-            });
+            }),
+        }
+    }
+
+    /// What a failed wait for the guest agent reports: why, QEMU's stderr and the
+    /// console's last lines.
+    fn agent_error(&self, wait: Duration, e: Error) -> Error {
+        let what = if self.exited() {
+            format!("QEMU exited while the guest agent was awaited ({e})")
+        } else {
+            format!("the guest agent did not answer within {wait:?}: {e}")
         };
-        let alive = || !self.exited();
-        Qga::connect_retrying_while(Endpoint::Unix(agent.clone()), &self.options, wait, &alive)
-            .map_err(|e| {
-                let what = if self.exited() {
-                    format!("QEMU exited while the guest agent was awaited ({e})")
-                } else {
-                    format!("the guest agent did not answer within {wait:?}: {e}")
-                };
-                Error::Launch {
-                    program: self.program.binary_name().to_owned(),
-                    reason: format!(
-                        "{what}; stderr: {}; console (last lines):\n{}",
-                        self.stderr().trim(),
-                        tail(&self.console(), 15)
-                    ),
-                }
-            })
+        Error::Launch {
+            program: self.program.binary_name().to_owned(),
+            reason: format!(
+                "{what}; stderr: {}; console (last lines):\n{}",
+                self.stderr().trim(),
+                tail(&self.console(), 15)
+            ),
+        }
     }
 
     /// Whether the process has exited (without reaping it: a zombie counts).

@@ -15,6 +15,34 @@ use crate::options::Options;
 use crate::proto::Session;
 use crate::request::Request;
 
+/// How long [`Qga::connect_retrying`] waits for an answer before syncing again.
+pub(crate) const SYNC_EVERY: Duration = Duration::from_secs(1);
+/// How long it pauses before opening the socket again.
+pub(crate) const REOPEN_PAUSE: Duration = Duration::from_millis(20);
+
+/// What [`Qga::connect_retrying`] (blocking or tokio) does after a failed attempt.
+pub(crate) enum Retry {
+    /// Fail with the attempt's error.
+    GiveUp,
+    /// Send another sync on the same connection (the agent may not run yet).
+    SyncAgain,
+    /// Open the socket again (refused or dropped: the peer may be restarting).
+    Reopen,
+}
+
+/// The decision after `e` ended an attempt: at opening the socket (`opening`) or
+/// during the sync; `expired`: the wait is over; `alive`: the peer still runs.
+pub(crate) fn retry_after(e: &Error, opening: bool, expired: bool, alive: bool) -> Retry {
+    match e {
+        _ if expired => Retry::GiveUp,
+        Error::Connect { .. } if opening => Retry::Reopen,
+        _ if opening => Retry::GiveUp,
+        Error::Timeout { .. } if alive => Retry::SyncAgain,
+        Error::Timeout { .. } => Retry::GiveUp,
+        _ => Retry::Reopen,
+    }
+}
+
 /// A guest agent session. See the [crate docs](crate) for an example. `Send + Sync`
 /// like [`Qmp`](crate::Qmp); the agent itself runs one command at a time.
 pub struct Qga {
@@ -109,43 +137,41 @@ impl Qga {
             let Some(endpoint) = next.take() else {
                 return Err(Error::Disconnected { command: None });
             };
-            let (fd, unix) = match endpoint.open(deadline) {
-                Ok(pair) => pair,
-                Err(e @ Error::Connect { .. }) => {
-                    if Instant::now() >= deadline {
-                        return Err(e);
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                    next = reopen();
-                    if next.is_none() {
-                        return Err(e);
-                    }
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let driver = Box::new(Driver::new(
-                fd,
-                unix,
-                Session::qga(opts),
-                opts.timeouts.clone(),
-            ));
-            // One attempt per second on the same connection, until `wait` or death.
-            loop {
-                let attempt = (Instant::now() + Duration::from_secs(1)).min(deadline);
-                match driver.handshake(attempt, None) {
-                    Ok(()) => return Ok(Qga { driver }),
-                    Err(e) if Instant::now() >= deadline => return Err(e),
-                    Err(e @ Error::Timeout { .. }) => {
-                        if !alive() {
+            let driver = match endpoint.open(deadline) {
+                Ok((fd, unix)) => Box::new(Driver::new(
+                    fd,
+                    unix,
+                    Session::qga(opts),
+                    opts.timeouts.clone(),
+                )),
+                Err(e) => match retry_after(&e, true, Instant::now() >= deadline, true) {
+                    Retry::Reopen => {
+                        std::thread::sleep(REOPEN_PAUSE);
+                        next = reopen();
+                        if next.is_none() {
                             return Err(e);
                         }
+                        continue;
+                    }
+                    Retry::GiveUp | Retry::SyncAgain => return Err(e),
+                },
+            };
+            // One attempt per second on the same connection, until `wait` or death.
+            loop {
+                let attempt = (Instant::now() + SYNC_EVERY).min(deadline);
+                let e = match driver.handshake(attempt, None) {
+                    Ok(()) => return Ok(Qga { driver }),
+                    Err(e) => e,
+                };
+                match retry_after(&e, false, Instant::now() >= deadline, alive()) {
+                    Retry::GiveUp => return Err(e),
+                    Retry::SyncAgain => {
                         debug!("guest agent: no answer yet, syncing again");
                         driver.lock().session.sync(Instant::now());
                     }
-                    Err(e) => {
+                    Retry::Reopen => {
                         debug!("guest agent: {e}; connecting again");
-                        std::thread::sleep(Duration::from_millis(20));
+                        std::thread::sleep(REOPEN_PAUSE);
                         next = reopen();
                         if next.is_none() {
                             return Err(e);

@@ -128,6 +128,19 @@ struct Conn {
 impl Conn {
     async fn open(endpoint: Endpoint, opts: &Options, session: Session) -> Result<Conn, Error> {
         let deadline = Instant::now() + opts.connect_timeout;
+        let conn = Conn::start(endpoint, opts, session, deadline).await?;
+        conn.handshake(deadline).await?;
+        Ok(conn)
+    }
+
+    /// Opens the socket (within `deadline`) and starts the reader and writer tasks;
+    /// the session's first bytes (the agent's sync) are queued.
+    async fn start(
+        endpoint: Endpoint,
+        opts: &Options,
+        session: Session,
+        deadline: Instant,
+    ) -> Result<Conn, Error> {
         let (fd, unix) = tokio::task::spawn_blocking(move || endpoint.open(deadline))
             .await
             .map_err(|e| Error::Connect {
@@ -163,19 +176,24 @@ impl Conn {
         }
         tokio::spawn(writer(Arc::downgrade(&inner), afd.clone(), rx));
         tokio::spawn(reader(Arc::downgrade(&inner), afd, closed_tx));
-        let conn = Conn { inner };
+        Ok(Conn { inner })
+    }
+
+    /// Waits until `deadline` for the handshake (greeting and negotiation, or the
+    /// agent's sync) to end.
+    async fn handshake(&self, deadline: Instant) -> Result<(), Error> {
         let wait = async {
             loop {
-                let notified = conn.inner.progress.notified();
-                if let Some(r) = conn.inner.lock().session.handshake() {
+                let notified = self.inner.progress.notified();
+                if let Some(r) = self.inner.lock().session.handshake() {
                     return r;
                 }
                 notified.await;
             }
         };
         match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), wait).await {
-            Ok(r) => r.map(|()| conn),
-            Err(_) => Err(conn.inner.lock().session.handshake_timeout(Instant::now())),
+            Ok(r) => r,
+            Err(_) => Err(self.inner.lock().session.handshake_timeout(Instant::now())),
         }
     }
 

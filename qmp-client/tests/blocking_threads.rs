@@ -1,7 +1,8 @@
 //! The blocking clients from several threads at once, against real QEMU: `Send +
 //! Sync`, calls through one `&Qmp` with random deadlines, subscriptions fed by
-//! whichever thread reads, and the launcher's lifecycle (exit status, fast failure,
-//! reconnecting after a restart, the "timed out but applied" helper).
+//! whichever thread reads, and the "timed out but applied" helper. (The lifecycle
+//! around QEMU's, reconnecting included, runs on both drivers in
+//! `qmp-types/tests/live_lifecycle.rs`.)
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -77,35 +78,6 @@ fn threads_share_one_connection_without_desynchronising() {
     assert_eq!(stops.dropped(), 0);
     stops = qmp.subscribe(EventFilter::name("STOP"));
     assert!(stops.try_next().is_none());
-}
-
-#[test]
-fn lifecycle_exit_status_fast_failure_and_reconnect() {
-    let mut vm = Launcher::qemu().spawn().unwrap();
-    let mut qmp = vm.connect().unwrap();
-    let e = qmp.execute(Request::name("quit")).map(|_| ());
-    assert!(e.is_ok() || matches!(e, Err(Error::Disconnected { .. })));
-    let status = vm.wait_exit_status(Duration::from_secs(5)).unwrap();
-    assert!(status.expect("exited").success());
-    assert!(qmp.is_closed());
-    // Connecting to a QEMU that has exited fails at once, naming the exit status.
-    let started = std::time::Instant::now();
-    let e = vm.connect().unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(2), "{e}");
-    assert!(e.to_string().contains("exited"), "{e}");
-    // A QEMU on the same socket path again: one call reconnects.
-    let again = Launcher::qemu()
-        .arg("-S")
-        .socket(vm.socket_path())
-        .spawn()
-        .unwrap();
-    // The socket file exists from QEMU's bind(); it accepts from its listen(). The
-    // launcher's own connect waits out that window; then the old client reconnects.
-    drop(again.connect().unwrap());
-    qmp.reconnect().unwrap();
-    let st = qmp.execute(Request::name("query-status")).unwrap();
-    assert!(st.get().contains("prelaunch"), "{}", st.get());
-    drop(again);
 }
 
 #[test]

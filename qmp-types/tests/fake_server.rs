@@ -5,14 +5,12 @@
 
 #[macro_use]
 mod common;
-#[path = "../../qmp-client/tests/support/fake_peer.rs"]
-mod fake_peer;
 
 use std::io::{Read, Write};
 use std::time::Duration;
 
+use common::fake_peer::*;
 use common::*;
-use fake_peer::*;
 use qmp_types::client::{Endpoint, Error, ErrorClass, Options, Request};
 
 dual_tests!(
@@ -23,7 +21,7 @@ dual_tests!(
     unknown_events_members_and_idless_errors,
     eof_mid_command_and_bad_greetings,
     random_input_never_panics,
-    guest_agent_resync_skips_stale_output,
+    guest_agent_resync_skips_stale_output_and_refuses_oob_and_fds,
     wire_tracing_through_log,
     guest_agent_command_without_success_response,
 );
@@ -280,7 +278,7 @@ fn random_input_never_panics(d: &impl Driver) {
     }
 }
 
-fn guest_agent_resync_skips_stale_output(d: &impl Driver) {
+fn guest_agent_resync_skips_stale_output_and_refuses_oob_and_fds(d: &impl Driver) {
     let (path, h) = serve(|p| {
         // Stale output from a previous client, including a partial line.
         p.send(b"{\"return\": 42}\n{\"return\": {\"stale\": tr");
@@ -298,6 +296,15 @@ fn guest_agent_resync_skips_stale_output(d: &impl Driver) {
     });
     let qga = d.connect_qga_to(Endpoint::Unix(path), &opts()).unwrap();
     qga.execute(Request::name("guest-ping")).unwrap();
+    // The agent has no out-of-band execution and takes no fds: refused before sending.
+    let e = qga.execute(Request::name("guest-ping").oob()).unwrap_err();
+    assert!(matches!(e, Error::OobUnavailable { .. }), "{e}");
+    let file = std::fs::File::open("/dev/null").unwrap();
+    let fds = [std::os::fd::AsFd::as_fd(&file)];
+    let e = qga
+        .execute(Request::name("guest-ping").fds(&fds))
+        .unwrap_err();
+    assert!(matches!(e, Error::FdPassingUnsupported { .. }), "{e}");
     drop(qga);
     h.join().unwrap();
 }

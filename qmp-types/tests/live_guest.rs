@@ -6,15 +6,26 @@
 //! One guest boots per test (about 7 s to a working agent), so the scenarios that need
 //! a running guest are steps of one test; the guest is shut down by its last step.
 //! Never skipped: without the guest the test fails and says to run `cargo xtask prepare`.
+//! On both drivers (`NAME::blocking`, `NAME::tokio`).
 
 #![cfg(feature = "qga")]
+
+#[macro_use]
+mod common;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use qmp_types::client::{EventFilter, Instance, Launcher, Qga, Qmp, Request};
+use common::{Driver, QgaClient, QmpClient};
+use qmp_types::client::{EventFilter, Instance, Launcher, Request};
 use qmp_types::qga::{self, commands as g};
 use qmp_types::qmp::{self, commands as c};
+
+dual_tests!(
+    a_real_guest_with_its_agent,
+    native_pcie_hotplug,
+    connect_agent_fails_fast_when_qemu_exits,
+);
 
 /// `<target dir>/guest` (the rule of `cargo xtask guest build`).
 fn guest_dir() -> PathBuf {
@@ -46,21 +57,21 @@ fn guest_files() -> (PathBuf, PathBuf, String) {
 }
 
 /// Boots the guest and connects both clients; prints how long the agent took.
-fn boot() -> (Instance, Qmp, Qga, String) {
+fn boot<D: Driver>(d: &D) -> (Instance, D::Qmp, D::Qga, String) {
     let (kernel, initrd, release) = guest_files();
     let start = Instant::now();
     let vm = match Launcher::guest(kernel, initrd).spawn() {
         Ok(vm) => vm,
         Err(e) => panic!("live test needs real QEMU: {e}"),
     };
-    let qmp = vm.connect().unwrap();
-    let qga = vm.connect_agent().unwrap_or_else(|e| panic!("{e}"));
+    let qmp = d.connect(&vm).unwrap();
+    let qga = d.connect_agent(&vm).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("boot to a synchronised agent: {:?}", start.elapsed());
     (vm, qmp, qga, release)
 }
 
 /// Runs a program in the guest through `guest-exec` and waits for it: (exit code, stdout).
-fn exec(qga: &mut Qga, path: &str, args: &[&str]) -> (i64, String) {
+fn exec(qga: &mut impl QgaClient, path: &str, args: &[&str]) -> (i64, String) {
     let started = qga
         .execute(&g::GuestExec {
             path: path.into(),
@@ -92,7 +103,7 @@ fn exec(qga: &mut Qga, path: &str, args: &[&str]) -> (i64, String) {
 }
 
 /// Reads a whole guest file through `guest-file-open`/`read`/`close`.
-fn read_file(qga: &mut Qga, path: &str) -> Vec<u8> {
+fn read_file(qga: &mut impl QgaClient, path: &str) -> Vec<u8> {
     let handle = qga
         .execute(&g::GuestFileOpen {
             path: path.into(),
@@ -118,9 +129,8 @@ fn read_file(qga: &mut Qga, path: &str) -> Vec<u8> {
     data
 }
 
-#[test]
-fn a_real_guest_with_its_agent() {
-    let (mut vm, mut qmp, mut qga, release) = boot();
+fn a_real_guest_with_its_agent(d: &impl Driver) {
+    let (mut vm, mut qmp, mut qga, release) = boot(d);
     let step = |name: &str| eprintln!("--- {name}");
 
     step("guest-info");
@@ -196,8 +206,8 @@ fn a_real_guest_with_its_agent() {
     std::thread::sleep(Duration::from_secs(1));
     drop(qga);
     let restarted = Instant::now();
-    let mut qga = vm
-        .connect_agent_within(Duration::from_secs(30))
+    let mut qga = d
+        .connect_agent_within(&vm, Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("{e}"));
     eprintln!("new agent synchronised after {:?}", restarted.elapsed());
     let (_, pid_after) = exec(&mut qga, "/bin/pidof", &["qemu-ga"]);
@@ -230,7 +240,11 @@ fn a_real_guest_with_its_agent() {
 /// Plugs a 1 MiB virtio disk into `rp1`, sees it from inside, unplugs it (waiting for
 /// the `DEVICE_DELETED` that follows the guest's eject) and sees it gone; returns
 /// how long the unplug took.
-fn hotplug_round_trip(vm: &Instance, qmp: &mut Qmp, qga: &mut Qga) -> Duration {
+fn hotplug_round_trip(
+    vm: &Instance,
+    qmp: &mut impl QmpClient,
+    qga: &mut impl QgaClient,
+) -> Duration {
     qmp.execute(&c::BlockdevAdd(
         serde_json::from_value(serde_json::json!({
             "driver": "null-co", "node-name": "n1", "size": 1048576
@@ -285,8 +299,7 @@ fn hotplug_round_trip(vm: &Instance, qmp: &mut Qmp, qga: &mut Qga) -> Duration {
 /// With QEMU's ACPI hot-plug off for the root ports, the guest's native PCIe hot-plug
 /// driver (`pciehp`, built into the cloud kernel) handles the slot: the unplug is an
 /// attention-button press, which Linux acts on after its 5 s cancel window.
-#[test]
-fn native_pcie_hotplug() {
+fn native_pcie_hotplug(d: &impl Driver) {
     let (kernel, initrd, _) = guest_files();
     let vm = Launcher::guest(kernel, initrd)
         .args([
@@ -295,8 +308,8 @@ fn native_pcie_hotplug() {
         ])
         .spawn()
         .unwrap();
-    let mut qmp = vm.connect().unwrap();
-    let mut qga = vm.connect_agent().unwrap_or_else(|e| panic!("{e}"));
+    let mut qmp = d.connect(&vm).unwrap();
+    let mut qga = d.connect_agent(&vm).unwrap_or_else(|e| panic!("{e}"));
     let took = hotplug_round_trip(&vm, &mut qmp, &mut qga);
     let (_, log) = exec(&mut qga, "/bin/sh", &["-c", "dmesg | grep pciehp"]);
     assert!(log.contains("pciehp"), "{log}");
@@ -307,7 +320,7 @@ fn native_pcie_hotplug() {
 }
 
 /// Starts `script` with `sh -c` in the guest without waiting for it.
-fn exec_detached(qga: &mut Qga, script: &str) {
+fn exec_detached(qga: &mut impl QgaClient, script: &str) {
     qga.execute(&g::GuestExec {
         path: "/bin/sh".into(),
         arg: Some(vec!["-c".into(), script.into()]),
@@ -319,7 +332,11 @@ fn exec_detached(qga: &mut Qga, script: &str) {
 }
 
 /// Polls `probe` every 100 ms for up to 30 s.
-fn wait_for<T>(qga: &mut Qga, what: &str, mut probe: impl FnMut(&mut Qga) -> Option<T>) -> T {
+fn wait_for<T, Q: QgaClient>(
+    qga: &mut Q,
+    what: &str,
+    mut probe: impl FnMut(&mut Q) -> Option<T>,
+) -> T {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(v) = probe(qga) {
@@ -333,13 +350,12 @@ fn wait_for<T>(qga: &mut Qga, what: &str, mut probe: impl FnMut(&mut Qga) -> Opt
 /// The agent's connect retries while the guest boots (the other tests connect right after
 /// `spawn`), but a QEMU that exits during the wait is reported at once, with the
 /// console's last lines, instead of after the 60 s boot timeout.
-#[test]
-fn connect_agent_fails_fast_when_qemu_exits() {
+fn connect_agent_fails_fast_when_qemu_exits(d: &impl Driver) {
     let (kernel, _, _) = guest_files();
     // The kernel as initrd too: it boots and panics (no init), and -no-reboot ends QEMU.
     let vm = Launcher::guest(&kernel, &kernel).spawn().unwrap();
     let start = Instant::now();
-    let err = vm.connect_agent().unwrap_err().to_string();
+    let err = d.connect_agent(&vm).unwrap_err().to_string();
     assert!(
         start.elapsed() < Duration::from_secs(45),
         "{:?}",

@@ -10,8 +10,11 @@
 //! at once (release, machine, command, error), never just the first. serde names only
 //! the first problem of a reply, so each failure also lists every member QEMU 10.0.2's
 //! own introspection requires and the reply lacks (members behind a target condition
-//! the x86 build does not meet are not in it).
+//! the x86 build does not meet are not in it). On both drivers (`NAME::blocking`,
+//! `NAME::tokio`).
 
+#[macro_use]
+mod common;
 mod releases;
 
 use std::collections::{BTreeSet, HashMap};
@@ -19,9 +22,15 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use qmp_types::client::{Error, Qmp, Request};
+use common::{Driver, QmpClient};
+use qmp_types::client::{Error, Request};
 use qmp_types::qmp::{AnyCommand, AnyReturn};
 use releases::{start, Release};
+
+dual_tests!(
+    qemu_7_2_replies_decode_typed,
+    qemu_10_0_2_replies_decode_typed
+);
 
 /// The devices of the PC machines: a SCSI disk on a null block node, a NIC on a
 /// user-mode network, a USB controller with a tablet.
@@ -79,9 +88,9 @@ const OTHER_READ_ONLY: &[&str] = &["qom-list-types"];
 struct Introspection(HashMap<String, Value>);
 
 impl Introspection {
-    fn fetch() -> Introspection {
+    fn fetch(d: &impl Driver) -> Introspection {
         let vm = start(Release::V10_0_2, Release::V10_0_2.launcher());
-        let q = vm.connect().unwrap();
+        let q = d.connect(&vm).unwrap();
         let raw = q.execute(Request::name("query-qmp-schema")).unwrap();
         let list: Vec<Value> = serde_json::from_str(raw.get()).unwrap();
         Introspection(
@@ -161,7 +170,7 @@ struct Sweep {
 /// Sends `name` (with `arguments`, JSON text) through the generated API and decodes
 /// the reply typed; records the outcome.
 fn exercise(
-    q: &mut Qmp,
+    q: &impl QmpClient,
     release: Release,
     machine: &'static str,
     introspection: &Introspection,
@@ -265,6 +274,7 @@ fn exercise(
 
 /// Starts one machine of `release` and runs every query on it.
 fn sweep_machine(
+    d: &impl Driver,
     release: Release,
     machine: &'static str,
     devices: &[&str],
@@ -277,7 +287,7 @@ fn sweep_machine(
             .args(["-machine", machine, "-S"])
             .args(devices),
     );
-    let mut q = vm.connect().unwrap();
+    let q = d.connect(&vm).unwrap();
     assert_eq!(
         q.greeting().unwrap().version.to_string(),
         release.greeting_version(),
@@ -298,19 +308,11 @@ fn sweep_machine(
         })
         .collect();
     for name in &queries {
-        exercise(
-            &mut q,
-            release,
-            machine,
-            introspection,
-            name,
-            None,
-            &mut sweep,
-        );
+        exercise(&q, release, machine, introspection, name, None, &mut sweep);
     }
     // Queries with arguments that reach more of the return types.
     exercise(
-        &mut q,
+        &q,
         release,
         machine,
         introspection,
@@ -320,7 +322,7 @@ fn sweep_machine(
     );
     if schema.has_argument("query-machines", "compat-props") {
         exercise(
-            &mut q,
+            &q,
             release,
             machine,
             introspection,
@@ -336,12 +338,12 @@ fn sweep_machine(
     sweep
 }
 
-fn run(release: Release) {
+fn run(d: &impl Driver, release: Release) {
     let mut report = String::new();
     let mut failures = Vec::new();
-    let introspection = Introspection::fetch();
+    let introspection = Introspection::fetch(d);
     for (machine, devices) in machines(release) {
-        let sweep = sweep_machine(release, machine, devices, &introspection);
+        let sweep = sweep_machine(d, release, machine, devices, &introspection);
         let _ = writeln!(
             report,
             "QEMU {} -machine {machine}: {} decoded typed, {} refused by QEMU, {} unknown to the 10.0.2 API, {} failed",
@@ -388,12 +390,10 @@ fn run(release: Release) {
     );
 }
 
-#[test]
-fn qemu_7_2_replies_decode_typed() {
-    run(Release::V7_2);
+fn qemu_7_2_replies_decode_typed(d: &impl Driver) {
+    run(d, Release::V7_2);
 }
 
-#[test]
-fn qemu_10_0_2_replies_decode_typed() {
-    run(Release::V10_0_2);
+fn qemu_10_0_2_replies_decode_typed(d: &impl Driver) {
+    run(d, Release::V10_0_2);
 }

@@ -5,19 +5,28 @@
 //!
 //! QEMU refuses to start with an expired certificate of its own, so the expired case
 //! runs against `openssl s_server` presenting one signed by the same CA.
+//!
+//! The success path runs on both drivers (`NAME::blocking`, `NAME::tokio`: the relay's
+//! plain socket serves either client); the refusals happen before any client exists.
 
 #![cfg(feature = "tls")]
+
+#[macro_use]
+mod common;
 
 use std::io::Read;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{Driver, QmpClient};
 use qmp_types::client::tls::{self, CertDir, Credentials, Error};
-use qmp_types::client::{Launcher, Options, Qmp};
+use qmp_types::client::{Launcher, Options};
 use qmp_types::qmp::{self, commands as c};
 
 const DEADLINE: Duration = Duration::from_secs(3);
+
+dual_tests!(typed_commands_over_tls);
 
 fn tls_qemu() -> tls::TlsQemu {
     tls::launch(Launcher::qemu().args(["-S"])).expect("QEMU with a TLS monitor")
@@ -36,11 +45,12 @@ fn timed<T>(f: impl FnOnce() -> T) -> T {
     r
 }
 
-#[test]
-fn typed_commands_over_tls() {
+fn typed_commands_over_tls(d: &impl Driver) {
     let vm = tls_qemu();
     let stream = vm.connect_tls(DEADLINE).unwrap();
-    let qmp = Qmp::from_stream(stream.relay().unwrap(), &Options::new()).unwrap();
+    let qmp = d
+        .connect_to(stream.relay().unwrap().into(), &Options::new())
+        .unwrap();
     assert_eq!(qmp.greeting().unwrap().version.major, 10);
     let status = qmp.execute(&c::QueryStatus).unwrap();
     assert_eq!(status.status, qmp::RunState::Prelaunch);

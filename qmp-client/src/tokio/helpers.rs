@@ -1,7 +1,7 @@
 //! What the tokio clients offer beyond executing requests, as the blocking ones do:
 //! HMP, fd passing, the server's schema (`has_command`, `has_event`, `has_argument`,
 //! `supports`), waiting for a queued event, accepting a connection from QEMU,
-//! reconnecting, and the guest agent's resync. The commands and their decoding are
+//! reconnecting, and the guest agent's resync and retried connect. The commands and their decoding are
 //! the ones the blocking client uses (`crate::builtin`); the waits are the protocol
 //! core's.
 
@@ -14,13 +14,17 @@ use std::time::{Duration, Instant};
 use qapi_runtime::Command;
 use tokio::sync::oneshot;
 
-use super::{dispatch, Abandon, Qga, Qmp};
+use log::debug;
+
+use super::{dispatch, Abandon, Conn, Qga, Qmp};
 use crate::builtin;
 use crate::conn::{self, Endpoint};
 use crate::error::Error;
 use crate::event::{EventFilter, RawEvent};
 use crate::introspect::ServerSchema;
 use crate::options::{AddFdInfo, Options};
+use crate::proto::Session;
+use crate::qga::{retry_after, Retry, REOPEN_PAUSE, SYNC_EVERY};
 use crate::request::Request;
 
 /// What a tokio QMP connection keeps beside the protocol state, shared by its clones.
@@ -194,6 +198,82 @@ impl Qmp {
 }
 
 impl Qga {
+    /// Connects and synchronises, retrying until `wait` has passed, exactly as
+    /// [`crate::Qga::connect_retrying`] does (a sync every second on the same
+    /// connection; a refused or dropped connection opened again): for an agent that is
+    /// not running yet, such as one inside a guest that is still booting.
+    pub async fn connect_retrying(
+        endpoint: Endpoint,
+        opts: &Options,
+        wait: Duration,
+    ) -> Result<Qga, Error> {
+        Qga::connect_retrying_while(endpoint, opts, wait, &|| true).await
+    }
+
+    /// [`Qga::connect_retrying`] that gives up as soon as `alive` (asked between
+    /// attempts) says the peer is gone.
+    pub(crate) async fn connect_retrying_while(
+        endpoint: Endpoint,
+        opts: &Options,
+        wait: Duration,
+        alive: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Qga, Error> {
+        let deadline = Instant::now() + wait;
+        let again = endpoint.reopenable();
+        let reopen = || {
+            if alive() {
+                again.as_ref().and_then(Endpoint::reopenable)
+            } else {
+                None
+            }
+        };
+        let mut next = Some(endpoint);
+        loop {
+            let Some(endpoint) = next.take() else {
+                return Err(Error::Disconnected { command: None });
+            };
+            let conn = match Conn::start(endpoint, opts, Session::qga(opts), deadline).await {
+                Ok(conn) => conn,
+                Err(e) => match retry_after(&e, true, Instant::now() >= deadline, true) {
+                    Retry::Reopen => {
+                        tokio::time::sleep(REOPEN_PAUSE).await;
+                        next = reopen();
+                        if next.is_none() {
+                            return Err(e);
+                        }
+                        continue;
+                    }
+                    Retry::GiveUp | Retry::SyncAgain => return Err(e),
+                },
+            };
+            loop {
+                let attempt = (Instant::now() + SYNC_EVERY).min(deadline);
+                let e = match conn.handshake(attempt).await {
+                    Ok(()) => return Ok(Qga { conn }),
+                    Err(e) => e,
+                };
+                match retry_after(&e, false, Instant::now() >= deadline, alive()) {
+                    Retry::GiveUp => return Err(e),
+                    Retry::SyncAgain => {
+                        debug!("guest agent: no answer yet, syncing again");
+                        let mut st = conn.inner.lock();
+                        st.session.sync(Instant::now());
+                        dispatch(&conn.inner, &mut st);
+                    }
+                    Retry::Reopen => {
+                        debug!("guest agent: {e}; connecting again");
+                        tokio::time::sleep(REOPEN_PAUSE).await;
+                        next = reopen();
+                        if next.is_none() {
+                            return Err(e);
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
     /// Uses an already-connected stream or fd, and synchronises.
     pub async fn from_stream(stream: impl Into<Endpoint>, opts: &Options) -> Result<Qga, Error> {
         Qga::connect(stream.into(), opts).await

@@ -313,7 +313,7 @@ pub(super) enum MigrationStep {
         filter: EventFilter<RawEvent>,
         wait: Duration,
     },
-    /// The run's outcome.
+    /// The run's outcome (boxed: a report is large).
     Done(Box<Result<MigrationReport, MigrationError>>),
 }
 

@@ -77,6 +77,10 @@ pub trait Driver {
     fn connect_qga(&self, ga: &Instance) -> Result<Self::Qga, Error>;
     /// `Qga::connect` (an fd endpoint: `Qga::from_stream`).
     fn connect_qga_to(&self, endpoint: Endpoint, opts: &Options) -> Result<Self::Qga, Error>;
+    /// [`Instance::connect_agent`]: a guest's agent, waited for while it boots.
+    fn connect_agent(&self, vm: &Instance) -> Result<Self::Qga, Error>;
+    /// [`Instance::connect_agent_within`].
+    fn connect_agent_within(&self, vm: &Instance, wait: Duration) -> Result<Self::Qga, Error>;
 }
 
 /// A QMP client as the tests drive it: the blocking client's methods, each carried
@@ -184,6 +188,12 @@ impl Driver for Blocking {
     }
     fn connect_qga_to(&self, endpoint: Endpoint, opts: &Options) -> Result<Qga, Error> {
         Qga::connect(endpoint, opts)
+    }
+    fn connect_agent(&self, vm: &Instance) -> Result<Qga, Error> {
+        vm.connect_agent()
+    }
+    fn connect_agent_within(&self, vm: &Instance, wait: Duration) -> Result<Qga, Error> {
+        vm.connect_agent_within(wait)
     }
 }
 

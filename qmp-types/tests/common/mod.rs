@@ -6,6 +6,7 @@
 
 #[macro_use]
 mod driver;
+pub mod fake_peer;
 #[cfg(feature = "tokio")]
 mod tokio_driver;
 

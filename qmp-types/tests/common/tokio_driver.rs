@@ -92,6 +92,12 @@ impl Driver for Tokio {
     fn connect_qga_to(&self, endpoint: Endpoint, opts: &Options) -> Result<TokioQga, Error> {
         self.qga(self.rt.block_on(tk::Qga::connect(endpoint, opts)))
     }
+    fn connect_agent(&self, vm: &Instance) -> Result<TokioQga, Error> {
+        self.qga(self.rt.block_on(vm.connect_agent_async()))
+    }
+    fn connect_agent_within(&self, vm: &Instance, wait: Duration) -> Result<TokioQga, Error> {
+        self.qga(self.rt.block_on(vm.connect_agent_within_async(wait)))
+    }
 }
 
 impl QmpClient for TokioQmp {

@@ -1,9 +1,6 @@
 //! A scripted fake QMP server for the faults real QEMU cannot be made to produce:
-//! one connection, bytes sent as the script says. Shared by the blocking clients'
-//! tests (`qmp-types/tests/fake_server.rs`) and the tokio clients'
-//! (`qmp-client/tests/tokio_faults.rs`); std only.
-
-#![allow(dead_code)]
+//! one connection, bytes sent as the script says (`fake_server.rs` runs each script
+//! against both drivers); std only.
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
