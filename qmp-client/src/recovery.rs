@@ -7,7 +7,8 @@
 //! retrying a command that creates something with an id, ask QEMU whether the thing
 //! exists. [`add_once`] does exactly that for the two commands that matter most
 //! (`blockdev-add` by `node-name`, `device_add` by `id`), with helpers for other
-//! cases ([`block_node_exists`], [`device_exists`]).
+//! cases ([`block_node_exists`], [`device_exists`]). With the `tokio` feature, the
+//! `_async` twins do the same on the tokio client.
 
 use crate::error::Error;
 use crate::qmp::Qmp;
@@ -22,35 +23,56 @@ pub enum Created<'a> {
     Device(&'a str),
 }
 
+/// The query that finds `what`: its command, arguments and the member to match.
+struct Probe {
+    command: &'static str,
+    arguments: serde_json::Value,
+    member: &'static str,
+}
+
+fn probe(what: Created<'_>) -> Probe {
+    match what {
+        Created::BlockNode(_) => Probe {
+            command: "query-named-block-nodes",
+            arguments: serde_json::json!({"flat": true}),
+            member: "node-name",
+        },
+        Created::Device(_) => Probe {
+            command: "qom-list",
+            arguments: serde_json::json!({"path": "/machine/peripheral"}),
+            member: "name",
+        },
+    }
+}
+
+impl Probe {
+    /// Whether the probe's reply lists `what`.
+    fn found(&self, what: Created<'_>, reply: &str) -> Result<bool, Error> {
+        let name = match what {
+            Created::BlockNode(n) | Created::Device(n) => n,
+        };
+        let list: Vec<serde_json::Value> =
+            serde_json::from_str(reply).map_err(|e| Error::decode(self.command, e, reply))?;
+        Ok(list.iter().any(|x| x[self.member] == name))
+    }
+}
+
 /// Whether a block node named `node_name` exists (`query-named-block-nodes` with
 /// `flat: true`).
 pub fn block_node_exists(qmp: &Qmp, node_name: &str) -> Result<bool, Error> {
-    let nodes = qmp.execute(Request::raw(
-        "query-named-block-nodes",
-        &serde_json::json!({"flat": true}),
-    ))?;
-    let nodes: Vec<serde_json::Value> = serde_json::from_str(nodes.get())
-        .map_err(|e| Error::decode("query-named-block-nodes", e, nodes.get()))?;
-    Ok(nodes.iter().any(|n| n["node-name"] == node_name))
+    exists(qmp, Created::BlockNode(node_name))
 }
 
 /// Whether a device with `id` exists (`qom-list` of `/machine/peripheral`; devices
 /// added without an id cannot be found this way).
 pub fn device_exists(qmp: &Qmp, id: &str) -> Result<bool, Error> {
-    let props = qmp.execute(Request::raw(
-        "qom-list",
-        &serde_json::json!({"path": "/machine/peripheral"}),
-    ))?;
-    let props: Vec<serde_json::Value> =
-        serde_json::from_str(props.get()).map_err(|e| Error::decode("qom-list", e, props.get()))?;
-    Ok(props.iter().any(|p| p["name"] == id))
+    exists(qmp, Created::Device(id))
 }
 
 fn exists(qmp: &Qmp, what: Created<'_>) -> Result<bool, Error> {
-    match what {
-        Created::BlockNode(n) => block_node_exists(qmp, n),
-        Created::Device(id) => device_exists(qmp, id),
-    }
+    let p = probe(what);
+    let reply = qmp.execute(Request::raw(p.command, &p.arguments))?;
+    p.found(what, reply.get())
 }
 
 /// Executes a command that creates `what`, at most once in effect: when the call's
@@ -82,6 +104,47 @@ pub fn add_once<'a, T: 'a>(
                 return Ok(true);
             }
             qmp.execute(request()).map(|_| true)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// [`block_node_exists`] on the tokio client.
+#[cfg(feature = "tokio")]
+pub async fn block_node_exists_async(
+    qmp: &crate::tokio::Qmp,
+    node_name: &str,
+) -> Result<bool, Error> {
+    exists_async(qmp, Created::BlockNode(node_name)).await
+}
+
+/// [`device_exists`] on the tokio client.
+#[cfg(feature = "tokio")]
+pub async fn device_exists_async(qmp: &crate::tokio::Qmp, id: &str) -> Result<bool, Error> {
+    exists_async(qmp, Created::Device(id)).await
+}
+
+#[cfg(feature = "tokio")]
+async fn exists_async(qmp: &crate::tokio::Qmp, what: Created<'_>) -> Result<bool, Error> {
+    let p = probe(what);
+    let reply = qmp.execute(Request::raw(p.command, &p.arguments)).await?;
+    p.found(what, reply.get())
+}
+
+/// [`add_once`] on the tokio client: the same check before the one retry.
+#[cfg(feature = "tokio")]
+pub async fn add_once_async<'a, T: 'a>(
+    qmp: &crate::tokio::Qmp,
+    what: Created<'_>,
+    mut request: impl FnMut() -> Request<'a, T>,
+) -> Result<bool, Error> {
+    match qmp.execute(request()).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.outcome_unknown() => {
+            if exists_async(qmp, what).await? {
+                return Ok(true);
+            }
+            qmp.execute(request()).await.map(|_| true)
         }
         Err(e) => Err(e),
     }

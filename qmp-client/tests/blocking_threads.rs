@@ -1,13 +1,11 @@
 //! The blocking clients from several threads at once, against real QEMU: `Send +
 //! Sync`, calls through one `&Qmp` with random deadlines, subscriptions fed by
-//! whichever thread reads, and the "timed out but applied" helper. (The lifecycle
-//! around QEMU's, reconnecting included, runs on both drivers in
-//! `qmp-types/tests/live_lifecycle.rs`.)
+//! whichever thread reads. (The lifecycle around QEMU's, reconnecting included, and
+//! the "timed out but applied" helper run on both drivers in `qmp-types/tests/`.)
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use qmp_client::recovery::{add_once, block_node_exists, Created};
 use qmp_client::{Error, EventFilter, Launcher, Qga, Qmp, Request};
 use serde_json::json;
 
@@ -78,27 +76,4 @@ fn threads_share_one_connection_without_desynchronising() {
     assert_eq!(stops.dropped(), 0);
     stops = qmp.subscribe(EventFilter::name("STOP"));
     assert!(stops.try_next().is_none());
-}
-
-#[test]
-fn timed_out_but_applied_is_not_applied_twice() {
-    let vm = Launcher::qemu().spawn().unwrap();
-    let qmp = vm.connect().unwrap();
-    let args = json!({"driver": "null-co", "node-name": "n0"});
-    // A deadline too short for the reply: the outcome is unknown, the node exists.
-    let e = qmp
-        .execute(Request::raw("blockdev-add", &args).timeout(Duration::ZERO))
-        .unwrap_err();
-    assert!(e.outcome_unknown(), "{e}");
-    std::thread::sleep(Duration::from_millis(100));
-    assert!(block_node_exists(&qmp, "n0").unwrap());
-    // add_once checks before retrying, so no "Duplicate node name" error.
-    let mut tries = 0;
-    let applied = add_once(&qmp, Created::BlockNode("n0"), || {
-        tries += 1;
-        Request::raw("blockdev-add", &args).timeout(Duration::ZERO)
-    })
-    .unwrap();
-    assert!(applied);
-    assert_eq!(tries, 1);
 }

@@ -11,6 +11,9 @@ use crate::client::{EventFilter, RawEvent};
 use crate::qmp::{self, commands as c, JobInfo, JobStatus, MigrationInfo, MigrationStatus};
 use crate::Command;
 
+#[cfg(test)]
+mod tests;
+
 /// What the job's driver executes, waits for or returns next.
 pub(super) enum JobStep {
     /// The command that starts the job, with this deadline, waiting for `filter`'s event.

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use qmp_types::client::mock::MockServer;
 use qmp_types::client::monitor::Monitor;
+use qmp_types::client::recovery::{self, Created};
 use qmp_types::client::{
     AddFdInfo, Endpoint, Error, EventFilter, Greeting, Instance, Options, Qga, Qmp, RawEvent,
     Request, ServerSchema, Stats,
@@ -140,6 +141,14 @@ pub trait QmpClient {
         cmd: &C,
     ) -> Result<MigrationReport, MigrationError>;
     fn monitor(&self) -> Self::Monitor<'_>;
+    /// `recovery::add_once` (tokio: `add_once_async`).
+    fn add_once<'a, T: 'a>(
+        &self,
+        what: Created<'_>,
+        request: impl FnMut() -> Request<'a, T>,
+    ) -> Result<bool, Error>;
+    /// `recovery::block_node_exists` (tokio: `block_node_exists_async`).
+    fn block_node_exists(&self, node_name: &str) -> Result<bool, Error>;
 }
 
 /// A subscription's events.
@@ -289,6 +298,16 @@ impl QmpClient for Qmp {
     }
     fn monitor(&self) -> &Qmp {
         self
+    }
+    fn add_once<'a, T: 'a>(
+        &self,
+        what: Created<'_>,
+        request: impl FnMut() -> Request<'a, T>,
+    ) -> Result<bool, Error> {
+        recovery::add_once(self, what, request)
+    }
+    fn block_node_exists(&self, node_name: &str) -> Result<bool, Error> {
+        recovery::block_node_exists(self, node_name)
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use qmp_types::client::monitor::{self, EventStream, Monitor};
+use qmp_types::client::recovery::{self, Created};
 use qmp_types::client::tokio as tk;
 use qmp_types::client::{
     AddFdInfo, Endpoint, Error, EventFilter, Greeting, Instance, Options, RawEvent, Request,
@@ -209,6 +210,18 @@ impl QmpClient for TokioQmp {
     }
     fn monitor(&self) -> &TokioQmp {
         self
+    }
+    fn add_once<'a, T: 'a>(
+        &self,
+        what: Created<'_>,
+        request: impl FnMut() -> Request<'a, T>,
+    ) -> Result<bool, Error> {
+        self.rt
+            .block_on(recovery::add_once_async(&self.qmp, what, request))
+    }
+    fn block_node_exists(&self, node_name: &str) -> Result<bool, Error> {
+        self.rt
+            .block_on(recovery::block_node_exists_async(&self.qmp, node_name))
     }
 }
 
