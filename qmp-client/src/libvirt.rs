@@ -44,7 +44,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use qapi_runtime::{Command, Timestamp};
 use serde_json::value::RawValue;
@@ -445,20 +445,43 @@ type Job = Box<dyn FnOnce() + Send>;
 struct Worker {
     jobs: mpsc::Sender<Job>,
     generation: u64,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl Worker {
     fn spawn(generation: u64) -> Result<Worker, std::io::Error> {
         let (jobs, queue) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("libvirt-call".into())
             .spawn(move || {
                 for job in queue {
                     job();
                 }
             })?;
-        Ok(Worker { jobs, generation })
+        Ok(Worker {
+            jobs,
+            generation,
+            thread,
+        })
     }
+}
+
+/// How long dropping a [`Domain`] waits for libvirtd to close its connection.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Joins `thread` if it ends within `within` (else leaves it: it is stuck in libvirtd).
+///
+/// Why wait at all: a libvirt thread still running when the process exits races the
+/// exit handlers (OpenSSL's cleanup frees what that thread is using: heap corruption).
+fn join_within(thread: std::thread::JoinHandle<()>, within: Duration) {
+    let until = Instant::now() + within;
+    while !thread.is_finished() {
+        if Instant::now() >= until {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = thread.join();
 }
 
 /// A QEMU domain managed by libvirt: its monitor ([`Monitor`]), HMP and guest agent.
@@ -734,16 +757,37 @@ impl Domain {
 }
 
 impl Drop for Domain {
+    /// Closes the connection on the worker thread (a round trip to libvirtd, which may
+    /// be hung: never on the caller's thread) and waits at most [`CLOSE_WAIT`] for it,
+    /// so that no libvirt thread of this domain outlives it when libvirtd answers.
     fn drop(&mut self) {
-        // Closing a connection is a round trip to libvirtd, which may be hung: never on
-        // the caller's thread.
         let session = self.lock_session().take();
-        if let Some(session) = session {
-            let _ = std::thread::Builder::new()
-                .name("libvirt-close".into())
-                .spawn(move || drop(session));
+        let worker = self
+            .worker
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let close: Job = Box::new(move || drop(session));
+        let thread = match worker {
+            Some(w) => match w.jobs.send(close) {
+                // Dropping the sender ends the worker's loop after the close.
+                Ok(()) => Some(w.thread),
+                Err(mpsc::SendError(close)) => spawn_close(close),
+            },
+            None => spawn_close(close),
+        };
+        if let Some(t) = thread {
+            join_within(t, self.timeout.min(CLOSE_WAIT));
         }
     }
+}
+
+/// A thread of its own for the close (no worker, or it is gone).
+fn spawn_close(close: Job) -> Option<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("libvirt-close".into())
+        .spawn(close)
+        .ok()
 }
 
 /// The compact JSON arguments of a typed command (`None` when it has none).
