@@ -32,7 +32,7 @@ pub(crate) struct Driver {
     state: Mutex<Shared>,
     cv: Condvar,
     write: Mutex<()>,
-    pub(crate) timeouts: Mutex<Timeouts>,
+    pub(crate) timeouts: Mutex<std::sync::Arc<Timeouts>>,
 }
 
 /// Why a wait ended without its value.
@@ -42,7 +42,12 @@ pub(crate) enum WaitEnd {
 }
 
 impl Driver {
-    pub(crate) fn new(fd: OwnedFd, unix: bool, session: Session, timeouts: Timeouts) -> Driver {
+    pub(crate) fn new(
+        fd: OwnedFd,
+        unix: bool,
+        session: Session,
+        timeouts: std::sync::Arc<Timeouts>,
+    ) -> Driver {
         Driver {
             fd,
             unix,
@@ -231,10 +236,13 @@ impl Driver {
         deadline: Option<Instant>,
     ) -> MutexGuard<'a, Shared> {
         let raw = self.fd.as_raw_fd();
-        let r = g.session.receive_with(|buf| match fd::recv(raw, buf)? {
-            Some(n) => Ok(n),
-            None => Err(io::ErrorKind::WouldBlock.into()),
-        });
+        // SAFETY: `fd::recv` initialises the bytes it counts (recv(2) writes them).
+        let r = unsafe {
+            g.session.receive_with(|buf| match fd::recv(raw, buf)? {
+                Some(n) => Ok(n),
+                None => Err(io::ErrorKind::WouldBlock.into()),
+            })
+        };
         match r {
             Ok(_) => {
                 self.cv.notify_all();
@@ -272,10 +280,13 @@ impl Driver {
         if !g.reading && !g.session.is_closed() {
             let raw = self.fd.as_raw_fd();
             let mut g = g;
-            let r = g.session.receive_with(|buf| match fd::recv(raw, buf)? {
-                Some(n) => Ok(n),
-                None => Err(io::ErrorKind::WouldBlock.into()),
-            });
+            // SAFETY: `fd::recv` initialises the bytes it counts (recv(2) writes them).
+            let r = unsafe {
+                g.session.receive_with(|buf| match fd::recv(raw, buf)? {
+                    Some(n) => Ok(n),
+                    None => Err(io::ErrorKind::WouldBlock.into()),
+                })
+            };
             match r {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}

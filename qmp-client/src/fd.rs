@@ -47,9 +47,10 @@ pub(crate) fn wait(fd: RawFd, write: bool, deadline: Option<Instant>) -> io::Res
 }
 
 /// One non-blocking `recv`. `Ok(None)` means nothing is available right now.
-pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
+pub(crate) fn recv(fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<Option<usize>> {
     loop {
-        // SAFETY: `buf` is valid for writes of its length.
+        // SAFETY: `buf` is valid for writes of its length (recv(2) writes bytes into
+        // it, initialising the count it returns; uninitialised space is fine).
         let r = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
         if r >= 0 {
             return Ok(Some(r as usize));

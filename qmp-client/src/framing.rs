@@ -7,6 +7,7 @@
 //! Memory is bounded: an object longer than the limit is reported once and skipped.
 
 use std::io;
+use std::mem::MaybeUninit;
 
 /// Bytes read from the socket at a time at most (and the most free space kept).
 const CHUNK: usize = 64 * 1024;
@@ -242,11 +243,35 @@ impl Framer {
         }
     }
 
-    /// Reads more bytes with `read` (which gets free space at the end of the buffer).
-    /// Returns the number of bytes read; 0 means end of stream.
-    pub(crate) fn fill(
+    /// Frees the buffer if every byte in it has been handed out (no partial message);
+    /// the next read allocates it again, at the first chunk size.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn release_if_drained(&mut self) {
+        if self.depth == 0
+            && !self.discarding
+            && self.start == self.filled
+            && self.pos == self.filled
+        {
+            self.buf = Vec::new();
+            self.filled = 0;
+            self.start = 0;
+            self.pos = 0;
+            self.obj_start = 0;
+            self.chunk = FIRST_CHUNK;
+        }
+    }
+
+    /// Reads more bytes with `read`, which gets the free space at the end of the
+    /// buffer, uninitialised (zeroing it would cost more than the read), and returns
+    /// how many bytes it wrote there. Returns that count; 0 means end of stream.
+    ///
+    /// # Safety
+    ///
+    /// `read` must have initialised the first `n` bytes of the slice when it returns
+    /// `Ok(n)` (as `recv(2)` into it does).
+    pub(crate) unsafe fn fill(
         &mut self,
-        read: impl FnOnce(&mut [u8]) -> io::Result<usize>,
+        read: impl FnOnce(&mut [MaybeUninit<u8>]) -> io::Result<usize>,
     ) -> io::Result<usize> {
         // Drop consumed bytes; keep the unscanned tail and any partial object.
         let keep_from = if self.depth > 0 && !self.discarding {
@@ -255,24 +280,48 @@ impl Framer {
             self.start
         };
         let chunk = self.chunk;
-        if keep_from > 0 && (keep_from == self.filled || self.buf.len() - self.filled < chunk) {
+        if keep_from > 0 && (keep_from == self.filled || self.buf.capacity() - self.filled < chunk)
+        {
             self.buf.copy_within(keep_from..self.filled, 0);
             self.filled -= keep_from;
+            self.buf.truncate(self.filled);
             self.start -= keep_from;
             self.pos -= keep_from;
             self.obj_start = self.obj_start.saturating_sub(keep_from);
         }
-        if self.buf.len() - self.filled < chunk {
-            let want = (self.filled + chunk).max(self.buf.len() * 2).max(chunk);
-            self.buf.resize(want, 0);
+        if self.buf.capacity() - self.filled < chunk {
+            let want = (self.filled + chunk)
+                .max(self.buf.capacity() * 2)
+                .max(chunk);
+            self.buf.reserve_exact(want - self.filled);
         }
-        let offered = self.buf.len() - self.filled;
-        let n = read(&mut self.buf[self.filled..])?;
-        self.filled += n.min(offered);
+        let spare = self.buf.spare_capacity_mut();
+        let offered = spare.len();
+        let n = read(spare)?.min(offered);
+        // SAFETY: the caller's `read` initialised these `n` bytes (see above).
+        unsafe { self.buf.set_len(self.filled + n) };
+        self.filled += n;
         if n >= offered && self.chunk < CHUNK {
             self.chunk *= 2;
         }
         Ok(n)
+    }
+
+    /// [`Framer::fill`] from a slice (tests).
+    #[cfg(test)]
+    pub(crate) fn fill_from(&mut self, bytes: &mut &[u8]) -> usize {
+        // SAFETY: the closure initialises exactly the `n` bytes it reports.
+        unsafe {
+            self.fill(|buf| {
+                let n = buf.len().min(bytes.len());
+                for (d, s) in buf.iter_mut().zip(&bytes[..n]) {
+                    d.write(*s);
+                }
+                *bytes = &bytes[n..];
+                Ok(n)
+            })
+        }
+        .unwrap_or(0)
     }
 }
 
@@ -285,11 +334,10 @@ mod tests {
         let mut f = Framer::new(max);
         let mut out = Vec::new();
         for chunk in chunks {
-            f.fill(|b| {
-                b[..chunk.len()].copy_from_slice(chunk);
-                Ok(chunk.len())
-            })
-            .unwrap();
+            let mut rest: &[u8] = chunk;
+            while !rest.is_empty() {
+                f.fill_from(&mut rest);
+            }
             loop {
                 match f.next_frame() {
                     Ok(None) => break,

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -29,7 +30,8 @@ pub struct Options {
     pub(crate) max_message: usize,
     pub(crate) event_capacity: usize,
     pub(crate) negotiate: bool,
-    pub(crate) timeouts: Timeouts,
+    /// Shared, not copied: a fleet of connections holds one table, not one each.
+    pub(crate) timeouts: Arc<Timeouts>,
 }
 
 impl Default for Options {
@@ -40,9 +42,15 @@ impl Default for Options {
             max_message: 10 << 20,
             event_capacity: 1024,
             negotiate: true,
-            timeouts: Timeouts::default(),
+            timeouts: default_timeouts(),
         }
     }
+}
+
+/// The built-in table, made once per process.
+fn default_timeouts() -> Arc<Timeouts> {
+    static TABLE: OnceLock<Arc<Timeouts>> = OnceLock::new();
+    TABLE.get_or_init(|| Arc::new(Timeouts::default())).clone()
 }
 
 impl Options {
@@ -62,13 +70,13 @@ impl Options {
     /// Default deadline of every call without an entry in the timeout table
     /// (`None`: wait forever). See [`Options::timeouts`] for per-command defaults.
     pub fn timeout(mut self, t: Option<Duration>) -> Options {
-        self.timeouts.default = t;
+        Arc::make_mut(&mut self.timeouts).default = t;
         self
     }
 
     /// The per-command default deadlines ([`Timeouts`]), replacing the built-in table.
     pub fn timeouts(mut self, t: Timeouts) -> Options {
-        self.timeouts = t;
+        self.timeouts = Arc::new(t);
         self
     }
 

@@ -202,11 +202,12 @@ impl Qga {
     /// Changes the default deadline of later calls whose command has no entry in the
     /// timeout table (`None`: wait forever).
     pub fn set_timeout(&self, timeout: Option<Duration>) {
-        self.driver
+        let mut table = self
+            .driver
             .timeouts
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .default = timeout;
+            .unwrap_or_else(|p| p.into_inner());
+        std::sync::Arc::make_mut(&mut table).default = timeout;
     }
 
     /// Resynchronises now: sends 0xFF and `guest-sync-delimited` with a random id and

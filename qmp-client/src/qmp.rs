@@ -150,11 +150,12 @@ impl Qmp {
     /// Changes the default deadline of later calls whose command has no entry in the
     /// timeout table (`None`: wait forever).
     pub fn set_timeout(&self, timeout: Option<Duration>) {
-        self.driver
+        let mut table = self
+            .driver
             .timeouts
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .default = timeout;
+            .unwrap_or_else(|p| p.into_inner());
+        std::sync::Arc::make_mut(&mut table).default = timeout;
     }
 
     /// What the server has (commands, events, arguments): its `query-qmp-schema`,

@@ -3,10 +3,11 @@
 //! process.
 //!
 //! - Many calls in flight on one connection: a background reader task routes each
-//!   reply to its call by id, and a writer task writes requests in id order.
-//! - Cancellation-safe: the bytes of a request are written by the writer task, never
-//!   by the call's future, so dropping a call future (a `select!`, a timeout around
-//!   it) cannot cut a request in half; its late reply is discarded by id.
+//!   reply to its call by id. A call writes its request itself, without waiting;
+//!   only what the socket does not take at once goes to a writer task, started then.
+//! - Cancellation-safe: a request is written whole, or handed to the writer task,
+//!   before the call first yields, so dropping a call future (a `select!`, a timeout
+//!   around it) cannot cut a request in half; its late reply is discarded by id.
 //! - A deadline on every call: [`Request::timeout`], else the connection's
 //!   [`Timeouts`] table (per-command defaults).
 //! - Any number of subscribers ([`Qmp::subscribe`]), each with its own bounded queue
@@ -35,7 +36,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -43,37 +44,43 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use tokio::io::unix::AsyncFd;
-use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::sync::{oneshot, watch, Notify};
 
 use crate::conn::{Endpoint, Stats};
 use crate::error::Error;
 use crate::event::{downcast, EventFilter, RawEvent};
 use crate::fd;
 use crate::options::{Greeting, Options, Timeouts};
-use crate::proto::{Done, Session};
+use crate::proto::{Done, IdMap, Session};
 use crate::request::Request;
 
 mod helpers;
 
+/// A request the socket did not take at once: the rest is the writer task's.
 struct Outgoing {
     id: Option<u64>,
     bytes: Vec<u8>,
+    /// Bytes already written.
+    written: usize,
     fds: Vec<OwnedFd>,
 }
 
 struct State {
     session: Session,
-    waiters: HashMap<u64, oneshot::Sender<Result<Done, Error>>>,
-    subs: HashMap<u64, Arc<Notify>>,
+    waiters: IdMap<oneshot::Sender<Result<Done, Error>>>,
+    subs: IdMap<Arc<Notify>>,
+    /// What is not yet written, in order (empty unless the socket buffer filled).
+    out: VecDeque<Outgoing>,
+    /// A writer task is draining `out`; until it ends, nothing is written ahead of it.
+    writing: bool,
 }
 
 struct Inner {
     state: Mutex<State>,
-    tx: mpsc::UnboundedSender<Outgoing>,
     /// Woken after every batch of input (handshake, the connection's queue).
     progress: Notify,
     closed: watch::Receiver<bool>,
-    timeouts: Mutex<Timeouts>,
+    timeouts: Mutex<Arc<Timeouts>>,
     unix: bool,
     capacity: usize,
     /// Kept so that the descriptor outlives `Inner` (see its `Drop`).
@@ -82,8 +89,7 @@ struct Inner {
 
 impl Drop for Inner {
     /// The last client handle is gone: shut the socket down now, so the peer sees
-    /// the client leave at once, and the reader task wakes with EOF and ends (the
-    /// writer ends when its channel closes).
+    /// the client leave at once, and the reader task wakes with EOF and ends.
     fn drop(&mut self) {
         // SAFETY: shutdown(2) on a descriptor this struct keeps open.
         unsafe {
@@ -98,25 +104,87 @@ impl Inner {
     }
 }
 
-/// Hands completions to their calls and queued bytes to the writer; wakes waiters.
-fn dispatch(inner: &Inner, st: &mut State) {
-    for (id, outcome) in st.session.completed() {
-        if let Some(w) = st.waiters.remove(&id) {
+/// Hands completions to their calls, writes what the session queued, wakes waiters.
+fn dispatch(inner: &Arc<Inner>, st: &mut State) {
+    transmit(inner, st, None);
+    let State {
+        session, waiters, ..
+    } = st;
+    for (id, outcome) in session.drain_completed() {
+        if let Some(w) = waiters.remove(&id) {
             let _ = w.send(outcome);
         }
-    }
-    while let Some(t) = st.session.poll_transmit() {
-        let _ = inner.tx.send(Outgoing {
-            id: t.id,
-            bytes: t.bytes,
-            fds: Vec::new(),
-        });
     }
     for n in st.subs.values() {
         n.notify_one();
     }
     inner.progress.notify_waiters();
     inner.progress.notify_one();
+}
+
+/// Writes the session's queued requests (`fds` go with the request `fds.0`) from
+/// the calling task, under the state lock: a request is written whole or handed to
+/// the writer task before the lock is released, so a dropped call future cannot cut
+/// one in half, and the common case costs no task switch.
+fn transmit(inner: &Arc<Inner>, st: &mut State, mut fds: Option<(u64, Vec<OwnedFd>)>) {
+    while let Some(t) = st.session.poll_transmit() {
+        let fds = match &mut fds {
+            Some((id, f)) if t.id == Some(*id) => std::mem::take(f),
+            _ => Vec::new(),
+        };
+        st.out.push_back(Outgoing {
+            id: t.id,
+            bytes: t.bytes,
+            written: 0,
+            fds,
+        });
+    }
+    if st.writing || st.out.is_empty() {
+        return;
+    }
+    if !write_some(&inner.afd, st) {
+        st.writing = true;
+        tokio::spawn(writer(Arc::downgrade(inner)));
+    }
+}
+
+/// Writes from `st.out` until it is empty (true) or the socket would block (false).
+/// A failed write fails its call; the requests after it are still tried.
+fn write_some(afd: &AsyncFd<OwnedFd>, st: &mut State) -> bool {
+    let raw = afd.as_raw_fd();
+    while let Some(out) = st.out.front_mut() {
+        let fds: Vec<_> = if out.written == 0 {
+            out.fds.iter().map(|f| f.as_fd()).collect()
+        } else {
+            Vec::new()
+        };
+        match fd::send_once(raw, &out.bytes[out.written..], &fds) {
+            Ok(Some(n)) => {
+                out.written += n;
+                if out.written >= out.bytes.len() {
+                    st.out.pop_front();
+                }
+            }
+            Ok(None) => return false,
+            Err(e) => {
+                let (id, partial) = (out.id, out.written > 0);
+                st.out.pop_front();
+                let err = if matches!(
+                    e.kind(),
+                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                ) {
+                    Error::Disconnected { command: None }
+                } else {
+                    Error::Io {
+                        command: None,
+                        source: e,
+                    }
+                };
+                st.session.write_failed(id, partial, err);
+            }
+        }
+    }
+    true
 }
 
 /// One connection, shared by clones of a client.
@@ -133,8 +201,9 @@ impl Conn {
         Ok(conn)
     }
 
-    /// Opens the socket (within `deadline`) and starts the reader and writer tasks;
-    /// the session's first bytes (the agent's sync) are queued.
+    /// Opens the socket (within `deadline`) and starts the reader task; the
+    /// session's first bytes (the greeting's answer comes later; the agent's sync
+    /// now) are written.
     async fn start(
         endpoint: Endpoint,
         opts: &Options,
@@ -154,15 +223,15 @@ impl Conn {
             endpoint: "socket (registering with tokio)".into(),
             source: e.into_parts().1,
         })?);
-        let (tx, rx) = mpsc::unbounded_channel();
         let (closed_tx, closed_rx) = watch::channel(false);
         let inner = Arc::new(Inner {
             state: Mutex::new(State {
                 session,
-                waiters: HashMap::new(),
-                subs: HashMap::new(),
+                waiters: IdMap::default(),
+                subs: IdMap::default(),
+                out: VecDeque::new(),
+                writing: false,
             }),
-            tx,
             progress: Notify::new(),
             closed: closed_rx,
             timeouts: Mutex::new(opts.timeouts.clone()),
@@ -174,7 +243,6 @@ impl Conn {
             let mut st = inner.lock();
             dispatch(&inner, &mut st);
         }
-        tokio::spawn(writer(Arc::downgrade(&inner), afd.clone(), rx));
         tokio::spawn(reader(Arc::downgrade(&inner), afd, closed_tx));
         Ok(Conn { inner })
     }
@@ -226,25 +294,19 @@ impl Conn {
                 })?);
             }
             st.waiters.insert(id, done_tx);
-            while let Some(t) = st.session.poll_transmit() {
-                let fds = if t.id == Some(id) {
-                    std::mem::take(&mut fds)
-                } else {
-                    Vec::new()
-                };
-                let _ = self.inner.tx.send(Outgoing {
-                    id: t.id,
-                    bytes: t.bytes,
-                    fds,
-                });
+            transmit(&self.inner, &mut st, Some((id, fds)));
+            if st.session.is_done(id) {
+                // The write failed at once: hand the outcome over now.
+                dispatch(&self.inner, &mut st);
             }
             id
         };
         // Dropping this future before the reply abandons the call: the session then
         // discards its late reply.
-        let guard = Abandon {
+        let mut guard = Abandon {
             inner: &self.inner,
             id,
+            armed: true,
         };
         let outcome = match timeout {
             None => (&mut done_rx).await.ok(),
@@ -263,7 +325,7 @@ impl Conn {
                 }
             },
         };
-        drop(guard);
+        guard.armed = false;
         let done = match outcome {
             Some(r) => r?,
             None => {
@@ -301,10 +363,15 @@ impl Conn {
 struct Abandon<'a> {
     inner: &'a Inner,
     id: u64,
+    /// Cleared once the outcome is in: whoever delivered it already forgot the call.
+    armed: bool,
 }
 
 impl Drop for Abandon<'_> {
     fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
         let mut st = self.inner.lock();
         st.session.abandon(self.id);
         st.waiters.remove(&self.id);
@@ -333,17 +400,32 @@ async fn reader(
             }
         };
         let mut st = inner.lock();
-        let r = st.session.receive_with(|buf| match fd::recv(raw, buf)? {
-            Some(n) => Ok(n),
-            None => Err(io::ErrorKind::WouldBlock.into()),
-        });
+        let mut short = false;
+        // SAFETY: `fd::recv` initialises the bytes it counts (recv(2) writes them).
+        let r = unsafe {
+            st.session.receive_with(|buf| match fd::recv(raw, buf)? {
+                Some(n) => {
+                    short = n < buf.len();
+                    Ok(n)
+                }
+                None => Err(io::ErrorKind::WouldBlock.into()),
+            })
+        };
         match r {
             Ok(0) => {}
             Ok(_) => {
                 dispatch(&inner, &mut st);
+                if short {
+                    // A short read emptied the socket: wait for the next edge now
+                    // rather than after a read that would block (tokio's own streams
+                    // do the same; a newer readiness event is not cleared).
+                    st.session.release_idle_buffer();
+                    guard.clear_ready();
+                }
                 continue;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                st.session.release_idle_buffer();
                 guard.clear_ready();
                 continue;
             }
@@ -356,55 +438,41 @@ async fn reader(
     }
 }
 
-async fn writer(
-    inner: std::sync::Weak<Inner>,
-    afd: Arc<AsyncFd<OwnedFd>>,
-    mut rx: mpsc::UnboundedReceiver<Outgoing>,
-) {
-    let raw = afd.as_raw_fd();
-    while let Some(out) = rx.recv().await {
-        let mut written = 0;
-        let mut failed = None;
-        while written < out.bytes.len() {
-            let mut guard = match afd.writable().await {
-                Ok(g) => g,
-                Err(e) => {
-                    failed = Some(e);
-                    break;
+/// Drains the queue of requests the socket did not take at once, then ends.
+async fn writer(inner: std::sync::Weak<Inner>) {
+    loop {
+        let Some(conn) = inner.upgrade() else {
+            return;
+        };
+        let afd = conn.afd.clone();
+        drop(conn);
+        let ready = afd.writable().await;
+        let Some(conn) = inner.upgrade() else {
+            return;
+        };
+        let mut st = conn.lock();
+        match ready {
+            Ok(mut guard) => {
+                if write_some(&conn.afd, &mut st) {
+                    st.writing = false;
+                    dispatch(&conn, &mut st);
+                    return;
                 }
-            };
-            let fds: Vec<_> = if written == 0 {
-                out.fds.iter().map(|f| f.as_fd()).collect()
-            } else {
-                Vec::new()
-            };
-            match fd::send_once(raw, &out.bytes[written..], &fds) {
-                Ok(Some(n)) => written += n,
-                Ok(None) => guard.clear_ready(),
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
+                guard.clear_ready();
             }
-        }
-        if let Some(e) = failed {
-            let Some(inner) = inner.upgrade() else {
-                return;
-            };
-            let mut st = inner.lock();
-            let err = if matches!(
-                e.kind(),
-                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
-            ) {
-                Error::Disconnected { command: None }
-            } else {
-                Error::Io {
-                    command: None,
-                    source: e,
+            Err(e) => {
+                // The descriptor cannot be polled: fail what is queued.
+                while let Some(out) = st.out.pop_front() {
+                    let err = Error::Io {
+                        command: None,
+                        source: io::Error::new(e.kind(), e.to_string()),
+                    };
+                    st.session.write_failed(out.id, out.written > 0, err);
                 }
-            };
-            st.session.write_failed(out.id, written > 0, err);
-            dispatch(&inner, &mut st);
+                st.writing = false;
+                dispatch(&conn, &mut st);
+                return;
+            }
         }
     }
 }
@@ -496,12 +564,13 @@ macro_rules! common {
         /// Changes the default deadline of commands without an entry in the
         /// timeout table (`None`: wait forever).
         pub fn set_timeout(&self, timeout: Option<std::time::Duration>) {
-            self.conn
+            let mut table = self
+                .conn
                 .inner
                 .timeouts
                 .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .default = timeout;
+                .unwrap_or_else(|p| p.into_inner());
+            Arc::make_mut(&mut table).default = timeout;
         }
     };
 }

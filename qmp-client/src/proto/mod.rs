@@ -14,7 +14,32 @@ mod envelope;
 mod tests;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
+
+/// A map keyed by the ids this crate hands out (call and subscription counters):
+/// they need no protection against chosen keys, so SipHash's cost is saved.
+pub(crate) type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+/// Fibonacci hashing of one `u64` (the only thing an [`IdMap`] hashes).
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 use log::{debug, log_enabled, trace, Level};
 
@@ -102,7 +127,7 @@ struct State {
     oob: bool,
     next_id: u64,
     pending: BTreeMap<u64, Pending>,
-    done: HashMap<u64, Result<Done, Error>>,
+    done: IdMap<Result<Done, Error>>,
     outbox: VecDeque<Transmit>,
     partial_write: bool,
     resyncs_pending: u32,
@@ -111,7 +136,7 @@ struct State {
     seq: u64,
     queue: VecDeque<RawEvent>,
     capacity: usize,
-    subs: HashMap<u64, Sub>,
+    subs: IdMap<Sub>,
     next_sub: u64,
     closed: bool,
 }
@@ -152,7 +177,7 @@ impl Session {
                 oob: false,
                 next_id: first_id,
                 pending: BTreeMap::new(),
-                done: HashMap::new(),
+                done: IdMap::default(),
                 outbox: VecDeque::new(),
                 partial_write: false,
                 resyncs_pending: 0,
@@ -161,7 +186,7 @@ impl Session {
                 seq: 0,
                 queue: VecDeque::new(),
                 capacity: opts.event_capacity,
-                subs: HashMap::new(),
+                subs: IdMap::default(),
                 next_sub: 0,
                 closed: false,
             },
@@ -324,8 +349,25 @@ impl Session {
 
     /// Every completed call (for a driver that routes completions itself).
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn completed(&mut self) -> Vec<(u64, Result<Done, Error>)> {
-        self.st.done.drain().collect()
+    pub(crate) fn drain_completed(
+        &mut self,
+    ) -> std::collections::hash_map::Drain<'_, u64, Result<Done, Error>> {
+        self.st.done.drain()
+    }
+
+    /// Whether `id`'s outcome is waiting to be taken.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn is_done(&self, id: u64) -> bool {
+        self.st.done.contains_key(&id)
+    }
+
+    /// Frees the read buffer when it holds nothing and no call waits for a reply:
+    /// an idle connection then keeps no buffer (a fleet of them, none each).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn release_idle_buffer(&mut self) {
+        if self.st.pending.is_empty() {
+            self.framer.release_if_drained();
+        }
     }
 
     /// The caller gave up on `id` (a dropped future): its late reply will be
@@ -342,11 +384,17 @@ impl Session {
 
     /// Reads more input with `read` (given free buffer space; returns the byte
     /// count, 0 at end of stream) and processes every complete message.
-    pub(crate) fn receive_with(
+    ///
+    /// # Safety
+    ///
+    /// `read` gets uninitialised space and must have initialised the first `n` bytes
+    /// of it when it returns `Ok(n)` (as `recv(2)` into it does).
+    pub(crate) unsafe fn receive_with(
         &mut self,
-        read: impl FnOnce(&mut [u8]) -> std::io::Result<usize>,
+        read: impl FnOnce(&mut [std::mem::MaybeUninit<u8>]) -> std::io::Result<usize>,
     ) -> std::io::Result<usize> {
-        let n = self.framer.fill(read)?;
+        // SAFETY: passed on to our caller (see above).
+        let n = unsafe { self.framer.fill(read) }?;
         if n == 0 {
             self.eof();
         } else {
@@ -359,12 +407,7 @@ impl Session {
     #[cfg(test)]
     pub(crate) fn receive(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
-            let _ = self.framer.fill(|buf| {
-                let n = buf.len().min(bytes.len());
-                buf[..n].copy_from_slice(&bytes[..n]);
-                bytes = &bytes[n..];
-                Ok(n)
-            });
+            self.framer.fill_from(&mut bytes);
             self.process();
         }
     }

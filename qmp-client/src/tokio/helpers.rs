@@ -291,7 +291,11 @@ impl Qga {
             dispatch(inner, &mut st);
             id
         };
-        let guard = Abandon { inner, id };
+        let guard = Abandon {
+            inner,
+            id,
+            armed: true,
+        };
         let outcome = match tokio::time::timeout(timeout, done_rx).await {
             Ok(Ok(r)) => r.map(drop),
             Ok(Err(_)) => Err(Error::Disconnected { command: None }),

@@ -4,8 +4,9 @@
 //! - `fake`: 1, 1,000 and 10,000 connections to a local fake QMP server (`fleet-server`,
 //!   one epoll thread), every connection calling `query-status` in a loop for S seconds
 //!   (2 s with one connection: the round trip, tokio against blocking).
-//! - `qsd`: the same against 100 real `qemu-storage-daemon`s, one connection each, calling
-//!   `query-version` (the storage daemon has no `query-status`).
+//! - `qsd`: the round trip users see, against one real `qemu-storage-daemon` (QEMU's own
+//!   work included; tokio against blocking, at least 4 rounds), then 100 of them, one
+//!   connection each, calling `query-version` (the storage daemon has no `query-status`).
 //! - `events`: typed event ingest from the fake server: every event into the driver's
 //!   event type (ours: the generated `qmp::Event`), and by type (ours: the one
 //!   `TypedEvent` asked for; the others skipped undecoded).
@@ -53,6 +54,7 @@ const OURS: [&str; 2] = ["ours-tokio", "ours-blocking"];
 const PEERS: [(&str, &str); 2] = [("qmp", "qmp 0.1.1"), ("qapi", "qapi 0.15")];
 
 /// Options of the benchmark.
+#[derive(Clone)]
 struct Opts {
     seconds: f64,
     rounds: usize,
@@ -545,7 +547,7 @@ fn judge_fleet(fleet: &Fleet<'_>, runs: &Runs) {
     }
     if fleet.kind == Kind::Single {
         ratio_verdict(
-            "tokio / blocking p50 round trip",
+            &format!("tokio / blocking p50 round trip, {}", fleet.label),
             ratios(runs, "ours-tokio", "ours-blocking", "p50_us"),
             Ahead::Within5,
         );
@@ -719,6 +721,27 @@ fn storage_daemons(programs: &Programs, opts: &Opts) -> Result {
         "{DAEMONS} qemu-storage-daemons listening after {}",
         fmt_duration(t.elapsed())
     );
+    // One daemon first: the round trip users see (QEMU's own work included), tokio
+    // against blocking, with more rounds than the fleets (the ratio is the target).
+    let one = dir.0.join("one");
+    std::fs::write(&one, format!("{}\n", paths[0].display()))?;
+    let single = Fleet {
+        label: "1 qemu-storage-daemon",
+        sockets: &one,
+        per_socket: 1,
+        conns: 1,
+        command: "query-version",
+        drivers: &["ours-blocking", "ours-tokio", "floor"],
+        servers: &[daemons.0[0].id()],
+        seconds: opts.seconds.min(2.0),
+        kind: Kind::Single,
+    };
+    let more = Opts {
+        rounds: opts.rounds.max(4),
+        ..opts.clone()
+    };
+    let runs = run_fleet(programs, &single, &more)?;
+    judge_fleet(&single, &runs);
     let sockets = dir.0.join("sockets");
     let list: String = paths.iter().map(|p| format!("{}\n", p.display())).collect();
     std::fs::write(&sockets, list)?;
