@@ -758,7 +758,7 @@ impl Domain {
 
 impl Drop for Domain {
     /// Closes the connection on the worker thread (a round trip to libvirtd, which may
-    /// be hung: never on the caller's thread) and waits at most [`CLOSE_WAIT`] for it,
+    /// be hung: never on the caller's thread) and waits at most 2 s for it,
     /// so that no libvirt thread of this domain outlives it when libvirtd answers.
     fn drop(&mut self) {
         let session = self.lock_session().take();

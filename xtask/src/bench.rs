@@ -5,6 +5,7 @@
 //! of a child process, and the target-versus-measured lines.
 //! Benchmarks print numbers and say whether each target is met; they are never timed tests.
 
+mod baseline;
 mod codegen;
 mod fleet;
 mod parser;
@@ -40,6 +41,11 @@ const BENCHES: &[Bench] = &[
         about:
             "generation of the QMP API, typed decoding, cold build vs qapi-qmp, dependent rebuild",
         run: codegen::run,
+    },
+    Bench {
+        name: "baseline",
+        about: "generation, typed decode and cold build against an older commit built beside (default: before the supported range)",
+        run: baseline::run,
     },
     Bench {
         name: "fleet",
