@@ -13,11 +13,36 @@ mod libvirt_support;
 
 use std::time::{Duration, Instant};
 
-use libvirt_support::{virsh_ok, TestDomain, URI};
+use libvirt_support::{ssh_uri, virsh_ok, TestDomain, URI};
 use qmp_types::client::libvirt::{Domain, Error};
 use qmp_types::client::monitor::{EventStream, Monitor};
 use qmp_types::client::ErrorClass;
 use qmp_types::qmp::{self, commands as c};
+
+/// A remote URI: libvirt's ssh transport (to this machine's private sshd), by UUID,
+/// typed commands, HMP and events as through `qemu:///system`.
+#[test]
+fn over_ssh() {
+    let vm = TestDomain::paused("qapi-lv-ssh", "5e7a1c4e-0b4f-4d8e-9a51-3c1f0e6d7a04");
+    let uri = ssh_uri();
+    let dom = Domain::open(&uri, &vm.uuid).unwrap();
+    assert_eq!(dom.uri(), uri);
+    let status = dom.execute(&c::QueryStatus).unwrap();
+    assert_eq!(status.status, qmp::RunState::Prelaunch);
+    let hmp = dom.hmp("info status").unwrap();
+    assert!(hmp.contains("prelaunch"), "{hmp:?}");
+    let mut resumed = dom.subscribe_to::<qmp::events::Resume>().unwrap();
+    virsh_ok(&["resume", &vm.name]);
+    resumed
+        .next(Duration::from_secs(10))
+        .unwrap()
+        .expect("RESUME over ssh");
+    // QEMU's own error, through ssh.
+    match dom.execute(&c::DeviceDel::new("nope")) {
+        Err(Error::Qmp { class, .. }) => assert_eq!(class, ErrorClass::DeviceNotFound),
+        other => panic!("{other:?}"),
+    }
+}
 
 #[test]
 fn typed_commands_hmp_and_events() {
@@ -168,4 +193,33 @@ fn guest_agent_through_libvirt() {
         }
         other => panic!("{other:?}"),
     }
+    // An agent that stops answering while its port stays open (frozen inside the
+    // guest): libvirt's own timeout, typed, within the deadline, never a hang.
+    dom.agent_execute(
+        &g::GuestExec {
+            arg: Some(vec![
+                "-c".into(),
+                "sleep 0.5; kill -STOP $(pidof qemu-ga)".into(),
+            ]),
+            ..g::GuestExec::new("/bin/sh")
+        },
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let t = Instant::now();
+    match dom.agent_execute(&g::GuestInfo, Duration::from_secs(2)) {
+        Err(e) => {
+            let code = e.libvirt().map(|l| l.code.clone()).unwrap_or_default();
+            assert!(
+                matches!(e, Error::Timeout { .. })
+                    || ["AgentUnresponsive", "AgentCommandTimeout"].contains(&code.as_str()),
+                "{e}"
+            );
+            eprintln!("a frozen agent: {e} ({code})");
+        }
+        Ok(info) => panic!("a frozen agent answered: {info:?}"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    eprintln!("a frozen agent: refused after {:?}", t.elapsed());
 }

@@ -11,7 +11,8 @@
 //!    the `libvirt-qemu` user cannot open `/dev/kvm`, and `virsh define` takes 30-40 s);
 //! 3. `virtlogd -d` and `libvirtd -d` when their pid files name no live process (there is no
 //!    systemd here); a libvirtd that started before step 2 wrote the file is restarted;
-//! 4. waiting until `virsh -c qemu:///system version` answers.
+//! 4. waiting until `virsh -c qemu:///system version` answers;
+//! 5. a private sshd on 127.0.0.1 for the `qemu+ssh://` test ([`ssh`]).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -19,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use crate::util;
 use crate::Result;
+
+mod ssh;
 
 /// The packages, each from bookworm-backports by name.
 pub(crate) const PACKAGES: [&str; 4] = [
@@ -51,13 +54,14 @@ pub(crate) fn run(args: &[String]) -> Result {
     }
 }
 
-/// All four steps, each only when needed.
+/// All five steps, each only when needed.
 pub(crate) fn setup() -> Result {
     let start = Instant::now();
     install()?;
     let conf_written = configure()?;
     daemons(conf_written)?;
     wait_ready(Duration::from_secs(30))?;
+    ssh::setup(is_root())?;
     println!(
         "libvirt: {} answers at {URI} ({})",
         installed_version("libvirt-daemon").unwrap_or_default(),

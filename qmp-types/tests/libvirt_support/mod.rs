@@ -53,14 +53,34 @@ pub fn require_libvirt() {
     );
 }
 
+/// The `qemu+ssh://` URI of `cargo xtask libvirt setup`'s private sshd (root on
+/// 127.0.0.1:2222 with the client key under `~/.cache/qapi-rs/libvirt-ssh/`).
+pub fn ssh_uri() -> String {
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
+    let key = home.join(".cache/qapi-rs/libvirt-ssh/client_ed25519");
+    assert!(
+        key.is_file(),
+        "no ssh key for the qemu+ssh:// test at {}: run `cargo xtask libvirt setup` (as root)",
+        key.display()
+    );
+    format!(
+        "qemu+ssh://root@127.0.0.1:2222/system?keyfile={}&no_verify=1&no_tty=1",
+        key.display()
+    )
+}
+
 /// `<target dir>/guest` (the rule of `cargo xtask guest build`).
 pub fn guest_dir() -> PathBuf {
+    target_dir().join("guest")
+}
+
+/// The workspace's target folder, as cargo chose it for this test.
+fn target_dir() -> PathBuf {
     let workspace = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+    match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) if !dir.is_empty() => workspace.join(dir),
         _ => workspace.join("target"),
-    };
-    target.join("guest")
+    }
 }
 
 impl TestDomain {
