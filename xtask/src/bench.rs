@@ -285,6 +285,19 @@ pub(crate) struct Stats {
     pub median: Duration,
     /// The fastest run.
     pub min: Duration,
+    /// The median CPU time of the calling thread per run: what a single-threaded
+    /// workload costs, whatever else the machine runs (time spent descheduled is not
+    /// counted).
+    pub cpu_median: Duration,
+}
+
+/// CPU time the calling thread has used.
+pub(crate) fn thread_cpu() -> Duration {
+    // SAFETY: an all-zero `timespec` is valid; clock_gettime writes into a live local.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: see above; CLOCK_THREAD_CPUTIME_ID is always available on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 impl Stats {
@@ -298,19 +311,23 @@ impl Stats {
 pub(crate) fn measure<T>(budget: Budget, mut f: impl FnMut() -> T) -> Stats {
     std::hint::black_box(f());
     let mut times = Vec::new();
+    let mut cpu = Vec::new();
     let start = Instant::now();
     while times.len() < budget.max_iterations
         && (times.len() < budget.min_iterations || start.elapsed() < budget.min_time)
     {
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), thread_cpu());
         std::hint::black_box(f());
+        cpu.push(thread_cpu().saturating_sub(c));
         times.push(t.elapsed());
     }
     times.sort();
+    cpu.sort();
     Stats {
         iterations: times.len(),
         median: times[times.len() / 2],
         min: times[0],
+        cpu_median: cpu[cpu.len() / 2],
     }
 }
 

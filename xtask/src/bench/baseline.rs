@@ -263,8 +263,9 @@ fn decode_once(bin: &Path) -> Result<(f64, f64)> {
         .skip(1)
         .filter_map(|f| f.parse().ok())
         .collect();
+    // Older trees print three fields, newer ones more.
     match n[..] {
-        [typed, value, _] => Ok((typed, value)),
+        [typed, value, _, ..] => Ok((typed, value)),
         _ => Err(format!("bad decode output: {text}").into()),
     }
 }
