@@ -314,22 +314,8 @@ fn push_text(out: &mut Vec<Block>, indent: usize, marker: String, text: String) 
     });
 }
 
-/// What a QAPI cross reference (`` `query-block` ``, `` `BlockInfo.device` ``) points at
-/// in the generated Rust: an intra-doc link path, or `None` for a code span.
-pub type Links<'a> = &'a dyn Fn(&str) -> Option<String>;
-
-/// Resolves nothing: every cross reference stays a code span.
-fn no_links(_: &str) -> Option<String> {
-    None
-}
-
 /// Converts one QAPI doc section's text to Markdown lines.
 pub fn to_markdown(text: &str) -> Vec<String> {
-    to_markdown_linked(text, &no_links)
-}
-
-/// [`to_markdown`], with cross references turned into intra-doc links by `links`.
-pub fn to_markdown_linked(text: &str, links: Links<'_>) -> Vec<String> {
     let lines = dedent_rest(text);
     let mut blocks = Vec::new();
     parse_blocks(&lines, &mut blocks);
@@ -346,7 +332,7 @@ pub fn to_markdown_linked(text: &str, links: Links<'_>) -> Vec<String> {
                 text,
             } => {
                 let pad = " ".repeat(indent);
-                let body = inline_linked(&text, links);
+                let body = inline(&text);
                 if marker.is_empty() {
                     // A paragraph never continues the previous line (clippy's lazy continuation).
                     if out.last().is_some_and(|l: &String| !l.is_empty()) {
@@ -388,17 +374,12 @@ pub fn to_markdown_linked(text: &str, links: Links<'_>) -> Vec<String> {
 
 /// Converts one paragraph to plain one-line Markdown (for `#[deprecated]` notes).
 pub fn to_note(text: &str) -> String {
-    to_note_linked(text, &no_links)
-}
-
-/// [`to_note`], with cross references turned into intra-doc links by `links`.
-pub fn to_note_linked(text: &str, links: Links<'_>) -> String {
     let joined: Vec<String> = dedent_rest(text)
         .into_iter()
         .filter(|l| !l.trim().is_empty())
         .map(|l| l.trim().to_owned())
         .collect();
-    inline_linked(&joined.join(" "), links)
+    inline(&joined.join(" "))
 }
 
 /// Converts one QAPI doc section's text to plain text for a terminal: the [`to_markdown`]
@@ -563,26 +544,6 @@ fn is_name_char(c: char) -> bool {
 
 /// Converts inline rST markup in one line of text.
 pub fn inline(text: &str) -> String {
-    inline_linked(text, &no_links)
-}
-
-/// A reference: an intra-doc link when `links` knows its target, else a code span.
-fn reference(target: &str, links: Links<'_>) -> String {
-    reference_to(target.trim(), target, links)
-}
-
-/// A reference to `target` (what `links` is asked) shown as `label`.
-fn reference_to(target: &str, label: &str, links: Links<'_>) -> String {
-    match links(target) {
-        // rustdoc's `redundant_explicit_links`: the text already names the item.
-        Some(path) if path == label.trim() => format!("[{}]", code_span(label)),
-        Some(path) => format!("[{}]({path})", code_span(label)),
-        None => code_span(label),
-    }
-}
-
-/// [`inline`], with cross references turned into intra-doc links by `links`.
-fn inline_linked(text: &str, links: Links<'_>) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     let chars: Vec<char> = text.chars().collect();
     let mut i = 0;
@@ -627,9 +588,6 @@ fn inline_linked(text: &str, links: Links<'_>) -> String {
                                 push_escaped(&mut out, ch);
                             }
                         }
-                        _ if role.starts_with("qapi") || role == "any" => {
-                            out.push_str(&reference(s, links))
-                        }
                         _ => out.push_str(&code_span(s)),
                     }
                     i = end + 1;
@@ -665,8 +623,7 @@ fn inline_linked(text: &str, links: Links<'_>) -> String {
                         }
                     }
                 } else {
-                    // QEMU's default role: a cross reference to a definition.
-                    out.push_str(&reference(&s, links));
+                    out.push_str(&code_span(&s));
                 }
                 i = after;
                 continue;
@@ -686,7 +643,7 @@ fn inline_linked(text: &str, links: Links<'_>) -> String {
                 k -= 1;
             }
             let s: String = chars[i + 1..k].iter().collect();
-            out.push_str(&reference_to(&format!("@{s}"), &s, links));
+            out.push_str(&code_span(&s));
             i = k;
             continue;
         }

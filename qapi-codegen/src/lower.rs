@@ -1,12 +1,12 @@
 //! Schema -> IR: every decision is made here (names, `Option`/`Box`, derives, layout,
 //! docs, deprecation), so that `emit` only prints.
 
+use crate::docs::{to_markdown, to_note};
 use crate::ir::*;
 use crate::names::{field_ident, type_ident, Scope};
 use crate::range::{member_note, Range, Release};
 use crate::Config;
 use graph::Graph;
-use links::Site;
 use qapi_parser::{
     Builtin, Doc, Entity, EntityKind, Feature, IfCond, Member, Schema, SectionKind, TypeId,
 };
@@ -36,12 +36,6 @@ struct Lower<'a> {
     root_scope: Option<Scope>,
     /// What the releases of the supported range send and require.
     range: Range<'a>,
-    /// Identifier of each command's and event's type, in its module.
-    data_idents: Vec<Option<String>>,
-    /// The module whose items are being lowered (where doc links start from).
-    site: std::cell::Cell<Site>,
-    /// The definition whose docs are being lowered (its `@member`s are no links).
-    owner: std::cell::Cell<Option<TypeId>>,
 }
 
 fn n_entities(s: &Schema) -> usize {
@@ -155,13 +149,9 @@ impl<'a> Lower<'a> {
             graph: Graph::new(s),
             root_scope: None,
             range,
-            data_idents: vec![None; n],
-            site: std::cell::Cell::new(Site::Root),
-            owner: std::cell::Cell::new(None),
         };
         l.keep();
         l.name_types();
-        l.name_data();
         l
     }
 
@@ -260,7 +250,7 @@ impl<'a> Lower<'a> {
         Some(
             self.s
                 .feature_doc(owner, "deprecated")
-                .map(|d| self.note(&d.text))
+                .map(|d| to_note(&d.text))
                 .filter(|t| !t.is_empty())
                 .unwrap_or_else(|| "deprecated by QEMU".to_owned()),
         )
@@ -268,12 +258,11 @@ impl<'a> Lower<'a> {
 
     /// The docs of an entity: body, availability, features, then the sections.
     fn entity_docs(&self, id: TypeId, fallback: String) -> Vec<String> {
-        self.owner.set(Some(id));
         let e = self.ent(id);
         let mut out = Vec::new();
         let doc = self.doc(id);
         if let Some(d) = doc {
-            para(&mut out, self.markdown(&d.body.text));
+            para(&mut out, to_markdown(&d.body.text));
         }
         if out.is_empty() {
             out.push(fallback);
@@ -304,10 +293,10 @@ impl<'a> Lower<'a> {
                 "deprecated" => "**Deprecated:**".to_owned(),
                 _ => format!("**Feature `{name}`:**"),
             };
-            para(&mut out, labelled(&label, self.markdown(&f.text)));
+            para(&mut out, labelled(&label, to_markdown(&f.text)));
         }
         for sec in &d.sections {
-            let md = self.markdown(&sec.text);
+            let md = to_markdown(&sec.text);
             match sec.kind {
                 SectionKind::Plain => para(&mut out, md),
                 SectionKind::Returns => para(&mut out, labelled("**Returns:**", md)),
@@ -335,11 +324,10 @@ impl<'a> Lower<'a> {
         features: &[Feature],
         fallback: String,
     ) -> Vec<String> {
-        self.owner.set(Some(owner));
         let mut out = self
             .s
             .member_doc(owner, name)
-            .map(|d| self.markdown(&d.text))
+            .map(|d| to_markdown(&d.text))
             .unwrap_or_default();
         if out.is_empty() || out.iter().all(|l| l.trim().is_empty()) {
             out = vec![fallback];
@@ -567,9 +555,8 @@ impl<'a> Lower<'a> {
                                     t
                                 }
                             });
-                            self.owner.set(Some(id));
                             let mut docs = match self.s.member_doc(id, &v.name) {
-                                Some(d) => self.markdown(&d.text),
+                                Some(d) => to_markdown(&d.text),
                                 None => Vec::new(),
                             };
                             if docs.is_empty() {
@@ -642,9 +629,8 @@ impl<'a> Lower<'a> {
                                 t
                             }),
                         };
-                        self.owner.set(Some(id));
                         let mut docs = match self.s.member_doc(id, &v.name) {
-                            Some(d) => self.markdown(&d.text),
+                            Some(d) => to_markdown(&d.text),
                             None => Vec::new(),
                         };
                         if docs.is_empty() {
@@ -742,8 +728,6 @@ impl<'a> Lower<'a> {
             match &e.kind {
                 EntityKind::Command(c) => {
                     let ident = cscope.claim(type_ident(&e.name));
-                    debug_assert_eq!(self.data_idents[id.0 as usize].as_ref(), Some(&ident));
-                    self.site.set(Site::Commands);
                     let (mut st, _) = self.data_struct(
                         id,
                         ident.clone(),
@@ -802,8 +786,6 @@ impl<'a> Lower<'a> {
                 }
                 EntityKind::Event(ev) => {
                     let ident = escope.claim(type_ident(&e.name));
-                    debug_assert_eq!(self.data_idents[id.0 as usize].as_ref(), Some(&ident));
-                    self.site.set(Site::Events);
                     let (mut st, _) = self.data_struct(
                         id,
                         ident.clone(),
@@ -829,7 +811,6 @@ impl<'a> Lower<'a> {
                 _ => {}
             }
         }
-        self.site.set(Site::Root);
         let any_dep = |v: &[DynVariant]| v.iter().any(|v| v.deprecated);
         let mut header = vec![format!(
             "@generated by qapi-codegen {} from {}{}; do not edit",
@@ -989,4 +970,3 @@ fn constructor(inits: Vec<Init>) -> Constructor {
 
 mod doc_attributes;
 mod graph;
-mod links;

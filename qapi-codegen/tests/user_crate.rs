@@ -2,9 +2,7 @@
 //! generates every hazard schema of `schema/` with `qapi_codegen::compile` in its
 //! `build.rs`, the way a user's crate does (the code refers to `::qapi_runtime`, not
 //! `crate`), compiles it under `#![deny(warnings)]` with only `qapi-runtime` and
-//! `serde_json` as dependencies (no `serde`, no `qmp-types`), runs a typed round trip, and
-//! documents it with `rustdoc -D warnings`: every intra-doc link the generator wrote from
-//! QEMU's cross references resolves in a user's module layout.
+//! `serde_json` as dependencies (no `serde`, no `qmp-types`), and runs a typed round trip.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -91,17 +89,5 @@ fn build_script_setup_compiles_in_a_users_crate() {
     assert_eq!(
         stdout.trim(),
         r#"{"node-name":"n","driver":"file","filename":"/f"}"#
-    );
-    let doc = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(&krate)
-        .env("CARGO_TARGET_DIR", target.join("user-crate-target"))
-        .env("RUSTDOCFLAGS", "-D warnings")
-        .args(["doc", "--quiet", "--offline", "--no-deps"])
-        .output()
-        .unwrap();
-    assert!(
-        doc.status.success(),
-        "rustdoc of the generated code:\n{}",
-        String::from_utf8_lossy(&doc.stderr)
     );
 }

@@ -16,38 +16,9 @@ impl Example {
 ::qapi_runtime::runtime::struct_codec!(
     Example { 0 text "text" some_into member } [text "text"]
 );
-/// A colour; see [`Example`] for where it goes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Color {
-    /// the default, as in [`Color.red`](Color)
-    Red,
-    /// see [`EXAMPLE_DONE`](events::ExampleDone)
-    Blue,
-    /// A value this schema does not know (sent by a newer QEMU); serializes back unchanged.
-    Unrecognized(::std::string::String),
-}
-impl Color {
-    /// The wire value.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Red => "red",
-            Self::Blue => "blue",
-            Self::Unrecognized(s) => s,
-        }
-    }
-    /// The value for a wire string; unknown strings give the catch-all variant.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "red" => Self::Red,
-            "blue" => Self::Blue,
-            _ => Self::Unrecognized(s.into()),
-        }
-    }
-}
-::qapi_runtime::runtime::enum_impls!(Color);
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {
-    /// Shows an example with [`Example`](super::Example) and `inline literal`, *emphasis*, a reference to `verbose`, brackets \[like this\], an \<id\> and <https://www.qemu.org/docs/master/> as a bare URL.
+    /// Shows an example with `Example` and `inline literal`, *emphasis*, a reference to `verbose`, brackets \[like this\], an \<id\> and <https://www.qemu.org/docs/master/> as a bare URL.
     ///
     /// The format is:
     ///
@@ -65,7 +36,7 @@ pub mod commands {
     ///
     /// **Caution:** Be careful.
     ///
-    /// **Returns:** an [`Example`](super::Example)
+    /// **Returns:** an `Example`
     ///
     /// **Errors:**
     /// - If something fails, GenericError
@@ -125,81 +96,9 @@ pub mod commands {
             ::qapi_runtime::runtime::write_arguments(ret, out)
         }
     }
-    /// Cross references of every kind: the command [`query-example`](QueryExample), the event [`EXAMPLE_DONE`](super::events::ExampleDone), the type [`Example`](super::Example), its member [`Example.text`](super::Example), the enum value [`Color.red`](super::Color), itself ([`paint`](Paint)), and `no-such-thing`, which is generated nowhere (a code span).
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct Paint {
-        /// the colour ([`Color`](super::Color))
-        pub color: super::Color,
-    }
-    impl Paint {
-        /// Builds the value from its members, in schema order.
-        pub fn new(color: super::Color) -> Self {
-            Self { color }
-        }
-    }
-    ::qapi_runtime::runtime::struct_codec!(
-        Paint { 0 color "color" some_into member } [color "color"]
-    );
-    impl ::qapi_runtime::Command for Paint {
-        const NAME: &'static str = "paint";
-        const HAS_ARGUMENTS: bool = true;
-        const ALLOW_OOB: bool = false;
-        const SUCCESS_RESPONSE: bool = true;
-        type Returns = ();
-        fn write_arguments(
-            &self,
-            out: &mut ::std::vec::Vec<u8>,
-        ) -> ::std::result::Result<(), ::serde_json::Error> {
-            ::qapi_runtime::runtime::write_arguments(self, out)
-        }
-        fn decode_return(
-            json: &str,
-        ) -> ::std::result::Result<Self::Returns, ::serde_json::Error> {
-            ::qapi_runtime::runtime::decode_empty(json)
-        }
-        fn write_return(
-            _ret: &Self::Returns,
-            out: &mut ::std::vec::Vec<u8>,
-        ) -> ::std::result::Result<(), ::serde_json::Error> {
-            ::qapi_runtime::runtime::write_arguments(
-                &::qapi_runtime::runtime::EmptyObject,
-                out,
-            )
-        }
-    }
 }
 /// One type per event, holding its data; received events decode into [`Event`].
-pub mod events {
-    /// Emitted after [`query-example`](super::commands::QueryExample) and [`paint`](super::commands::Paint), carrying a [`Color`](super::Color).
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct ExampleDone {
-        /// the colour used, see [`Color.blue`](super::Color)
-        pub color: super::Color,
-    }
-    impl ExampleDone {
-        /// Builds the value from its members, in schema order.
-        pub fn new(color: super::Color) -> Self {
-            Self { color }
-        }
-    }
-    ::qapi_runtime::runtime::struct_codec!(
-        ExampleDone { 0 color "color" some_into member } [color "color"]
-    );
-    impl ::qapi_runtime::TypedEvent for ExampleDone {
-        const NAME: &'static str = "EXAMPLE_DONE";
-        fn decode_data(
-            data: ::std::option::Option<&str>,
-        ) -> ::std::result::Result<Self, ::serde_json::Error> {
-            ::qapi_runtime::runtime::decode(data.unwrap_or("{}"))
-        }
-        fn write_data(&self, out: &mut ::std::vec::Vec<u8>) {
-            ::qapi_runtime::runtime::Encode::encode(
-                self,
-                &mut ::qapi_runtime::runtime::Writer::new(out),
-            )
-        }
-    }
-}
+pub mod events {}
 /// This code was generated for a matching `qapi-runtime`.
 const _: () = ::qapi_runtime::runtime::QAPI_CODEGEN_0_1;
 /// Any command of the schema, as the wire request `{"execute": NAME, "arguments": {...}}`, written as the transport sends it: `execute` first, `arguments` left out when empty.
@@ -212,8 +111,6 @@ const _: () = ::qapi_runtime::runtime::QAPI_CODEGEN_0_1;
 pub enum AnyCommand {
     /// Command `query-example`.
     QueryExample(commands::QueryExample),
-    /// Command `paint`.
-    Paint(commands::Paint),
     /// A command this schema does not know.
     Unrecognized {
         /// The command name.
@@ -227,7 +124,6 @@ impl AnyCommand {
     pub fn name(&self) -> &str {
         match self {
             Self::QueryExample(_) => "query-example",
-            Self::Paint(_) => "paint",
             Self::Unrecognized { execute, .. } => execute,
         }
     }
@@ -250,11 +146,6 @@ impl AnyCommand {
                         ::qapi_runtime::runtime::decode(arguments.unwrap_or("{}"))?,
                     )
                 }
-                "paint" => {
-                    Self::Paint(
-                        ::qapi_runtime::runtime::decode(arguments.unwrap_or("{}"))?,
-                    )
-                }
                 _ => return unknown(),
             },
         )
@@ -267,13 +158,6 @@ impl ::qapi_runtime::runtime::Encode for AnyCommand {
                 ::qapi_runtime::runtime::encode_request(
                     w,
                     "query-example",
-                    ::std::option::Option::Some(a),
-                )
-            }
-            Self::Paint(a) => {
-                ::qapi_runtime::runtime::encode_request(
-                    w,
-                    "paint",
                     ::std::option::Option::Some(a),
                 )
             }
@@ -303,8 +187,6 @@ impl ::qapi_runtime::runtime::Decode for AnyCommand {
 pub enum AnyReturn {
     /// The return of `query-example`.
     QueryExample(Example),
-    /// The empty return (`{}`) of `paint`.
-    Paint,
     /// The return of a command this schema does not know.
     Unrecognized(::serde_json::Value),
 }
@@ -319,10 +201,6 @@ impl AnyReturn {
                 "query-example" => {
                     Self::QueryExample(::qapi_runtime::runtime::decode(json)?)
                 }
-                "paint" => {
-                    ::qapi_runtime::runtime::decode_empty(json)?;
-                    Self::Paint
-                }
                 _ => Self::Unrecognized(::qapi_runtime::runtime::decode(json)?),
             },
         )
@@ -332,7 +210,6 @@ impl ::qapi_runtime::runtime::Encode for AnyReturn {
     fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
             Self::QueryExample(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
-            Self::Paint => ::qapi_runtime::runtime::encode_empty(w),
             Self::Unrecognized(v) => ::qapi_runtime::runtime::Encode::encode(v, w),
         }
     }
@@ -344,8 +221,6 @@ impl ::qapi_runtime::runtime::Encode for AnyReturn {
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]
 pub enum Event {
-    /// Event `EXAMPLE_DONE` and its timestamp.
-    ExampleDone(events::ExampleDone, ::qapi_runtime::Timestamp),
     /// An event this schema does not know (sent by a newer QEMU).
     Unrecognized {
         /// The event name.
@@ -360,14 +235,12 @@ impl Event {
     /// The event's wire name.
     pub fn name(&self) -> &str {
         match self {
-            Self::ExampleDone(..) => "EXAMPLE_DONE",
             Self::Unrecognized { name, .. } => name,
         }
     }
     /// When QEMU emitted the event.
     pub fn timestamp(&self) -> ::qapi_runtime::Timestamp {
         match self {
-            Self::ExampleDone(_, t) => *t,
             Self::Unrecognized { timestamp, .. } => *timestamp,
         }
     }
@@ -385,30 +258,12 @@ impl ::qapi_runtime::EventSet for Event {
                 timestamp,
             })
         };
-        ::std::result::Result::Ok(
-            match name {
-                "EXAMPLE_DONE" => {
-                    Self::ExampleDone(
-                        ::qapi_runtime::runtime::decode(data.unwrap_or("{}"))?,
-                        timestamp,
-                    )
-                }
-                _ => return unknown(),
-            },
-        )
+        unknown()
     }
 }
 impl ::qapi_runtime::runtime::Encode for Event {
     fn encode(&self, w: &mut ::qapi_runtime::runtime::Writer<'_>) {
         match self {
-            Self::ExampleDone(d, t) => {
-                ::qapi_runtime::runtime::encode_event(
-                    w,
-                    "EXAMPLE_DONE",
-                    ::std::option::Option::Some(d),
-                    t,
-                )
-            }
             Self::Unrecognized { name, data, timestamp } => {
                 ::qapi_runtime::runtime::encode_event(
                     w,
