@@ -2,11 +2,34 @@
 //!
 //! Paragraphs and list items become single lines (no lazy continuations for clippy),
 //! examples and literal blocks become ```` ```text ```` fences (no doctest runs them),
-//! rST roles become code spans, and characters rustdoc would read as links or HTML
-//! (`[`, `]`, `<`, `>`, bare URLs) are escaped.
+//! cross references (`@name`, `` `name` ``, `:qapi:type:`name``) become links where the
+//! caller's [`Resolve`] gives a destination and code spans otherwise, other rST roles
+//! become code spans, and characters rustdoc would read as links or HTML (`[`, `]`, `<`,
+//! `>`, bare URLs) are escaped. What a reference names is the caller's decision: this
+//! module only finds references and writes text.
 //!
 //! [`to_text`] renders the same conversion as plain text for a terminal (the `qmp` shell's
 //! `help`), so that rustdoc and the shell read QEMU's documentation alike.
+
+/// A cross reference in QEMU's doc text, as written (the name after `@`, `~` and `!`
+/// taken off, the target of `title <target>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ref<'a> {
+    /// `@name`: a member of the documented definition; before QEMU 10.1, also any
+    /// definition or `Type.member`.
+    Member(&'a str),
+    /// `` `name` `` or `:qapi:ROLE:`name``: a definition, or `Type.member`.
+    Definition(&'a str),
+}
+
+/// Resolves cross references: the link destination of a reference (for rustdoc, an
+/// intra-doc path), or `None` to keep it a code span.
+pub type Resolve<'r> = &'r dyn Fn(Ref<'_>) -> Option<String>;
+
+/// Resolves nothing: every reference stays a code span.
+pub fn no_links(_: Ref<'_>) -> Option<String> {
+    None
+}
 
 /// A block of converted text.
 #[derive(Debug, Clone, PartialEq)]
@@ -314,8 +337,9 @@ fn push_text(out: &mut Vec<Block>, indent: usize, marker: String, text: String) 
     });
 }
 
-/// Converts one QAPI doc section's text to Markdown lines.
-pub fn to_markdown(text: &str) -> Vec<String> {
+/// Converts one QAPI doc section's text to Markdown lines, its cross references
+/// resolved by `resolve`.
+pub fn to_markdown(text: &str, resolve: Resolve<'_>) -> Vec<String> {
     let lines = dedent_rest(text);
     let mut blocks = Vec::new();
     parse_blocks(&lines, &mut blocks);
@@ -332,7 +356,7 @@ pub fn to_markdown(text: &str) -> Vec<String> {
                 text,
             } => {
                 let pad = " ".repeat(indent);
-                let body = inline(&text);
+                let body = inline(&text, resolve);
                 if marker.is_empty() {
                     // A paragraph never continues the previous line (clippy's lazy continuation).
                     if out.last().is_some_and(|l: &String| !l.is_empty()) {
@@ -372,25 +396,27 @@ pub fn to_markdown(text: &str) -> Vec<String> {
     out
 }
 
-/// Converts one paragraph to plain one-line Markdown (for `#[deprecated]` notes).
+/// Converts one paragraph to plain one-line Markdown (for `#[deprecated]` notes, where
+/// rustdoc resolves no intra-doc links: references stay code spans).
 pub fn to_note(text: &str) -> String {
     let joined: Vec<String> = dedent_rest(text)
         .into_iter()
         .filter(|l| !l.trim().is_empty())
         .map(|l| l.trim().to_owned())
         .collect();
-    inline(&joined.join(" "))
+    inline(&joined.join(" "), &no_links)
 }
 
 /// Converts one QAPI doc section's text to plain text for a terminal: the [`to_markdown`]
-/// conversion (directives resolved, admonitions labelled, examples set apart), with the
+/// conversion (directives resolved, admonitions labelled, examples set apart, references
+/// as their names), with the
 /// Markdown syntax taken out again, examples indented by four spaces, and paragraphs and
 /// list items wrapped at `width` columns (0: not wrapped).
 pub fn to_text(text: &str, width: usize) -> String {
     let mut out: Vec<String> = Vec::new();
     let mut fence: Option<String> = None;
     let mut in_list = false;
-    for line in to_markdown(text) {
+    for line in to_markdown(text, &no_links) {
         if let Some(ticks) = &fence {
             if line == *ticks {
                 fence = None;
@@ -542,8 +568,53 @@ fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'
 }
 
-/// Converts inline rST markup in one line of text.
-pub fn inline(text: &str) -> String {
+/// A definition's cross reference (`name`, `~Type.member`, `!name`, `title <name>`): a link
+/// where `resolve` gives a destination, a code span of its label otherwise.
+fn reference(out: &mut String, text: &str, resolve: Resolve<'_>) {
+    let text = text.trim();
+    if let Some(rest) = text.strip_prefix('!') {
+        // `!` asks for no link.
+        out.push_str(&code_span(rest.trim_start_matches('~')));
+        return;
+    }
+    let titled = text
+        .strip_suffix('>')
+        .and_then(|t| t.find('<').map(|lt| (t[..lt].trim(), t[lt + 1..].trim())))
+        .filter(|(title, _)| !title.is_empty());
+    let (label, target) = match (titled, text.strip_prefix('~')) {
+        (Some((title, target)), _) => (title, target),
+        // `~Type.member` shows the last part.
+        (None, Some(t)) => (t.rsplit('.').next().unwrap_or(t), t),
+        (None, None) => (text, text),
+    };
+    link(out, label, resolve(Ref::Definition(target)));
+}
+
+/// `label` as a code span, linked to `dest` if any. A destination that is the label
+/// itself is written as a collapsed reference (`` [`X`][] ``): rustdoc calls `[X](X)`
+/// redundant, and a shortcut `[X]` could run into a following `(` or `:`.
+fn link(out: &mut String, label: &str, dest: Option<String>) {
+    let span = code_span(label);
+    match dest {
+        Some(dest) if !span.is_empty() => {
+            if out.ends_with('!') {
+                // Not an image.
+                out.pop();
+                out.push_str("\\!");
+            }
+            if dest == label.trim() {
+                out.push_str(&format!("[{span}][]"));
+            } else {
+                out.push_str(&format!("[{span}]({dest})"));
+            }
+        }
+        _ => out.push_str(&span),
+    }
+}
+
+/// Converts inline rST markup in one line of text, cross references resolved by
+/// `resolve`.
+pub fn inline(text: &str, resolve: Resolve<'_>) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     let chars: Vec<char> = text.chars().collect();
     let mut i = 0;
@@ -575,9 +646,12 @@ pub fn inline(text: &str) -> String {
             if k > i + 2 && chars[k - 1] == ':' && chars.get(k) == Some(&'`') {
                 if let Some(end) = find(k + 1, "`") {
                     let role: String = chars[i + 1..k - 1].iter().collect();
-                    let s: String = chars[k + 1..end].iter().collect();
-                    let s = s.trim_start_matches(['~', '!']);
+                    let raw: String = chars[k + 1..end].iter().collect();
+                    let s = raw.trim_start_matches(['~', '!']);
                     match s.find('<') {
+                        _ if role.starts_with("qapi:") => {
+                            reference(&mut out, &raw, resolve);
+                        }
                         Some(lt) if s.ends_with('>') && (role == "doc" || role == "ref") => {
                             for ch in s[..lt].trim().chars() {
                                 push_escaped(&mut out, ch);
@@ -623,7 +697,8 @@ pub fn inline(text: &str) -> String {
                         }
                     }
                 } else {
-                    out.push_str(&code_span(&s));
+                    // The default role: a cross reference (QEMU 10.1 on).
+                    reference(&mut out, &s, resolve);
                 }
                 i = after;
                 continue;
@@ -643,7 +718,7 @@ pub fn inline(text: &str) -> String {
                 k -= 1;
             }
             let s: String = chars[i + 1..k].iter().collect();
-            out.push_str(&code_span(&s));
+            link(&mut out, &s, resolve(Ref::Member(&s)));
             i = k;
             continue;
         }
@@ -679,7 +754,7 @@ mod tests {
     use super::*;
 
     fn check(rst: &str, expect: expect_test::Expect) {
-        expect.assert_eq(&to_markdown(rst).join("\n"));
+        expect.assert_eq(&to_markdown(rst, &no_links).join("\n"));
     }
 
     #[test]
@@ -688,6 +763,27 @@ mod tests {
             "Use @node-name with ``literal`` and :qapi:type:`BlockdevOptions`, see `text <https://qemu.org>`_ or https://example.com/x.\n    Also [brackets] and <id>, *emph*.",
             expect_test::expect![[r#"Use `node-name` with `literal` and `BlockdevOptions`, see [text](https://qemu.org) or <https://example.com/x>. Also \[brackets\] and \<id\>, *emph*."#]],
         );
+    }
+
+    #[test]
+    fn cross_references() {
+        // A resolver knowing a command, a type with a field and a same-named type.
+        let resolve = |r: Ref<'_>| match r {
+            Ref::Member("device") => Some("field@Cmd::device".to_owned()),
+            Ref::Member(n) | Ref::Definition(n) => match n {
+                "query-jobs" => Some("commands::QueryJobs".to_owned()),
+                "Info.type" => Some("field@Info::type".to_owned()),
+                "Info" => Some("Info".to_owned()),
+                _ => None,
+            },
+        };
+        let md = to_markdown(
+            "See @device, @query-jobs, `Info.type`, :qapi:type:`~Info.type`, `all <Info>`, \
+             :qapi:cmd:`!query-jobs`, `Info`(s), wow!@Info, @nosuch and `-smp 2`.",
+            &resolve,
+        );
+        expect_test::expect![[r#"See [`device`](field@Cmd::device), [`query-jobs`](commands::QueryJobs), [`Info.type`](field@Info::type), [`type`](field@Info::type), [`all`](Info), `query-jobs`, [`Info`][](s), wow\![`Info`][], `nosuch` and `-smp 2`."#]]
+        .assert_eq(&md.join("\n"));
     }
 
     #[test]

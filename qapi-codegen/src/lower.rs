@@ -3,10 +3,11 @@
 
 use crate::docs::{to_markdown, to_note};
 use crate::ir::*;
-use crate::names::{field_ident, type_ident, Scope};
+use crate::names::{claim_all, type_ident, Scope};
 use crate::range::{member_note, Range, Release};
 use crate::Config;
 use graph::Graph;
+use links::{field_idents, Here, Home, Links};
 use qapi_parser::{
     Builtin, Doc, Entity, EntityKind, Feature, IfCond, Member, Schema, SectionKind, TypeId,
 };
@@ -16,7 +17,7 @@ use qapi_parser::{
 pub fn lower(schema: &Schema, older: &[Release<'_>], cfg: &Config, label: &str) -> File {
     let range = Range::new(schema, older, cfg.min_qemu);
     let mut file = Lower::new(schema, cfg, range).file(label);
-    constructors(&mut file);
+    constructors::file(&mut file);
     doc_attributes::file(&mut file);
     file
 }
@@ -26,7 +27,8 @@ struct Lower<'a> {
     cfg: &'a Config,
     /// Entities to generate or reference (the filter's closure).
     kept: Vec<bool>,
-    /// Root identifier of each generated type.
+    /// Identifier of each generated item: types at the root, commands and events in
+    /// their modules.
     idents: Vec<Option<String>>,
     /// Identifier of each union's branch enum.
     branch_idents: Vec<Option<String>>,
@@ -36,6 +38,8 @@ struct Lower<'a> {
     root_scope: Option<Scope>,
     /// What the releases of the supported range send and require.
     range: Range<'a>,
+    /// Where every generated item lives, for the docs' cross references.
+    links: Links,
 }
 
 fn n_entities(s: &Schema) -> usize {
@@ -149,10 +153,24 @@ impl<'a> Lower<'a> {
             graph: Graph::new(s),
             root_scope: None,
             range,
+            links: Links::default(),
         };
         l.keep();
         l.name_types();
+        let c = &l.cfg;
+        l.links = Links::new(
+            s,
+            &l.idents,
+            &l.branch_idents,
+            &c.commands_module,
+            &c.events_module,
+        );
         l
+    }
+
+    /// `text` as Markdown, its cross references linked from `here`.
+    fn md(&self, text: &str, here: Here) -> Vec<String> {
+        to_markdown(text, &|r| self.links.resolve(self.s, here, r))
     }
 
     fn ent(&self, id: TypeId) -> &'a Entity {
@@ -213,6 +231,22 @@ impl<'a> Lower<'a> {
             }
         }
         self.root_scope = Some(root);
+        // Commands and events each in their module's scope, in schema order.
+        for command in [true, false] {
+            let ids: Vec<TypeId> = (self.s.ids())
+                .filter(|&id| self.kept[id.0 as usize])
+                .filter(|&id| match self.ent(id).kind {
+                    EntityKind::Command(_) => command,
+                    EntityKind::Event(_) => !command,
+                    _ => false,
+                })
+                .collect();
+            let (idents, _) =
+                claim_all(ids.iter().map(|&id| self.ent(id).name.as_str()), type_ident);
+            for (id, ident) in ids.into_iter().zip(idents) {
+                self.idents[id.0 as usize] = Some(ident);
+            }
+        }
     }
 
     fn ty(&self, id: TypeId, sub: bool) -> TypeRef {
@@ -259,10 +293,11 @@ impl<'a> Lower<'a> {
     /// The docs of an entity: body, availability, features, then the sections.
     fn entity_docs(&self, id: TypeId, fallback: String) -> Vec<String> {
         let e = self.ent(id);
+        let here = self.links.here(id);
         let mut out = Vec::new();
         let doc = self.doc(id);
         if let Some(d) = doc {
-            para(&mut out, to_markdown(&d.body.text));
+            para(&mut out, self.md(&d.body.text, here));
         }
         if out.is_empty() {
             out.push(fallback);
@@ -293,10 +328,10 @@ impl<'a> Lower<'a> {
                 "deprecated" => "**Deprecated:**".to_owned(),
                 _ => format!("**Feature `{name}`:**"),
             };
-            para(&mut out, labelled(&label, to_markdown(&f.text)));
+            para(&mut out, labelled(&label, self.md(&f.text, here)));
         }
         for sec in &d.sections {
-            let md = to_markdown(&sec.text);
+            let md = self.md(&sec.text, here);
             match sec.kind {
                 SectionKind::Plain => para(&mut out, md),
                 SectionKind::Returns => para(&mut out, labelled("**Returns:**", md)),
@@ -316,10 +351,11 @@ impl<'a> Lower<'a> {
         out
     }
 
+    /// A member's docs; `here` is the item it is a member of.
     fn member_docs(
         &self,
-        owner: TypeId,
-        name: &str,
+        (owner, name): (TypeId, &str),
+        here: Here,
         ifcond: &Option<IfCond>,
         features: &[Feature],
         fallback: String,
@@ -327,7 +363,7 @@ impl<'a> Lower<'a> {
         let mut out = self
             .s
             .member_doc(owner, name)
-            .map(|d| to_markdown(&d.text))
+            .map(|d| self.md(&d.text, here))
             .unwrap_or_default();
         if out.is_empty() || out.iter().all(|l| l.trim().is_empty()) {
             out = vec![fallback];
@@ -349,16 +385,15 @@ impl<'a> Lower<'a> {
         crate::range::members_with_owner(self.s, id)
     }
 
+    /// Member `m` of `owner` as field `ident` of `container`'s item, documented `here`.
     fn field(
         &self,
-        owner: TypeId,
-        container: TypeId,
+        (owner, container): (TypeId, TypeId),
         m: &Member,
-        scope: &mut Scope,
-        sub: bool,
+        ident: String,
+        here: Here,
     ) -> (Field, bool) {
-        let ident = scope.claim(field_ident(&m.name));
-        let mut ty = self.ty(m.ty, sub);
+        let mut ty = self.ty(m.ty, here.home != Home::Root);
         if self.graph.self_recursive(container, m.ty) {
             ty = TypeRef::Boxed(Box::new(ty));
         }
@@ -370,8 +405,8 @@ impl<'a> Lower<'a> {
         }
         let deprecated = self.deprecation(owner, &m.features);
         let mut docs = self.member_docs(
-            owner,
-            &m.name,
+            (owner, &m.name),
+            here,
             &m.ifcond,
             &m.features,
             format!("Member `{}`.", m.name),
@@ -426,14 +461,15 @@ impl<'a> Lower<'a> {
         TypeRef::Versioned(path, Box::new(inner))
     }
 
-    fn fields(&self, id: TypeId, sub: bool) -> (Vec<Field>, bool) {
-        let mut scope = Scope::new();
+    /// The fields of object type `id`, documented `here`.
+    fn fields(&self, id: TypeId, here: Here) -> (Vec<Field>, bool) {
         let mut uses_dep = false;
         let fields = self
             .members_with_owner(id)
             .into_iter()
-            .map(|(owner, m)| {
-                let (f, d) = self.field(owner, id, m, &mut scope, sub);
+            .zip(field_idents(self.s, id))
+            .map(|((owner, m), ident)| {
+                let (f, d) = self.field((owner, id), m, ident, here);
                 uses_dep |= d || f.deprecated.is_some();
                 f
             })
@@ -463,25 +499,31 @@ impl<'a> Lower<'a> {
     }
 
     fn type_item(&mut self, id: TypeId) -> Option<Item> {
+        if !self.generated(id) {
+            return None;
+        }
         let ident = self.idents[id.0 as usize].clone()?;
         let e = self.ent(id);
+        let here = self.links.here(id);
         let eq = self.graph.eq(id);
         match &e.kind {
             EntityKind::Enum(en) => {
-                let mut scope = Scope::new();
+                let (idents, mut scope) =
+                    claim_all(en.members.iter().map(|m| m.name.as_str()), type_ident);
                 let mut uses_dep = false;
                 let variants: Vec<EnumVariant> = en
                     .members
                     .iter()
-                    .map(|m| {
+                    .zip(idents)
+                    .map(|(m, ident)| {
                         let deprecated = self.deprecation(id, &m.features);
                         uses_dep |= deprecated.is_some();
                         EnumVariant {
-                            ident: scope.claim(type_ident(&m.name)),
+                            ident,
                             wire: m.name.clone(),
                             docs: self.member_docs(
-                                id,
-                                &m.name,
+                                (id, &m.name),
+                                here,
                                 &m.ifcond,
                                 &m.features,
                                 format!("Value `{}`.", m.name),
@@ -502,7 +544,7 @@ impl<'a> Lower<'a> {
             }
             EntityKind::Object(o) => match &o.variants {
                 None => {
-                    let (fields, uses_dep) = self.fields(id, false);
+                    let (fields, uses_dep) = self.fields(id, here);
                     let default = fields.iter().all(|f| f.optional);
                     Some(Item::Struct(Struct {
                         meta: self.meta(id, ident, format!("QAPI struct `{}`.", e.name), uses_dep),
@@ -514,18 +556,17 @@ impl<'a> Lower<'a> {
                     }))
                 }
                 Some(vs) => {
-                    let mut scope = Scope::new();
                     let mut uses_dep = false;
                     let mut fields = Vec::new();
-                    for (owner, m) in self.members_with_owner(id) {
+                    let members = self.members_with_owner(id);
+                    for ((owner, m), ident) in members.into_iter().zip(field_idents(self.s, id)) {
                         if m.name == vs.tag_member {
-                            let ident = scope.claim(field_ident(&m.name));
                             fields.push(UnionField::Tag {
                                 ident,
                                 wire: m.name.clone(),
                                 docs: self.member_docs(
-                                    owner,
-                                    &m.name,
+                                    (owner, &m.name),
+                                    here,
                                     &m.ifcond,
                                     &m.features,
                                     format!(
@@ -535,16 +576,18 @@ impl<'a> Lower<'a> {
                                 ),
                             });
                         } else {
-                            let (f, d) = self.field(owner, id, m, &mut scope, false);
+                            let (f, d) = self.field((owner, id), m, ident, here);
                             uses_dep |= d || f.deprecated.is_some();
                             fields.push(UnionField::Base(f));
                         }
                     }
-                    let mut vscope = Scope::new();
+                    let (vidents, mut vscope) =
+                        claim_all(vs.variants.iter().map(|v| v.name.as_str()), type_ident);
                     let variants: Vec<BranchVariant> = vs
                         .variants
                         .iter()
-                        .map(|v| {
+                        .zip(vidents)
+                        .map(|(v, vident)| {
                             let empty = v.implicit || self.ent(v.ty).name == "q_empty";
                             let ty = (!empty).then(|| {
                                 uses_dep |= self.uses_deprecated(v.ty);
@@ -556,7 +599,7 @@ impl<'a> Lower<'a> {
                                 }
                             });
                             let mut docs = match self.s.member_doc(id, &v.name) {
-                                Some(d) => to_markdown(&d.text),
+                                Some(d) => self.md(&d.text, here),
                                 None => Vec::new(),
                             };
                             if docs.is_empty() {
@@ -570,7 +613,7 @@ impl<'a> Lower<'a> {
                                 para(&mut docs, [a]);
                             }
                             BranchVariant {
-                                ident: vscope.claim(type_ident(&v.name)),
+                                ident: vident,
                                 wire: v.name.clone(),
                                 ty,
                                 docs,
@@ -604,12 +647,13 @@ impl<'a> Lower<'a> {
                 }
             },
             EntityKind::Alternate(a) => {
-                let mut scope = Scope::new();
+                let (idents, _) = claim_all(a.variants.iter().map(|v| v.name.as_str()), type_ident);
                 let mut uses_dep = false;
                 let variants = a
                     .variants
                     .iter()
-                    .map(|v| {
+                    .zip(idents)
+                    .map(|(v, ident)| {
                         uses_dep |= self.uses_deprecated(v.ty);
                         let t = self.ty(v.ty, false);
                         let kind = match &self.ent(v.ty).kind {
@@ -630,7 +674,7 @@ impl<'a> Lower<'a> {
                             }),
                         };
                         let mut docs = match self.s.member_doc(id, &v.name) {
-                            Some(d) => to_markdown(&d.text),
+                            Some(d) => self.md(&d.text, here),
                             None => Vec::new(),
                         };
                         if docs.is_empty() {
@@ -639,11 +683,7 @@ impl<'a> Lower<'a> {
                         if let Some(a) = availability(&v.ifcond) {
                             para(&mut docs, [a]);
                         }
-                        AltVariant {
-                            ident: scope.claim(type_ident(&v.name)),
-                            docs,
-                            kind,
-                        }
+                        AltVariant { ident, docs, kind }
                     })
                     .collect();
                 Some(Item::Alternate(Alternate {
@@ -675,7 +715,7 @@ impl<'a> Lower<'a> {
                 false,
             ),
             Some(a) => {
-                let (fields, d) = self.fields(a, true);
+                let (fields, d) = self.fields(a, self.links.here(id));
                 let default = fields.iter().all(|f| f.optional);
                 let eq = self.graph.eq(a);
                 (StructShape::Fields(fields), d, eq, default)
@@ -713,11 +753,9 @@ impl<'a> Lower<'a> {
         let cmod = self.cfg.commands_module.clone();
         let emod = self.cfg.events_module.clone();
 
-        let mut cscope = Scope::new();
         let mut commands = Vec::new();
         let mut cmd_variants = Vec::new();
         let mut ret_variants = Vec::new();
-        let mut escope = Scope::new();
         let mut events = Vec::new();
         let mut ev_variants = Vec::new();
         for id in self.s.ids() {
@@ -725,9 +763,9 @@ impl<'a> Lower<'a> {
                 continue;
             }
             let e = self.ent(id);
+            let ident = self.idents[id.0 as usize].clone().unwrap_or_default();
             match &e.kind {
                 EntityKind::Command(c) => {
-                    let ident = cscope.claim(type_ident(&e.name));
                     let (mut st, _) = self.data_struct(
                         id,
                         ident.clone(),
@@ -785,7 +823,6 @@ impl<'a> Lower<'a> {
                     commands.push(Item::Struct(st));
                 }
                 EntityKind::Event(ev) => {
-                    let ident = escope.claim(type_ident(&e.name));
                     let (mut st, _) = self.data_struct(
                         id,
                         ident.clone(),
@@ -888,85 +925,7 @@ impl<'a> Lower<'a> {
     }
 }
 
-/// Clippy's default `too-many-arguments-threshold`: more parameters than this are allowed
-/// explicitly on a constructor.
-const MAX_ARGUMENTS: usize = 7;
-
-/// Gives every struct with named fields and every union its `new`, from the fields' final
-/// `optional` flags (a pass of its own, after every decision about the fields): the
-/// required members in schema order are the parameters, a required `String` is taken as
-/// `impl Into<String>`, and the optional members are `None`. A type without required
-/// members derives `Default` too, so that its `new()` does not trip clippy's
-/// `new_without_default`.
-fn constructors(file: &mut File) {
-    let items = file
-        .types
-        .iter_mut()
-        .chain(&mut file.commands.items)
-        .chain(&mut file.events.items);
-    for item in items {
-        match item {
-            Item::Struct(st) => {
-                let StructShape::Fields(fields) = &st.shape else {
-                    continue;
-                };
-                let inits = fields.iter().map(field_init).collect();
-                let c = constructor(inits);
-                st.derives.default |= c.inits.iter().all(|i| i.value == InitValue::None);
-                st.constructor = Some(c);
-            }
-            Item::Union(u) => {
-                let inits = u
-                    .fields
-                    .iter()
-                    .map(|f| match f {
-                        UnionField::Base(f) => field_init(f),
-                        UnionField::Tag { ident, .. } => Init {
-                            ident: ident.clone(),
-                            value: InitValue::Param(TypeRef::Named(vec![u
-                                .branches
-                                .meta
-                                .ident
-                                .clone()])),
-                        },
-                    })
-                    .collect();
-                u.constructor = Some(constructor(inits));
-            }
-            Item::Enum(_) | Item::Alternate(_) => {}
-        }
-    }
-}
-
-fn field_init(f: &Field) -> Init {
-    let value = match &f.ty {
-        _ if f.optional => InitValue::None,
-        TypeRef::Prim(Prim::String) => InitValue::IntoString,
-        t => InitValue::Param(t.clone()),
-    };
-    Init {
-        ident: f.ident.clone(),
-        value,
-    }
-}
-
-fn constructor(inits: Vec<Init>) -> Constructor {
-    let params = inits.iter().filter(|i| i.value != InitValue::None).count();
-    let doc = if inits.is_empty() {
-        "Builds the value (it has no members)."
-    } else if params == 0 {
-        "Builds the value with every member `None`, as `Default` does."
-    } else if params == inits.len() {
-        "Builds the value from its members, in schema order."
-    } else {
-        "Builds the value from its required members, in schema order; the optional ones are `None`."
-    };
-    Constructor {
-        docs: vec![doc.to_owned()],
-        allow_too_many_arguments: params > MAX_ARGUMENTS,
-        inits,
-    }
-}
-
+mod constructors;
 mod doc_attributes;
 mod graph;
+mod links;

@@ -61,6 +61,26 @@ pub fn unraw(ident: &str) -> &str {
     ident.strip_prefix("r#").unwrap_or(ident)
 }
 
+/// The identifiers of QAPI names sharing one fresh scope (an item's members, a module's
+/// items), made by `make` (`type_ident` or `field_ident`) and claimed in order, with the
+/// scope, for what the item adds after them. Lowering and the doc links both name through
+/// it, so a link names what the item is called.
+pub fn claim_all<'n>(
+    names: impl IntoIterator<Item = &'n str>,
+    make: fn(&str) -> String,
+) -> (Vec<String>, Scope) {
+    let mut scope = Scope::new();
+    let idents = names.into_iter().map(|n| scope.claim(make(n))).collect();
+    (idents, scope)
+}
+
+/// The path of an intra-doc link from identifiers: rustdoc reads `#` as a fragment, so
+/// raw identifiers are written bare (`Type::type` links the field `r#type`).
+pub fn link_path<'i>(idents: impl IntoIterator<Item = &'i str>) -> String {
+    let parts: Vec<&str> = idents.into_iter().map(unraw).collect();
+    parts.join("::")
+}
+
 /// One naming scope (a module's items, a struct's fields, an enum's variants): hands
 /// out unique identifiers in call order, appending a number on a clash.
 #[derive(Debug, Default)]

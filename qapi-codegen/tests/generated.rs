@@ -16,6 +16,9 @@ pub mod builtins {
 pub mod command_shapes {
     include!("snapshots/commands.rs");
 }
+pub mod doc_links {
+    include!("snapshots/doc-links.rs");
+}
 pub mod docs_examples {
     include!("snapshots/docs-examples.rs");
 }

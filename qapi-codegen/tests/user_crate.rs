@@ -2,7 +2,9 @@
 //! generates every hazard schema of `schema/` with `qapi_codegen::compile` in its
 //! `build.rs`, the way a user's crate does (the code refers to `::qapi_runtime`, not
 //! `crate`), compiles it under `#![deny(warnings)]` with only `qapi-runtime` and
-//! `serde_json` as dependencies (no `serde`, no `qmp-types`), and runs a typed round trip.
+//! `serde_json` as dependencies (no `serde`, no `qmp-types`), and runs a typed round trip;
+//! then documents it under `-D warnings`, so every intra-doc link the docs' cross
+//! references became resolves from a module of the user's choosing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,6 +35,7 @@ fn build_script_setup_compiles_in_a_users_crate() {
         "alternates",
         "builtins",
         "commands",
+        "doc-links",
         "docs-examples",
         "features-conditions",
         "flat-union",
@@ -89,5 +92,17 @@ fn build_script_setup_compiles_in_a_users_crate() {
     assert_eq!(
         stdout.trim(),
         r#"{"node-name":"n","driver":"file","filename":"/f"}"#
+    );
+    let doc = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(&krate)
+        .env("CARGO_TARGET_DIR", target.join("user-crate-target"))
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .args(["doc", "--quiet", "--offline", "--no-deps"])
+        .output()
+        .unwrap();
+    assert!(
+        doc.status.success(),
+        "cargo doc:\n{}",
+        String::from_utf8_lossy(&doc.stderr)
     );
 }

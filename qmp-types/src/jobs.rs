@@ -38,8 +38,9 @@
 //! `MIGRATION` events to `completed`, `failed` or `cancelled`, reading `query-migrate`
 //! at the end (and for progress) so a failure carries QEMU's `error-desc`.
 //!
-//! With the `tokio` feature, [`Job::run_async`] and [`Migration::run_async`] do the
-//! same on the tokio client: both drivers carry out the steps of one I/O-free state
+//! With the `tokio` feature, `Job::run_async` and `Migration::run_async` do the
+//! same on the tokio client (code spans, not links: without the feature they are not
+//! there to link to): both drivers carry out the steps of one I/O-free state
 //! machine per run, so they decide alike.
 //!
 //! Both arm their event filter before the command is written (the client's

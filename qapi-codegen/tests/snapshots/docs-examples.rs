@@ -18,7 +18,7 @@ impl Example {
 );
 /// One type per command, implementing the `Command` trait: its fields are the command's arguments.
 pub mod commands {
-    /// Shows an example with `Example` and `inline literal`, *emphasis*, a reference to `verbose`, brackets \[like this\], an \<id\> and <https://www.qemu.org/docs/master/> as a bare URL.
+    /// Shows an example with [`Example`](super::Example) and `inline literal`, *emphasis*, a reference to [`verbose`](field@QueryExample::verbose), brackets \[like this\], an \<id\> and <https://www.qemu.org/docs/master/> as a bare URL.
     ///
     /// The format is:
     ///
@@ -36,7 +36,7 @@ pub mod commands {
     ///
     /// **Caution:** Be careful.
     ///
-    /// **Returns:** an `Example`
+    /// **Returns:** an [`Example`](super::Example)
     ///
     /// **Errors:**
     /// - If something fails, GenericError

@@ -3,7 +3,7 @@
 
 /// Modes.
 ///
-/// **Deprecated:** Value `slow` is deprecated; use `fast`.
+/// **Deprecated:** Value [`slow`](Mode::Slow) is deprecated; use [`fast`](Mode::Fast).
 #[allow(deprecated)]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Mode {
@@ -62,9 +62,9 @@ impl OldThing {
 );
 /// Uses a deprecated type and has feature-marked members.
 ///
-/// **Unstable:** Member `x-fancy` is experimental.
+/// **Unstable:** Member [`x-fancy`](field@NewThing::x_fancy) is experimental.
 ///
-/// **Deprecated:** Member `legacy` is deprecated, with no replacement.
+/// **Deprecated:** Member [`legacy`](field@NewThing::legacy) is deprecated, with no replacement.
 #[allow(deprecated)]
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NewThing {
