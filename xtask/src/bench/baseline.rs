@@ -20,8 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::codegen::cargo_in;
 use super::verdict;
-use crate::util::{self, cargo, fmt_duration, repo_root};
+use crate::util::{self, fmt_duration, repo_root};
 use crate::Result;
 
 /// The commit before the supported-range work (issue 9's "today").
@@ -97,13 +98,6 @@ fn export(rev: &str) -> Result<PathBuf> {
         )?;
     }
     Ok(dir)
-}
-
-/// `cargo` in `tree` with its own target folder `target`.
-fn cargo_in(tree: &Path, target: &Path) -> Command {
-    let mut c = cargo();
-    c.current_dir(tree).env("CARGO_TARGET_DIR", target);
-    c
 }
 
 /// Builds `qapi` in `tree` and returns its path.
@@ -219,11 +213,9 @@ fn child_times(cmd: &mut Command) -> Result<(Duration, Duration)> {
     Ok((tv(usage.ru_utime) + tv(usage.ru_stime), wall))
 }
 
-/// Median and 10%-90% range.
-fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    (v[n / 2], v[n / 10], v[n - 1 - n / 10])
+/// Median and 10%-90% range (fleet's; NaN when nothing was measured).
+fn spread(v: Vec<f64>) -> (f64, f64, f64) {
+    super::fleet::spread(v).unwrap_or((f64::NAN, f64::NAN, f64::NAN))
 }
 
 /// The decode benchmark's executable, built in `tree`.

@@ -193,7 +193,8 @@ fn timed(cmd: &mut Command) -> Result<Duration> {
     Ok(t.elapsed())
 }
 
-fn cargo_in(dir: &Path, target: &Path) -> Command {
+/// `cargo` in `dir` with the target folder `target`.
+pub(super) fn cargo_in(dir: &Path, target: &Path) -> Command {
     let mut c = cargo();
     c.current_dir(dir).env("CARGO_TARGET_DIR", target);
     c

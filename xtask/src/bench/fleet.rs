@@ -470,7 +470,7 @@ fn fmt_us(us: f64) -> String {
 }
 
 /// Median and the lowest and highest of `v` (NaNs left out); `None` when empty.
-fn spread(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
+pub(super) fn spread(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
     v.retain(|x| x.is_finite());
     if v.is_empty() {
         return None;
