@@ -38,12 +38,15 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
 use std::time::Instant;
 
-use tokio::io::unix::AsyncFd;
+use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 use tokio::sync::{oneshot, watch, Notify};
 
 use crate::conn::{Endpoint, Stats};
@@ -73,6 +76,11 @@ struct State {
     out: VecDeque<Outgoing>,
     /// A writer task is draining `out`; until it ends, nothing is written ahead of it.
     writing: bool,
+    /// The earliest deadline the reader task's one timer must fire at (a call with an
+    /// earlier deadline lowers it and wakes the reader; the reader raises it).
+    timer: Option<Instant>,
+    /// The reader task's waker, while it waits.
+    reader: Option<Waker>,
 }
 
 struct Inner {
@@ -231,6 +239,8 @@ impl Conn {
                 subs: IdMap::default(),
                 out: VecDeque::new(),
                 writing: false,
+                timer: None,
+                reader: None,
             }),
             progress: Notify::new(),
             closed: closed_rx,
@@ -282,10 +292,23 @@ impl Conn {
                 .get(&req.name),
         };
         let now = Instant::now();
-        let (done_tx, mut done_rx) = oneshot::channel();
+        let (done_tx, done_rx) = oneshot::channel();
         let id = {
             let mut st = self.inner.lock();
             let id = st.session.request(&mut req, now)?;
+            if let Some(t) = timeout {
+                // The connection's one timer, not one per call: most calls end long
+                // before their deadline, and the timer is moved only when this one
+                // comes first.
+                let deadline = now + t;
+                st.session.set_deadline(id, deadline);
+                if st.timer.is_none_or(|armed| deadline < armed) {
+                    st.timer = Some(deadline);
+                    if let Some(w) = &st.reader {
+                        w.wake_by_ref();
+                    }
+                }
+            }
             let mut fds = Vec::new();
             for f in req.fds {
                 fds.push(f.try_clone_to_owned().map_err(|source| Error::Io {
@@ -308,23 +331,8 @@ impl Conn {
             id,
             armed: true,
         };
-        let outcome = match timeout {
-            None => (&mut done_rx).await.ok(),
-            Some(t) => match tokio::time::timeout(t, &mut done_rx).await {
-                Ok(r) => r.ok(),
-                Err(_) => {
-                    let mut st = self.inner.lock();
-                    st.session.expire(id, Instant::now());
-                    st.waiters.remove(&id);
-                    let expired = st.session.take(id);
-                    drop(st);
-                    match done_rx.try_recv() {
-                        Ok(r) => Some(r),
-                        Err(_) => expired,
-                    }
-                }
-            },
-        };
+        // A timeout arrives as the outcome: the reader task expires the call.
+        let outcome = done_rx.await.ok();
         guard.armed = false;
         let done = match outcome {
             Some(r) => r?,
@@ -378,20 +386,76 @@ impl Drop for Abandon<'_> {
     }
 }
 
+/// What woke the reader task.
+enum Wake<'a> {
+    Readable(io::Result<AsyncFdReadyGuard<'a, OwnedFd>>),
+    /// The timer: some call's deadline has passed.
+    Deadline,
+    /// Every client handle is gone.
+    Gone,
+}
+
+/// The connection's background task: reads and routes input, and keeps the one timer
+/// that fails calls at their deadlines.
 async fn reader(
     inner: std::sync::Weak<Inner>,
     afd: Arc<AsyncFd<OwnedFd>>,
     closed: watch::Sender<bool>,
 ) {
     let raw = afd.as_raw_fd();
+    // Made at the first deadline: connections that never time a call have none.
+    let mut sleep: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    let mut armed: Option<Instant> = None;
     loop {
-        let ready = afd.readable().await;
+        let woke = poll_fn(|cx| {
+            if armed.is_some() {
+                if let Some(s) = &mut sleep {
+                    if s.as_mut().poll(cx).is_ready() {
+                        armed = None;
+                        return Poll::Ready(Wake::Deadline);
+                    }
+                }
+            }
+            if let Poll::Ready(r) = afd.poll_read_ready(cx) {
+                return Poll::Ready(Wake::Readable(r));
+            }
+            // About to wait: under the lock, so that a call lowering the timer either
+            // sees this waker or is seen here.
+            let Some(inner) = inner.upgrade() else {
+                return Poll::Ready(Wake::Gone);
+            };
+            let mut st = inner.lock();
+            if !st.reader.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                st.reader = Some(cx.waker().clone());
+            }
+            if st.timer != armed {
+                armed = st.timer;
+                if let Some(d) = armed {
+                    let at = tokio::time::Instant::from_std(d);
+                    let s = sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+                    s.as_mut().reset(at);
+                    if s.as_mut().poll(cx).is_ready() {
+                        armed = None;
+                        return Poll::Ready(Wake::Deadline);
+                    }
+                }
+            }
+            Poll::Pending
+        })
+        .await;
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        let mut guard = match ready {
-            Ok(g) => g,
-            Err(e) => {
+        let mut guard = match woke {
+            Wake::Gone => return,
+            Wake::Deadline => {
+                let mut st = inner.lock();
+                st.timer = st.session.expire_due(Instant::now());
+                dispatch(&inner, &mut st);
+                continue;
+            }
+            Wake::Readable(Ok(g)) => g,
+            Wake::Readable(Err(e)) => {
                 let mut st = inner.lock();
                 st.session.io_error(e.kind(), &e.to_string());
                 dispatch(&inner, &mut st);

@@ -354,3 +354,37 @@ async fn guest_agent_calls_timeouts_and_resync() {
     eprintln!("{timeouts} of 200 guest-info calls timed out; every guest-ping after them worked");
     assert!(!qga.is_closed());
 }
+
+/// The connection's one timer moves earlier for a call with a nearer deadline: with QEMU
+/// stopped (SIGSTOP), a 10 s call is in flight when a 200 ms call starts; the short one
+/// times out on time, and after SIGCONT the long one gets its reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_earlier_deadline_moves_the_connection_timer() {
+    let vm = start();
+    let qmp = connect(&vm).await;
+    vm.signal(libc::SIGSTOP).unwrap();
+    let long = {
+        let qmp = qmp.clone();
+        tokio::spawn(async move {
+            qmp.execute(Request::name("query-status").timeout(Duration::from_secs(10)))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let t = Instant::now();
+    let short = qmp
+        .execute(Request::name("query-name").timeout(Duration::from_millis(200)))
+        .await;
+    let waited = t.elapsed();
+    vm.signal(libc::SIGCONT).unwrap();
+    assert!(matches!(short, Err(Error::Timeout { .. })), "{short:?}");
+    assert!(
+        waited >= Duration::from_millis(200) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
+    let long = long.await.unwrap().unwrap();
+    assert!(long.get().contains("running"), "{}", long.get());
+    // The late reply of the timed-out call was discarded: the connection is in step.
+    let name = qmp.execute(Request::name("query-name")).await.unwrap();
+    assert_eq!(name.get(), "{}");
+}

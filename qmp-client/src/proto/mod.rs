@@ -84,6 +84,8 @@ struct Pending {
     reply: Option<String>,
     wait: Option<(Matcher, String)>,
     event: Option<Decoded>,
+    /// When [`Session::expire_due`] fails it (drivers with one timer per connection).
+    deadline: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -297,6 +299,7 @@ impl Session {
                 reply: None,
                 wait: req.wait.take(),
                 event: None,
+                deadline: None,
             },
         );
         if no_reply {
@@ -380,6 +383,32 @@ impl Session {
     /// Fails `id` with [`Error::Timeout`] now, if it is still pending.
     pub(crate) fn expire(&mut self, id: u64, now: Instant) {
         self.st.expire(id, now);
+    }
+
+    /// Gives call `id` a deadline for [`Session::expire_due`].
+    pub(crate) fn set_deadline(&mut self, id: u64, deadline: Instant) {
+        if let Some(p) = self.st.pending.get_mut(&id) {
+            p.deadline = Some(deadline);
+        }
+    }
+
+    /// Fails every call whose deadline has passed at `now` (as [`Session::expire`]);
+    /// returns the earliest deadline left. One pass over the calls in flight: a
+    /// driver calls it when its one timer fires, not per call.
+    pub(crate) fn expire_due(&mut self, now: Instant) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut due = Vec::new();
+        for (&id, p) in &self.st.pending {
+            match p.deadline {
+                Some(d) if d <= now => due.push(id),
+                Some(d) => next = Some(next.map_or(d, |n| n.min(d))),
+                None => {}
+            }
+        }
+        for id in due {
+            self.st.expire(id, now);
+        }
+        next
     }
 
     /// Reads more input with `read` (given free buffer space; returns the byte
@@ -558,6 +587,7 @@ impl State {
                 reply: None,
                 wait: None,
                 event: None,
+                deadline: None,
             },
         );
         id
@@ -756,6 +786,7 @@ impl State {
                 reply: None,
                 wait: None,
                 event: None,
+                deadline: None,
             },
         );
         self.phase = Phase::Negotiating;
