@@ -278,10 +278,11 @@ fn fd_passing() {
             "opaque=from-qmp",
         ],
         |cmd| {
-            // SAFETY: dup2 in the child before exec, async-signal-safe.
+            // SAFETY: dup2 and fcntl in the child before exec, async-signal-safe. When the
+            // file already is fd 5, dup2 keeps its close-on-exec flag: clear it.
             unsafe {
                 cmd.pre_exec(move || {
-                    if libc::dup2(raw, 5) < 0 {
+                    if libc::dup2(raw, 5) < 0 || libc::fcntl(5, libc::F_SETFD, 0) < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                     Ok(())
