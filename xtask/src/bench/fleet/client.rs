@@ -13,6 +13,12 @@
 //!   VARIANT `all` decodes each into the driver's event type, `bytype` decodes only the
 //!   `JOB_STATUS_CHANGE` events into that event's own type.
 //!
+//! - `fleet-client pair roundtrip SOCKET_B SOCKET_T SECONDS COMMAND`: the round trip,
+//!   our blocking client on SOCKET_B against our tokio client on SOCKET_T (two monitors
+//!   of one server: a QEMU monitor serves one client at a time), in
+//!   alternating batches of [`BATCH`] calls (the order flipped every pair), so that both
+//!   see the same machine state; reports the median over pairs of each pair's p50 ratio.
+//!
 //! Prints one line, `RESULT key=value ...`, which xtask reads.
 //! Drivers: `ours-blocking` and `ours-tokio` (ours.rs), `qmp` (qmp 0.1.1; `qmp16` with
 //! a 16-slot event buffer), `qapi`
@@ -89,13 +95,13 @@ fn main() {
                 .flat_map(|s| std::iter::repeat_n(s.clone(), per))
                 .collect();
             let seconds = Duration::from_secs_f64(seconds.parse().expect("SECONDS"));
-            let cmd = match command {
-                "query-status" => Cmd::QueryStatus,
-                "query-version" => Cmd::QueryVersion,
-                other => panic!("unknown command {other}"),
-            };
-            calls(driver, &paths, seconds, cmd)
+            calls(driver, &paths, seconds, command_of(command))
         }
+        ["pair", "roundtrip", socket_b, socket_t, seconds, command] => pair(
+            [Path::new(socket_b), Path::new(socket_t)],
+            Duration::from_secs_f64(seconds.parse().expect("SECONDS")),
+            command_of(command),
+        ),
         [driver, "events", socket, n, variant] => {
             let variant = match variant {
                 "all" => Variant::All,
@@ -113,6 +119,87 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+fn command_of(name: &str) -> Cmd {
+    match name {
+        "query-status" => Cmd::QueryStatus,
+        "query-version" => Cmd::QueryVersion,
+        other => panic!("unknown command {other}"),
+    }
+}
+
+/// Calls per batch of [`pair`]: enough for a stable p50, short enough that the machine
+/// does not change within a pair.
+pub const BATCH: usize = 200;
+
+/// The median of `v` (sorted here); NaN when empty.
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Our tokio client against our blocking client, batch by batch on one server: the
+/// blocking batch on this thread, the tokio batch in a task of the multi-threaded
+/// runtime (where users' calls run), each timed call by call.
+fn pair(paths: [&Path; 2], seconds: Duration, cmd: Cmd) -> Result<String, String> {
+    if !ours::TOKIO_AVAILABLE {
+        return Err("driver ours-tokio is not available".into());
+    }
+    let rt = runtime();
+    let mut blocking = <ours::Blocking as Blocking>::connect(paths[0])?;
+    let mut tokio = Some(rt.block_on(<ours::Tokio as Async>::connect(paths[1].to_owned()))?);
+    let mut run_blocking = || -> Result<f64, String> {
+        let mut lat = Vec::with_capacity(BATCH);
+        for _ in 0..BATCH {
+            let t = Instant::now();
+            <ours::Blocking as Blocking>::call(&mut blocking, cmd)?;
+            lat.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        Ok(median(&mut lat))
+    };
+    let mut run_tokio = || -> Result<f64, String> {
+        let mut conn = tokio.take().ok_or("lost the tokio connection")?;
+        let task = rt.spawn(async move {
+            let mut lat = Vec::with_capacity(BATCH);
+            for _ in 0..BATCH {
+                let t = Instant::now();
+                if let Err(e) = <ours::Tokio as Async>::call(&mut conn, cmd).await {
+                    return (conn, Err(e));
+                }
+                lat.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+            (conn, Ok(median(&mut lat)))
+        });
+        let (conn, r) = rt.block_on(task).map_err(|e| e.to_string())?;
+        tokio = Some(conn);
+        r
+    };
+    let (mut ratios, mut b50, mut t50) = (Vec::new(), Vec::new(), Vec::new());
+    let start = Instant::now();
+    while start.elapsed() < seconds || ratios.is_empty() {
+        let (b, t) = if ratios.len() % 2 == 0 {
+            let b = run_blocking()?;
+            (b, run_tokio()?)
+        } else {
+            let t = run_tokio()?;
+            (run_blocking()?, t)
+        };
+        ratios.push(t / b);
+        b50.push(b);
+        t50.push(t);
+    }
+    Ok(format!(
+        "pairs={} ratio={:.4} blocking_p50_us={:.1} tokio_p50_us={:.1}",
+        ratios.len(),
+        median(&mut ratios),
+        median(&mut b50),
+        median(&mut t50),
+    ))
 }
 
 fn calls(driver: &str, paths: &[PathBuf], seconds: Duration, cmd: Cmd) -> Result<String, String> {
