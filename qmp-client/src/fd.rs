@@ -203,6 +203,28 @@ pub(crate) fn is_unix_socket(fd: RawFd) -> bool {
 /// Connects a Unix stream socket without blocking past `deadline` (a listener with a
 /// full backlog, e.g. a monitor busy with another client, would block `connect`).
 pub(crate) fn connect_unix(path: &std::path::Path, deadline: Instant) -> io::Result<OwnedFd> {
+    loop {
+        if let Some(fd) = try_connect_unix(path)? {
+            return Ok(fd);
+        }
+        if Instant::now() >= deadline {
+            return Err(backlog_timeout());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Why [`connect_unix`] gave up.
+pub(crate) fn backlog_timeout() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "connect timed out (listen backlog full: monitor busy with another client?)",
+    )
+}
+
+/// One non-blocking attempt: `None` when the listener's backlog is full (Unix sockets
+/// cannot be polled for room, so the caller retries).
+pub(crate) fn try_connect_unix(path: &std::path::Path) -> io::Result<Option<OwnedFd>> {
     use std::os::unix::ffi::OsStrExt;
     let bytes = path.as_os_str().as_bytes();
     // SAFETY: sockaddr_un is plain data; zeroed is valid.
@@ -241,21 +263,12 @@ pub(crate) fn connect_unix(path: &std::path::Path, deadline: Instant) -> io::Res
             )
         };
         if r == 0 {
-            return Ok(owned);
+            return Ok(Some(owned));
         }
         let e = io::Error::last_os_error();
         match e.raw_os_error() {
             Some(libc::EINTR) => {}
-            // Full backlog: Unix sockets cannot be polled for this, so retry.
-            Some(libc::EAGAIN) if Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-            Some(libc::EAGAIN) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "connect timed out (listen backlog full: monitor busy with another client?)",
-                ))
-            }
+            Some(libc::EAGAIN) => return Ok(None),
             _ => return Err(e),
         }
     }

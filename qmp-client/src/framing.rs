@@ -13,9 +13,11 @@ use std::mem::MaybeUninit;
 const CHUNK: usize = 64 * 1024;
 
 /// Bytes read at a time at first: a connection that only exchanges small messages
-/// (most do) never allocates and zeroes a 64 KiB buffer; the read size doubles each
-/// time a read fills all the space it was given.
-const FIRST_CHUNK: usize = 4096;
+/// (most do) never allocates a 64 KiB buffer; the read size doubles each time a read
+/// fills all the space it was given. At most 1 KiB, so that the buffer an idle
+/// connection releases and its next call takes again comes from malloc's per-thread
+/// cache (a 4 KiB buffer cost about 700 instructions per call to allocate and free).
+const FIRST_CHUNK: usize = 1024;
 
 /// Bytes that matter inside an object but outside strings (1) and inside strings (2).
 static CLASS: [u8; 256] = {

@@ -65,6 +65,8 @@ type Decode<'a, T> = Box<dyn FnOnce(&str, Option<Decoded>) -> Result<T, Error> +
 /// ```
 pub struct Request<'a, T> {
     pub(crate) name: Cow<'a, str>,
+    /// `name` when it lives forever (typed commands): the session keeps it uncopied.
+    pub(crate) static_name: Option<&'static str>,
     pub(crate) args: Args<'a>,
     pub(crate) allow_oob: bool,
     pub(crate) success_response: bool,
@@ -115,6 +117,7 @@ impl<'a> Request<'a, Box<RawValue>> {
     pub fn name(name: &'a str) -> Request<'a, Box<RawValue>> {
         Request {
             name: Cow::Borrowed(name),
+            static_name: None,
             args: Args::None,
             allow_oob: true,
             success_response: true,
@@ -132,6 +135,7 @@ impl<'a, T: 'a> Request<'a, T> {
     pub fn new<C: Command<Returns = T> + Sync>(cmd: &'a C) -> Request<'a, T> {
         Request {
             name: Cow::Borrowed(C::NAME),
+            static_name: Some(C::NAME),
             args: if C::HAS_ARGUMENTS {
                 Args::Typed(cmd)
             } else {
@@ -194,6 +198,7 @@ impl<'a, T: 'a> Request<'a, T> {
         let decode = self.decode;
         Request {
             name: self.name,
+            static_name: self.static_name,
             args: self.args,
             allow_oob: self.allow_oob,
             success_response: self.success_response,

@@ -42,6 +42,7 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 use std::time::Instant;
@@ -93,6 +94,8 @@ struct Inner {
     capacity: usize,
     /// Kept so that the descriptor outlives `Inner` (see its `Drop`).
     afd: Arc<AsyncFd<OwnedFd>>,
+    /// Raised when `State::timer` is lowered: the reader task then re-arms its timer.
+    timer_moved: Arc<AtomicBool>,
 }
 
 impl Drop for Inner {
@@ -218,12 +221,16 @@ impl Conn {
         session: Session,
         deadline: Instant,
     ) -> Result<Conn, Error> {
-        let (fd, unix) = tokio::task::spawn_blocking(move || endpoint.open(deadline))
-            .await
-            .map_err(|e| Error::Connect {
-                endpoint: "socket".into(),
-                source: io::Error::other(e.to_string()),
-            })??;
+        let (fd, unix) = match endpoint {
+            // A Unix connect does not block (a full backlog is retried here): no thread.
+            Endpoint::Unix(path) => (connect_unix(&path, deadline).await?, true),
+            endpoint => tokio::task::spawn_blocking(move || endpoint.open(deadline))
+                .await
+                .map_err(|e| Error::Connect {
+                    endpoint: "socket".into(),
+                    source: io::Error::other(e.to_string()),
+                })??,
+        };
         // SAFETY: an `OwnedFd` keeps its descriptor open and unchanged for as long as
         // it is owned, here by the `AsyncFd`.
         let registered = unsafe { AsyncFd::register(fd) };
@@ -248,12 +255,18 @@ impl Conn {
             unix,
             capacity: opts.event_capacity,
             afd: afd.clone(),
+            timer_moved: Arc::new(AtomicBool::new(false)),
         });
         {
             let mut st = inner.lock();
             dispatch(&inner, &mut st);
         }
-        tokio::spawn(reader(Arc::downgrade(&inner), afd, closed_tx));
+        tokio::spawn(reader(
+            Arc::downgrade(&inner),
+            afd,
+            inner.timer_moved.clone(),
+            closed_tx,
+        ));
         Ok(Conn { inner })
     }
 
@@ -304,6 +317,7 @@ impl Conn {
                 st.session.set_deadline(id, deadline);
                 if st.timer.is_none_or(|armed| deadline < armed) {
                     st.timer = Some(deadline);
+                    self.inner.timer_moved.store(true, Ordering::Release);
                     if let Some(w) = &st.reader {
                         w.wake_by_ref();
                     }
@@ -386,6 +400,23 @@ impl Drop for Abandon<'_> {
     }
 }
 
+/// [`fd::connect_unix`] for the runtime: retries a full backlog on tokio's clock.
+async fn connect_unix(path: &std::path::Path, deadline: Instant) -> Result<OwnedFd, Error> {
+    let err = |source| Error::Connect {
+        endpoint: Endpoint::Unix(path.to_owned()).describe(),
+        source,
+    };
+    loop {
+        if let Some(fd) = fd::try_connect_unix(path).map_err(err)? {
+            return Ok(fd);
+        }
+        if Instant::now() >= deadline {
+            return Err(err(fd::backlog_timeout()));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
 /// What woke the reader task.
 enum Wake<'a> {
     Readable(io::Result<AsyncFdReadyGuard<'a, OwnedFd>>),
@@ -400,36 +431,47 @@ enum Wake<'a> {
 async fn reader(
     inner: std::sync::Weak<Inner>,
     afd: Arc<AsyncFd<OwnedFd>>,
+    moved: Arc<AtomicBool>,
     closed: watch::Sender<bool>,
 ) {
     let raw = afd.as_raw_fd();
     // Made at the first deadline: connections that never time a call have none.
     let mut sleep: Option<Pin<Box<tokio::time::Sleep>>> = None;
     let mut armed: Option<Instant> = None;
+    // The waker last stored in `State::reader` (a task's waker does not change, but
+    // nothing promises that).
+    let mut registered: Option<Waker> = None;
     loop {
         let woke = poll_fn(|cx| {
-            if armed.is_some() {
-                if let Some(s) = &mut sleep {
-                    if s.as_mut().poll(cx).is_ready() {
-                        armed = None;
-                        return Poll::Ready(Wake::Deadline);
-                    }
-                }
+            // A passed deadline first, so that a stream of input cannot starve it; the
+            // clock rather than the `Sleep`, which is polled only when (re)armed.
+            if armed.is_some_and(|d| Instant::now() >= d) {
+                armed = None;
+                return Poll::Ready(Wake::Deadline);
             }
             if let Poll::Ready(r) = afd.poll_read_ready(cx) {
                 return Poll::Ready(Wake::Readable(r));
             }
-            // About to wait: under the lock, so that a call lowering the timer either
-            // sees this waker or is seen here.
+            // About to wait, without the lock unless the waker or the timer changed: a
+            // call lowering the timer raises `moved` before it wakes the stored waker,
+            // so either this poll sees the flag or the task is polled again.
+            if !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                let Some(inner) = inner.upgrade() else {
+                    return Poll::Ready(Wake::Gone);
+                };
+                inner.lock().reader = Some(cx.waker().clone());
+                registered = Some(cx.waker().clone());
+                moved.store(true, Ordering::Release);
+            }
+            if !moved.swap(false, Ordering::AcqRel) {
+                return Poll::Pending;
+            }
             let Some(inner) = inner.upgrade() else {
                 return Poll::Ready(Wake::Gone);
             };
-            let mut st = inner.lock();
-            if !st.reader.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                st.reader = Some(cx.waker().clone());
-            }
-            if st.timer != armed {
-                armed = st.timer;
+            let timer = inner.lock().timer;
+            if timer != armed {
+                armed = timer;
                 if let Some(d) = armed {
                     let at = tokio::time::Instant::from_std(d);
                     let s = sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
@@ -451,6 +493,7 @@ async fn reader(
             Wake::Deadline => {
                 let mut st = inner.lock();
                 st.timer = st.session.expire_due(Instant::now());
+                moved.store(true, Ordering::Release);
                 dispatch(&inner, &mut st);
                 continue;
             }

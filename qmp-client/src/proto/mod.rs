@@ -13,6 +13,7 @@ mod envelope;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
@@ -73,7 +74,7 @@ enum Kind {
 }
 
 struct Pending {
-    command: Box<str>,
+    command: Cow<'static, str>,
     kind: Kind,
     started: Instant,
     oob: bool,
@@ -249,7 +250,6 @@ impl Session {
         now: Instant,
     ) -> Result<u64, Error> {
         let st = &mut self.st;
-        let name = req.name.to_string();
         if st.closed {
             return Err(Error::Disconnected { command: None });
         }
@@ -264,18 +264,18 @@ impl Session {
             };
             if let Some(reason) = reason {
                 return Err(Error::OobUnavailable {
-                    command: name.to_string(),
+                    command: req.name.to_string(),
                     reason,
                 });
             }
         }
         if !req.fds.is_empty() && st.flavor == Flavor::Qga {
             return Err(Error::FdPassingUnsupported {
-                command: name.to_string(),
+                command: req.name.to_string(),
                 reason: "the guest agent takes no file descriptors",
             });
         }
-        let mut w = Vec::with_capacity(64 + name.len());
+        let mut w = Vec::with_capacity(64 + req.name.len());
         req.encode_into(&mut w)?;
         if st.needs_sync {
             st.queue_sync(None, true);
@@ -290,7 +290,10 @@ impl Session {
         st.pending.insert(
             id,
             Pending {
-                command: name.into(),
+                command: match req.static_name {
+                    Some(n) => Cow::Borrowed(n),
+                    None => Cow::Owned(req.name.to_string()),
+                },
                 kind: Kind::Call,
                 started: now,
                 oob: req.oob,
