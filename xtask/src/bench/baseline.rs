@@ -172,6 +172,11 @@ fn generation(base: &Path) -> Result {
 
 /// Instructions a command runs (all its threads), counted by callgrind.
 fn instructions(cmd: &Command) -> Result<u64> {
+    Ok(instructions_and_output(cmd)?.0)
+}
+
+/// [`instructions`], and what the command printed.
+pub(super) fn instructions_and_output(cmd: &Command) -> Result<(u64, std::process::Output)> {
     let mut vg = Command::new("valgrind");
     vg.args([
         "--tool=callgrind",
@@ -188,11 +193,12 @@ fn instructions(cmd: &Command) -> Result<u64> {
         .lines()
         .find(|l| l.contains("Collected :"))
         .ok_or_else(|| format!("no instruction count from callgrind:\n{text}"))?;
-    Ok(line
+    let n = line
         .rsplit(':')
         .next()
         .and_then(|n| n.trim().parse().ok())
-        .ok_or_else(|| format!("bad callgrind line: {line}"))?)
+        .ok_or_else(|| format!("bad callgrind line: {line}"))?;
+    Ok((n, out))
 }
 
 /// Runs `cmd` to success; its CPU time (user + system, from `wait4`) and wall time.

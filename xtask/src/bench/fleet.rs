@@ -35,7 +35,7 @@
 //! depending on our crates by path: their sources are `fleet/server.rs`, and
 //! `fleet/client.rs` with `fleet/ours.rs` (everything naming our client: the file to port
 //! to a new client API) and `fleet/peers.rs`; none of these is a module of xtask (the
-//! `build` part, `fleet/cold_build.rs`, is).
+//! `build` part, `fleet/cold_build.rs`, and the verdicts, `fleet/judge.rs`, are).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
@@ -43,11 +43,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{machine_load, verdict};
+use super::machine_load;
 use crate::util::{self, cargo, fmt_duration, repo_root};
 use crate::Result;
 
 mod cold_build;
+mod judge;
+
+pub(super) use judge::spread;
+use judge::{judge_fleet, ratio_verdict, Ahead};
 
 const SERVER_MAIN: &str = include_str!("fleet/server.rs");
 const CLIENT_MAIN: &str = include_str!("fleet/client.rs");
@@ -74,9 +78,11 @@ struct Opts {
 
 pub(crate) fn run(args: &[String]) -> Result {
     let all = ["fake", "qsd", "events", "build"];
+    // Many short rounds rather than a few long ones: the machine's drift between
+    // drivers is what spreads the ratios.
     let mut opts = Opts {
-        seconds: 5.0,
-        rounds: 2,
+        seconds: 3.0,
+        rounds: 4,
         crates: repo_root(),
     };
     let mut parts = Vec::new();
@@ -117,7 +123,7 @@ pub(crate) fn run(args: &[String]) -> Result {
             ("build", _) => cold_build::cold_build(opts.rounds)?,
             ("fake", Some(p)) => fake(p, &opts)?,
             ("qsd", Some(p)) => storage_daemons(p, &opts)?,
-            ("events", Some(p)) => events(p, (2 * opts.rounds + 1).max(5))?,
+            ("events", Some(p)) => events(p, (opts.rounds + 1).max(5))?,
             _ => unreachable!("parts are checked above"),
         }
     }
@@ -323,12 +329,17 @@ fn client(programs: &Programs, args: &[String], timeout: Duration) -> Result<Sam
         .take()
         .ok_or("stderr")?
         .read_to_string(&mut err)?;
+    Ok(parse_result(&out, &err))
+}
+
+/// Reads `fleet-client`'s `RESULT` line from its output; else the last line of `err`.
+fn parse_result(out: &str, err: &str) -> Sample {
     let Some(line) = out.lines().find_map(|l| l.strip_prefix("RESULT ")) else {
         let why = err.lines().last().unwrap_or("no RESULT line").to_owned();
-        return Ok(Sample {
+        return Sample {
             error: Some(why),
             ..Sample::default()
-        });
+        };
     };
     let mut sample = Sample::default();
     for field in line.split_whitespace() {
@@ -341,7 +352,7 @@ fn client(programs: &Programs, args: &[String], timeout: Duration) -> Result<Sam
             sample.values.insert(key.to_owned(), v);
         }
     }
-    Ok(sample)
+    sample
 }
 
 /// Whether a sample says that the driver does not exist yet (the tokio stub).
@@ -376,6 +387,9 @@ enum Kind {
     Many,
     /// 10,000: the same, and holding them within the memory target.
     Big,
+    /// Many real servers: as `Many`, but CPU per call is judged by instruction counts
+    /// (the servers load both cores: wall CPU per call is the kernel's, alike for all).
+    Daemons,
 }
 
 /// Every driver's samples of one fleet, one per round (`None`: not measured).
@@ -476,171 +490,6 @@ fn print_run(driver: &str, s: &Sample) {
 
 fn fmt_us(us: f64) -> String {
     fmt_duration(Duration::from_secs_f64(us.max(0.0) / 1e6))
-}
-
-/// Median and the lowest and highest of `v` (NaNs left out); `None` when empty.
-pub(super) fn spread(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
-    v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    let median = if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    };
-    Some((median, v[0], v[n - 1]))
-}
-
-/// The good samples of `driver`, by round.
-fn good<'a>(runs: &'a Runs, driver: &str) -> Vec<Option<&'a Sample>> {
-    runs.get(driver).map_or_else(Vec::new, |v| {
-        v.iter()
-            .map(|s| {
-                s.as_ref()
-                    .filter(|s| s.error.is_none() && s.get("errors") == 0.0)
-            })
-            .collect()
-    })
-}
-
-/// `a / b` of `key`, round by round (both sides measured in the same round).
-fn ratios(runs: &Runs, a: &str, b: &str, key: &str) -> Vec<f64> {
-    good(runs, a)
-        .iter()
-        .zip(good(runs, b))
-        .filter_map(|(x, y)| Some(x.as_ref()?.get(key) / y?.get(key)))
-        .collect()
-}
-
-/// Memory per idle connection as each model holds it: a thread-per-connection client
-/// with its thread, an async client with its connection (and reader task) alone.
-fn memory_key(driver: &str) -> &'static str {
-    if matches!(driver, "ours-blocking" | "floor") {
-        "idle_bytes"
-    } else {
-        "conn_bytes"
-    }
-}
-
-/// Prints the summary of one fleet and its targets.
-fn judge_fleet(fleet: &Fleet<'_>, runs: &Runs) {
-    println!(
-        "  medians over rounds (memory: KB per idle connection, with its thread for thread-per-connection drivers):"
-    );
-    for driver in fleet.drivers {
-        let samples: Vec<&Sample> = good(runs, driver).into_iter().flatten().collect();
-        if samples.is_empty() {
-            println!("    {driver:<14} not measured");
-            continue;
-        }
-        let med = |key: &str| {
-            spread(samples.iter().map(|s| s.get(key)).collect()).map_or(f64::NAN, |m| m.0)
-        };
-        println!(
-            "    {driver:<14} {:>8.0} calls/s  p50 {:>9}  p99 {:>9}  CPU/call {:>6.2} µs (server {:>5.2})  memory {:>9}",
-            med("rate"),
-            fmt_us(med("p50_us")),
-            fmt_us(med("p99_us")),
-            med("cpu_us_per_call"),
-            med("server_us_per_call"),
-            // One connection: the process's own memory swamps it.
-            if fleet.kind == Kind::Single {
-                "-".to_owned()
-            } else {
-                format!("{:.1} KB", med(memory_key(driver)) / 1e3)
-            },
-        );
-    }
-    if fleet.kind == Kind::Single {
-        // Separate processes see different machine states: the verdict is `round_trip`'s.
-        if let Some((median, lo, hi)) =
-            spread(ratios(runs, "ours-tokio", "ours-blocking", "p50_us"))
-        {
-            println!("  tokio / blocking p50 in these separate runs: {median:.2} ({lo:.2}-{hi:.2}), for information: the target is judged on interleaved batches against qemu-storage-daemon");
-        }
-        return;
-    }
-    println!("  targets (the issue's are the tokio client's; the blocking client's lines are for reference):");
-    for ours in OURS {
-        let who = ours.trim_start_matches("ours-");
-        let measured = good(runs, ours).iter().any(Option::is_some);
-        if fleet.kind == Kind::Big {
-            let conns = format!("{}", fleet.conns);
-            verdict(
-                &format!("{who}: {conns} connections, one process"),
-                &conns,
-                if measured { "all served" } else { "n/a" },
-                measured,
-            );
-            let mem = spread(
-                good(runs, ours)
-                    .into_iter()
-                    .flatten()
-                    .map(|s| s.get(memory_key(ours)))
-                    .collect(),
-            );
-            verdict(
-                &format!("{who}: memory per idle connection"),
-                "8.0 KiB",
-                &mem.map_or("n/a".into(), |m| format!("{:.1} KiB", m.0 / 1024.0)),
-                mem.is_some_and(|m| m.0 <= 8192.0),
-            );
-        }
-        for (peer, name) in PEERS {
-            for (key, what, ahead) in [
-                ("rate", "throughput", Ahead::Higher),
-                ("p99_us", "p99 latency", Ahead::Lower),
-                ("cpu_us_per_call", "CPU per call", Ahead::Lower),
-            ] {
-                ratio_verdict(
-                    &format!("{who} / {name} {what}"),
-                    ratios(runs, ours, peer, key),
-                    ahead,
-                );
-            }
-        }
-    }
-}
-
-/// What a ratio must be for its target to be met.
-#[derive(Clone, Copy)]
-enum Ahead {
-    /// Above 1 (throughput).
-    Higher,
-    /// Below 1 (latency, CPU).
-    Lower,
-    /// At most 1.05.
-    Within5,
-}
-
-fn ratio_verdict(what: &str, ratios: Vec<f64>, ahead: Ahead) {
-    let n = ratios.len();
-    let (target, limit) = match ahead {
-        Ahead::Higher => ("> 1.00", 1.0),
-        Ahead::Lower => ("< 1.00", 1.0),
-        Ahead::Within5 => ("<= 1.05", 1.05),
-    };
-    let Some((median, lo, hi)) = spread(ratios) else {
-        verdict(what, target, "n/a", false);
-        return;
-    };
-    let met = match ahead {
-        Ahead::Higher => median > limit,
-        Ahead::Lower => median < limit,
-        Ahead::Within5 => median <= limit,
-    };
-    let range = if n > 1 {
-        format!("   ({lo:.2}-{hi:.2} over {n} rounds)")
-    } else {
-        String::new()
-    };
-    verdict(what, target, &format!("{median:.2}"), met);
-    if !range.is_empty() {
-        println!("  {:<44} {range}", "");
-    }
 }
 
 /// The round trip's target: `fleet-client pair` (our blocking client on `sockets[0]`,
@@ -822,10 +671,67 @@ fn storage_daemons(programs: &Programs, opts: &Opts) -> Result {
         drivers: &drivers,
         servers: &daemons.0.iter().map(Child::id).collect::<Vec<_>>(),
         seconds: opts.seconds,
-        kind: Kind::Many,
+        kind: Kind::Daemons,
     };
     let runs = run_fleet(programs, &fleet, opts)?;
     judge_fleet(&fleet, &runs);
+    instructions_per_call(programs, &fleet, opts)
+}
+
+/// The CPU-per-call target of a fleet of real servers, by user-space instructions
+/// (callgrind, every thread, connecting included): each call costs every driver the same
+/// two system calls (one send, one receive; counted with `strace -c`), and the kernel's
+/// time for them, with the servers loading both cores, swamps the clients' difference in
+/// wall CPU. Drivers in turn, reversed every other round.
+fn instructions_per_call(programs: &Programs, fleet: &Fleet<'_>, opts: &Opts) -> Result {
+    const DRIVERS: [&str; 3] = ["ours-tokio", "qmp", "qapi"];
+    // Instruction counts hardly move between rounds: two suffice.
+    let (seconds, rounds) = (opts.seconds.min(3.0), 2);
+    println!(
+        "\n{}, client CPU per call by instructions (callgrind), {seconds} s per driver, {rounds} rounds:",
+        fleet.label
+    );
+    let mut per_call: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for round in 0..rounds {
+        let mut order = DRIVERS.to_vec();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for driver in order {
+            let mut cmd = Command::new(&programs.client);
+            cmd.args([driver, "calls"]).arg(fleet.sockets).args([
+                fleet.per_socket.to_string(),
+                seconds.to_string(),
+                fleet.command.to_owned(),
+            ]);
+            let (instructions, out) = super::baseline::instructions_and_output(&cmd)?;
+            let sample = parse_result(&String::from_utf8_lossy(&out.stdout), "");
+            let calls = sample.get("calls");
+            if sample.error.is_some() || calls.is_nan() || calls <= 0.0 {
+                let why = sample.error.as_deref().unwrap_or("no calls");
+                println!("  {driver:<14} FAILED: {why}");
+                continue;
+            }
+            let n = instructions as f64 / calls;
+            println!(
+                "  {driver:<14} {calls:>8.0} calls  {:>7.1}k instructions/call",
+                n / 1e3
+            );
+            per_call.entry(driver).or_default().push(n);
+        }
+    }
+    for (peer, name) in PEERS {
+        let ratios = per_call
+            .get("ours-tokio")
+            .zip(per_call.get(peer))
+            .map(|(a, b)| a.iter().zip(b).map(|(a, b)| a / b).collect())
+            .unwrap_or_default();
+        ratio_verdict(
+            &format!("tokio / {name} CPU per call (instructions)"),
+            ratios,
+            Ahead::Lower,
+        );
+    }
     Ok(())
 }
 
