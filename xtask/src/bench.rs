@@ -125,7 +125,8 @@ pub(crate) fn run(args: &[String]) -> Result {
     }
     // Written first: an unstable verdict is a finding worth keeping, not a lost run.
     if markdown {
-        write_markdown(per_run.last().map(Vec::as_slice).unwrap_or_default())?;
+        let ran: Vec<&str> = selected.iter().map(|b| b.name).collect();
+        write_markdown(&per_run, &ran)?;
     }
     if runs > 1 {
         stability(&per_run)?;
@@ -205,10 +206,11 @@ fn stability(runs: &[Vec<Verdict>]) -> Result {
 const LATEST_BEGIN: &str = "<!-- latest: written by `cargo xtask bench --markdown` -->";
 const LATEST_END: &str = "<!-- end of latest -->";
 
-/// Writes the verdicts of the last run as BENCHMARKS.md's "Latest figures", with the
-/// machine they were measured on; the rest of the file is kept.
-fn write_markdown(verdicts: &[Verdict]) -> Result {
-    use std::fmt::Write as _;
+/// Writes the verdicts of the last run into BENCHMARKS.md's "Latest figures", each row
+/// with how many runs agreed and the commit and machine load it was measured at. Rows of
+/// benchmarks that did not run are kept, so benchmarks can be run (and rerun) one by one;
+/// the rest of the file is kept.
+fn write_markdown(per_run: &[Vec<Verdict>], ran: &[&str]) -> Result {
     let path = util::repo_root().join("BENCHMARKS.md");
     let old = std::fs::read_to_string(&path).unwrap_or_default();
     let commit = Command::new("git")
@@ -217,31 +219,74 @@ fn write_markdown(verdicts: &[Verdict]) -> Result {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
+    let at = format!("`{commit}`, {}", machine_load());
+    let last = per_run.last().map(Vec::as_slice).unwrap_or_default();
+    let rows: Vec<(String, String)> = last
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let outcomes: Vec<&Verdict> = per_run.iter().filter_map(|r| r.get(i)).collect();
+            let agree = outcomes.iter().filter(|w| w.met == v.met).count();
+            let runs = if per_run.len() > 1 {
+                let values: Vec<&str> = outcomes.iter().map(|w| w.measured.as_str()).collect();
+                format!("{agree} of {} agree ({})", per_run.len(), values.join(", "))
+            } else {
+                "1".to_owned()
+            };
+            let verdict = if v.met { "met" } else { "MISSED" };
+            let row = format!(
+                "| {} | {} | {} | {} | {verdict} | {runs} | {at} |",
+                v.bench, v.what, v.target, v.measured
+            );
+            (v.bench.to_owned(), row)
+        })
+        .collect();
+    let new = with_latest(&old, rows, ran);
+    std::fs::write(&path, new)?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+/// `old` with its latest-figures table made of `rows` and the old rows of benchmarks not
+/// in `ran`, in [`BENCHES`]' order.
+fn with_latest(old: &str, rows: Vec<(String, String)>, ran: &[&str]) -> String {
+    use std::fmt::Write as _;
+    let span = match (old.find(LATEST_BEGIN), old.find(LATEST_END)) {
+        (Some(a), Some(b)) if a < b => Some((a, b + LATEST_END.len())),
+        _ => None,
+    };
+    let mut all: Vec<(String, String)> = span
+        .map(|(a, b)| &old[a..b])
+        .into_iter()
+        .flat_map(str::lines)
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| benchmark |"))
+        .filter_map(|l| {
+            let bench = l[2..].split(" |").next()?.trim().to_owned();
+            (!ran.contains(&bench.as_str())).then(|| (bench, l.to_owned()))
+        })
+        .collect();
+    all.extend(rows);
+    let order = |b: &str| {
+        BENCHES
+            .iter()
+            .position(|x| x.name == b)
+            .unwrap_or(usize::MAX)
+    };
+    all.sort_by_key(|(b, _)| order(b));
     let mut table = String::new();
     let _ = writeln!(table, "{LATEST_BEGIN}\n");
-    let _ = writeln!(table, "Measured at `{commit}`, {}.\n", machine_load());
     let _ = writeln!(
         table,
-        "| benchmark | measurement | target | measured | verdict |"
+        "| benchmark | measurement | target | measured | verdict | runs (`--runs N`) | measured at |"
     );
-    let _ = writeln!(table, "|---|---|---|---|---|");
-    for v in verdicts {
-        let _ = writeln!(
-            table,
-            "| {} | {} | {} | {} | {} |",
-            v.bench,
-            v.what,
-            v.target,
-            v.measured,
-            if v.met { "met" } else { "MISSED" }
-        );
+    let _ = writeln!(table, "|---|---|---|---|---|---|---|");
+    for (_, row) in &all {
+        let _ = writeln!(table, "{row}");
     }
     let _ = write!(table, "\n{LATEST_END}");
-    let new = match (old.find(LATEST_BEGIN), old.find(LATEST_END)) {
-        (Some(a), Some(b)) if a < b => {
-            format!("{}{table}{}", &old[..a], &old[b + LATEST_END.len()..])
-        }
-        _ => match old.find("\n## ") {
+    match span {
+        Some((a, b)) => format!("{}{table}{}", &old[..a], &old[b..]),
+        None => match old.find("\n## ") {
             Some(at) => format!(
                 "{}\n## Latest figures\n\n{table}\n{}",
                 &old[..at],
@@ -249,10 +294,42 @@ fn write_markdown(verdicts: &[Verdict]) -> Result {
             ),
             None => format!("{old}\n## Latest figures\n\n{table}\n"),
         },
-    };
-    std::fs::write(&path, new)?;
-    println!("wrote {}", path.display());
-    Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latest_figures_keep_the_rows_of_benchmarks_not_run() {
+        let row = |b: &str, m: &str| (b.to_owned(), format!("| {b} | {m} | t | v | met | 1 | x |"));
+        let first = with_latest(
+            "# B\n\n## History\n",
+            vec![row("fleet", "a"), row("reach", "b")],
+            &["fleet", "reach"],
+        );
+        assert!(first.starts_with("# B\n\n## Latest figures\n\n"), "{first}");
+        assert!(first.ends_with("## History\n"), "{first}");
+        let second = with_latest(
+            &first,
+            vec![row("parser", "c"), row("reach", "d")],
+            &["parser", "reach"],
+        );
+        let rows: Vec<&str> = second
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| benchmark"))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                "| parser | c | t | v | met | 1 | x |",
+                "| fleet | a | t | v | met | 1 | x |",
+                "| reach | d | t | v | met | 1 | x |"
+            ]
+        );
+        assert_eq!(second.matches(LATEST_BEGIN).count(), 1);
+    }
 }
 
 /// How long to measure something.
