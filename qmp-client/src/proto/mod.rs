@@ -86,6 +86,7 @@ struct Pending {
     wait: Option<(Matcher, String)>,
     event: Option<Decoded>,
     /// When [`Session::expire_due`] fails it (drivers with one timer per connection).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     deadline: Option<Instant>,
 }
 
@@ -388,7 +389,9 @@ impl Session {
         self.st.expire(id, now);
     }
 
-    /// Gives call `id` a deadline for [`Session::expire_due`].
+    /// Gives call `id` a deadline for [`Session::expire_due`] (the tokio driver's; the
+    /// blocking one polls against each call's own deadline).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn set_deadline(&mut self, id: u64, deadline: Instant) {
         if let Some(p) = self.st.pending.get_mut(&id) {
             p.deadline = Some(deadline);
@@ -398,6 +401,7 @@ impl Session {
     /// Fails every call whose deadline has passed at `now` (as [`Session::expire`]);
     /// returns the earliest deadline left. One pass over the calls in flight: a
     /// driver calls it when its one timer fires, not per call.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn expire_due(&mut self, now: Instant) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         let mut due = Vec::new();

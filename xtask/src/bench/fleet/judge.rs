@@ -121,7 +121,11 @@ pub(super) fn judge_fleet(fleet: &Fleet<'_>, runs: &Runs) {
                 // Decided by instruction counts (`instructions_per_call`).
                 reference(&format!("{who} / {name} {what} (wall)"), ratios);
             } else {
-                ratio_verdict(&format!("{who} / {name} {what}"), ratios, ahead);
+                ratio_verdict(
+                    &format!("{}: {who} / {name} {what}", fleet.label),
+                    ratios,
+                    ahead,
+                );
             }
         }
     }
@@ -147,7 +151,7 @@ const TARGETS: [(&str, &str, Ahead); 3] = [
 ];
 
 /// A ratio printed without a verdict: its median and spread.
-fn reference(what: &str, ratios: Vec<f64>) {
+pub(super) fn reference(what: &str, ratios: Vec<f64>) {
     let n = ratios.len();
     match spread(ratios) {
         Some((median, lo, hi)) => {
