@@ -40,22 +40,16 @@ pub(super) fn cold_build(rounds: usize) -> Result {
         }
         Ok(dir)
     };
-    let runtime = user(
-        "user-runtime",
-        &format!(
-            "qapi-runtime = {{ path = \"{}\" }}",
-            root.join("qapi-runtime").display()
-        ),
-        "::qapi_runtime",
-    )?;
-    let types = user(
-        "user-qmp-types",
-        &format!(
-            "qmp-types = {{ path = \"{}\" }}",
-            root.join("qmp-types").display()
-        ),
-        "::qmp_types",
-    )?;
+    // The same user crate, depending on one of our crates by path.
+    let on = |dep: &str| {
+        let path = format!("{dep} = {{ path = \"{}\" }}", root.join(dep).display());
+        user(
+            &format!("user-{dep}"),
+            &path,
+            &format!("::{}", dep.replace('-', "_")),
+        )
+    };
+    let (runtime, types) = (on("qapi-runtime")?, on("qmp-types")?);
     // Fetch first (a network step), so only compilation is timed.
     for dir in [&runtime, &types] {
         util::run(
