@@ -396,7 +396,7 @@ impl Qmp {
         filter: EventFilter<T>,
         capacity: usize,
     ) -> Subscription<'_, T> {
-        let id = self
+        let (id, _) = self
             .driver
             .lock()
             .session

@@ -52,10 +52,10 @@ use tokio::sync::{oneshot, watch, Notify};
 
 use crate::conn::{Endpoint, Stats};
 use crate::error::Error;
-use crate::event::{downcast, EventFilter, RawEvent};
+use crate::event::{downcast, Decoded, EventFilter, RawEvent};
 use crate::fd;
 use crate::options::{Greeting, Options, Timeouts};
-use crate::proto::{Done, IdMap, Session};
+use crate::proto::{Done, IdMap, Session, SubQueue};
 use crate::request::Request;
 
 mod helpers;
@@ -362,12 +362,14 @@ impl Conn {
     fn subscribe<T: Send + 'static>(&self, filter: EventFilter<T>, cap: usize) -> Subscription<T> {
         let notify = Arc::new(Notify::new());
         let mut st = self.inner.lock();
-        let id = st.session.subscribe(filter.into_matcher(), cap);
+        let (id, queue) = st.session.subscribe(filter.into_matcher(), cap);
         st.subs.insert(id, notify.clone());
         Subscription {
             inner: self.inner.clone(),
             id,
             notify,
+            queue,
+            batch: Batch(VecDeque::new()),
             _t: std::marker::PhantomData,
         }
     }
@@ -585,12 +587,27 @@ async fn writer(inner: std::sync::Weak<Inner>) {
 }
 
 /// Events of one subscription, decoded once; unsubscribes on drop.
+///
+/// Its queue is its own (the reader fills it, `next` empties it a batch at a time,
+/// neither holding the connection's lock), so up to twice its capacity may be held:
+/// the queue plus the batch being handed out.
 pub struct Subscription<T> {
     inner: Arc<Inner>,
     id: u64,
     notify: Arc<Notify>,
+    queue: Arc<SubQueue>,
+    /// The batch taken last.
+    batch: Batch,
     _t: std::marker::PhantomData<fn() -> T>,
 }
+
+/// A subscription's batch of decoded events.
+struct Batch(VecDeque<Decoded>);
+
+// SAFETY: the queue is reached only through `&mut Subscription` (`next`, `try_next`,
+// drop), never through `&Subscription`, so sharing a `&Subscription` between threads
+// shares no access to it (the reasoning of `std::sync::Exclusive`).
+unsafe impl Sync for Batch {}
 
 impl<T> fmt::Debug for Subscription<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -605,31 +622,31 @@ impl<T: 'static> Subscription<T> {
     /// Cancellation-safe: an event is taken only when this returns it.
     pub async fn next(&mut self) -> Option<T> {
         loop {
-            {
-                let mut st = self.inner.lock();
-                if let Some(d) = st.session.take_sub(self.id) {
-                    return Some(downcast::<T>(d));
-                }
-                if st.session.is_closed() {
+            if let Some(d) = self.batch.0.pop_front() {
+                return Some(downcast::<T>(d));
+            }
+            let closed = self.queue.take_all(&mut self.batch.0);
+            if self.batch.0.is_empty() {
+                if closed {
                     return None;
                 }
+                // A notification between the check and the wait is kept as a permit.
+                self.notify.notified().await;
             }
-            self.notify.notified().await;
         }
     }
 
     /// The next event if one is queued.
     pub fn try_next(&mut self) -> Option<T> {
-        self.inner
-            .lock()
-            .session
-            .take_sub(self.id)
-            .map(downcast::<T>)
+        if self.batch.0.is_empty() {
+            self.queue.take_all(&mut self.batch.0);
+        }
+        self.batch.0.pop_front().map(downcast::<T>)
     }
 
     /// How many events this subscription dropped because its queue was full.
     pub fn dropped(&self) -> u64 {
-        self.inner.lock().session.sub_dropped(self.id)
+        self.queue.dropped()
     }
 }
 

@@ -10,12 +10,16 @@
 //! tokio clients are thin drivers around it.
 
 mod envelope;
+mod sub;
 #[cfg(test)]
 mod tests;
+
+pub(crate) use sub::SubQueue;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// A map keyed by the ids this crate hands out (call and subscription counters):
@@ -100,9 +104,7 @@ enum Phase {
 
 struct Sub {
     matcher: Matcher,
-    queue: VecDeque<Decoded>,
-    capacity: usize,
-    dropped: u64,
+    queue: Arc<SubQueue>,
 }
 
 /// Which protocol a session speaks.
@@ -468,6 +470,9 @@ impl Session {
     fn close(&mut self, err: impl Fn(&str) -> Error) {
         let st = &mut self.st;
         st.closed = true;
+        for sub in st.subs.values() {
+            sub.queue.close();
+        }
         if matches!(st.phase, Phase::Greeting | Phase::Negotiating) {
             st.phase = Phase::Failed;
             st.handshake_error = Some(Error::Disconnected { command: None });
@@ -519,20 +524,23 @@ impl Session {
         self.st.queue.drain(..).collect()
     }
 
-    /// Adds a subscription with its own bounded queue (drop-oldest, counted).
-    pub(crate) fn subscribe(&mut self, matcher: Matcher, capacity: usize) -> u64 {
+    /// Adds a subscription with its own bounded queue (drop-oldest, counted), which
+    /// is returned too, for a driver to empty without the session.
+    pub(crate) fn subscribe(&mut self, matcher: Matcher, capacity: usize) -> (u64, Arc<SubQueue>) {
         let id = self.st.next_sub;
         self.st.next_sub += 1;
+        let queue = Arc::new(SubQueue::new(capacity));
+        if self.st.closed {
+            queue.close();
+        }
         self.st.subs.insert(
             id,
             Sub {
                 matcher,
-                queue: VecDeque::new(),
-                capacity: capacity.max(1),
-                dropped: 0,
+                queue: queue.clone(),
             },
         );
-        id
+        (id, queue)
     }
 
     pub(crate) fn unsubscribe(&mut self, sub: u64) {
@@ -541,12 +549,12 @@ impl Session {
 
     /// The next event of a subscription.
     pub(crate) fn take_sub(&mut self, sub: u64) -> Option<Decoded> {
-        self.st.subs.get_mut(&sub)?.queue.pop_front()
+        self.st.subs.get(&sub)?.queue.pop()
     }
 
     /// Events a subscription dropped because its queue was full.
     pub(crate) fn sub_dropped(&self, sub: u64) -> u64 {
-        self.st.subs.get(&sub).map_or(0, |s| s.dropped)
+        self.st.subs.get(&sub).map_or(0, |s| s.queue.dropped())
     }
 }
 
@@ -879,11 +887,7 @@ impl State {
         }
         for sub in self.subs.values_mut() {
             if let Some(decoded) = (sub.matcher)(&ev) {
-                if sub.queue.len() >= sub.capacity {
-                    sub.queue.pop_front();
-                    sub.dropped += 1;
-                }
-                sub.queue.push_back(decoded);
+                sub.queue.push(decoded);
             }
         }
         match taken {

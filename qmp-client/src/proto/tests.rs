@@ -109,8 +109,8 @@ fn wait_for_an_event_before_or_after_the_reply() {
 #[test]
 fn subscriptions_have_their_own_bounded_queues() {
     let mut s = ready_qmp();
-    let all = s.subscribe(EventFilter::any().into_matcher(), 2);
-    let stops = s.subscribe(EventFilter::name("STOP").into_matcher(), 10);
+    let (all, _) = s.subscribe(EventFilter::any().into_matcher(), 2);
+    let (stops, _) = s.subscribe(EventFilter::name("STOP").into_matcher(), 10);
     for _ in 0..3 {
         s.receive(b"{\"event\": \"STOP\"}\r\n{\"event\": \"RESUME\"}\r\n");
     }
@@ -120,6 +120,26 @@ fn subscriptions_have_their_own_bounded_queues() {
         n += 1;
     }
     assert_eq!(n, 3);
+}
+
+#[test]
+fn a_subscription_queue_is_taken_whole_and_says_when_the_connection_closed() {
+    let mut s = ready_qmp();
+    let (_, queue) = s.subscribe(EventFilter::any().into_matcher(), 10);
+    s.receive(b"{\"event\": \"STOP\"}\r\n{\"event\": \"RESUME\"}\r\n");
+    let mut batch = std::collections::VecDeque::new();
+    assert!(!queue.take_all(&mut batch), "open");
+    assert_eq!(batch.len(), 2);
+    batch.clear();
+    s.receive(b"{\"event\": \"STOP\"}\r\n");
+    s.eof();
+    // The last event still comes, with the news that no more will.
+    assert!(queue.take_all(&mut batch));
+    assert_eq!(batch.len(), 1);
+    // A subscription made after the close is closed from the start.
+    let (_, late) = s.subscribe(EventFilter::any().into_matcher(), 10);
+    batch.clear();
+    assert!(late.take_all(&mut batch));
 }
 
 #[test]
