@@ -4,15 +4,18 @@
 
 use std::any::Any;
 use std::fmt;
+use std::sync::Arc;
 
 use qapi_runtime::{EventSet, Timestamp, TypedEvent};
 
 use crate::error::Error;
 
 /// An event as received: the message is kept whole, name and data are slices of it.
+/// Cloning shares the message (each subscription and the connection's queue hold the
+/// same one).
 #[derive(Clone)]
 pub struct RawEvent {
-    text: Box<str>,
+    text: Arc<str>,
     name: (usize, usize),
     owned_name: Option<Box<str>>,
     data: Option<(usize, usize)>,
@@ -239,6 +242,12 @@ impl<T: Send + 'static> EventFilter<T> {
         self
     }
 
+    pub(crate) fn into_matcher(self) -> Matcher {
+        Box::new(move |e| self.accept(e).map(|v| Box::new(v) as Decoded))
+    }
+}
+
+impl<T> EventFilter<T> {
     /// The event names accepted (empty: any).
     pub fn event_names(&self) -> &[String] {
         &self.names
@@ -267,10 +276,6 @@ impl<T: Send + 'static> EventFilter<T> {
         } else {
             format!("event {}", self.names.join(" or "))
         }
-    }
-
-    pub(crate) fn into_matcher(self) -> Matcher {
-        Box::new(move |e| self.accept(e).map(|v| Box::new(v) as Decoded))
     }
 }
 

@@ -7,17 +7,17 @@ use std::net::TcpListener;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::blocking::{Driver, WaitEnd};
 use crate::builtin;
 use crate::conn::{self, Endpoint, Stats};
 use crate::error::Error;
-use crate::event::{downcast, EventFilter, RawEvent};
+use crate::event::{EventFilter, RawEvent};
 use crate::introspect::ServerSchema;
 use crate::options::{AddFdInfo, Greeting, Options};
-use crate::proto::Session;
+use crate::proto::{Session, SubQueue};
 use crate::request::Request;
 use qapi_runtime::Command;
 
@@ -155,7 +155,7 @@ impl Qmp {
             .timeouts
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        std::sync::Arc::make_mut(&mut table).default = timeout;
+        Arc::make_mut(&mut table).default = timeout;
     }
 
     /// What the server has (commands, events, arguments): its `query-qmp-schema`,
@@ -382,7 +382,8 @@ impl Qmp {
     }
 
     /// Subscribes to the events `filter` accepts, with a queue of its own
-    /// ([`Options::event_capacity`] events, drop-oldest, counted per subscription).
+    /// ([`Options::event_capacity`] events of the filter's names, drop-oldest, counted
+    /// per subscription; each is decoded as it is taken).
     /// Every subscription sees every accepted event, whichever thread reads it;
     /// the connection's own queue is unaffected.
     pub fn subscribe<T: Send + 'static>(&self, filter: EventFilter<T>) -> Subscription<'_, T> {
@@ -396,30 +397,36 @@ impl Qmp {
         filter: EventFilter<T>,
         capacity: usize,
     ) -> Subscription<'_, T> {
-        let (id, _) = self
+        let (id, queue) = self
             .driver
             .lock()
             .session
-            .subscribe(filter.into_matcher(), capacity);
+            .subscribe(filter.event_names(), capacity);
         Subscription {
             qmp: self,
             id,
-            _t: std::marker::PhantomData,
+            queue,
+            filter,
         }
     }
 }
 
-/// Events of one [`Qmp::subscribe`] call, decoded once; unsubscribes on drop.
+/// Events of one [`Qmp::subscribe`] call, each decoded once; unsubscribes on drop.
+///
+/// The queue holds the events of the filter's names; decoding and the filter's
+/// predicate happen as they are taken (an event that fails either is skipped).
 pub struct Subscription<'q, T> {
     qmp: &'q Qmp,
     id: u64,
-    _t: std::marker::PhantomData<fn() -> T>,
+    queue: Arc<SubQueue>,
+    filter: EventFilter<T>,
 }
 
 impl<T> fmt::Debug for Subscription<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription")
             .field("id", &self.id)
+            .field("filter", &self.filter)
             .finish()
     }
 }
@@ -428,13 +435,8 @@ impl<T: 'static> Subscription<'_, T> {
     /// The next event, waiting up to `timeout` (`None`: forever); `Ok(None)` on timeout.
     pub fn next(&self, timeout: Option<Duration>) -> Result<Option<T>, Error> {
         let deadline = timeout.map(|t| Instant::now() + t);
-        let id = self.id;
-        match self
-            .qmp
-            .driver
-            .wait(deadline, |s| s.take_sub(id), |_, _| {})
-        {
-            Ok(d) => Ok(Some(downcast::<T>(d))),
+        match self.qmp.driver.wait(deadline, |_| self.take(), |_, _| {}) {
+            Ok(v) => Ok(Some(v)),
             Err(WaitEnd::Deadline) => Ok(None),
             Err(WaitEnd::Closed) => Err(Error::Disconnected { command: None }),
         }
@@ -443,17 +445,21 @@ impl<T: 'static> Subscription<'_, T> {
     /// The next event if one is queued (reading only what the socket already holds).
     pub fn try_next(&self) -> Option<T> {
         self.qmp.driver.read_nonblocking();
-        self.qmp
-            .driver
-            .lock()
-            .session
-            .take_sub(self.id)
-            .map(downcast::<T>)
+        self.take()
+    }
+
+    /// The first queued event the filter accepts (the ones before it are spent).
+    fn take(&self) -> Option<T> {
+        loop {
+            if let Some(v) = self.filter.accept(&self.queue.pop()?) {
+                return Some(v);
+            }
+        }
     }
 
     /// How many events this subscription dropped because its queue was full.
     pub fn dropped(&self) -> u64 {
-        self.qmp.driver.lock().session.sub_dropped(self.id)
+        self.queue.dropped()
     }
 }
 

@@ -52,7 +52,7 @@ use tokio::sync::{oneshot, watch, Notify};
 
 use crate::conn::{Endpoint, Stats};
 use crate::error::Error;
-use crate::event::{downcast, Decoded, EventFilter, RawEvent};
+use crate::event::{EventFilter, RawEvent};
 use crate::fd;
 use crate::options::{Greeting, Options, Timeouts};
 use crate::proto::{Done, IdMap, Session, SubQueue};
@@ -362,15 +362,15 @@ impl Conn {
     fn subscribe<T: Send + 'static>(&self, filter: EventFilter<T>, cap: usize) -> Subscription<T> {
         let notify = Arc::new(Notify::new());
         let mut st = self.inner.lock();
-        let (id, queue) = st.session.subscribe(filter.into_matcher(), cap);
+        let (id, queue) = st.session.subscribe(filter.event_names(), cap);
         st.subs.insert(id, notify.clone());
         Subscription {
             inner: self.inner.clone(),
             id,
             notify,
             queue,
-            batch: Batch(VecDeque::new()),
-            _t: std::marker::PhantomData,
+            filter,
+            batch: VecDeque::new(),
         }
     }
 
@@ -586,33 +586,28 @@ async fn writer(inner: std::sync::Weak<Inner>) {
     }
 }
 
-/// Events of one subscription, decoded once; unsubscribes on drop.
+/// Events of one subscription, each decoded once; unsubscribes on drop.
 ///
-/// Its queue is its own (the reader fills it, `next` empties it a batch at a time,
-/// neither holding the connection's lock), so up to twice its capacity may be held:
-/// the queue plus the batch being handed out.
+/// Its queue is its own: the reader adds the events of the filter's names, and
+/// `next` takes them a batch at a time (neither holding the connection's lock) and
+/// decodes and filters them, so up to twice its capacity may be held: the queue plus
+/// the batch being handed out. An event that fails to decode or the filter's
+/// predicate is skipped.
 pub struct Subscription<T> {
     inner: Arc<Inner>,
     id: u64,
     notify: Arc<Notify>,
     queue: Arc<SubQueue>,
-    /// The batch taken last.
-    batch: Batch,
-    _t: std::marker::PhantomData<fn() -> T>,
+    filter: EventFilter<T>,
+    /// The batch taken last, not yet decoded.
+    batch: VecDeque<RawEvent>,
 }
-
-/// A subscription's batch of decoded events.
-struct Batch(VecDeque<Decoded>);
-
-// SAFETY: the queue is reached only through `&mut Subscription` (`next`, `try_next`,
-// drop), never through `&Subscription`, so sharing a `&Subscription` between threads
-// shares no access to it (the reasoning of `std::sync::Exclusive`).
-unsafe impl Sync for Batch {}
 
 impl<T> fmt::Debug for Subscription<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription")
             .field("id", &self.id)
+            .field("filter", &self.filter)
             .finish()
     }
 }
@@ -622,11 +617,11 @@ impl<T: 'static> Subscription<T> {
     /// Cancellation-safe: an event is taken only when this returns it.
     pub async fn next(&mut self) -> Option<T> {
         loop {
-            if let Some(d) = self.batch.0.pop_front() {
-                return Some(downcast::<T>(d));
+            if let Some(v) = self.take_from_batch() {
+                return Some(v);
             }
-            let closed = self.queue.take_all(&mut self.batch.0);
-            if self.batch.0.is_empty() {
+            let closed = self.queue.take_all(&mut self.batch);
+            if self.batch.is_empty() {
                 if closed {
                     return None;
                 }
@@ -638,10 +633,21 @@ impl<T: 'static> Subscription<T> {
 
     /// The next event if one is queued.
     pub fn try_next(&mut self) -> Option<T> {
-        if self.batch.0.is_empty() {
-            self.queue.take_all(&mut self.batch.0);
+        if let Some(v) = self.take_from_batch() {
+            return Some(v);
         }
-        self.batch.0.pop_front().map(downcast::<T>)
+        self.queue.take_all(&mut self.batch);
+        self.take_from_batch()
+    }
+
+    /// The first event of the batch the filter accepts (the ones before it are spent).
+    fn take_from_batch(&mut self) -> Option<T> {
+        while let Some(raw) = self.batch.pop_front() {
+            if let Some(v) = self.filter.accept(&raw) {
+                return Some(v);
+            }
+        }
+        None
     }
 
     /// How many events this subscription dropped because its queue was full.
@@ -751,7 +757,8 @@ impl Qmp {
     }
 
     /// Subscribes to the events `filter` accepts, with its own queue of
-    /// [`Options::event_capacity`] events (drop-oldest, counted per subscription).
+    /// [`Options::event_capacity`] events of the filter's names (drop-oldest, counted
+    /// per subscription; each is decoded as it is taken).
     pub fn subscribe<T: Send + 'static>(&self, filter: EventFilter<T>) -> Subscription<T> {
         self.conn.subscribe(filter, self.conn.inner.capacity)
     }

@@ -102,9 +102,14 @@ enum Phase {
     Failed,
 }
 
+/// A subscription as the core sees it: names to route by (empty: every event); its
+/// handle decodes and filters further.
 struct Sub {
-    matcher: Matcher,
+    names: Vec<String>,
     queue: Arc<SubQueue>,
+    /// Events of the read being processed, queued together when it is done (one
+    /// lock of the shared queue per read, not per event).
+    staged: VecDeque<RawEvent>,
 }
 
 /// Which protocol a session speaks.
@@ -499,8 +504,13 @@ impl Session {
         loop {
             match next_msg(&mut self.framer, &mut self.st.stats, self.st.max_message) {
                 Ok(Some(msg)) => self.st.route(msg),
-                Ok(None) => return,
+                Ok(None) => break,
                 Err(e) => self.st.stream_error(e),
+            }
+        }
+        for sub in self.st.subs.values_mut() {
+            if !sub.staged.is_empty() {
+                sub.queue.push_all(&mut sub.staged);
             }
         }
     }
@@ -524,9 +534,10 @@ impl Session {
         self.st.queue.drain(..).collect()
     }
 
-    /// Adds a subscription with its own bounded queue (drop-oldest, counted), which
-    /// is returned too, for a driver to empty without the session.
-    pub(crate) fn subscribe(&mut self, matcher: Matcher, capacity: usize) -> (u64, Arc<SubQueue>) {
+    /// Adds a subscription to the events named `names` (empty: all), with its own
+    /// bounded queue (drop-oldest, counted), which is returned too, for a driver to
+    /// empty without the session.
+    pub(crate) fn subscribe(&mut self, names: &[String], capacity: usize) -> (u64, Arc<SubQueue>) {
         let id = self.st.next_sub;
         self.st.next_sub += 1;
         let queue = Arc::new(SubQueue::new(capacity));
@@ -536,8 +547,9 @@ impl Session {
         self.st.subs.insert(
             id,
             Sub {
-                matcher,
+                names: names.to_vec(),
                 queue: queue.clone(),
+                staged: VecDeque::new(),
             },
         );
         (id, queue)
@@ -545,16 +557,6 @@ impl Session {
 
     pub(crate) fn unsubscribe(&mut self, sub: u64) {
         self.st.subs.remove(&sub);
-    }
-
-    /// The next event of a subscription.
-    pub(crate) fn take_sub(&mut self, sub: u64) -> Option<Decoded> {
-        self.st.subs.get(&sub)?.queue.pop()
-    }
-
-    /// Events a subscription dropped because its queue was full.
-    pub(crate) fn sub_dropped(&self, sub: u64) -> u64 {
-        self.st.subs.get(&sub).map_or(0, |s| s.queue.dropped())
     }
 }
 
@@ -886,8 +888,8 @@ impl State {
             }
         }
         for sub in self.subs.values_mut() {
-            if let Some(decoded) = (sub.matcher)(&ev) {
-                sub.queue.push(decoded);
+            if sub.names.is_empty() || sub.names.iter().any(|n| n == ev.name()) {
+                sub.staged.push_back(ev.clone());
             }
         }
         match taken {
