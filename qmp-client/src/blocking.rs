@@ -23,6 +23,13 @@ use crate::request::Request;
 pub(crate) struct Shared {
     pub(crate) session: Session,
     reading: bool,
+    /// The last read emptied the socket (or none was made yet): the next waits for
+    /// data before reading, instead of a read that would fail first (a system call
+    /// saved on every reply and on each step of the handshake).
+    drained: bool,
+    /// Threads waiting on the condition variable: with none, nobody is woken (std's
+    /// `notify_all` makes a system call either way).
+    waiters: u32,
 }
 
 /// The socket and the session.
@@ -54,6 +61,8 @@ impl Driver {
             state: Mutex::new(Shared {
                 session,
                 reading: false,
+                drained: true,
+                waiters: 0,
             }),
             cv: Condvar::new(),
             write: Mutex::new(()),
@@ -127,8 +136,7 @@ impl Driver {
                 while g.session.poll_transmit().is_some() {}
                 g.session
                     .write_failed(id.or(t.id), e.written > 0, clone_err(&err));
-                drop(g);
-                self.cv.notify_all();
+                self.wake(&g);
                 return Err(err);
             }
         }
@@ -213,6 +221,7 @@ impl Driver {
                 return Err(WaitEnd::Closed);
             }
             if g.reading {
+                g.waiters += 1;
                 g = match deadline {
                     Some(d) => {
                         self.cv
@@ -222,6 +231,7 @@ impl Driver {
                     }
                     None => self.cv.wait(g).unwrap_or_else(|p| p.into_inner()),
                 };
+                g.waiters -= 1;
                 continue;
             }
             g = self.read_once(g, deadline);
@@ -229,48 +239,66 @@ impl Driver {
     }
 
     /// One read as the leader: a non-blocking `recv` into the session, or a `poll`
-    /// (without the lock) until something arrives or `deadline` passes.
+    /// (without the lock) until something arrives or `deadline` passes: the poll first
+    /// when the last read emptied the socket.
     fn read_once<'a>(
         &'a self,
         mut g: MutexGuard<'a, Shared>,
         deadline: Option<Instant>,
     ) -> MutexGuard<'a, Shared> {
         let raw = self.fd.as_raw_fd();
+        if std::mem::replace(&mut g.drained, false) {
+            return self.poll_readable(g, deadline);
+        }
+        let mut short = false;
         // SAFETY: `fd::recv` initialises the bytes it counts (recv(2) writes them).
         let r = unsafe {
             g.session.receive_with(|buf| match fd::recv(raw, buf)? {
-                Some(n) => Ok(n),
+                Some(n) => {
+                    short = n < buf.len();
+                    Ok(n)
+                }
                 None => Err(io::ErrorKind::WouldBlock.into()),
             })
         };
         match r {
             Ok(_) => {
-                self.cv.notify_all();
+                g.drained = short;
+                self.wake(&g);
                 g
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                g.reading = true;
-                drop(g);
-                let polled = fd::wait(raw, false, deadline);
-                let mut g = self.lock();
-                g.reading = false;
-                if let Err(e) = polled {
-                    g.session.io_error(e.kind(), &e.to_string());
-                }
-                self.cv.notify_all();
-                g
-            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.poll_readable(g, deadline),
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
                 g.session.eof();
-                self.cv.notify_all();
+                self.wake(&g);
                 g
             }
             Err(e) => {
                 g.session.io_error(e.kind(), &e.to_string());
-                self.cv.notify_all();
+                self.wake(&g);
                 g
             }
         }
+    }
+
+    /// Waits until the socket is readable or `deadline` passes, without the lock (other
+    /// threads see `reading` and wait for this one).
+    fn poll_readable<'a>(
+        &'a self,
+        mut g: MutexGuard<'a, Shared>,
+        deadline: Option<Instant>,
+    ) -> MutexGuard<'a, Shared> {
+        let raw = self.fd.as_raw_fd();
+        g.reading = true;
+        drop(g);
+        let polled = fd::wait(raw, false, deadline);
+        let mut g = self.lock();
+        g.reading = false;
+        if let Err(e) = polled {
+            g.session.io_error(e.kind(), &e.to_string());
+        }
+        self.wake(&g);
+        g
     }
 
     /// Reads what the socket holds now, without blocking (unless another thread is
@@ -293,7 +321,14 @@ impl Driver {
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => g.session.eof(),
                 Err(e) => g.session.io_error(e.kind(), &e.to_string()),
             }
-            drop(g);
+            self.wake(&g);
+        }
+    }
+
+    /// Wakes the threads waiting for the state `g` guards, if there are any (they
+    /// count themselves under the lock, so none is missed).
+    fn wake(&self, g: &Shared) {
+        if g.waiters > 0 {
             self.cv.notify_all();
         }
     }
