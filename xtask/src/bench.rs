@@ -126,7 +126,7 @@ pub(crate) fn run(args: &[String]) -> Result {
     // Written first: an unstable verdict is a finding worth keeping, not a lost run.
     if markdown {
         let ran: Vec<&str> = selected.iter().map(|b| b.name).collect();
-        write_markdown(&per_run, &ran)?;
+        write_markdown(&per_run, &ran, !rest.is_empty())?;
     }
     if runs > 1 {
         stability(&per_run)?;
@@ -208,9 +208,9 @@ const LATEST_END: &str = "<!-- end of latest -->";
 
 /// Writes the verdicts of the last run into BENCHMARKS.md's "Latest figures", each row
 /// with how many runs agreed and the commit and machine load it was measured at. Rows of
-/// benchmarks that did not run are kept, so benchmarks can be run (and rerun) one by one;
-/// the rest of the file is kept.
-fn write_markdown(per_run: &[Vec<Verdict>], ran: &[&str]) -> Result {
+/// benchmarks that did not run are kept, so benchmarks can be run (and rerun) one by one,
+/// and after a run of some parts, the rows of the others; the rest of the file is kept.
+fn write_markdown(per_run: &[Vec<Verdict>], ran: &[&str], partial: bool) -> Result {
     let path = util::repo_root().join("BENCHMARKS.md");
     let old = std::fs::read_to_string(&path).unwrap_or_default();
     let commit = Command::new("git")
@@ -241,31 +241,54 @@ fn write_markdown(per_run: &[Vec<Verdict>], ran: &[&str]) -> Result {
             (v.bench.to_owned(), row)
         })
         .collect();
-    let new = with_latest(&old, rows, ran);
+    let new = with_latest(&old, rows, ran, partial);
     std::fs::write(&path, new)?;
     println!("wrote {}", path.display());
     Ok(())
 }
 
 /// `old` with its latest-figures table made of `rows` and the old rows of benchmarks not
-/// in `ran`, in [`BENCHES`]' order.
-fn with_latest(old: &str, rows: Vec<(String, String)>, ran: &[&str]) -> String {
+/// in `ran`, in [`BENCHES`]' order. After a `partial` run (some parts of a benchmark),
+/// the rows of its measurements not taken again are kept too.
+fn with_latest(old: &str, rows: Vec<(String, String)>, ran: &[&str], partial: bool) -> String {
     use std::fmt::Write as _;
     let span = match (old.find(LATEST_BEGIN), old.find(LATEST_END)) {
         (Some(a), Some(b)) if a < b => Some((a, b + LATEST_END.len())),
         _ => None,
     };
-    let mut all: Vec<(String, String)> = span
+    // A row's benchmark and measurement.
+    let key = |l: &str| -> Option<(String, String)> {
+        let mut cells = l.strip_prefix("| ")?.split(" | ");
+        Some((
+            cells.next()?.trim().to_owned(),
+            cells.next()?.trim().to_owned(),
+        ))
+    };
+    let mut rows: Vec<Option<(String, String)>> = rows.into_iter().map(Some).collect();
+    let mut all: Vec<(String, String)> = Vec::new();
+    for l in span
         .map(|(a, b)| &old[a..b])
         .into_iter()
         .flat_map(str::lines)
         .filter(|l| l.starts_with("| ") && !l.starts_with("| benchmark |"))
-        .filter_map(|l| {
-            let bench = l[2..].split(" |").next()?.trim().to_owned();
-            (!ran.contains(&bench.as_str())).then(|| (bench, l.to_owned()))
-        })
-        .collect();
-    all.extend(rows);
+    {
+        let Some((bench, what)) = key(l) else {
+            continue;
+        };
+        if !ran.contains(&bench.as_str()) {
+            all.push((bench, l.to_owned()));
+        } else if partial {
+            // Measured again: the new row in the old one's place; else the old row.
+            let new = rows.iter_mut().find(|r| {
+                r.as_ref().and_then(|(_, n)| key(n)) == Some((bench.clone(), what.clone()))
+            });
+            match new.and_then(Option::take) {
+                Some(r) => all.push(r),
+                None => all.push((bench, l.to_owned())),
+            }
+        }
+    }
+    all.extend(rows.into_iter().flatten());
     let order = |b: &str| {
         BENCHES
             .iter()
@@ -308,6 +331,7 @@ mod tests {
             "# B\n\n## History\n",
             vec![row("fleet", "a"), row("reach", "b")],
             &["fleet", "reach"],
+            false,
         );
         assert!(first.starts_with("# B\n\n## Latest figures\n\n"), "{first}");
         assert!(first.ends_with("## History\n"), "{first}");
@@ -315,6 +339,7 @@ mod tests {
             &first,
             vec![row("parser", "c"), row("reach", "d")],
             &["parser", "reach"],
+            false,
         );
         let rows: Vec<&str> = second
             .lines()
@@ -329,6 +354,45 @@ mod tests {
             ]
         );
         assert_eq!(second.matches(LATEST_BEGIN).count(), 1);
+    }
+
+    #[test]
+    fn a_partial_run_replaces_only_what_it_measured() {
+        let row = |b: &str, m: &str, v: &str| {
+            (
+                b.to_owned(),
+                format!("| {b} | {m} | t | {v} | met | 1 | x |"),
+            )
+        };
+        let first = with_latest(
+            "# B\n",
+            vec![
+                row("fleet", "a", "1"),
+                row("fleet", "b", "1"),
+                row("fleet", "c", "1"),
+            ],
+            &["fleet"],
+            false,
+        );
+        let second = with_latest(
+            &first,
+            vec![row("fleet", "b", "2"), row("fleet", "d", "2")],
+            &["fleet"],
+            true,
+        );
+        let rows: Vec<&str> = second
+            .lines()
+            .filter(|l| l.starts_with("| fleet"))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                "| fleet | a | t | 1 | met | 1 | x |",
+                "| fleet | b | t | 2 | met | 1 | x |",
+                "| fleet | c | t | 1 | met | 1 | x |",
+                "| fleet | d | t | 2 | met | 1 | x |"
+            ]
+        );
     }
 }
 
