@@ -23,10 +23,11 @@ use crate::request::Request;
 pub(crate) struct Shared {
     pub(crate) session: Session,
     reading: bool,
-    /// The last read emptied the socket (or none was made yet): the next waits for
-    /// data before reading, instead of a read that would fail first (a system call
-    /// saved on every reply and on each step of the handshake).
-    drained: bool,
+    /// Nothing can be in the socket yet (a request was just written, or the connection
+    /// is new): the next read waits for data first instead of trying a read that would
+    /// fail (a system call saved on every reply and each step of the handshake; an
+    /// event stream keeps reading first).
+    poll_first: bool,
     /// Threads waiting on the condition variable: with none, nobody is woken (std's
     /// `notify_all` makes a system call either way).
     waiters: u32,
@@ -61,7 +62,7 @@ impl Driver {
             state: Mutex::new(Shared {
                 session,
                 reading: false,
-                drained: true,
+                poll_first: true,
                 waiters: 0,
             }),
             cv: Condvar::new(),
@@ -121,10 +122,15 @@ impl Driver {
         fds: &[BorrowedFd<'_>],
         deadline: Option<Instant>,
     ) -> Result<(), Error> {
+        let mut wrote = false;
         loop {
-            let Some(t) = self.lock().session.poll_transmit() else {
+            let mut g = self.lock();
+            let Some(t) = g.session.poll_transmit() else {
+                g.poll_first |= wrote;
                 return Ok(());
             };
+            drop(g);
+            wrote = true;
             let with = if t.id.is_some() && t.id == id {
                 fds
             } else {
@@ -240,30 +246,25 @@ impl Driver {
 
     /// One read as the leader: a non-blocking `recv` into the session, or a `poll`
     /// (without the lock) until something arrives or `deadline` passes: the poll first
-    /// when the last read emptied the socket.
+    /// when nothing can have arrived yet.
     fn read_once<'a>(
         &'a self,
         mut g: MutexGuard<'a, Shared>,
         deadline: Option<Instant>,
     ) -> MutexGuard<'a, Shared> {
         let raw = self.fd.as_raw_fd();
-        if std::mem::replace(&mut g.drained, false) {
+        if std::mem::replace(&mut g.poll_first, false) {
             return self.poll_readable(g, deadline);
         }
-        let mut short = false;
         // SAFETY: `fd::recv` initialises the bytes it counts (recv(2) writes them).
         let r = unsafe {
             g.session.receive_with(|buf| match fd::recv(raw, buf)? {
-                Some(n) => {
-                    short = n < buf.len();
-                    Ok(n)
-                }
+                Some(n) => Ok(n),
                 None => Err(io::ErrorKind::WouldBlock.into()),
             })
         };
         match r {
             Ok(_) => {
-                g.drained = short;
                 self.wake(&g);
                 g
             }
