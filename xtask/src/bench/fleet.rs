@@ -116,6 +116,7 @@ pub(crate) fn run(args: &[String]) -> Result {
         None
     };
     for part in parts {
+        settle()?;
         println!(
             "\n## fleet {part} ({}; runnable threads of this benchmark count)",
             machine_load()
@@ -135,6 +136,46 @@ pub(crate) fn run(args: &[String]) -> Result {
     );
     Ok(())
 }
+
+/// Waits (at most [`SETTLE_FOR`]) until the cores are mostly idle: a part that follows
+/// the 100 daemons (of this run or the last) otherwise starts while they are still
+/// exiting, and the fleets' ratios and the event rates moved with that.
+fn settle() -> Result {
+    // Busy and total jiffies of all cores, from /proc/stat's first line.
+    let cpu = || -> Result<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat")?;
+        let line = stat.lines().next().ok_or("empty /proc/stat")?;
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        let total: u64 = v.iter().sum();
+        // Fields 4 and 5 are idle and iowait.
+        let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+        Ok((total - idle, total))
+    };
+    let start = Instant::now();
+    loop {
+        let (b0, t0) = cpu()?;
+        std::thread::sleep(Duration::from_millis(500));
+        let (b1, t1) = cpu()?;
+        let busy = (b1 - b0) as f64 / (t1 - t0).max(1) as f64;
+        if busy < SETTLED_BELOW || start.elapsed() >= SETTLE_FOR {
+            println!(
+                "fleet: cores {:.0}% busy after {} of settling",
+                busy * 100.0,
+                fmt_duration(start.elapsed())
+            );
+            return Ok(());
+        }
+    }
+}
+
+/// The busy share of the cores below which a part starts.
+const SETTLED_BELOW: f64 = 0.25;
+/// The longest [`settle`] waits.
+const SETTLE_FOR: Duration = Duration::from_secs(60);
 
 /// The two release binaries, built in scratch crates.
 struct Programs {
