@@ -252,18 +252,10 @@ impl Driver {
         mut g: MutexGuard<'a, Shared>,
         deadline: Option<Instant>,
     ) -> MutexGuard<'a, Shared> {
-        let raw = self.fd.as_raw_fd();
         if std::mem::replace(&mut g.poll_first, false) {
             return self.poll_readable(g, deadline);
         }
-        // SAFETY: `fd::recv` initialises the bytes it counts (recv(2) writes them).
-        let r = unsafe {
-            g.session.receive_with(|buf| match fd::recv(raw, buf)? {
-                Some(n) => Ok(n),
-                None => Err(io::ErrorKind::WouldBlock.into()),
-            })
-        };
-        match r {
+        match self.recv(&mut g) {
             Ok(_) => {
                 self.wake(&g);
                 g
@@ -307,22 +299,26 @@ impl Driver {
     pub(crate) fn read_nonblocking(&self) {
         let g = self.lock();
         if !g.reading && !g.session.is_closed() {
-            let raw = self.fd.as_raw_fd();
             let mut g = g;
-            // SAFETY: `fd::recv` initialises the bytes it counts (recv(2) writes them).
-            let r = unsafe {
-                g.session.receive_with(|buf| match fd::recv(raw, buf)? {
-                    Some(n) => Ok(n),
-                    None => Err(io::ErrorKind::WouldBlock.into()),
-                })
-            };
-            match r {
+            match self.recv(&mut g) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => g.session.eof(),
                 Err(e) => g.session.io_error(e.kind(), &e.to_string()),
             }
             self.wake(&g);
+        }
+    }
+
+    /// One non-blocking `recv` into the session (`WouldBlock` when the socket is empty).
+    fn recv(&self, g: &mut Shared) -> io::Result<usize> {
+        let raw = self.fd.as_raw_fd();
+        // SAFETY: `fd::recv` initialises the bytes it counts (recv(2) writes them).
+        unsafe {
+            g.session.receive_with(|buf| match fd::recv(raw, buf)? {
+                Some(n) => Ok(n),
+                None => Err(io::ErrorKind::WouldBlock.into()),
+            })
         }
     }
 

@@ -103,7 +103,7 @@ pub(crate) fn run(args: &[String]) -> Result {
         }
     }
     if parts.is_empty() {
-        // Events first: their target is absolute, and the fleets leave the load high.
+        // Events first: their target is absolute, so they run on the quietest machine.
         parts = vec!["events", "fake", "qsd"];
     }
     let start = Instant::now();
@@ -137,9 +137,10 @@ pub(crate) fn run(args: &[String]) -> Result {
     Ok(())
 }
 
-/// Waits (at most [`SETTLE_FOR`]) until the cores are mostly idle: a part that follows
-/// the 100 daemons (of this run or the last) otherwise starts while they are still
-/// exiting, and the fleets' ratios and the event rates moved with that.
+/// Waits (at most [`SETTLE_FOR`]) until the cores are mostly idle, so that no part starts
+/// while the last one's processes (100 daemons, 10,000 connections) are still winding
+/// down. A guard: in the runs so far the cores were idle within 0.5 s (the high load
+/// averages printed are decaying means), so it did not explain the differing verdicts.
 fn settle() -> Result {
     // Busy and total jiffies of all cores, from /proc/stat's first line.
     let cpu = || -> Result<(u64, u64)> {
