@@ -2,8 +2,9 @@
 //! core as the blocking ones, for control planes that manage many VMs from one
 //! process.
 //!
-//! - Many calls in flight on one connection: a background reader task routes each
-//!   reply to its call by id. A call writes its request itself, without waiting;
+//! - Many calls in flight on one connection: a reader task (one per runtime worker,
+//!   serving many connections in the order their input arrived) routes each reply to
+//!   its call by id. A call writes its request itself, without waiting;
 //!   only what the socket does not take at once goes to a writer task, started then.
 //! - Cancellation-safe: a request is written whole, or handed to the writer task,
 //!   before the call first yields, so dropping a call future (a `select!`, a timeout
@@ -38,16 +39,13 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::{poll_fn, Future};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Poll, Waker};
+use std::task::Wake;
 use std::time::Instant;
 
-use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
+use tokio::io::unix::AsyncFd;
 use tokio::sync::{oneshot, watch, Notify};
 
 use crate::conn::{Endpoint, Stats};
@@ -59,6 +57,9 @@ use crate::proto::{Done, IdMap, Session, SubQueue};
 use crate::request::Request;
 
 mod helpers;
+mod readers;
+
+use readers::Slot;
 
 /// A request the socket did not take at once: the rest is the writer task's.
 struct Outgoing {
@@ -77,11 +78,9 @@ struct State {
     out: VecDeque<Outgoing>,
     /// A writer task is draining `out`; until it ends, nothing is written ahead of it.
     writing: bool,
-    /// The earliest deadline the reader task's one timer must fire at (a call with an
-    /// earlier deadline lowers it and wakes the reader; the reader raises it).
+    /// The earliest deadline the connection's reader knows of (a call with an earlier
+    /// deadline lowers it and tells the reader; the reader raises it when it falls due).
     timer: Option<Instant>,
-    /// The reader task's waker, while it waits.
-    reader: Option<Waker>,
 }
 
 struct Inner {
@@ -92,15 +91,14 @@ struct Inner {
     timeouts: Mutex<Arc<Timeouts>>,
     unix: bool,
     capacity: usize,
-    /// Kept so that the descriptor outlives `Inner` (see its `Drop`).
     afd: Arc<AsyncFd<OwnedFd>>,
-    /// Raised when `State::timer` is lowered: the reader task then re-arms its timer.
-    timer_moved: Arc<AtomicBool>,
+    /// The connection as its reader (`tokio/readers.rs`) knows it.
+    slot: Arc<Slot>,
 }
 
 impl Drop for Inner {
     /// The last client handle is gone: shut the socket down now, so the peer sees
-    /// the client leave at once, and the reader task wakes with EOF and ends.
+    /// the client leave at once even while a writer task still holds the descriptor.
     fn drop(&mut self) {
         // SAFETY: shutdown(2) on a descriptor this struct keeps open.
         unsafe {
@@ -239,7 +237,7 @@ impl Conn {
             source: e.into_parts().1,
         })?);
         let (closed_tx, closed_rx) = watch::channel(false);
-        let inner = Arc::new(Inner {
+        let inner = Arc::new_cyclic(|weak| Inner {
             state: Mutex::new(State {
                 session,
                 waiters: IdMap::default(),
@@ -247,26 +245,21 @@ impl Conn {
                 out: VecDeque::new(),
                 writing: false,
                 timer: None,
-                reader: None,
             }),
             progress: Notify::new(),
             closed: closed_rx,
             timeouts: Mutex::new(opts.timeouts.clone()),
             unix,
             capacity: opts.event_capacity,
-            afd: afd.clone(),
-            timer_moved: Arc::new(AtomicBool::new(false)),
+            afd,
+            slot: Slot::new(weak.clone(), closed_tx),
         });
         {
             let mut st = inner.lock();
             dispatch(&inner, &mut st);
         }
-        tokio::spawn(reader(
-            Arc::downgrade(&inner),
-            afd,
-            inner.timer_moved.clone(),
-            closed_tx,
-        ));
+        // The reader's first look registers the socket's readiness.
+        inner.slot.wake_by_ref();
         Ok(Conn { inner })
     }
 
@@ -310,17 +303,14 @@ impl Conn {
             let mut st = self.inner.lock();
             let id = st.session.request(&mut req, now)?;
             if let Some(t) = timeout {
-                // The connection's one timer, not one per call: most calls end long
-                // before their deadline, and the timer is moved only when this one
-                // comes first.
+                // One deadline per connection in its reader, not a timer per call:
+                // most calls end long before their deadline, and the reader is told
+                // only when this one comes first.
                 let deadline = now + t;
                 st.session.set_deadline(id, deadline);
                 if st.timer.is_none_or(|armed| deadline < armed) {
                     st.timer = Some(deadline);
-                    self.inner.timer_moved.store(true, Ordering::Release);
-                    if let Some(w) = &st.reader {
-                        w.wake_by_ref();
-                    }
+                    self.inner.slot.deadline(deadline);
                 }
             }
             let mut fds = Vec::new();
@@ -416,134 +406,6 @@ async fn connect_unix(path: &std::path::Path, deadline: Instant) -> Result<Owned
             return Err(err(fd::backlog_timeout()));
         }
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
-}
-
-/// What woke the reader task.
-enum Wake<'a> {
-    Readable(io::Result<AsyncFdReadyGuard<'a, OwnedFd>>),
-    /// The timer: some call's deadline has passed.
-    Deadline,
-    /// Every client handle is gone.
-    Gone,
-}
-
-/// The connection's background task: reads and routes input, and keeps the one timer
-/// that fails calls at their deadlines.
-async fn reader(
-    inner: std::sync::Weak<Inner>,
-    afd: Arc<AsyncFd<OwnedFd>>,
-    moved: Arc<AtomicBool>,
-    closed: watch::Sender<bool>,
-) {
-    let raw = afd.as_raw_fd();
-    // Made at the first deadline: connections that never time a call have none.
-    let mut sleep: Option<Pin<Box<tokio::time::Sleep>>> = None;
-    let mut armed: Option<Instant> = None;
-    // The waker last stored in `State::reader` (a task's waker does not change, but
-    // nothing promises that).
-    let mut registered: Option<Waker> = None;
-    loop {
-        let woke = poll_fn(|cx| {
-            // A passed deadline first, so that a stream of input cannot starve it; the
-            // clock rather than the `Sleep`, which is polled only when (re)armed.
-            if armed.is_some_and(|d| Instant::now() >= d) {
-                armed = None;
-                return Poll::Ready(Wake::Deadline);
-            }
-            if let Poll::Ready(r) = afd.poll_read_ready(cx) {
-                return Poll::Ready(Wake::Readable(r));
-            }
-            // About to wait, without the lock unless the waker or the timer changed: a
-            // call lowering the timer raises `moved` before it wakes the stored waker,
-            // so either this poll sees the flag or the task is polled again.
-            if !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                let Some(inner) = inner.upgrade() else {
-                    return Poll::Ready(Wake::Gone);
-                };
-                inner.lock().reader = Some(cx.waker().clone());
-                registered = Some(cx.waker().clone());
-                moved.store(true, Ordering::Release);
-            }
-            if !moved.swap(false, Ordering::AcqRel) {
-                return Poll::Pending;
-            }
-            let Some(inner) = inner.upgrade() else {
-                return Poll::Ready(Wake::Gone);
-            };
-            let timer = inner.lock().timer;
-            if timer != armed {
-                armed = timer;
-                if let Some(d) = armed {
-                    let at = tokio::time::Instant::from_std(d);
-                    let s = sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
-                    s.as_mut().reset(at);
-                    if s.as_mut().poll(cx).is_ready() {
-                        armed = None;
-                        return Poll::Ready(Wake::Deadline);
-                    }
-                }
-            }
-            Poll::Pending
-        })
-        .await;
-        let Some(inner) = inner.upgrade() else {
-            return;
-        };
-        let mut guard = match woke {
-            Wake::Gone => return,
-            Wake::Deadline => {
-                let mut st = inner.lock();
-                st.timer = st.session.expire_due(Instant::now());
-                moved.store(true, Ordering::Release);
-                dispatch(&inner, &mut st);
-                continue;
-            }
-            Wake::Readable(Ok(g)) => g,
-            Wake::Readable(Err(e)) => {
-                let mut st = inner.lock();
-                st.session.io_error(e.kind(), &e.to_string());
-                dispatch(&inner, &mut st);
-                let _ = closed.send(true);
-                return;
-            }
-        };
-        let mut st = inner.lock();
-        let mut short = false;
-        // SAFETY: `fd::recv` initialises the bytes it counts (recv(2) writes them).
-        let r = unsafe {
-            st.session.receive_with(|buf| match fd::recv(raw, buf)? {
-                Some(n) => {
-                    short = n < buf.len();
-                    Ok(n)
-                }
-                None => Err(io::ErrorKind::WouldBlock.into()),
-            })
-        };
-        match r {
-            Ok(0) => {}
-            Ok(_) => {
-                dispatch(&inner, &mut st);
-                if short {
-                    // A short read emptied the socket: wait for the next edge now
-                    // rather than after a read that would block (tokio's own streams
-                    // do the same; a newer readiness event is not cleared).
-                    st.session.release_idle_buffer();
-                    guard.clear_ready();
-                }
-                continue;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                st.session.release_idle_buffer();
-                guard.clear_ready();
-                continue;
-            }
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => st.session.eof(),
-            Err(e) => st.session.io_error(e.kind(), &e.to_string()),
-        }
-        dispatch(&inner, &mut st);
-        let _ = closed.send(true);
-        return;
     }
 }
 
