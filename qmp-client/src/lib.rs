@@ -4,7 +4,7 @@
 //! One sans-IO protocol core (private: greeting, negotiation,
 //! framing, ids, reply matching, event routing, resynchronisation, the agent's
 //! 0xFF handshake) and thin drivers: [`Qmp`] and [`Qga`] (threads, `poll` deadlines,
-//! SCM_RIGHTS) and `tokio::Qmp` / `tokio::Qga` (a background reader,
+//! SCM_RIGHTS) and `tokio::Qmp` / `tokio::Qga` (readers shared by a runtime's connections,
 //! many calls in flight, cancellation-safe). Integer ids on every request, a deadline
 //! on every call (per-command defaults: [`Timeouts`]). The wire format is compact
 //! (QEMU parses requests a byte at a time).

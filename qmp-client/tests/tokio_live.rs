@@ -1,7 +1,7 @@
 //! The tokio client against real QEMU (`-machine none`, started by the launcher):
 //! calls in flight at once, cancellation mid-flight, 10,000 calls with random
 //! cancellations and timeouts on one connection, subscribers under an event storm,
-//! and QEMU killed with commands in flight.
+//! QEMU killed with commands in flight, and connections on two runtimes at once.
 
 #![cfg(feature = "tokio")]
 
@@ -387,4 +387,34 @@ async fn an_earlier_deadline_moves_the_connection_timer() {
     // The late reply of the timed-out call was discarded: the connection is in step.
     let name = qmp.execute(Request::name("query-name")).await.unwrap();
     assert_eq!(name.get(), "{}");
+}
+
+/// Each runtime has readers of its own: a connection made on a second runtime is
+/// served while the first, holding a connection, is not running; after the first is
+/// dropped, a third runtime starts readers of its own.
+#[test]
+fn each_runtime_reads_its_own_connections() {
+    let (one, two) = (start(), start());
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let status = |qmp: Qmp| async move {
+        let call = qmp.execute(Request::name("query-status"));
+        let reply = tokio::time::timeout(Duration::from_secs(10), call).await;
+        let reply = reply.expect("served within 10 s").unwrap();
+        assert!(reply.get().contains("running"), "{}", reply.get());
+        qmp
+    };
+    let first = runtime();
+    let on_first = first.block_on(async { status(connect(&one).await).await });
+    let second = runtime();
+    second.block_on(async { status(connect(&two).await).await });
+    drop(second);
+    let on_first = first.block_on(status(on_first));
+    drop(on_first);
+    drop(first);
+    runtime().block_on(async { status(connect(&one).await).await });
 }
