@@ -72,14 +72,18 @@ impl Reader {
         sleep: &mut Option<(Instant, Pin<Box<tokio::time::Sleep>>)>,
     ) -> Poll<()> {
         let mut q = self.lock();
+        // Once the timer fired, its deadline counts as passed whatever the clock reads.
+        let mut fired: Option<Instant> = None;
         loop {
-            let now = Instant::now();
+            let now = fired.map_or_else(Instant::now, |f| Instant::now().max(f));
             while q.timers.peek().is_some_and(|t| t.0.at <= now) {
                 due.extend(q.timers.pop().map(|t| t.0));
             }
             let n = q.ready.len().min(BATCH);
             ready.extend(q.ready.drain(..n));
             if !ready.is_empty() || !due.is_empty() {
+                // Running now: it takes the queue again before it waits.
+                q.task = None;
                 return Poll::Ready(());
             }
             if !q.task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -106,6 +110,7 @@ impl Reader {
                 }
             }
             // The timer fired: take what fell due.
+            fired = Some(next);
         }
     }
 }
@@ -219,7 +224,9 @@ fn assign() -> Arc<Reader> {
                             dead: false,
                         }),
                     });
-                    handle.spawn(tokio::task::unconstrained(run(reader.clone())));
+                    // The obituary is the future's from the start: a task dropped before
+                    // its first poll still marks its reader dead.
+                    handle.spawn(tokio::task::unconstrained(run(Obituary(reader.clone()))));
                     reader
                 })
                 .collect();
@@ -247,8 +254,7 @@ impl Drop for Obituary {
 
 /// A reader's task: serves ready connections a batch at a time, and fails calls at
 /// their deadlines. Unconstrained by tokio's budget: `BATCH` is its own.
-async fn run(reader: Arc<Reader>) {
-    let reader = Obituary(reader);
+async fn run(reader: Obituary) {
     let mut ready = Vec::with_capacity(BATCH);
     let mut due = Vec::new();
     let mut sleep = None;
