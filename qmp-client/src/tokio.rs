@@ -91,6 +91,7 @@ struct Inner {
     timeouts: Mutex<Arc<Timeouts>>,
     unix: bool,
     capacity: usize,
+    /// The socket, registered with the runtime's I/O driver (the writer task clones it).
     afd: Arc<AsyncFd<OwnedFd>>,
     /// The connection as its reader (`tokio/readers.rs`) knows it.
     slot: Arc<Slot>,
